@@ -1,0 +1,1 @@
+"""Morning Post: a self-hosted newsletter delivery service."""

@@ -1,0 +1,197 @@
+"""Settings read from the environment (prefix MORNINGPOST_) and a `.env` file."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from email.headerregistry import Address
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+log = logging.getLogger("morningpost")
+
+DEFAULT_FROM = "The AI Morning Post <news@morningpost.example>"
+SMTP_SCHEMES = ("smtp", "smtps", "smtp+plain")
+
+
+class ConfigError(Exception):
+    """A configuration value is unusable; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Everything configurable; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MORNINGPOST_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = "sqlite:///./var/morningpost.db"
+    smtp_url: str | None = None
+    base_url: str = "http://127.0.0.1:8000"
+    secret_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    from_address: str = Field(default="", alias="MORNINGPOST_FROM")
+    var_dir: Path = Path("./var")
+
+    # Delivery tuning.
+    smtp_connections: int = Field(default=4, ge=1, le=64)
+    batch_size: int = Field(default=200, ge=1, le=10_000)
+    rate_per_second: float = Field(default=0.0, ge=0)  # 0 = as fast as the relay allows
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    lease_seconds: int = Field(default=300, ge=5)
+    retry_backoff_seconds: float = Field(default=60.0, ge=0)
+    max_attempts: int = Field(default=8, ge=1)
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    run_worker: bool = True  # `serve` runs a delivery worker in-process unless this is off
+
+    # Subscribers.
+    confirm_token_max_age_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    confirmation_interval_seconds: int = Field(default=3600, ge=0)
+
+    # Newsletter identity (masthead, List-Id).
+    newsletter_name: str = "The AI Morning Post"
+    newsletter_tagline: str = "Artificial Intelligence • Machine Learning • Future Tech"
+    list_id: str = ""
+
+    @field_validator("secret_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            keys = [k.strip() for k in value.split(",")]
+            if any(not k for k in keys):
+                raise ValueError("empty key in the comma-separated list")
+            return keys
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_db(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if not scheme or scheme.split("+")[0] not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(f"unsupported scheme {scheme!r}; use sqlite:/// or postgresql://")
+        if scheme in ("postgresql", "postgres"):
+            # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
+            value = "postgresql+psycopg" + value[len(scheme) :]
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in SMTP_SCHEMES:
+            raise ValueError(
+                f"unknown scheme {parts.scheme!r}; use one of {', '.join(SMTP_SCHEMES)}"
+            )
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError("the port is not a number from 1 to 65535") from exc
+        if not parts.hostname:
+            raise ValueError("no host name")
+        del port
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("from_address")
+    @classmethod
+    def _check_from(cls, value: str) -> str:
+        if not value:
+            return value
+        if "\r" in value or "\n" in value:
+            raise ValueError("line breaks are not allowed")
+        _name, addr = parseaddr(value)
+        if "@" not in addr or "." not in addr.rsplit("@", 1)[1]:
+            raise ValueError(f"not an address: {value!r}")
+        return value
+
+    # Derived values ------------------------------------------------------------------
+
+    @property
+    def sender(self) -> Address:
+        """Return the From header as an Address."""
+        name, addr = parseaddr(self.from_address or DEFAULT_FROM)
+        user, domain = addr.rsplit("@", 1)
+        return Address(display_name=name, username=user, domain=domain)
+
+    @property
+    def list_id_header(self) -> str:
+        """Return the List-Id value (RFC 2919)."""
+        if self.list_id:
+            return self.list_id
+        return f"{self.newsletter_name} <newsletter.{self.sender.domain}>"
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Return where the capture mailer saves messages."""
+        return self.var_dir / "outbox"
+
+
+def _field_env_name(loc: tuple[int | str, ...]) -> str:
+    field = str(loc[0]) if loc else "?"
+    if field.upper().startswith("MORNINGPOST_"):
+        return field.upper()
+    if field == "from_address":
+        return "MORNINGPOST_FROM"
+    return "MORNINGPOST_" + field.upper()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, failing with one line that names the bad variable."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{_field_env_name(err['loc'])}: {msg}") from None
+    return settings
+
+
+def ensure_secret_keys(settings: Settings) -> list[str]:
+    """Return the signing keys, generating and saving one on first run if none is set."""
+    if settings.secret_keys:
+        return settings.secret_keys
+    path = settings.var_dir / "secret_key"
+    if path.exists():
+        key = path.read_text().strip()
+        if key:
+            settings.secret_keys = [key]
+            return settings.secret_keys
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    log.warning(
+        "MORNINGPOST_SECRET_KEYS is not set: generated a signing key into %s; "
+        "set it explicitly in production",
+        path,
+    )
+    settings.secret_keys = [key]
+    return settings.secret_keys
+
+
+def announce_defaults(settings: Settings) -> None:
+    """Log one line for each embedded default in use, so nothing is silently a toy."""
+    if settings.database_url.startswith("sqlite"):
+        log.info(
+            "database: embedded SQLite at %s (set MORNINGPOST_DATABASE_URL)", settings.database_url
+        )
+    if settings.smtp_url is None:
+        log.info(
+            "smtp: MORNINGPOST_SMTP_URL unset; the capture mailer saves each message under %s",
+            settings.outbox_dir,
+        )
+    if not settings.from_address:
+        log.warning("MORNINGPOST_FROM unset: sending as the fake %s", DEFAULT_FROM)

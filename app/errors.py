@@ -1,0 +1,56 @@
+"""Domain errors; each carries the HTTP status one handler in app.main maps it to."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base for errors a service raises on purpose; `status` is the HTTP answer."""
+
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(DomainError):
+    """The request is well-formed but a value is unacceptable."""
+
+    status = 422
+    code = "invalid"
+
+
+class NotFound(DomainError):
+    """No such thing."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    """The thing exists but is in a state that forbids this."""
+
+    status = 409
+    code = "conflict"
+
+
+class BadToken(DomainError):
+    """A signed link was tampered with, expired or made with an unknown key."""
+
+    status = 400
+    code = "bad_token"
+
+
+class Unauthorized(DomainError):
+    """No valid editor token."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class TemplateError(DomainError):
+    """An issue or template cannot be rendered."""
+
+    status = 422
+    code = "template_error"

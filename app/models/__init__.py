@@ -1,0 +1,29 @@
+"""SQLAlchemy models; importing this package registers every table on Base.metadata."""
+
+from app.models.base import Base, utcnow
+from app.models.delivery import (
+    OPEN_STATUSES,
+    Delivery,
+    DeliveryStatus,
+    OutboxKind,
+    OutboxMessage,
+)
+from app.models.editor import EditorToken
+from app.models.issue import Issue, IssueStatus
+from app.models.subscriber import Subscriber, SubscriberStatus, Suppression
+
+__all__ = [
+    "OPEN_STATUSES",
+    "Base",
+    "Delivery",
+    "DeliveryStatus",
+    "EditorToken",
+    "Issue",
+    "IssueStatus",
+    "OutboxKind",
+    "OutboxMessage",
+    "Subscriber",
+    "SubscriberStatus",
+    "Suppression",
+    "utcnow",
+]

@@ -1,0 +1,139 @@
+"""Fixtures: a migrated database per test (SQLite, or PostgreSQL when
+MORNINGPOST_TEST_DATABASE_URL is set), a real SMTP server, the app and an editor token."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.engine import Engine
+
+from app.config import Settings
+from app.context import Context, build_context
+from app.db import make_engine, session_scope
+from app.editors import create_editor_token
+from app.main import create_app
+from app.migrate import upgrade_head
+from app.models import Base
+from tests.smtp_server import SMTPTestServer
+
+PG_URL = os.environ.get("MORNINGPOST_TEST_DATABASE_URL", "").strip()
+
+
+def _psycopg(url: str) -> str:
+    u = make_url(url)
+    return u.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def _database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Migrate once per run: a SQLite file to copy, or a fresh PostgreSQL database to truncate."""
+    if PG_URL:
+        admin_url = _psycopg(PG_URL)
+        name = f"mp_test_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        engine = make_engine(url)
+        upgrade_head(engine)
+        engine.dispose()
+        yield url
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    else:
+        path = tmp_path_factory.mktemp("db") / "template.db"
+        engine = make_engine(f"sqlite:///{path}")
+        upgrade_head(engine)
+        engine.dispose()  # closing the last connection checkpoints the WAL into the file
+        yield str(path)
+
+
+@pytest.fixture
+def db_url(_database_template: str, tmp_path: Path) -> str:
+    """Return the URL of an empty, migrated database for this test."""
+    if PG_URL:
+        engine = create_engine(_database_template)
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+        return _database_template
+    path = tmp_path / "test.db"
+    shutil.copyfile(_database_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def is_pg() -> bool:
+    """Tell whether this run is on PostgreSQL."""
+    return bool(PG_URL)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPTestServer]:
+    """Start a real SMTP server on a free loopback port."""
+    server = SMTPTestServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(db_url: str, smtp_server: SMTPTestServer, tmp_path: Path) -> Settings:
+    """Return settings pointing at this test's database and SMTP server."""
+    return Settings(
+        database_url=db_url,
+        smtp_url=smtp_server.url,
+        base_url="http://testserver",
+        secret_keys=["an-old-key", "the-current-key"],
+        from_address="The AI Morning Post <news@morningpost.test>",
+        var_dir=tmp_path / "var",
+        retry_backoff_seconds=0,
+        poll_interval_seconds=0.05,
+        smtp_timeout_seconds=5,
+        smtp_connections=2,
+        batch_size=50,
+        run_worker=False,
+    )
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    """Return an engine on this test's database."""
+    eng = make_engine(settings.database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def ctx(settings: Settings, engine: Engine) -> Context:
+    """Return the process context the app and the worker share."""
+    return build_context(settings, engine=engine)
+
+
+@pytest.fixture
+def client(ctx: Context) -> Iterator[TestClient]:
+    """Return a test client on the app (no worker inside; tests drive it explicitly)."""
+    app = create_app(ctx.settings, context=ctx)
+    with TestClient(app, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def editor_token(ctx: Context) -> str:
+    """Create an editor token and return it."""
+    with session_scope(ctx.sessions) as session:
+        return create_editor_token(session, "tests")
+
+
+@pytest.fixture
+def editor(editor_token: str) -> dict[str, str]:
+    """Return the Authorization header of an editor."""
+    return {"Authorization": f"Bearer {editor_token}"}

@@ -1,0 +1,124 @@
+"""A real SMTP server for tests: aiosmtpd on a free loopback port; can refuse, hang up, stall."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import socket
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+HANGUP = "hangup"  # close the connection after the message arrived, before answering
+STALL = "stall"  # never answer the end of DATA (the client times out)
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message the server accepted."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+
+    def message(self) -> EmailMessage:
+        """Parse the raw bytes."""
+        msg = email.message_from_bytes(self.data, policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        return msg
+
+
+class ScriptedHandler:
+    """Accept everything unless a script for the recipient says otherwise.
+
+    `script[address]` is a queue of answers used one per DATA for that address: an SMTP reply
+    like "451 4.3.0 Try again later", or HANGUP / STALL. When it is empty the answer is 250.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.script: dict[str, deque[str]] = defaultdict(deque)
+        self.default_answer: str | None = None  # used for every address when no script
+        self.attempts: dict[str, int] = defaultdict(int)
+        self.stall_seconds = 60.0
+        self._lock = threading.Lock()
+
+    def plan(self, address: str, *answers: str) -> None:
+        """Queue answers for the next DATA transactions to `address`."""
+        with self._lock:
+            self.script[address.lower()].extend(answers)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        rcpt = envelope.rcpt_tos[0].lower() if envelope.rcpt_tos else ""
+        with self._lock:
+            self.attempts[rcpt] += 1
+            queue = self.script.get(rcpt)
+            answer = queue.popleft() if queue else self.default_answer
+        if answer == HANGUP:
+            session.transport.close() if getattr(session, "transport", None) else None
+            server.transport.close()
+            return "421 4.4.2 closing"  # never reaches the client: the socket is closed
+        if answer == STALL:
+            await asyncio.sleep(self.stall_seconds)
+            return "451 4.4.2 too late"
+        if answer is not None and not answer.startswith("250"):
+            return answer
+        with self._lock:
+            self.received.append(
+                Received(envelope.mail_from, tuple(envelope.rcpt_tos), bytes(envelope.content))
+            )
+        return "250 2.0.0 OK queued"
+
+    def to(self, address: str) -> list[Received]:
+        """Return the messages accepted for `address`."""
+        with self._lock:
+            return [r for r in self.received if address.lower() in (a.lower() for a in r.rcpt_tos)]
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        """Wait until at least `count` messages arrived and return them all."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.received) >= count:
+                    return list(self.received)
+            time.sleep(0.02)
+        with self._lock:
+            raise AssertionError(f"expected {count} messages, got {len(self.received)}")
+
+
+def free_port() -> int:
+    """Return a free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SMTPTestServer:
+    """aiosmtpd in its own thread, with the scripted handler."""
+
+    def __init__(self) -> None:
+        self.handler = ScriptedHandler()
+        self.port = free_port()
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port, ready_timeout=10
+        )
+
+    @property
+    def url(self) -> str:
+        """Return the MORNINGPOST_SMTP_URL pointing here."""
+        return f"smtp+plain://127.0.0.1:{self.port}"
+
+    def start(self) -> SMTPTestServer:
+        """Start serving."""
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self.controller.stop()

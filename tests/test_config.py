@@ -1,0 +1,56 @@
+"""Configuration: defaults work bare, bad values stop start-up with one line naming the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.config import ConfigError, Settings, ensure_secret_keys, load_settings
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MORNINGPOST_SMTP_URL", "ftp://relay.example.org"),
+        ("MORNINGPOST_SMTP_URL", "smtp://relay.example.org:99999"),
+        ("MORNINGPOST_DATABASE_URL", "mysql://db/x"),
+        ("MORNINGPOST_SECRET_KEYS", "one,,two"),
+        ("MORNINGPOST_BASE_URL", "not a url"),
+        ("MORNINGPOST_FROM", "no address here"),
+        ("MORNINGPOST_BATCH_SIZE", "lots"),
+    ],
+)
+def test_bad_value_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    message = str(err.value)
+    assert message.startswith(name + ":")
+    assert "\n" not in message
+
+
+def test_defaults_need_no_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert settings.database_url == "sqlite:///./var/morningpost.db"
+    assert settings.smtp_url is None  # the capture mailer
+    assert settings.base_url == "http://127.0.0.1:8000"
+    assert settings.sender.domain.endswith(".example")
+
+
+def test_secret_key_generated_once_and_reused(tmp_path: Path) -> None:
+    first = ensure_secret_keys(Settings(var_dir=tmp_path))
+    second = ensure_secret_keys(Settings(var_dir=tmp_path))
+    assert first == second and len(first[0]) > 40
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_keys_newest_last_and_postgres_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MORNINGPOST_SECRET_KEYS", "old, new")
+    monkeypatch.setenv("MORNINGPOST_DATABASE_URL", "postgresql://u@127.0.0.1/db")
+    settings = load_settings()
+    assert settings.secret_keys == ["old", "new"]
+    assert settings.database_url.startswith("postgresql+psycopg://")
