@@ -1,0 +1,198 @@
+"""Compile an issue once: blocks → MJML (Jinja) → HTML → inlined CSS, plus the text part."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+from markdown_it import MarkdownIt
+from mjml import mjml2html
+
+from app import paths
+from app.config import Settings
+from app.errors import TemplateError
+from app.rendering import html as htmlpost
+from app.rendering import placeholders
+from app.rendering.markdown import markdown_parser, to_html, wrap
+from app.rendering.qr import qr_png
+from app.rendering.text import heading, issue_text
+
+QR_CID = "subscribe-qr@morningpost"
+QR_FILENAME = "subscribe-qr.png"
+
+# Which fields of which block types are Markdown; each gets a sanitised `<field>_html` twin.
+_MARKDOWN_FIELDS = {"lead", "article", "subscribe", "markdown"}
+
+# Marks the mj-style whose rules premailer should inline; every other <style> is left alone.
+_STYLE_TAG = re.compile(r"<style([^>]*)>(\s*)(/\* inline \*/)?", re.IGNORECASE)
+# mj-preview hard-codes pure white for the hidden preheader; a soft colour is just as hidden.
+_PREVIEW_WHITE = "color:#ffffff;line-height:1px"
+
+
+@dataclass(frozen=True)
+class InlineImage:
+    """An image sent inside the message, referenced from the HTML as cid:<cid>."""
+
+    cid: str
+    filename: str
+    content: bytes  # image/png
+
+
+@dataclass(frozen=True)
+class CompiledEmail:
+    """One message rendered for every recipient, with per-subscriber placeholders."""
+
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    images: tuple[InlineImage, ...]
+
+
+class Renderer:
+    """Render issues and the confirmation email; build one per process, reuse freely."""
+
+    def __init__(self, settings: Settings, templates_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(templates_dir or paths.email_templates_dir()),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+        )
+        self.md: MarkdownIt = markdown_parser()
+        base = settings.base_url
+        self.subscribe_url = f"{base}/subscribe"
+        self._qr = qr_png(self.subscribe_url)
+
+    # Public API ------------------------------------------------------------------------
+
+    def qr_png(self) -> bytes:
+        """Return the PNG QR code of the subscribe page."""
+        return self._qr
+
+    def compile_issue(
+        self, *, subject: str, preheader: str, slug: str, blocks: list[dict[str, Any]]
+    ) -> CompiledEmail:
+        """Render an issue for email, with unsubscribe/preferences placeholders in its URLs."""
+        base = self.settings.base_url
+        ctx = self._context(subject, preheader, slug, blocks, web=False)
+        ctx.update(
+            unsubscribe_url=f"{base}/unsubscribe/{placeholders.UNSUBSCRIBE_TOKEN}",
+            preferences_url=f"{base}/preferences/{placeholders.PREFERENCES_TOKEN}",
+            qr_src=f"cid:{QR_CID}",
+        )
+        html = self._html("issue.mjml", ctx)
+        text = issue_text(ctx["blocks"], ctx)
+        image = InlineImage(cid=QR_CID, filename=QR_FILENAME, content=self._qr)
+        uses_qr = f"cid:{QR_CID}" in html
+        return CompiledEmail(subject, preheader, html, text, (image,) if uses_qr else ())
+
+    def web_version(
+        self, *, subject: str, preheader: str, slug: str, blocks: list[dict[str, Any]]
+    ) -> str:
+        """Render the archive page of an issue: no tokens, a subscribe link instead."""
+        ctx = self._context(subject, preheader, slug, blocks, web=True)
+        ctx["qr_src"] = f"{self.subscribe_url}/qr.png"
+        og = [
+            ("property", "og:type", "article"),
+            ("property", "og:site_name", self.settings.newsletter_name),
+            ("property", "og:title", subject),
+            ("property", "og:description", preheader),
+            ("property", "og:url", ctx["web_url"]),
+            ("name", "description", preheader),
+        ]
+        extra = htmlpost.meta_tags(og) + f'<link rel="canonical" href="{escape(ctx["web_url"])}">'
+        return self._html("issue.mjml", ctx, head=extra)
+
+    def confirmation_email(self, *, confirm_url: str) -> CompiledEmail:
+        """Render the double opt-in email with one button to confirm_url."""
+        name = self.settings.newsletter_name
+        subject = f"Confirm your subscription to {name}"
+        preheader = f"One click and {name} arrives every morning."
+        ctx = {
+            "subject": subject,
+            "preheader": preheader,
+            "name": name,
+            "tagline": self.settings.newsletter_tagline,
+            "confirm_url": confirm_url,
+        }
+        html = self._html("confirm.mjml", ctx)
+        text = "\n\n".join(
+            [
+                heading(subject, "="),
+                "Hello,",
+                wrap(
+                    f"Someone, hopefully you, asked to receive {name} at this address. "
+                    "Please confirm your subscription by opening this link:"
+                ),
+                confirm_url,
+                wrap(
+                    "If you did not ask for this, ignore this email: you will not be "
+                    "subscribed and will hear nothing more from us."
+                ),
+                f"-- \n{name}",
+            ]
+        )
+        return CompiledEmail(subject, preheader, html, text + "\n", ())
+
+    # Steps -----------------------------------------------------------------------------
+
+    def _context(
+        self, subject: str, preheader: str, slug: str, blocks: list[dict[str, Any]], *, web: bool
+    ) -> dict[str, Any]:
+        base = self.settings.base_url
+        return {
+            "subject": subject,
+            "preheader": preheader,
+            "name": self.settings.newsletter_name,
+            "tagline": self.settings.newsletter_tagline,
+            "blocks": [self._prepare(b) for b in blocks],
+            "web": web,
+            "web_url": f"{base}/archive/{slug}",
+            "subscribe_url": self.subscribe_url,
+            "subscribe_host": urlsplit(base).netloc,
+        }
+
+    def _prepare(self, block: dict[str, Any]) -> dict[str, Any]:
+        """Add sanitised HTML twins of the Markdown fields (the block itself is not changed)."""
+        out = dict(block)
+        if out.get("type") in _MARKDOWN_FIELDS and isinstance(out.get("body"), str):
+            out["body_html"] = to_html(self.md, out["body"])
+        if out.get("type") == "opinion":
+            out["items"] = [{**i, "body_html": to_html(self.md, i["body"])} for i in out["items"]]
+        return out
+
+    def _html(self, template: str, ctx: dict[str, Any], head: str = "") -> str:
+        try:
+            source = self.env.get_template(template).render(ctx)
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(f"email template not found: {exc.name}") from None
+        except jinja2.TemplateSyntaxError as exc:
+            where = f"{exc.name or template}, line {exc.lineno}"
+            raise TemplateError(f"email template error in {where}: {exc.message}") from None
+        except (jinja2.UndefinedError, jinja2.TemplateError, TypeError, KeyError) as exc:
+            raise TemplateError(f"email template {template} failed: {exc}") from None
+        try:
+            html = mjml2html(source, disable_comments=True)
+        except Exception as exc:  # mrml raises ValueError, but any failure is the template's
+            raise TemplateError(f"MJML error in {template}: {exc}") from None
+        html = html.replace(_PREVIEW_WHITE, "color:#eeeae2;line-height:1px")
+        if head:
+            html = htmlpost.add_to_head(html, head)
+        html = _STYLE_TAG.sub(_mark_style, html)
+        return htmlpost.wrap_lines(htmlpost.inline_css(html))
+
+
+def _mark_style(match: re.Match[str]) -> str:
+    # Premailer inlines only the marked stylesheet; mrml's reset and our media queries
+    # would otherwise be copied onto every table cell and bloat the message.
+    attrs, space, mark = match.groups()
+    if mark:
+        return f"<style{attrs}>{space}"
+    return f'<style{attrs} data-premailer="ignore">{space}'
