@@ -1,0 +1,69 @@
+"""The morning cron entry: start due issues, and optionally deliver them in-process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import select
+
+from app.context import Context
+from app.db import session_scope
+from app.delivery import ledger
+from app.delivery.engine import Worker
+from app.delivery.mailer import Mailer
+from app.issues.scheduling import start_due_issues
+from app.models import Issue, IssueStatus, utcnow
+
+Progress = Callable[[dict[int, dict[str, int]]], None]
+
+
+def dispatch(ctx: Context, now: datetime | None = None) -> list[int]:
+    """Start every scheduled issue whose time has come, in one transaction; return their ids.
+
+    Safe twice or concurrently: each start is a compare-and-set on the issue's status.
+    """
+    with session_scope(ctx.sessions) as session:
+        return start_due_issues(session, now or utcnow())
+
+
+def _snapshot(
+    ctx: Context, issue_ids: list[int] | None
+) -> tuple[list[int], dict[int, dict[str, int]]]:
+    """Return (ids still sending, stats of every watched issue)."""
+    with session_scope(ctx.sessions) as session:
+        if issue_ids is None:
+            issue_ids = list(
+                session.scalars(select(Issue.id).where(Issue.status == IssueStatus.sending))
+            )
+        rows = session.execute(select(Issue.id, Issue.status).where(Issue.id.in_(issue_ids)))
+        # Not dict(rows): a Result has .keys(), so dict() would treat it as a mapping.
+        statuses = {issue_id: status for issue_id, status in rows}
+        stats = {i: ledger.issue_stats(session, i) for i in issue_ids}
+    return [i for i in issue_ids if statuses.get(i) == IssueStatus.sending], stats
+
+
+async def deliver_until_done(
+    ctx: Context,
+    mailer: Mailer,
+    issue_ids: list[int] | None,
+    on_progress: Progress | None = None,
+) -> None:
+    """Run a worker until the issues (default: every issue sending now) leave `sending`."""
+    worker = Worker(ctx, mailer)
+    if issue_ids is None:
+        issue_ids, _ = await asyncio.to_thread(_snapshot, ctx, None)
+    try:
+        while True:
+            busy = await worker.run_once()
+            sending, stats = await asyncio.to_thread(_snapshot, ctx, issue_ids)
+            if on_progress is not None:
+                on_progress(stats)
+            if not sending:
+                return
+            if not busy:
+                # Waiting on retries not yet due, or on rows another worker holds.
+                await asyncio.sleep(ctx.settings.poll_interval_seconds)
+    finally:
+        await mailer.aclose()

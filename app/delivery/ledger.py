@@ -1,0 +1,392 @@
+"""The delivery ledger: freeze recipients, claim batches, record results (fenced by lease).
+
+Services here take a Session and only flush; the caller owns the transaction. Every
+statement is set-based: one INSERT…SELECT to freeze, one UPDATE…RETURNING to claim, one
+executemany per outcome group to record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from typing import cast as typed
+
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.delivery.outcome import Outcome, RetryPolicy
+from app.models import (
+    OPEN_STATUSES,
+    Delivery,
+    DeliveryStatus,
+    Issue,
+    IssueStatus,
+    OutboxMessage,
+    Subscriber,
+    SubscriberStatus,
+    Suppression,
+    utcnow,
+)
+
+REPLY_MAX = 500
+
+D = typed(Table, Delivery.__table__)
+O = typed(Table, OutboxMessage.__table__)  # noqa: E741 - mirrors D
+STATS_KEYS = ("pending", "sending", "sent", "retry", "failed", "unknown", "cancelled")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One delivery handed to this worker: everything needed to send it, no ORM object."""
+
+    delivery_id: int
+    issue_id: int
+    subscriber_id: int
+    email: str
+    attempts: int
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to one claimed row (a delivery or an outbox message)."""
+
+    row_id: int
+    attempts: int
+    outcome: Outcome
+    reply: str
+    suppress: bool = False
+
+
+def _insert(session: Session, table: Table) -> Any:
+    """Return a dialect INSERT that supports ON CONFLICT DO NOTHING."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _suppressed(email_hash: Any) -> ColumnElement[bool]:
+    return exists().where(Suppression.email_hash == email_hash)
+
+
+def freeze_recipients(session: Session, issue_id: int) -> int:
+    """Queue a pending delivery for every active, unsuppressed, unpaused subscriber; count them."""
+    now = utcnow()
+    ts = D.c.created_at.type
+    source = select(
+        literal(issue_id),
+        Subscriber.id,
+        literal(DeliveryStatus.pending.value),
+        literal(0),
+        literal(now, ts),
+        literal(now, ts),
+    ).where(
+        Subscriber.status == SubscriberStatus.active,
+        or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now),
+        ~_suppressed(Subscriber.email_hash),
+        ~exists().where(Delivery.issue_id == issue_id, Delivery.subscriber_id == Subscriber.id),
+    )
+    cols = ["issue_id", "subscriber_id", "status", "attempts", "created_at", "updated_at"]
+    stmt = _insert(session, D).from_select(cols, source).on_conflict_do_nothing()
+    # RETURNING, because psycopg reports rowcount -1 for INSERT…SELECT through SQLAlchemy.
+    return len(session.execute(stmt.returning(D.c.id)).all())
+
+
+def claim_batch(
+    session: Session,
+    owner: str,
+    limit: int,
+    now: datetime,
+    lease_seconds: int,
+    *,
+    domain: str = "morningpost.invalid",
+) -> list[Claim]:
+    """Lease up to `limit` due deliveries of sending issues; cancel those no longer wanted.
+
+    Each claimed row gets its Message-ID (<mp.ISSUE.DELIVERY@domain>) before any SMTP traffic,
+    so a row that ends up `unknown` can still be traced in the relay's logs.
+    """
+    due = or_(
+        Delivery.status == DeliveryStatus.pending,
+        and_(Delivery.status == DeliveryStatus.retry, Delivery.next_attempt_at <= now),
+    )
+    pick = (
+        select(Delivery.id)
+        .join(Issue, Issue.id == Delivery.issue_id)
+        .where(Issue.status == IssueStatus.sending, due)
+        .order_by(Delivery.id)
+        .limit(limit)
+    )
+    if is_postgres(session):
+        # Concurrent workers skip each other's rows instead of queueing behind them.
+        pick = pick.with_for_update(skip_locked=True, of=D)
+    # A CTE, not a plain IN (subquery): PostgreSQL may re-run a locking subquery per row, each
+    # run skipping the rows the last one locked, and so claim far more than `limit`. A CTE
+    # with FOR UPDATE is never inlined, so it runs exactly once.
+    picked = pick.cte("picked")
+    msgid = (
+        literal("<mp.")
+        + cast(D.c.issue_id, String)
+        + literal(".")
+        + cast(D.c.id, String)
+        + literal(f"@{domain}>")
+    )
+    rows = session.execute(
+        update(D)
+        .where(D.c.id.in_(select(picked.c.id)), due)
+        .values(
+            status=DeliveryStatus.sending,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            attempts=D.c.attempts + 1,
+            message_id=msgid,
+            updated_at=now,
+        )
+        .returning(D.c.id, D.c.issue_id, D.c.subscriber_id, D.c.attempts, D.c.message_id)
+    ).all()
+    if not rows:
+        return []
+    sub_ids = [r.subscriber_id for r in rows if r.subscriber_id is not None]
+    subs = {
+        s.id: s
+        for s in session.execute(
+            select(
+                Subscriber.id,
+                Subscriber.email,
+                Subscriber.status,
+                _suppressed(Subscriber.email_hash).label("suppressed"),
+            ).where(Subscriber.id.in_(sub_ids))
+        )
+    }
+    claims: list[Claim] = []
+    cancelled: dict[str, list[int]] = {}
+    for r in sorted(rows, key=lambda r: r.id):
+        sub = subs.get(r.subscriber_id) if r.subscriber_id is not None else None
+        if sub is None:
+            why = "cancelled at claim: subscriber deleted"
+        elif sub.status != SubscriberStatus.active:
+            why = f"cancelled at claim: subscriber {sub.status}"
+        elif sub.suppressed:
+            why = "cancelled at claim: address suppressed"
+        else:
+            claims.append(Claim(r.id, r.issue_id, sub.id, sub.email, r.attempts, r.message_id))
+            continue
+        cancelled.setdefault(why, []).append(r.id)
+    for why, ids in cancelled.items():
+        session.execute(
+            update(D)
+            .where(D.c.id.in_(ids), D.c.lease_owner == owner)
+            .values(
+                status=DeliveryStatus.cancelled,
+                last_reply=why,
+                lease_expires_at=None,
+                attempts=D.c.attempts - 1,  # nothing was attempted
+                updated_at=now,
+            )
+        )
+    return claims
+
+
+def record_rows(
+    session: Session,
+    table: Table,
+    owner: str,
+    results: Sequence[Result],
+    now: datetime,
+    policy: RetryPolicy,
+) -> list[int]:
+    """Write results with one executemany per outcome; return ids of applied hard bounces."""
+    is_delivery = table is D
+    extra = {"updated_at": now} if is_delivery else {}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        reply = r.reply[:REPLY_MAX]
+        row: dict[str, Any] = {"b_id": r.row_id, "b_reply": reply, "b_next": None}
+        status: str
+        if r.outcome == Outcome.retry and r.attempts >= policy.max_attempts:
+            status = DeliveryStatus.failed
+            row["b_reply"] = f"gave up after {r.attempts} attempts: {reply}"[:REPLY_MAX]
+        elif r.outcome == Outcome.retry:
+            status = DeliveryStatus.retry
+            row["b_next"] = policy.next_attempt(now, r.attempts)
+        else:
+            status = DeliveryStatus(r.outcome.value)
+        groups.setdefault(status, []).append(row)
+    for status, rows in groups.items():
+        values: dict[str, Any] = {
+            "status": status,
+            "last_reply": bindparam("b_reply"),
+            "next_attempt_at": bindparam("b_next", type_=table.c.next_attempt_at.type),
+            "lease_expires_at": None,
+            **extra,
+        }
+        if status == DeliveryStatus.sent:
+            values["sent_at"] = now
+        # The fence: a row whose lease expired and moved on is no longer ours to write.
+        stmt = (
+            update(table)
+            .where(
+                table.c.id == bindparam("b_id"),
+                table.c.status == DeliveryStatus.sending,
+                table.c.lease_owner == owner,
+            )
+            .values(values)
+        )
+        session.connection().execute(stmt, rows)
+    bounced = [r.row_id for r in results if r.suppress and r.outcome == Outcome.failed]
+    if not bounced or not is_delivery:
+        return []
+    # Only the bounces whose fenced write applied (lease_owner stays as the record of who sent).
+    return list(
+        session.scalars(
+            select(Delivery.subscriber_id).where(
+                Delivery.id.in_(bounced),
+                Delivery.status == DeliveryStatus.failed,
+                Delivery.lease_owner == owner,
+                Delivery.subscriber_id.is_not(None),
+            )
+        )
+    )
+
+
+def record_results(
+    session: Session,
+    owner: str,
+    results: Sequence[Result],
+    now: datetime,
+    *,
+    policy: RetryPolicy | None = None,
+) -> None:
+    """Record delivery results still leased by `owner`; hard bounces suppress the address."""
+    if not results:
+        return
+    subscriber_ids = record_rows(session, D, owner, results, now, policy or RetryPolicy())
+    if subscriber_ids:
+        suppress(session, subscriber_ids, now, detail="5.1.x reply to a delivery")
+
+
+def suppress(session: Session, subscriber_ids: Iterable[int], now: datetime, detail: str) -> None:
+    """Add hard-bounce suppressions for these subscribers and mark them bounced."""
+    ids = list(subscriber_ids)
+    source = select(
+        Subscriber.email_hash,
+        literal("hard_bounce"),
+        literal("smtp"),
+        literal(detail),
+        literal(now, Suppression.__table__.c.created_at.type),
+    ).where(Subscriber.id.in_(ids), ~_suppressed(Subscriber.email_hash))
+    cols = ["email_hash", "reason", "source", "detail", "created_at"]
+    table = typed(Table, Suppression.__table__)
+    session.execute(_insert(session, table).from_select(cols, source).on_conflict_do_nothing())
+    session.execute(
+        update(Subscriber)
+        .where(Subscriber.id.in_(ids), Subscriber.status == SubscriberStatus.active)
+        .values(status=SubscriberStatus.bounced, status_changed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def expire_leases(session: Session, now: datetime) -> int:
+    """Mark rows stuck in `sending` past their lease as unknown (their DATA may have landed)."""
+    total = 0
+    for table in (D, O):
+        extra = {"updated_at": now} if table is D else {}
+        result = session.execute(
+            update(table)
+            .where(table.c.status == DeliveryStatus.sending, table.c.lease_expires_at < now)
+            .values(
+                status=DeliveryStatus.unknown,
+                last_reply="lease expired while sending: the relay may have accepted it",
+                lease_expires_at=None,
+                **extra,
+            )
+        )
+        total += int(result.rowcount)  # type: ignore[attr-defined]
+    return total
+
+
+def release(session: Session, owner: str, delivery_ids: Iterable[int]) -> None:
+    """Give back claimed deliveries never handed to SMTP (graceful shutdown)."""
+    release_rows(session, D, owner, list(delivery_ids))
+
+
+def release_rows(session: Session, table: Table, owner: str, ids: list[int]) -> None:
+    if not ids:
+        return
+    session.execute(
+        update(table)
+        .where(
+            table.c.id.in_(ids),
+            table.c.status == DeliveryStatus.sending,
+            table.c.lease_owner == owner,
+        )
+        .values(
+            # A first attempt goes back to pending; a retry keeps its (already due) time.
+            status=case(
+                (table.c.attempts > 1, DeliveryStatus.retry.value),
+                else_=DeliveryStatus.pending.value,
+            ),
+            attempts=table.c.attempts - 1,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+    )
+
+
+def cancel_open(session: Session, issue_id: int) -> int:
+    """Cancel the issue's deliveries not yet handed out; return how many."""
+    result = session.execute(
+        update(D)
+        .where(
+            D.c.issue_id == issue_id,
+            D.c.status.in_([DeliveryStatus.pending, DeliveryStatus.retry]),
+        )
+        .values(status=DeliveryStatus.cancelled, last_reply="issue cancelled", updated_at=utcnow())
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def issue_stats(session: Session, issue_id: int) -> dict[str, int]:
+    """Count an issue's deliveries by status, plus the total as `recipients`."""
+    counts = dict.fromkeys(STATS_KEYS, 0)
+    for status, n in session.execute(
+        select(Delivery.status, func.count())
+        .where(Delivery.issue_id == issue_id)
+        .group_by(Delivery.status)
+    ):
+        counts[status] = counts.get(status, 0) + int(n)
+    return {"recipients": sum(counts.values()), **counts}
+
+
+def finish_issues(session: Session, now: datetime) -> list[int]:
+    """Mark sending issues without open deliveries as sent; return their ids."""
+    open_rows = exists().where(Delivery.issue_id == Issue.id, Delivery.status.in_(OPEN_STATUSES))
+    return list(
+        session.scalars(
+            update(Issue)
+            .where(Issue.status == IssueStatus.sending, ~open_rows)
+            .values(status=IssueStatus.sent, finished_at=now)
+            .returning(Issue.id)
+            .execution_options(synchronize_session=False)
+        )
+    )

@@ -1,0 +1,186 @@
+"""Wire bytes of a message: built once per issue, filled per recipient with a few joins.
+
+The whole MIME message is encoded once with the per-subscriber tokens as placeholders
+(app.rendering.placeholders). Placeholders are letters only and exactly as long as the tokens,
+so quoted-printable leaves their characters literal; it may only insert soft line breaks
+("=\\r\\n") inside one. `build` records where every placeholder character landed and splits the
+template into literal chunks and token slices, so `fill` is a single b"".join.
+"""
+
+from __future__ import annotations
+
+import binascii
+import email.policy
+import secrets
+from base64 import encodebytes
+from bisect import bisect_right
+from dataclasses import dataclass
+
+from app.config import Settings
+from app.rendering.compile import CompiledEmail
+from app.rendering.placeholders import LIST_TOKEN_LENGTH, PREFERENCES_TOKEN, UNSUBSCRIBE_TOKEN
+
+CRLF = b"\r\n"
+SOFT_BREAK = b"=\r\n"
+# Slot kinds: which token a slice comes from.
+_UNSUB, _PREFS = 0, 1
+_PLACEHOLDERS = ((_UNSUB, UNSUBSCRIBE_TOKEN.encode()), (_PREFS, PREFERENCES_TOKEN.encode()))
+
+# A piece of the template: literal bytes, or (token kind, start, end) of a token.
+Piece = bytes | tuple[int, int, int]
+
+
+def unsubscribe_mailto(settings: Settings) -> str:
+    """Return the mailto address of List-Unsubscribe: the sender's local part + "+unsubscribe".
+
+    Mail to it must be routed by the operator (a plus-address alias of the From mailbox); the
+    subject carries the unsubscribe token so whoever reads that mailbox can act on it.
+    """
+    sender = settings.sender
+    return f"{sender.username}+unsubscribe@{sender.domain}"
+
+
+def message_id(issue_id: int, delivery_id: int, domain: str) -> str:
+    """Return the deterministic Message-ID of one delivery."""
+    return f"<mp.{issue_id}.{delivery_id}@{domain}>"
+
+
+def _qp(text: str) -> bytes:
+    """Quoted-printable encode a text part with CRLF line endings (C speed, once per issue)."""
+    normalized = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    return binascii.b2a_qp(normalized, istext=True).replace(b"\n", CRLF)
+
+
+def _fold(name: str, value: str) -> bytes:
+    # The SMTP policy folds at 78 columns and RFC 2047-encodes non-ASCII exactly once.
+    policy = email.policy.SMTP
+    return policy.header_factory(name, value).fold(policy=policy).encode("ascii")
+
+
+def _headers(compiled: CompiledEmail, settings: Settings, list_headers: bool) -> list[bytes]:
+    lines = [
+        _fold("From", str(settings.sender)),
+        _fold("Subject", compiled.subject),
+        b"MIME-Version: 1.0\r\n",
+    ]
+    if list_headers:
+        url = f"{settings.base_url}/unsubscribe/{UNSUBSCRIBE_TOKEN}"
+        mailto = f"mailto:{unsubscribe_mailto(settings)}?subject=unsubscribe%20{UNSUBSCRIBE_TOKEN}"
+        lines += [
+            _fold("List-Id", settings.list_id_header),
+            # Written by hand: a folder might split the placeholder across lines.
+            f"List-Unsubscribe: <{url}>,\r\n <{mailto}>\r\n".encode("ascii"),
+            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+        ]
+    return lines
+
+
+def _body(compiled: CompiledEmail) -> tuple[bytes, bytes]:
+    """Return (Content-Type header, body) of the multipart/alternative tree."""
+    # "=_" never occurs in quoted-printable or base64 output, so it cannot clash with content.
+    alt = f"=_mp_alt_{secrets.token_hex(12)}".encode()
+    rel = f"=_mp_rel_{secrets.token_hex(12)}".encode()
+    qp_header = b'; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
+    html_part = b"Content-Type: text/html" + qp_header + _qp(compiled.html)
+    parts = [
+        b"--" + alt + CRLF,
+        b"Content-Type: text/plain" + qp_header + _qp(compiled.text) + CRLF,
+        b"--" + alt + CRLF,
+    ]
+    if compiled.images:
+        parts.append(b'Content-Type: multipart/related; type="text/html"; boundary="' + rel + b'"')
+        parts.append(CRLF + CRLF + b"--" + rel + CRLF + html_part + CRLF)
+        for image in compiled.images:
+            b64 = encodebytes(image.content).replace(b"\n", CRLF)
+            parts.append(
+                b"--" + rel + CRLF + b"Content-Type: image/png\r\n"
+                b"Content-Transfer-Encoding: base64\r\n"
+                b"Content-ID: <" + image.cid.encode("ascii") + b">\r\n"
+                b'Content-Disposition: inline; filename="' + image.filename.encode("ascii") + b'"'
+                b"\r\n\r\n" + b64
+            )
+        parts.append(b"--" + rel + b"--" + CRLF)
+    else:
+        parts.append(html_part + CRLF)
+    parts.append(b"--" + alt + b"--" + CRLF)
+    content_type = b'Content-Type: multipart/alternative; boundary="' + alt + b'"\r\n'
+    return content_type, b"".join(parts)
+
+
+def split_template(template: bytes) -> list[Piece]:
+    """Split encoded bytes into literal chunks and token slices, seeing through soft breaks."""
+    segments = template.split(SOFT_BREAK)
+    flat = b"".join(segments)
+    # Where each segment starts, in the flattened text and in the template.
+    flat_starts, orig_starts = [], []
+    f = o = 0
+    for seg in segments:
+        flat_starts.append(f)
+        orig_starts.append(o)
+        f += len(seg)
+        o += len(seg) + len(SOFT_BREAK)
+
+    def orig(pos: int) -> int:
+        i = bisect_right(flat_starts, pos) - 1
+        return orig_starts[i] + pos - flat_starts[i]
+
+    found: list[tuple[int, int]] = []  # (flat position, kind)
+    for kind, ph in _PLACEHOLDERS:
+        pos = flat.find(ph)
+        while pos != -1:
+            found.append((pos, kind))
+            pos = flat.find(ph, pos + len(ph))
+    found.sort()
+
+    pieces: list[Piece] = []
+    cursor = 0  # next template byte not yet emitted
+    for pos, kind in found:
+        # Walk the placeholder, cutting a new slice wherever a soft break interrupts it.
+        start = 0
+        while start < LIST_TOKEN_LENGTH:
+            o_start = orig(pos + start)
+            end = start + 1
+            while end < LIST_TOKEN_LENGTH and orig(pos + end) == o_start + (end - start):
+                end += 1
+            pieces.append(template[cursor:o_start])
+            pieces.append((kind, start, end))
+            cursor = o_start + (end - start)
+            start = end
+    pieces.append(template[cursor:])
+    return [p for p in pieces if p != b""]
+
+
+@dataclass(frozen=True)
+class PreparedMessage:
+    """A message encoded once, with slots for the per-recipient token slices."""
+
+    pieces: tuple[Piece, ...]
+    sender: str  # the envelope sender (bare address)
+
+    @classmethod
+    def build(
+        cls, compiled: CompiledEmail, settings: Settings, *, list_headers: bool = True
+    ) -> PreparedMessage:
+        """Encode `compiled` once; list_headers=False drops List-* (confirmation emails)."""
+        content_type, body = _body(compiled)
+        head = b"".join(_headers(compiled, settings, list_headers)) + content_type
+        return cls(tuple(split_template(head + CRLF + body)), settings.sender.addr_spec)
+
+    def fill(
+        self, *, to: str, unsubscribe_token: str, preferences_token: str, message_id: str, date: str
+    ) -> bytes:
+        """Return the message for one recipient: per-recipient headers, then the template."""
+        tokens = (unsubscribe_token.encode("ascii"), preferences_token.encode("ascii"))
+        if len(tokens[0]) != LIST_TOKEN_LENGTH or len(tokens[1]) != LIST_TOKEN_LENGTH:
+            raise ValueError("list tokens must have the fixed placeholder length")
+        for value in (to, message_id, date):
+            if "\r" in value or "\n" in value:
+                raise ValueError("line break in a header value")
+        head = b"To: %s\r\nDate: %s\r\nMessage-ID: %s\r\n" % (
+            to.encode("ascii"),
+            date.encode("ascii"),
+            message_id.encode("ascii"),
+        )
+        return head + b"".join(
+            p if isinstance(p, bytes) else tokens[p[0]][p[1] : p[2]] for p in self.pieces
+        )

@@ -1,0 +1,69 @@
+"""The outbox ledger: confirmation and test emails, claimed and recorded like deliveries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.delivery.ledger import O, Result, RetryPolicy, is_postgres, record_rows, release_rows
+from app.models import DeliveryStatus, OutboxMessage
+
+
+@dataclass(frozen=True)
+class OutboxClaim:
+    """One confirmation or test email handed to this worker."""
+
+    outbox_id: int
+    kind: str
+    to_address: str
+    subscriber_id: int | None
+    issue_id: int | None
+    attempts: int
+
+
+def claim_outbox(
+    session: Session, owner: str, limit: int, now: datetime, lease_seconds: int
+) -> list[OutboxClaim]:
+    """Lease up to `limit` due confirmation/test emails."""
+    due = or_(
+        OutboxMessage.status == DeliveryStatus.pending,
+        and_(OutboxMessage.status == DeliveryStatus.retry, OutboxMessage.next_attempt_at <= now),
+    )
+    pick = select(OutboxMessage.id).where(due).order_by(OutboxMessage.id).limit(limit)
+    if is_postgres(session):
+        pick = pick.with_for_update(skip_locked=True)
+    picked = pick.cte("picked")  # runs once; see claim_batch
+    rows = session.execute(
+        update(O)
+        .where(O.c.id.in_(select(picked.c.id)), due)
+        .values(
+            status=DeliveryStatus.sending,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            attempts=O.c.attempts + 1,
+        )
+        .returning(O.c.id, O.c.kind, O.c.to_address, O.c.subscriber_id, O.c.issue_id, O.c.attempts)
+    ).all()
+    return sorted((OutboxClaim(*r) for r in rows), key=lambda c: c.outbox_id)
+
+
+def record_outbox(
+    session: Session,
+    owner: str,
+    results: Sequence[Result],
+    now: datetime,
+    *,
+    policy: RetryPolicy | None = None,
+) -> None:
+    """Record outbox results still leased by `owner`."""
+    if results:
+        record_rows(session, O, owner, results, now, policy or RetryPolicy())
+
+
+def release_outbox(session: Session, owner: str, outbox_ids: Iterable[int]) -> None:
+    """Give back claimed outbox messages never handed to SMTP."""
+    release_rows(session, O, owner, list(outbox_ids))

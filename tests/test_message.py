@@ -1,0 +1,90 @@
+"""PreparedMessage: encoded once, filled per recipient, correct even across QP soft breaks."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+
+import pytest
+
+from app.config import Settings
+from app.delivery.message import PreparedMessage
+from app.rendering.compile import CompiledEmail, InlineImage
+from app.rendering.placeholders import PREFERENCES_TOKEN, UNSUBSCRIBE_TOKEN
+from app.tokens import TokenService
+
+SETTINGS = Settings(
+    secret_keys=["k"], from_address="Morning Post <news@mp.test>", base_url="https://mp.test"
+)
+TOKENS = TokenService(["k"], 3600)
+DATE = "Mon, 01 Jan 2024 07:00:00 GMT"
+
+
+def compiled(pad: int) -> CompiledEmail:
+    """An email whose placeholders start `pad` characters into a line."""
+    text = "x" * pad + UNSUBSCRIBE_TOKEN + " " + "é" * pad + PREFERENCES_TOKEN + "\n.dot line\n"
+    html = f'<p>{"y" * pad}<a href="https://mp.test/unsubscribe/{UNSUBSCRIBE_TOKEN}">u</a></p>'
+    html += f'<img src="cid:qr@mp"><a href="/p/{PREFERENCES_TOKEN}">p</a>'
+    image = InlineImage(cid="qr@mp", filename="qr.png", content=b"\x89PNG\r\n" + bytes(300))
+    return CompiledEmail("Grüße aus der Redaktion", "pre", html, text, (image,))
+
+
+@pytest.mark.parametrize("pad", [0, 1, 40, 60, 69, 70, 71, 72, 75, 76, 77])
+def test_fill_across_soft_line_breaks(pad: int) -> None:
+    prepared = PreparedMessage.build(compiled(pad), SETTINGS)
+    unsub, prefs = TOKENS.unsubscribe_token(12345), TOKENS.preferences_token(12345)
+    data = prepared.fill(
+        to="reader@example.org",
+        unsubscribe_token=unsub,
+        preferences_token=prefs,
+        message_id="<mp.1.2@mp.test>",
+        date=DATE,
+    )
+    assert b"MPX" not in data
+    lines = data.split(b"\r\n")
+    assert all(len(line) <= 998 for line in lines)
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert msg["Subject"] == "Grüße aus der Redaktion"
+    assert msg["To"] == "reader@example.org"
+    assert unsub in msg["List-Unsubscribe"]
+    plain = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert plain.startswith("x" * pad + unsub + " " + "é" * pad + prefs)
+    assert f"/unsubscribe/{unsub}" in html and f"/p/{prefs}" in html
+    assert UNSUBSCRIBE_TOKEN not in plain + html and PREFERENCES_TOKEN not in plain + html
+
+
+def test_a_placeholder_really_straddles_a_soft_break() -> None:
+    # Guard that the case above is exercised: at column ~70 QP must break inside the token.
+    prepared = PreparedMessage.build(compiled(70), SETTINGS)
+    slots = [p for p in prepared.pieces if not isinstance(p, bytes)]
+    assert any(start > 0 for _, start, _ in slots)
+
+
+def test_confirmation_variant_has_no_list_headers() -> None:
+    prepared = PreparedMessage.build(compiled(0), SETTINGS, list_headers=False)
+    data = prepared.fill(
+        to="a@example.org",
+        unsubscribe_token=TOKENS.unsubscribe_token(1),
+        preferences_token=TOKENS.preferences_token(1),
+        message_id="<x@mp.test>",
+        date=DATE,
+    )
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert msg["List-Unsubscribe"] is None and msg["List-Id"] is None
+
+
+def test_fill_rejects_header_injection_and_wrong_token_length() -> None:
+    prepared = PreparedMessage.build(compiled(0), SETTINGS)
+    good = TOKENS.unsubscribe_token(1)
+    with pytest.raises(ValueError):
+        prepared.fill(
+            to="a@example.org\r\nBcc: x@y", unsubscribe_token=good, preferences_token=good,
+            message_id="<x@y>", date=DATE,
+        )  # fmt: skip
+    with pytest.raises(ValueError):
+        prepared.fill(
+            to="a@example.org", unsubscribe_token="short", preferences_token=good,
+            message_id="<x@y>", date=DATE,
+        )  # fmt: skip
