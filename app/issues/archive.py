@@ -1,0 +1,35 @@
+"""Queries behind the public archive: issues whose send has started, newest first."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import NotFound
+from app.models import Issue, IssueStatus
+
+# An issue is public once its send starts: the email links to its web version, and a reader
+# who gets it early in a long send must not find a 404 there.
+PUBLISHED = (IssueStatus.sending, IssueStatus.sent)
+ARCHIVE_LIMIT = 200
+
+
+def published_issues(session: Session, limit: int = ARCHIVE_LIMIT) -> list[Issue]:
+    """Return published issues, newest first."""
+    stmt = (
+        select(Issue)
+        .where(Issue.status.in_(PUBLISHED))
+        .order_by(Issue.started_at.desc(), Issue.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def published_issue(session: Session, slug: str) -> Issue:
+    """Return the published issue with this slug or raise NotFound."""
+    issue = session.scalars(
+        select(Issue).where(Issue.slug == slug, Issue.status.in_(PUBLISHED))
+    ).first()
+    if issue is None:
+        raise NotFound("There is no published issue at this address.")
+    return issue

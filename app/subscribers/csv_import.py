@@ -1,0 +1,211 @@
+"""Bulk import of `email,name` CSV files, streamed in chunks so a million rows fit in little memory.
+
+The service flushes each chunk and then calls `on_chunk`; the caller decides whether that commits
+(the CLI passes `session.commit`, so a crash halfway keeps the chunks already done).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Any, cast
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import InvalidInput
+from app.models import Subscriber, SubscriberStatus, Suppression
+from app.subscribers.service import clean_name, normalize_email
+from app.tokens import hash_secret
+
+CHUNK_SIZE = 500
+REJECTED_LIMIT = 100
+
+
+@dataclass
+class Rejected:
+    """One row that was not imported and why."""
+
+    row: int
+    email: str
+    reason: str
+
+
+@dataclass
+class ImportSummary:
+    """What an import did; `rejected` keeps the first REJECTED_LIMIT rows, the count has all."""
+
+    imported: int = 0
+    updated: int = 0
+    skipped_existing: int = 0
+    rejected_count: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    rows: int = 0
+
+    def reject(self, row: int, email: str, reason: str) -> None:
+        """Count a rejected row, keeping its detail while the list is short."""
+        self.rejected_count += 1
+        if len(self.rejected) < REJECTED_LIMIT:
+            # Cut the echoed value: a garbage cell should not bloat the summary.
+            self.rejected.append(Rejected(row=row, email=email[:320], reason=reason))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the JSON shape the API and the CLI print."""
+        return {
+            "imported": self.imported,
+            "updated": self.updated,
+            "skipped_existing": self.skipped_existing,
+            "rejected_count": self.rejected_count,
+            "rejected": [
+                {"row": r.row, "email": r.email, "reason": r.reason} for r in self.rejected
+            ],
+            "rows": self.rows,
+        }
+
+
+@dataclass
+class _Row:
+    number: int
+    raw_email: str
+    email: str
+    name: str
+
+
+def _text_stream(file: IO[bytes] | IO[str]) -> IO[str]:
+    """Return a text view of `file`, decoding bytes as UTF-8 with or without a BOM."""
+    if isinstance(file.read(0), bytes):
+        return io.TextIOWrapper(cast(IO[bytes], file), encoding="utf-8-sig", newline="")
+    return cast(IO[str], file)
+
+
+def _records(file: IO[bytes] | IO[str]) -> Iterator[tuple[int, list[str]]]:
+    """Yield (row number, cells) after the header; row 1 is the header, as in a spreadsheet."""
+    reader = csv.reader(_text_stream(file))
+    try:
+        number = 0
+        for cells in reader:
+            number += 1
+            yield number, cells
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            f"Row {number + 1}: the file is not UTF-8 text; save it as CSV UTF-8."
+        ) from None
+    except csv.Error as exc:
+        raise InvalidInput(f"Row {number + 1}: the CSV cannot be read ({exc}).") from None
+
+
+def _header(file: IO[bytes] | IO[str]) -> tuple[Iterator[tuple[int, list[str]]], int, int | None]:
+    records = _records(file)
+    try:
+        _, first = next(records)
+    except StopIteration:
+        raise InvalidInput("The file is empty; it needs a header row `email,name`.") from None
+    # A BOM survives when a text stream was handed in; strip it here as well.
+    columns = [c.strip().lstrip(codecs.BOM_UTF8.decode()).lower() for c in first]
+    if "email" not in columns:
+        raise InvalidInput("The first row must be a header naming the columns, e.g. `email,name`.")
+    name_col = columns.index("name") if "name" in columns else None
+    return records, columns.index("email"), name_col
+
+
+def import_csv(
+    session: Session,
+    file: IO[bytes] | IO[str],
+    *,
+    now: datetime,
+    chunk_size: int = CHUNK_SIZE,
+    on_chunk: Callable[[], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> ImportSummary:
+    """Import subscribers as active (consent "import"); return counts and rejected rows.
+
+    `on_chunk` runs after each flushed chunk (pass `session.commit` to commit in chunks);
+    `on_progress` receives the number of data rows processed so far.
+    """
+    records, email_col, name_col = _header(file)
+    summary = ImportSummary()
+    chunk: list[_Row] = []
+    for number, cells in records:
+        if not any(c.strip() for c in cells):
+            continue  # blank lines are noise, not rejections
+        summary.rows += 1
+        raw_email = cells[email_col].strip() if email_col < len(cells) else ""
+        raw_name = cells[name_col] if name_col is not None and name_col < len(cells) else ""
+        try:
+            email = normalize_email(raw_email)
+            name = clean_name(raw_name)
+        except InvalidInput as exc:
+            summary.reject(number, raw_email, exc.message)
+            continue
+        chunk.append(_Row(number, raw_email, email, name))
+        if len(chunk) >= chunk_size:
+            _apply_chunk(session, chunk, summary, now)
+            chunk = []
+            _after_chunk(summary, on_chunk, on_progress)
+    if chunk:
+        _apply_chunk(session, chunk, summary, now)
+    _after_chunk(summary, on_chunk, on_progress)
+    return summary
+
+
+def _after_chunk(
+    summary: ImportSummary,
+    on_chunk: Callable[[], None] | None,
+    on_progress: Callable[[int], None] | None,
+) -> None:
+    if on_chunk is not None:
+        on_chunk()
+    if on_progress is not None:
+        on_progress(summary.rows)
+
+
+def _apply_chunk(
+    session: Session, chunk: list[_Row], summary: ImportSummary, now: datetime
+) -> None:
+    """Insert or update one chunk with two lookups instead of two per row."""
+    emails = {r.email for r in chunk}
+    hashes = {hash_secret(e): e for e in emails}
+    suppressed = set(
+        session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes)))
+    )
+    existing = {
+        s.email: s for s in session.scalars(select(Subscriber).where(Subscriber.email.in_(emails)))
+    }
+    for r in chunk:
+        if hash_secret(r.email) in suppressed:
+            summary.reject(r.number, r.raw_email, "suppressed")
+            continue
+        row = existing.get(r.email)
+        if row is None:
+            row = Subscriber(
+                email=r.email,
+                email_hash=hash_secret(r.email),
+                name=r.name,
+                status=SubscriberStatus.active,
+                consent_source="import",
+                created_at=now,
+                status_changed_at=now,
+                confirmed_at=now,
+            )
+            session.add(row)
+            existing[r.email] = row  # a repeat later in the file counts as existing
+            summary.imported += 1
+        elif row.status == SubscriberStatus.pending:
+            # The editor vouches for consent by importing; finish the half-done sign-up.
+            row.status = SubscriberStatus.active
+            row.status_changed_at = now
+            row.confirmed_at = now
+            row.consent_source = "import"
+            row.name = r.name or row.name
+            summary.updated += 1
+        elif row.status == SubscriberStatus.active and r.name and r.name != row.name:
+            row.name = r.name
+            summary.updated += 1
+        else:
+            # Never resubscribe someone who left, bounced or complained by importing them.
+            summary.skipped_existing += 1
+    session.flush()

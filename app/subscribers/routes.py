@@ -1,0 +1,96 @@
+"""Editor API for subscribers: list, add, read, change, erase, import. Every route needs a token."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, UploadFile
+
+from app.deps import EditorDep, SessionDep
+from app.errors import InvalidInput
+from app.models import SubscriberStatus, utcnow
+from app.subscribers import service
+from app.subscribers.csv_import import import_csv
+from app.subscribers.schemas import (
+    ImportSummaryOut,
+    SubscriberCreate,
+    SubscriberOut,
+    SubscriberPage,
+    SubscriberPatch,
+)
+
+router = APIRouter(prefix="/subscribers", tags=["subscribers"])
+
+
+@router.get("", response_model=SubscriberPage)
+def list_subscribers(
+    session: SessionDep,
+    _editor: EditorDep,
+    status: SubscriberStatus | None = None,
+    q: Annotated[str | None, Query(max_length=320)] = None,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=service.PAGE_MAX)] = 50,
+) -> SubscriberPage:
+    """Return one page of subscribers, filtered by status and a search string."""
+    rows, next_cursor = service.list_subscribers(
+        session, status=status, q=q, cursor=cursor, limit=limit
+    )
+    return SubscriberPage(
+        items=[SubscriberOut.model_validate(r) for r in rows], next_cursor=next_cursor
+    )
+
+
+@router.post("", response_model=SubscriberOut, status_code=201)
+def create_subscriber(
+    body: SubscriberCreate, session: SessionDep, _editor: EditorDep
+) -> SubscriberOut:
+    """Add a subscriber (consent source "editor")."""
+    row = service.create_subscriber(
+        session,
+        email=body.email,
+        name=body.name,
+        status=SubscriberStatus(body.status),
+        now=utcnow(),
+    )
+    return SubscriberOut.model_validate(row)
+
+
+@router.post("/import", response_model=ImportSummaryOut)
+def import_subscribers(
+    file: UploadFile, session: SessionDep, _editor: EditorDep
+) -> ImportSummaryOut:
+    """Import an uploaded `email,name` CSV; answer with the summary."""
+    if file.filename is not None and not file.filename.lower().endswith((".csv", ".txt")):
+        raise InvalidInput("Upload a .csv file with the columns email,name.")
+    # Commit chunk by chunk, as the CLI does: a long upload does not hold one huge transaction.
+    summary = import_csv(session, file.file, now=utcnow(), on_chunk=session.commit)
+    return ImportSummaryOut.model_validate(summary.as_dict())
+
+
+@router.get("/{subscriber_id}", response_model=SubscriberOut)
+def get_subscriber(subscriber_id: int, session: SessionDep, _editor: EditorDep) -> SubscriberOut:
+    """Return one subscriber."""
+    return SubscriberOut.model_validate(service.get_subscriber(session, subscriber_id))
+
+
+@router.patch("/{subscriber_id}", response_model=SubscriberOut)
+def patch_subscriber(
+    subscriber_id: int, body: SubscriberPatch, session: SessionDep, _editor: EditorDep
+) -> SubscriberOut:
+    """Change a subscriber's address, name or status."""
+    row = service.update_subscriber(
+        session,
+        subscriber_id,
+        now=utcnow(),
+        email=body.email,
+        name=body.name,
+        status=SubscriberStatus(body.status) if body.status else None,
+    )
+    return SubscriberOut.model_validate(row)
+
+
+@router.delete("/{subscriber_id}", status_code=204)
+def delete_subscriber(subscriber_id: int, session: SessionDep, _editor: EditorDep) -> Response:
+    """Erase a subscriber's personal data, keeping a suppression entry."""
+    service.erase_subscriber(session, subscriber_id, utcnow())
+    return Response(status_code=204)

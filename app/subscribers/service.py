@@ -1,0 +1,397 @@
+"""Subscriber decisions: double opt-in, confirm, leave, preferences, editor CRUD (flush only)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timedelta
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.errors import BadToken, Conflict, InvalidInput, NotFound
+from app.models import OutboxKind, OutboxMessage, Subscriber, SubscriberStatus, Suppression
+from app.tokens import TokenService, email_tag, hash_secret
+
+NAME_MAX = 200
+EMAIL_MAX = 320
+PAGE_MAX = 200
+PAUSE_MAX_WEEKS = 26
+CONSENT_SOURCES = ("form", "api", "import", "editor")
+STALE_CONFIRM = "This confirmation link is not valid any more. Please sign up again."
+GONE = "This subscription no longer exists. You can sign up again."
+
+
+class SubscribeOutcome(enum.StrEnum):
+    """What subscribe() did; callers must not show it to the public (no account enumeration)."""
+
+    created, resent, reopened = "created", "resent", "reopened"
+    throttled, already_active, refused = "throttled", "already_active", "refused"
+
+
+def normalize_email(raw: str) -> str:
+    """Return the normalised address (lower-cased, IDNA domain) or raise InvalidInput."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidInput("Please enter an email address.")
+    if "\r" in raw or "\n" in raw:
+        raise InvalidInput("An email address cannot contain a line break.")
+    candidate = raw.strip()
+    if len(candidate) > EMAIL_MAX:
+        raise InvalidInput("That email address is too long.")
+    try:
+        result = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"That doesn't look like an email address: {exc}") from None
+    # ascii_email carries the IDNA (punycode) form of the domain; lower-casing the local part
+    # too is what every mainstream provider does and keeps one row per person.
+    return (result.ascii_email or result.normalized).lower()
+
+
+def clean_name(raw: str | None) -> str:
+    """Return a trimmed display name or raise InvalidInput (line breaks, over 200 characters)."""
+    if raw is None:
+        return ""
+    if "\r" in raw or "\n" in raw:
+        # A name ends up in headers and greetings; a line break there is an injection attempt.
+        raise InvalidInput("A name cannot contain a line break.")
+    name = raw.strip()
+    if len(name) > NAME_MAX:
+        raise InvalidInput(f"A name can be at most {NAME_MAX} characters long.")
+    return name
+
+
+def is_suppressed(session: Session, email: str) -> bool:
+    """Tell whether a normalised address is on the suppression list."""
+    digest = hash_secret(email)
+    found = session.scalar(select(Suppression.id).where(Suppression.email_hash == digest))
+    return found is not None
+
+
+def get_subscriber(session: Session, subscriber_id: int) -> Subscriber:
+    """Return one subscriber or raise NotFound."""
+    row = session.get(Subscriber, subscriber_id)
+    if row is None:
+        raise NotFound(f"No subscriber {subscriber_id}.")
+    return row
+
+
+def _by_email(session: Session, email: str, *, lock: bool = False) -> Subscriber | None:
+    stmt = select(Subscriber).where(Subscriber.email == email)
+    if lock:
+        # Serialises two sign-ups for one address on PostgreSQL; SQLite's BEGIN IMMEDIATE does it.
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def _set_status(row: Subscriber, status: SubscriberStatus, now: datetime) -> None:
+    if row.status != status:
+        row.status = status
+        row.status_changed_at = now
+
+
+def _queue_confirmation(session: Session, row: Subscriber, now: datetime) -> None:
+    session.add(
+        OutboxMessage(
+            kind=OutboxKind.confirm, to_address=row.email, subscriber_id=row.id, created_at=now
+        )
+    )
+    row.confirmation_sent_at = now
+
+
+def subscribe(
+    session: Session,
+    *,
+    email: str,
+    name: str | None,
+    source: str,
+    ip: str | None,
+    now: datetime,
+    confirmation_interval: timedelta,
+) -> SubscribeOutcome:
+    """Record a sign-up and queue a confirmation email when one is due."""
+    address = normalize_email(email)
+    display = clean_name(name)
+    if source not in CONSENT_SOURCES:
+        raise ValueError(f"unknown consent source {source!r}")
+    if is_suppressed(session, address):
+        return SubscribeOutcome.refused
+    row = _by_email(session, address, lock=True)
+    if row is None:
+        row = Subscriber(
+            email=address,
+            email_hash=hash_secret(address),
+            name=display,
+            status=SubscriberStatus.pending,
+            consent_source=source,
+            consent_ip=ip,
+            created_at=now,
+            status_changed_at=now,
+        )
+        try:
+            # A savepoint, so losing a race to a concurrent sign-up is not an error.
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            row = _by_email(session, address, lock=True)
+            if row is None:  # pragma: no cover - the conflicting row vanished again
+                raise
+        else:
+            _queue_confirmation(session, row, now)
+            session.flush()
+            return SubscribeOutcome.created
+    return _subscribe_existing(session, row, display, source, ip, now, confirmation_interval)
+
+
+def _subscribe_existing(
+    session: Session,
+    row: Subscriber,
+    name: str,
+    source: str,
+    ip: str | None,
+    now: datetime,
+    interval: timedelta,
+) -> SubscribeOutcome:
+    if row.status == SubscriberStatus.active:
+        return SubscribeOutcome.already_active
+    if row.status in (SubscriberStatus.bounced, SubscriberStatus.complained):
+        return SubscribeOutcome.refused
+    reopened = row.status == SubscriberStatus.unsubscribed
+    if reopened:
+        # Coming back after leaving needs a fresh double opt-in.
+        _set_status(row, SubscriberStatus.pending, now)
+        row.confirmed_at = None
+    if name:
+        row.name = name
+    row.consent_source = source
+    row.consent_ip = ip
+    due = row.confirmation_sent_at is None or now - row.confirmation_sent_at >= interval
+    if due:
+        _queue_confirmation(session, row, now)
+    session.flush()
+    if not due:
+        return SubscribeOutcome.throttled
+    return SubscribeOutcome.reopened if reopened else SubscribeOutcome.resent
+
+
+def confirm(session: Session, tokens: TokenService, token: str, now: datetime) -> Subscriber:
+    """Activate the subscriber a confirmation token names; confirming twice is fine."""
+    subscriber_id, tag = tokens.read_confirm_token(token)
+    row = session.get(Subscriber, subscriber_id, with_for_update=True)
+    if row is None or tag != email_tag(row.email):
+        # Erased, or the address changed since the link was sent: the link no longer applies.
+        raise BadToken(STALE_CONFIRM)
+    if row.status == SubscriberStatus.active:
+        return row
+    if row.status != SubscriberStatus.pending or is_suppressed(session, row.email):
+        # They left (or bounced) after this link was sent; an old link must not undo that.
+        raise BadToken(STALE_CONFIRM)
+    _set_status(row, SubscriberStatus.active, now)
+    row.confirmed_at = now
+    row.unsubscribed_at = None
+    session.flush()
+    return row
+
+
+def get_subscriber_for_page(session: Session, subscriber_id: int) -> Subscriber:
+    """Return the subscriber a list token names, or NotFound with a reader-facing message."""
+    row = session.get(Subscriber, subscriber_id)
+    if row is None:
+        raise NotFound(GONE)
+    return row
+
+
+def unsubscribe(session: Session, subscriber_id: int, now: datetime) -> Subscriber | None:
+    """Unsubscribe; repeated calls and erased subscribers are fine (returns None when erased)."""
+    row = session.get(Subscriber, subscriber_id, with_for_update=True)
+    if row is None:
+        return None
+    if row.status in (SubscriberStatus.active, SubscriberStatus.pending):
+        _set_status(row, SubscriberStatus.unsubscribed, now)
+        row.unsubscribed_at = now
+        session.flush()
+    return row
+
+
+def resubscribe(session: Session, subscriber_id: int, now: datetime) -> Subscriber:
+    """Undo an unsubscribe: the token came from their own inbox, which is consent enough."""
+    row = session.get(Subscriber, subscriber_id, with_for_update=True)
+    if row is None:
+        raise NotFound(GONE)
+    if row.status == SubscriberStatus.active:
+        return row
+    if row.status != SubscriberStatus.unsubscribed or is_suppressed(session, row.email):
+        raise Conflict("This address cannot be subscribed again from here.")
+    _set_status(row, SubscriberStatus.active, now)
+    row.unsubscribed_at = None
+    row.paused_until = None
+    if row.confirmed_at is None:
+        row.confirmed_at = now
+    session.flush()
+    return row
+
+
+def update_preferences(
+    session: Session,
+    subscriber_id: int,
+    *,
+    name: str | None,
+    pause_weeks: int,
+    now: datetime,
+) -> Subscriber:
+    """Change the name and pause (0 weeks resumes) of a subscriber reached by their token."""
+    row = session.get(Subscriber, subscriber_id)
+    if row is None:
+        raise NotFound(GONE)
+    display = clean_name(name)
+    if not 0 <= pause_weeks <= PAUSE_MAX_WEEKS:
+        raise InvalidInput(f"A pause can last from 0 to {PAUSE_MAX_WEEKS} weeks.")
+    row.name = display
+    row.paused_until = now + timedelta(weeks=pause_weeks) if pause_weeks else None
+    session.flush()
+    return row
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def parse_cursor(cursor: str | None) -> int | None:
+    """Return the id an opaque cursor stands for, or raise InvalidInput."""
+    if cursor is None or cursor == "":
+        return None
+    if not cursor.isdigit() or len(cursor) > 18:
+        raise InvalidInput("That cursor is not valid; use next_cursor from the previous page.")
+    return int(cursor)
+
+
+def list_subscribers(
+    session: Session,
+    *,
+    status: SubscriberStatus | None = None,
+    q: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[Subscriber], str | None]:
+    """Return one page of subscribers in id order and the cursor of the next page (or None)."""
+    if not 1 <= limit <= PAGE_MAX:
+        raise InvalidInput(f"limit must be between 1 and {PAGE_MAX}.")
+    after = parse_cursor(cursor)
+    conditions: list[ColumnElement[bool]] = []
+    if status is not None:
+        conditions.append(Subscriber.status == status)
+    if q:
+        pattern = f"%{_escape_like(q.strip().lower())}%"
+        conditions.append(
+            or_(
+                Subscriber.email.like(pattern, escape="\\"),
+                Subscriber.name.ilike(pattern, escape="\\"),
+            )
+        )
+    if after is not None:
+        conditions.append(Subscriber.id > after)
+    # One row more than asked tells whether another page exists without a COUNT.
+    stmt = select(Subscriber).where(*conditions).order_by(Subscriber.id).limit(limit + 1)
+    rows = list(session.scalars(stmt))
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, str(rows[-1].id)
+    return rows, None
+
+
+def create_subscriber(
+    session: Session,
+    *,
+    email: str,
+    name: str | None,
+    status: SubscriberStatus,
+    now: datetime,
+) -> Subscriber:
+    """Add a subscriber as an editor; `pending` sends a confirmation, suppressed → Conflict."""
+    address = normalize_email(email)
+    display = clean_name(name)
+    if status not in (SubscriberStatus.active, SubscriberStatus.pending):
+        raise InvalidInput("An editor can add subscribers as active or pending only.")
+    if is_suppressed(session, address):
+        raise Conflict(
+            "This address is on the suppression list (erased, bounced or complained); "
+            "it cannot be added unless the suppression is lifted."
+        )
+    if _by_email(session, address) is not None:
+        raise Conflict("A subscriber with this address already exists.")
+    row = Subscriber(
+        email=address,
+        email_hash=hash_secret(address),
+        name=display,
+        status=status,
+        consent_source="editor",
+        created_at=now,
+        status_changed_at=now,
+        confirmed_at=now if status == SubscriberStatus.active else None,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        raise Conflict("A subscriber with this address already exists.") from None
+    if status == SubscriberStatus.pending:
+        _queue_confirmation(session, row, now)
+    session.flush()
+    return row
+
+
+def update_subscriber(
+    session: Session,
+    subscriber_id: int,
+    *,
+    now: datetime,
+    email: str | None = None,
+    name: str | None = None,
+    status: SubscriberStatus | None = None,
+) -> Subscriber:
+    """Change an address, a name or the status (active/unsubscribed) as an editor."""
+    row = get_subscriber(session, subscriber_id)
+    if name is not None:
+        row.name = clean_name(name)
+    if email is not None:
+        address = normalize_email(email)
+        if address != row.email:
+            if is_suppressed(session, address):
+                raise Conflict("This address is on the suppression list.")
+            other = _by_email(session, address)
+            if other is not None and other.id != row.id:
+                raise Conflict("Another subscriber already has this address.")
+            row.email = address
+            row.email_hash = hash_secret(address)
+    if status is not None:
+        if status not in (SubscriberStatus.active, SubscriberStatus.unsubscribed):
+            raise InvalidInput("An editor can set the status to active or unsubscribed only.")
+        if status == SubscriberStatus.active and row.status != SubscriberStatus.active:
+            if is_suppressed(session, row.email):
+                raise Conflict("This address is on the suppression list.")
+            _set_status(row, SubscriberStatus.active, now)
+            row.consent_source = "editor"
+            row.confirmed_at = row.confirmed_at or now
+            row.unsubscribed_at = None
+        elif status == SubscriberStatus.unsubscribed and row.status != status:
+            _set_status(row, SubscriberStatus.unsubscribed, now)
+            row.unsubscribed_at = now
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise Conflict("Another subscriber already has this address.") from None
+    return row
+
+
+def erase_subscriber(session: Session, subscriber_id: int, now: datetime) -> None:
+    """Delete a subscriber's personal data and keep only a hash so the address is never mailed."""
+    row = get_subscriber(session, subscriber_id)
+    if not is_suppressed(session, row.email):
+        digest = hash_secret(row.email)
+        session.add(
+            Suppression(email_hash=digest, reason="erased", source="editor", created_at=now)
+        )
+    # Deliveries keep their rows (FK SET NULL) for the stats; the outbox rows go (CASCADE).
+    session.delete(row)
+    session.flush()

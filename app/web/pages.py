@@ -1,0 +1,43 @@
+"""Jinja-rendered HTML pages shared by the public routes and the error handler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+_HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=str(_HERE / "templates"))
+
+ERROR_TITLES = {
+    400: "That link doesn't work",
+    401: "Not signed in",
+    404: "Page not found",
+    409: "Not now",
+    422: "Please check what you entered",
+    429: "Slow down a little",
+}
+
+
+def render_page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """Render templates/<name> with the newsletter identity in its context."""
+    ctx = request.app.state.ctx
+    context.setdefault("newsletter_name", ctx.settings.newsletter_name)
+    context.setdefault("tagline", ctx.settings.newsletter_tagline)
+    context.setdefault("base_url", ctx.settings.base_url)
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    """Render the friendly error page for `status`."""
+    title = ERROR_TITLES.get(status, "Something went wrong")
+    return render_page(request, "error.html", status=status, title=title, message=message)
+
+
+def static_files() -> StaticFiles:
+    """Return the app's stylesheet and images."""
+    return StaticFiles(directory=str(_HERE / "static"))
