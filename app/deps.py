@@ -1,0 +1,49 @@
+"""FastAPI dependencies: the request's session, the process context, the editor check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from app.context import Context
+from app.editors import authenticate_editor
+from app.errors import Unauthorized
+from app.models import EditorToken
+
+
+def get_context(request: Request) -> Context:
+    """Return the process context stored on the app."""
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+def get_session(ctx: Annotated[Context, Depends(get_context)]) -> Iterator[Session]:
+    """Yield the request's session; commit if the handler succeeded, roll back otherwise."""
+    session = ctx.sessions()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def require_editor(
+    request: Request, session: Annotated[Session, Depends(get_session)]
+) -> EditorToken:
+    """Return the editor behind the bearer token, or answer 401."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("An editor token is required: Authorization: Bearer <token>.")
+    return authenticate_editor(session, token.strip())
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
+SessionDep = Annotated[Session, Depends(get_session)]
+EditorDep = Annotated[EditorToken, Depends(require_editor)]

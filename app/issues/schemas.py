@@ -1,0 +1,114 @@
+"""Request and response bodies of the editors' issue API."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+def _single_line(value: str | None) -> str | None:
+    # Subject and preheader end up in headers or the inbox preview line: no line breaks.
+    if value is not None and ("\r" in value or "\n" in value):
+        raise ValueError("must be a single line (no line breaks)")
+    return value
+
+
+def _slug(value: str | None) -> str | None:
+    if value is not None and not SLUG_RE.match(value):
+        raise ValueError("use lower-case letters, digits and single hyphens, e.g. 2026-11-29-ai")
+    return value
+
+
+class IssueIn(BaseModel):
+    """A new issue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = Field(min_length=1, max_length=250)
+    preheader: str = Field(default="", max_length=250)
+    slug: str | None = Field(default=None, max_length=120)
+    blocks: list[dict[str, Any]] = Field(min_length=1)
+
+    _lines = field_validator("subject", "preheader")(_single_line)
+    _slugs = field_validator("slug")(_slug)
+
+
+class IssuePatch(BaseModel):
+    """Changes to a draft or scheduled issue; absent fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str | None = Field(default=None, min_length=1, max_length=250)
+    preheader: str | None = Field(default=None, max_length=250)
+    slug: str | None = Field(default=None, max_length=120)
+    blocks: list[dict[str, Any]] | None = Field(default=None, min_length=1)
+    send_at: datetime | None = None
+
+    _lines = field_validator("subject", "preheader")(_single_line)
+    _slugs = field_validator("slug")(_slug)
+
+    @field_validator("send_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return _as_utc(value)
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    # ISO 8601 without an offset is read as UTC, the only zone a cron server can agree on.
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SendIn(BaseModel):
+    """Optional body of POST /issues/{id}/send."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    send_at: datetime | None = None
+
+    @field_validator("send_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return _as_utc(value)
+
+
+class TestSendIn(BaseModel):
+    """Body of POST /issues/{id}/test."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: list[str] = Field(min_length=1, max_length=10)
+
+
+class IssueOut(BaseModel):
+    """An issue as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    slug: str
+    subject: str
+    preheader: str
+    status: str
+    blocks: list[dict[str, Any]]
+    send_at: datetime | None
+    recipients: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class SendOut(BaseModel):
+    """Answer of POST /issues/{id}/send."""
+
+    id: int
+    status: str
+    recipients: int
+    send_at: datetime | None = None

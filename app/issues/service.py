@@ -1,0 +1,184 @@
+"""Issues: create, edit, preview, test-send, send, cancel. Services flush; callers commit."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.delivery.ledger import cancel_open, issue_stats
+from app.errors import Conflict, InvalidInput, NotFound
+from app.issues.scheduling import start_send
+from app.issues.schemas import IssueIn, IssuePatch
+from app.models import Issue, IssueStatus, OutboxKind, OutboxMessage
+from app.rendering import placeholders
+from app.rendering.blocks import parse_blocks
+from app.rendering.compile import CompiledEmail, Renderer
+from app.subscribers.service import normalize_email
+from app.tokens import TokenService
+
+EDITABLE = (IssueStatus.draft, IssueStatus.scheduled)
+
+
+def slugify(text: str) -> str:
+    """Return a URL slug made from `text`."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:80].rstrip("-") or "issue"
+
+
+def _free_slug(session: Session, wanted: str, explicit: bool, issue_id: int | None = None) -> str:
+    query = select(Issue.id).where(Issue.slug == wanted)
+    if issue_id is not None:
+        query = query.where(Issue.id != issue_id)
+    if session.scalar(query) is None:
+        return wanted
+    if explicit:
+        raise Conflict(f"The slug {wanted!r} is taken by another issue.")
+    # A generated slug gets the first free numeric suffix, as Ghost does.
+    taken = set(session.scalars(select(Issue.slug).where(Issue.slug.like(f"{wanted}-%"))).all())
+    n = 2
+    while f"{wanted}-{n}" in taken:
+        n += 1
+    return f"{wanted}-{n}"
+
+
+def get_issue(session: Session, issue_id: int) -> Issue:
+    """Return the issue or raise NotFound."""
+    issue = session.get(Issue, issue_id)
+    if issue is None:
+        raise NotFound(f"No issue {issue_id}.")
+    return issue
+
+
+def list_issues(session: Session, status: str | None = None) -> list[Issue]:
+    """Return issues, newest first, optionally of one status."""
+    query = select(Issue).order_by(Issue.id.desc())
+    if status:
+        if status not in IssueStatus.__members__:
+            raise InvalidInput(f"Unknown status {status!r}.")
+        query = query.where(Issue.status == status)
+    return list(session.scalars(query).all())
+
+
+def create_issue(session: Session, data: IssueIn, renderer: Renderer) -> Issue:
+    """Validate the blocks, make sure the issue renders, and store it as a draft."""
+    blocks = parse_blocks(data.blocks)
+    slug = _free_slug(session, data.slug or slugify(data.subject), explicit=data.slug is not None)
+    issue = Issue(slug=slug, subject=data.subject, preheader=data.preheader, blocks=blocks)
+    compile_issue(renderer, issue)  # a block that cannot render is refused now, not at send time
+    session.add(issue)
+    session.flush()
+    return issue
+
+
+def update_issue(session: Session, issue_id: int, patch: IssuePatch, renderer: Renderer) -> Issue:
+    """Change a draft or scheduled issue."""
+    issue = get_issue(session, issue_id)
+    if issue.status not in EDITABLE:
+        raise Conflict(
+            f"Issue {issue_id} is {issue.status}; only drafts and scheduled issues change."
+        )
+    fields = patch.model_fields_set
+    if "subject" in fields and patch.subject is not None:
+        issue.subject = patch.subject
+    if "preheader" in fields and patch.preheader is not None:
+        issue.preheader = patch.preheader
+    if "slug" in fields and patch.slug is not None:
+        issue.slug = _free_slug(session, patch.slug, explicit=True, issue_id=issue.id)
+    if "blocks" in fields and patch.blocks is not None:
+        issue.blocks = parse_blocks(patch.blocks)
+    if "send_at" in fields:
+        if issue.status == IssueStatus.scheduled and patch.send_at is None:
+            raise InvalidInput("A scheduled issue needs a send_at; cancel it to stop the send.")
+        issue.send_at = patch.send_at
+    compile_issue(renderer, issue)
+    session.flush()
+    return issue
+
+
+def delete_issue(session: Session, issue_id: int) -> None:
+    """Delete a draft."""
+    issue = get_issue(session, issue_id)
+    if issue.status != IssueStatus.draft:
+        raise Conflict(f"Issue {issue_id} is {issue.status}; only drafts can be deleted.")
+    session.delete(issue)
+    session.flush()
+
+
+def compile_issue(renderer: Renderer, issue: Issue) -> CompiledEmail:
+    """Render the issue once (MJML, premailer): what every subscriber's copy is filled from."""
+    return renderer.compile_issue(
+        subject=issue.subject, preheader=issue.preheader, slug=issue.slug, blocks=issue.blocks
+    )
+
+
+def preview_html(renderer: Renderer, tokens: TokenService, issue: Issue) -> str:
+    """Return the email's HTML as a subscriber sees it (links carry a token of no one)."""
+    html = compile_issue(renderer, issue).html
+    # Subscriber id 0 never exists, so these links render and verify but change nothing.
+    html = html.replace(placeholders.UNSUBSCRIBE_TOKEN, tokens.unsubscribe_token(0))
+    return html.replace(placeholders.PREFERENCES_TOKEN, tokens.preferences_token(0))
+
+
+def queue_test_send(session: Session, issue_id: int, to: list[str], renderer: Renderer) -> int:
+    """Queue [TEST] copies of an issue to the given addresses; they are not deliveries."""
+    issue = get_issue(session, issue_id)
+    addresses = list(dict.fromkeys(normalize_email(a) for a in to))
+    compile_issue(renderer, issue)
+    for address in addresses:
+        session.add(OutboxMessage(kind=OutboxKind.test, to_address=address, issue_id=issue.id))
+    session.flush()
+    return len(addresses)
+
+
+def send_issue(
+    session: Session, issue_id: int, send_at: datetime | None, now: datetime, renderer: Renderer
+) -> dict[str, Any]:
+    """Send now (freeze recipients) or schedule for later; a repeated send is a Conflict."""
+    issue = get_issue(session, issue_id)
+    if issue.status in (IssueStatus.sending, IssueStatus.sent, IssueStatus.cancelled):
+        raise Conflict(f"Issue {issue_id} is already {issue.status}; it is never sent twice.")
+    compile_issue(renderer, issue)  # never freeze recipients for an issue that cannot render
+    if send_at is not None and send_at > now:
+        issue.status = IssueStatus.scheduled
+        issue.send_at = send_at
+        session.flush()
+        return {"id": issue.id, "status": issue.status, "recipients": 0, "send_at": send_at}
+    recipients = start_send(session, issue_id, now)
+    session.refresh(issue)
+    return {"id": issue.id, "status": issue.status, "recipients": recipients, "send_at": None}
+
+
+def cancel_issue(session: Session, issue_id: int, now: datetime) -> dict[str, Any]:
+    """Stop a scheduled or sending issue; unsent deliveries become cancelled."""
+    # Compare-and-set: a worker may be finishing the same issue at this very moment.
+    stopped = session.execute(
+        update(Issue)
+        .where(Issue.id == issue_id, Issue.status.in_([IssueStatus.scheduled, IssueStatus.sending]))
+        .values(status=IssueStatus.cancelled, finished_at=now)
+        .returning(Issue.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if stopped is None:
+        issue = get_issue(session, issue_id)
+        raise Conflict(
+            f"Issue {issue_id} is {issue.status}; only scheduled or sending issues stop."
+        )
+    cancelled = cancel_open(session, issue_id)
+    return {"id": issue_id, "status": IssueStatus.cancelled.value, "cancelled": cancelled}
+
+
+def stats(session: Session, issue_id: int) -> dict[str, int]:
+    """Return the delivery counts of an issue."""
+    get_issue(session, issue_id)
+    return issue_stats(session, issue_id)
+
+
+def issue_progress(session: Session, issue_id: int) -> tuple[str, dict[str, int]]:
+    """Return an issue's status and delivery counts."""
+    return get_issue(session, issue_id).status, issue_stats(session, issue_id)
