@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from email.headerregistry import Address
 from email.utils import parseaddr
@@ -10,13 +11,16 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = logging.getLogger("morningpost")
 
 DEFAULT_FROM = "The AI Morning Post <news@morningpost.example>"
 SMTP_SCHEMES = ("smtp", "smtps", "smtp+plain")
+_DNS_NAME = re.compile(r"(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)(\.[a-z0-9_-]{1,63})*")
 
 
 class ConfigError(Exception):
@@ -46,6 +50,16 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = Field(default=60.0, ge=0)
     max_attempts: int = Field(default=8, ge=1)
     poll_interval_seconds: float = Field(default=1.0, gt=0)
+    # Results are written at least every FLUSH_EVERY messages: a SIGKILLed worker's rows in
+    # `unknown` are at most these plus the messages on the wire (one per connection).
+    flush_every: int = Field(default=50, ge=1, le=10_000)
+    # Per-recipient-domain limits, messages/s: "gmail.com=20,yahoo.com=10"; other domains get
+    # DOMAIN_RATE_DEFAULT (0 = no per-domain limit). Each worker enforces its own share.
+    domain_rates: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+    domain_rate_default: float = Field(default=0.0, ge=0)
+    # A send pauses itself when this share of its last PAUSE_WINDOW results are errors.
+    pause_error_rate: float = Field(default=0.5, gt=0, le=1)
+    pause_window: int = Field(default=200, ge=10)
     run_worker: bool = True  # `serve` runs a delivery worker in-process unless this is off
 
     # Subscribers.
@@ -57,6 +71,14 @@ class Settings(BaseSettings):
     newsletter_tagline: str = "Artificial Intelligence • Machine Learning • Future Tech"
     list_id: str = ""
 
+    # Deliverability: DKIM signing (all three or none), VERP bounces, list hygiene.
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    dkim_private_key_path: Path | None = Field(default=None, validate_default=True)
+    bounce_domain: str = ""  # the VERP return-path domain; empty = the From domain
+    soft_bounce_threshold: int = Field(default=3, ge=1)
+    soft_bounce_window_days: int = Field(default=30, ge=1)
+
     @field_validator("secret_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -66,6 +88,23 @@ class Settings(BaseSettings):
                 raise ValueError("empty key in the comma-separated list")
             return keys
         return value
+
+    @field_validator("domain_rates", mode="before")
+    @classmethod
+    def _split_domain_rates(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        rates: dict[str, float] = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            domain, sep, rate = item.partition("=")
+            try:
+                number = float(rate)
+            except ValueError:
+                number = -1.0
+            if not sep or not domain.strip() or number <= 0:
+                raise ValueError(f"expected domain=messages-per-second, got {item!r}")
+            rates[domain.strip().lower()] = number
+        return rates
 
     @field_validator("database_url")
     @classmethod
@@ -117,6 +156,41 @@ class Settings(BaseSettings):
             raise ValueError(f"not an address: {value!r}")
         return value
 
+    @field_validator("dkim_selector", "dkim_domain", "bounce_domain")
+    @classmethod
+    def _check_label(cls, value: str) -> str:
+        value = value.strip().lower().rstrip(".")
+        if value and not _DNS_NAME.fullmatch(value):
+            raise ValueError(f"not a DNS name: {value!r}")
+        return value
+
+    @field_validator("dkim_private_key_path")
+    @classmethod
+    def _check_dkim(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        # Runs after the selector and domain (field order), so it can see all three.
+        given = {
+            "MORNINGPOST_DKIM_SELECTOR": bool(info.data.get("dkim_selector")),
+            "MORNINGPOST_DKIM_DOMAIN": bool(info.data.get("dkim_domain")),
+            "MORNINGPOST_DKIM_PRIVATE_KEY_PATH": value is not None and str(value) != "",
+        }
+        if not any(given.values()):
+            return None
+        if not all(given.values()):
+            missing = ", ".join(k for k, ok in given.items() if not ok)
+            raise ValueError(f"DKIM needs the selector, the domain and the key; missing {missing}")
+        assert value is not None
+        try:
+            pem = value.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read the key file {str(value)!r}: {exc.strerror}") from None
+        try:
+            key = serialization.load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError):
+            raise ValueError(f"{str(value)!r} is not an unencrypted PEM private key") from None
+        if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < 1024:
+            raise ValueError(f"{str(value)!r} is not an RSA key of at least 1024 bits")
+        return value
+
     # Derived values ------------------------------------------------------------------
 
     @property
@@ -132,6 +206,16 @@ class Settings(BaseSettings):
         if self.list_id:
             return self.list_id
         return f"{self.newsletter_name} <newsletter.{self.sender.domain}>"
+
+    @property
+    def dkim_enabled(self) -> bool:
+        """Tell whether outgoing mail is DKIM-signed."""
+        return self.dkim_private_key_path is not None
+
+    @property
+    def verp_domain(self) -> str:
+        """Return the domain of VERP return paths (MORNINGPOST_BOUNCE_DOMAIN or the From domain)."""
+        return self.bounce_domain or self.sender.domain.lower()
 
     @property
     def outbox_dir(self) -> Path:
@@ -180,6 +264,21 @@ def ensure_secret_keys(settings: Settings) -> list[str]:
     )
     settings.secret_keys = [key]
     return settings.secret_keys
+
+
+def dkim_alignment_error(settings: Settings) -> str | None:
+    """Return why the From domain is not aligned with the DKIM domain (relaxed), or None."""
+    if not settings.dkim_enabled:
+        return None
+    sender = settings.sender.domain.lower().rstrip(".")
+    d = settings.dkim_domain
+    if sender == d or sender.endswith("." + d):
+        return None
+    # DMARC passes on DKIM only when d= is the From domain or a parent of it.
+    return (
+        f"MORNINGPOST_DKIM_DOMAIN: {d!r} does not align with the From domain {sender!r}; "
+        f"sign with {sender!r} or a parent domain of it"
+    )
 
 
 def announce_defaults(settings: Settings) -> None:

@@ -13,6 +13,11 @@ class DomainError(Exception):
         super().__init__(message)
         self.message = message
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Return extra response headers (e.g. Retry-After)."""
+        return {}
+
 
 class InvalidInput(DomainError):
     """The request is well-formed but a value is unacceptable."""

@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.bounces.routes import webhooks_router
 from app.config import Settings
 from app.context import Context, build_context
 from app.delivery.engine import Worker
@@ -20,6 +20,7 @@ from app.delivery.mailer import make_mailer
 from app.errors import DomainError
 from app.issues.routes import router as issues_router
 from app.subscribers.routes import router as subscribers_router
+from app.suppressions.routes import suppressions_router
 from app.web.pages import error_page, static_files
 from app.web.routes import router as web_router
 
@@ -58,6 +59,8 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.include_router(web_router)
     app.include_router(issues_router)
     app.include_router(subscribers_router)
+    app.include_router(suppressions_router)
+    app.include_router(webhooks_router)
     app.mount("/static", static_files(), name="static")
     _install_error_handlers(app)
     return app
@@ -79,16 +82,21 @@ def _wants_json(request: Request) -> bool:
     return "text/html" not in accept and "application/json" in accept
 
 
-def _error(request: Request, status: int, code: str, message: str, **extra: Any) -> Response:
+def _error(
+    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
     if _wants_json(request):
-        return JSONResponse({"detail": message, "code": code, **extra}, status_code=status)
-    return error_page(request, status, message)
+        response: Response = JSONResponse({"detail": message, "code": code}, status_code=status)
+    else:
+        response = error_page(request, status, message)
+    response.headers.update(headers or {})
+    return response
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
-        return _error(request, exc.status, exc.code, exc.message)
+        return _error(request, exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import uvicorn
 from sqlalchemy.engine import Engine
@@ -171,7 +171,7 @@ def test_reader_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) 
         with session_scope(ctx.sessions) as session:
             token = create_editor_token(session, "browser")
         editor = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=url) as api:
+        with httpx2.Client(base_url=url) as api:
             issue = new_issue(api, editor, slug="first-light", subject="First light")
             sent = api.post(f"/issues/{issue['id']}/send", headers=editor)
             assert sent.status_code == 202, sent.text

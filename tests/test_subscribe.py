@@ -363,3 +363,16 @@ def test_preferences_tokens_are_checked(client: TestClient, ctx: Context) -> Non
     assert client.get(f"/preferences/{unsub}").status_code == 400
     assert client.post(f"/preferences/{unsub}", data={"action": "leave"}).status_code == 400
     assert subscriber(ctx, "p2@example.org").status == "active"  # type: ignore[union-attr]
+
+
+def test_signups_past_the_per_address_limit_get_429_with_retry_after(client: TestClient) -> None:
+    body = {"email": "eager@example.org", "name": "Eager"}
+    answers = [client.post("/subscribe", json=body).status_code for _ in range(6)]
+    assert answers[:5] == [202] * 5
+    assert answers[5] == 429
+    refused = client.post("/subscribe", json=body)
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    form = client.post("/subscribe", data={"email": "eager@example.org", "name": "E"})
+    assert form.status_code == 429 and "text/html" in form.headers["content-type"]
+    assert int(form.headers["Retry-After"]) > 0

@@ -1,6 +1,7 @@
 """SQLAlchemy models; importing this package registers every table on Base.metadata."""
 
 from app.models.base import Base, utcnow
+from app.models.bounce import BounceEvent, BounceKind, RateLimitHit
 from app.models.delivery import (
     OPEN_STATUSES,
     Delivery,
@@ -15,6 +16,8 @@ from app.models.subscriber import Subscriber, SubscriberStatus, Suppression
 __all__ = [
     "OPEN_STATUSES",
     "Base",
+    "BounceEvent",
+    "BounceKind",
     "Delivery",
     "DeliveryStatus",
     "EditorToken",
@@ -22,6 +25,7 @@ __all__ = [
     "IssueStatus",
     "OutboxKind",
     "OutboxMessage",
+    "RateLimitHit",
     "Subscriber",
     "SubscriberStatus",
     "Suppression",

@@ -16,6 +16,7 @@ from app.deps import ContextDep, SessionDep
 from app.errors import InvalidInput
 from app.issues import archive
 from app.models import Subscriber, SubscriberStatus, utcnow
+from app.ratelimit import RateLimited, check_signup
 from app.subscribers import service
 from app.subscribers.schemas import SubscribeIn
 from app.web.pages import render_page
@@ -61,12 +62,8 @@ def subscribe_qr(ctx: ContextDep) -> Response:
 async def subscribe(request: Request, ctx: ContextDep, session: SessionDep) -> Response:
     """Sign up by form or JSON; the answer never reveals whether the address was known."""
     if _is_json(request):
-        try:
-            body = SubscribeIn.model_validate(json.loads(await request.body()))
-        except (ValueError, TypeError):
-            raise InvalidInput(
-                'Send JSON like {"email": "you@example.org", "name": "Ada"}.'
-            ) from None
+        body = await _json_signup(request)
+        _rate_limit(ctx, request, body.email)
         service.subscribe(
             session,
             email=body.email,
@@ -81,6 +78,7 @@ async def subscribe(request: Request, ctx: ContextDep, session: SessionDep) -> R
     form = await request.form()
     email = str(form.get("email") or "")
     name = str(form.get("name") or "")
+    _rate_limit(ctx, request, email)
     if str(form.get(HONEYPOT) or "").strip():
         # A bot filled the hidden field: answer exactly as for a person and store nothing.
         return render_page(request, "check_inbox.html", email=email.strip()[:320])
@@ -99,6 +97,20 @@ async def subscribe(request: Request, ctx: ContextDep, session: SessionDep) -> R
             request, "subscribe.html", status=422, email=email, reader_name=name, error=exc.message
         )
     return render_page(request, "check_inbox.html", email=email.strip())
+
+
+async def _json_signup(request: Request) -> SubscribeIn:
+    try:
+        return SubscribeIn.model_validate(json.loads(await request.body()))
+    except (ValueError, TypeError):
+        raise InvalidInput('Send JSON like {"email": "you@example.org", "name": "Ada"}.') from None
+
+
+def _rate_limit(ctx: Context, request: Request, email: str) -> None:
+    """Refuse with 429 and Retry-After past the per-IP or per-address sign-up limits."""
+    decision = check_signup(ctx.sessions, _client_ip(request), email, utcnow())
+    if not decision.allowed:
+        raise RateLimited(decision.retry_after)
 
 
 # Confirm ---------------------------------------------------------------------------------------

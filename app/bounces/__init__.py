@@ -1,0 +1,1 @@
+"""Inbound bounces and complaints: VERP return paths, DSN/ARF parsing, suppression decisions."""

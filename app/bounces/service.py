@@ -1,0 +1,209 @@
+"""Record inbound bounces and complaints and decide suppressions (flush only; caller commits)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.bounces.parse import InboundReport, RecipientReport, parse_report
+from app.bounces.verp import looks_like_verp, parse_verp
+from app.config import Settings
+from app.models import (
+    BounceEvent,
+    BounceKind,
+    Delivery,
+    Subscriber,
+    SubscriberStatus,
+    Suppression,
+)
+
+log = logging.getLogger("morningpost.bounces")
+
+SOURCES = ("smtp", "webhook")
+
+
+class ForgedReport(Exception):
+    """A report names a VERP address whose tag does not verify."""
+
+
+def find_delivery(
+    session: Session, report: InboundReport, envelope_rcpts: Sequence[str], settings: Settings
+) -> Delivery | None:
+    """Return the delivery a report is about; raise ForgedReport on a VERP that fails its check."""
+    forged = False
+    for address in [*envelope_rcpts, *report.envelope_candidates]:
+        if not looks_like_verp(address):
+            continue
+        delivery_id = parse_verp(address, settings)
+        if delivery_id is None:
+            forged = True
+            continue
+        # A valid tag wins over a forged look-alike elsewhere in the headers.
+        return session.get(Delivery, delivery_id)
+    if forged:
+        raise ForgedReport("VERP tag does not verify")
+    if report.original_message_id:
+        msgid = report.original_message_id.strip()
+        msgid = msgid if msgid.startswith("<") else f"<{msgid.strip('<>')}>"
+        return session.scalars(select(Delivery).where(Delivery.message_id == msgid)).first()
+    return None
+
+
+def _blocks_for(
+    recipients: list[RecipientReport], subscriber: Subscriber | None
+) -> list[RecipientReport]:
+    """Keep the blocks about this subscriber; if none names them (an alias), keep them all."""
+    if subscriber is None or len(recipients) <= 1:
+        return recipients
+    own = subscriber.email.lower()
+    mine = [r for r in recipients if own in (r.recipient, r.original_recipient)]
+    return mine or recipients
+
+
+def record_inbound(
+    session: Session,
+    raw: bytes,
+    source: str,
+    settings: Settings,
+    now: datetime,
+    envelope_rcpts: Sequence[str] = (),
+) -> list[BounceEvent]:
+    """Record what a DSN or ARF report says about one of our deliveries, suppressing as due."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}")
+    report = parse_report(raw)
+    if not report.is_report:
+        log.info("inbound message via %s is not a DSN or feedback report; ignored", source)
+        return []
+    try:
+        delivery = find_delivery(session, report, envelope_rcpts, settings)
+    except ForgedReport:
+        log.warning("inbound report via %s names a forged VERP address; ignored", source)
+        return []
+    if delivery is None:
+        log.info("inbound report via %s matches none of our deliveries; ignored", source)
+        return []
+    subscriber = session.get(Subscriber, delivery.subscriber_id) if delivery.subscriber_id else None
+    events: list[BounceEvent] = []
+    for block in _blocks_for(report.recipients, subscriber):
+        event = BounceEvent(
+            delivery_id=delivery.id,
+            subscriber_id=subscriber.id if subscriber else None,
+            kind=block.kind,
+            status_code=block.status_code,
+            diagnostic=block.diagnostic,
+            source=source,
+            received_at=now,
+        )
+        session.add(event)
+        session.flush()
+        events.append(event)
+        log.info("delivery %s: %s %s via %s", delivery.id, block.kind, block.status_code, source)
+        if subscriber is not None:
+            _decide(session, subscriber, event, source, settings, now)
+    return events
+
+
+def _decide(
+    session: Session,
+    subscriber: Subscriber,
+    event: BounceEvent,
+    source: str,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    """Apply the suppression rules to one recorded event."""
+    detail = f"{event.status_code} {event.diagnostic}".strip()[:500]
+    if event.kind == BounceKind.hard:
+        suppress(session, subscriber, "hard_bounce", source, detail, now)
+    elif event.kind == BounceKind.complaint:
+        suppress(session, subscriber, "complaint", source, detail, now)
+    elif event.kind == BounceKind.soft:
+        since = now - timedelta(days=settings.soft_bounce_window_days)
+        # Distinct deliveries: a relay that reports one failure twice is still one failure.
+        count = session.scalar(
+            select(func.count(func.distinct(BounceEvent.delivery_id))).where(
+                BounceEvent.subscriber_id == subscriber.id,
+                BounceEvent.kind == BounceKind.soft,
+                BounceEvent.received_at >= since,
+            )
+        )
+        if (count or 0) >= settings.soft_bounce_threshold:
+            detail = f"{count} soft bounces in {settings.soft_bounce_window_days} days; {detail}"
+            suppress(session, subscriber, "soft_bounce", source, detail[:500], now)
+    # policy and delayed never touch the reader: policy means our mail is at fault.
+
+
+def suppress(
+    session: Session,
+    subscriber: Subscriber,
+    reason: str,
+    source: str,
+    detail: str,
+    now: datetime,
+) -> None:
+    """Put a subscriber's address on the suppression list and mark them bounced or complained."""
+    exists = session.scalar(
+        select(Suppression.id).where(Suppression.email_hash == subscriber.email_hash)
+    )
+    if exists is None:
+        try:
+            # A savepoint: a concurrent report for the same address must not fail the whole batch.
+            with session.begin_nested():
+                session.add(
+                    Suppression(
+                        email_hash=subscriber.email_hash,
+                        reason=reason,
+                        source=source,
+                        detail=detail,
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            pass
+    if reason == "complaint":
+        new_status = SubscriberStatus.complained
+    elif subscriber.status in (SubscriberStatus.active, SubscriberStatus.pending):
+        new_status = SubscriberStatus.bounced
+    else:
+        return  # an unsubscribed reader stays unsubscribed; the suppression is what matters
+    if subscriber.status != new_status:
+        subscriber.status = new_status
+        subscriber.status_changed_at = now
+    session.flush()
+
+
+def bounce_stats(session: Session, issue_id: int) -> dict[str, int]:
+    """Return one issue's bounce counts: hard, soft, complaints, policy_alerts, delayed."""
+    rows = session.execute(
+        select(BounceEvent.kind, func.count())
+        .join(Delivery, Delivery.id == BounceEvent.delivery_id)
+        .where(Delivery.issue_id == issue_id)
+        .group_by(BounceEvent.kind)
+    ).all()
+    counts = {str(kind): int(n) for kind, n in rows}
+    return {
+        "hard": counts.get(BounceKind.hard, 0),
+        "soft": counts.get(BounceKind.soft, 0),
+        "complaints": counts.get(BounceKind.complaint, 0),
+        "policy_alerts": counts.get(BounceKind.policy, 0),
+        "delayed": counts.get(BounceKind.delayed, 0),
+    }
+
+
+def policy_alerts(session: Session, issue_id: int, limit: int = 5) -> list[str]:
+    """Return the distinct diagnostics of policy refusals of one issue (for the editors' alert)."""
+    rows = session.scalars(
+        select(BounceEvent.diagnostic)
+        .join(Delivery, Delivery.id == BounceEvent.delivery_id)
+        .where(Delivery.issue_id == issue_id, BounceEvent.kind == BounceKind.policy)
+        .group_by(BounceEvent.diagnostic)
+        .order_by(func.max(BounceEvent.id).desc())
+        .limit(limit)
+    )
+    return list(rows)
