@@ -240,6 +240,10 @@ def load_settings(**overrides: object) -> Settings:
         err = exc.errors()[0]
         msg = str(err["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"{_field_env_name(err['loc'])}: {msg}") from None
+    misaligned = dkim_alignment_error(settings)
+    if misaligned:
+        # Receivers enforcing DMARC would reject every message: refuse to start instead.
+        raise ConfigError(misaligned)
     return settings
 
 

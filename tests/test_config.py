@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.config import ConfigError, Settings, ensure_secret_keys, load_settings
+from app.delivery.dkim import generate_key
 
 
 @pytest.mark.parametrize(
@@ -54,3 +55,17 @@ def test_keys_newest_last_and_postgres_driver(monkeypatch: pytest.MonkeyPatch) -
     settings = load_settings()
     assert settings.secret_keys == ["old", "new"]
     assert settings.database_url.startswith("postgresql+psycopg://")
+
+
+def test_dkim_domain_must_align_with_from(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    key = tmp_path / "dkim.pem"
+    generate_key(key, "mp", "other.example")
+    monkeypatch.setenv("MORNINGPOST_FROM", "News <news@mail.morningpost.test>")
+    monkeypatch.setenv("MORNINGPOST_DKIM_SELECTOR", "mp")
+    monkeypatch.setenv("MORNINGPOST_DKIM_PRIVATE_KEY_PATH", str(key))
+    monkeypatch.setenv("MORNINGPOST_DKIM_DOMAIN", "other.example")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert str(err.value).startswith("MORNINGPOST_DKIM_DOMAIN:")
+    monkeypatch.setenv("MORNINGPOST_DKIM_DOMAIN", "morningpost.test")  # a parent: aligned
+    assert load_settings().dkim_enabled

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
 from app.models import Issue, IssueStatus
+from app.rendering.compile import Renderer
 
 # An issue is public once its send starts: the email links to its web version, and a reader
 # who gets it early in a long send must not find a 404 there.
@@ -33,3 +37,19 @@ def published_issue(session: Session, slug: str) -> Issue:
     if issue is None:
         raise NotFound("There is no published issue at this address.")
     return issue
+
+
+def web_version(renderer: Renderer, issue: Issue) -> str:
+    """Return the web version of an issue, rendered once per content, not once per reader."""
+    # Every email links here, so the morning's readers arrive together: premailer must not
+    # run per request.
+    return _web_version(
+        renderer, issue.subject, issue.preheader, issue.slug, json.dumps(issue.blocks)
+    )
+
+
+@lru_cache(maxsize=32)
+def _web_version(renderer: Renderer, subject: str, preheader: str, slug: str, blocks: str) -> str:
+    return renderer.web_version(
+        subject=subject, preheader=preheader, slug=slug, blocks=json.loads(blocks)
+    )

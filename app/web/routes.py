@@ -249,9 +249,7 @@ def archive_list(request: Request, session: SessionDep) -> Response:
 def archive_issue(slug: str, ctx: ContextDep, session: SessionDep) -> Response:
     """Return the web version of one published issue."""
     issue = archive.published_issue(session, slug)
-    html = ctx.renderer.web_version(
-        subject=issue.subject, preheader=issue.preheader, slug=issue.slug, blocks=issue.blocks
-    )
+    html = archive.web_version(ctx.renderer, issue)
     return HTMLResponse(html, headers={"Cache-Control": "public, max-age=300"})
 
 
