@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from app.context import Context
+from app.db import session_scope
 from app.editors import authenticate_editor
 from app.errors import Unauthorized
 from app.models import EditorToken
@@ -22,15 +23,8 @@ def get_context(request: Request) -> Context:
 
 def get_session(ctx: Annotated[Context, Depends(get_context)]) -> Iterator[Session]:
     """Yield the request's session; commit if the handler succeeded, roll back otherwise."""
-    session = ctx.sessions()
-    try:
+    with session_scope(ctx.sessions) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def require_editor(
