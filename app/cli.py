@@ -9,7 +9,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -22,7 +22,6 @@ from rich.progress import (
     Task,
     TaskID,
     TextColumn,
-    TimeRemainingColumn,
 )
 from rich.text import Text
 
@@ -52,11 +51,15 @@ out = Console()
 
 
 class RateColumn(ProgressColumn):
-    """Messages per second, as rich measures it between updates."""
+    """Messages per second over the last minute and the time left, as the ledger says."""
 
     def render(self, task: Task) -> Text:
-        """Draw the rate."""
-        return Text(f"{task.speed:,.0f} msg/s" if task.speed else "")
+        """Draw the rate and the ETA."""
+        rate, eta = task.fields.get("rate") or 0, task.fields.get("eta")
+        if not rate:
+            return Text("")
+        left = "" if eta is None else f" · {int(eta) // 60}:{int(eta) % 60:02d} left"
+        return Text(f"{rate:,.0f} msg/s{left}")
 
 
 def _setup(*, migrate: bool = False) -> Context:
@@ -149,7 +152,7 @@ def status(
 
 
 @contextlib.contextmanager
-def _progress_display() -> Iterator[Callable[[dict[int, dict[str, int]]], None]]:
+def _progress_display() -> Iterator[Callable[[dict[int, dict[str, Any]]], None]]:
     """Yield a callback that draws one rich progress bar per issue from its stats."""
     columns = (
         TextColumn("issue {task.fields[issue]}"),
@@ -157,20 +160,27 @@ def _progress_display() -> Iterator[Callable[[dict[int, dict[str, int]]], None]]
         MofNCompleteColumn(),
         TextColumn("{task.fields[detail]}"),
         RateColumn(),
-        TimeRemainingColumn(),
     )
     with Progress(*columns, console=console) as progress:
         tasks: dict[int, TaskID] = {}
 
-        def on_progress(all_stats: dict[int, dict[str, int]]) -> None:
+        def on_progress(all_stats: dict[int, dict[str, Any]]) -> None:
             for issue_id, st in all_stats.items():
                 done = st["sent"] + st["failed"] + st["unknown"] + st["cancelled"]
                 detail = f"sent {st['sent']} · retry {st['retry']} · failed {st['failed']}"
+                if st.get("status") == "paused":
+                    detail += f" · PAUSED: {st.get('pause_reason') or ''}"
+                rate, eta = st.get("rate_per_second"), st.get("eta_seconds")
                 if issue_id not in tasks:
                     tasks[issue_id] = progress.add_task(
-                        "", total=st["recipients"] or 1, issue=issue_id, detail=detail
+                        "",
+                        total=st["recipients"] or 1,
+                        issue=issue_id,
+                        detail=detail,
+                        rate=rate,
+                        eta=eta,
                     )
-                progress.update(tasks[issue_id], completed=done, detail=detail)
+                progress.update(tasks[issue_id], completed=done, detail=detail, rate=rate, eta=eta)
 
         yield on_progress
 

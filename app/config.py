@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     # Results are written at least every FLUSH_EVERY messages: a SIGKILLed worker's rows in
     # `unknown` are at most these plus the messages on the wire (one per connection).
-    flush_every: int = Field(default=50, ge=1, le=10_000)
+    flush_every: int = Field(default=100, ge=1, le=10_000)
     # Per-recipient-domain limits, messages/s: "gmail.com=20,yahoo.com=10"; other domains get
     # DOMAIN_RATE_DEFAULT (0 = no per-domain limit). Each worker enforces its own share.
     domain_rates: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)

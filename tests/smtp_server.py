@@ -47,6 +47,14 @@ class ScriptedHandler:
         self.default_answer: str | None = None  # used for every address when no script
         self.attempts: dict[str, int] = defaultdict(int)
         self.stall_seconds = 60.0
+        self.delay_seconds = 0.0  # a slow relay: wait this long before every answer
+        # Under load: when more than busy_limit messages were accepted in the last busy_window
+        # seconds, answer with busy_answers in turn (e.g. 421 and 451) instead of accepting.
+        self.busy_limit: int | None = None
+        self.busy_window = 1.0
+        self.busy_answers: tuple[str, ...] = ("421 4.7.0 Too busy, slow down",)
+        self.busy_refusals = 0
+        self._accepted_at: deque[float] = deque()
         self._lock = threading.Lock()
 
     def plan(self, address: str, *answers: str) -> None:
@@ -60,6 +68,10 @@ class ScriptedHandler:
             self.attempts[rcpt] += 1
             queue = self.script.get(rcpt)
             answer = queue.popleft() if queue else self.default_answer
+            if answer is None and self.busy_limit is not None:
+                answer = self._busy_answer(time.monotonic())
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
         if answer == HANGUP:
             session.transport.close() if getattr(session, "transport", None) else None
             server.transport.close()
@@ -74,6 +86,17 @@ class ScriptedHandler:
                 Received(envelope.mail_from, tuple(envelope.rcpt_tos), bytes(envelope.content))
             )
         return "250 2.0.0 OK queued"
+
+    def _busy_answer(self, now: float) -> str | None:
+        """Return a refusal when the recent load is over the limit (called under the lock)."""
+        recent = self._accepted_at
+        while recent and recent[0] < now - self.busy_window:
+            recent.popleft()
+        if self.busy_limit is not None and len(recent) >= self.busy_limit:
+            self.busy_refusals += 1
+            return self.busy_answers[self.busy_refusals % len(self.busy_answers)]
+        recent.append(now)
+        return None
 
     def to(self, address: str) -> list[Received]:
         """Return the messages accepted for `address`."""

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
 from app.context import Context
 from app.db import session_scope
-from app.delivery import ledger
 from app.delivery.engine import Worker
 from app.delivery.mailer import Mailer
+from app.issues import service as issue_service
 from app.issues.scheduling import start_due_issues
 from app.models import Issue, IssueStatus, utcnow
 
-Progress = Callable[[dict[int, dict[str, int]]], None]
+Progress = Callable[[dict[int, dict[str, Any]]], None]
+PROGRESS_EVERY = 0.5  # seconds between progress snapshots while a stream runs
 
 
 def dispatch(ctx: Context, now: datetime | None = None) -> list[int]:
@@ -30,7 +33,7 @@ def dispatch(ctx: Context, now: datetime | None = None) -> list[int]:
 
 def _snapshot(
     ctx: Context, issue_ids: list[int] | None
-) -> tuple[list[int], dict[int, dict[str, int]]]:
+) -> tuple[list[int], dict[int, dict[str, Any]]]:
     """Return (ids still sending, stats of every watched issue)."""
     with session_scope(ctx.sessions) as session:
         if issue_ids is None:
@@ -40,7 +43,7 @@ def _snapshot(
         rows = session.execute(select(Issue.id, Issue.status).where(Issue.id.in_(issue_ids)))
         # Not dict(rows): a Result has .keys(), so dict() would treat it as a mapping.
         statuses = {issue_id: status for issue_id, status in rows}
-        stats = {i: ledger.issue_stats(session, i) for i in issue_ids}
+        stats = {i: issue_service.stats(session, i) for i in issue_ids}
     return [i for i in issue_ids if statuses.get(i) == IssueStatus.sending], stats
 
 
@@ -54,6 +57,16 @@ async def deliver_until_done(
     worker = Worker(ctx, mailer)
     if issue_ids is None:
         issue_ids, _ = await asyncio.to_thread(_snapshot, ctx, None)
+    watched = issue_ids
+
+    async def report() -> None:
+        # A stream runs for many seconds: draw progress beside it, not only between streams.
+        while on_progress is not None:
+            _, stats = await asyncio.to_thread(_snapshot, ctx, watched)
+            on_progress(stats)
+            await asyncio.sleep(PROGRESS_EVERY)
+
+    reporter = asyncio.create_task(report())
     try:
         while True:
             busy = await worker.run_once()
@@ -66,4 +79,7 @@ async def deliver_until_done(
                 # Waiting on retries not yet due, or on rows another worker holds.
                 await asyncio.sleep(ctx.settings.poll_interval_seconds)
     finally:
+        reporter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reporter
         await mailer.aclose()

@@ -1,10 +1,10 @@
-"""The delivery worker: claim a batch, fill prepared bytes per recipient, send, record.
+"""The delivery worker: housekeeping, the outbox, then a stream of deliveries (sending.py).
 
 Crash semantics (the in-flight window): a claimed batch is committed as `sending` under this
-worker's lease before any SMTP traffic, and results are written every FLUSH_EVERY messages.
-If the process dies, the rows it had claimed but not yet recorded (at most batch_size) stay in
-`sending` until their lease expires, then become `unknown`: some of them may have reached the
-relay, so none is resent blindly. Nothing is ever lost or sent twice by the ledger itself.
+worker's lease before any SMTP traffic, leases are renewed while the worker lives, and results
+are written every FLUSH_EVERY messages. If the process dies, the rows it held but had not
+recorded stay in `sending` until their lease expires, then become `unknown`: some of them may
+have reached the relay, so none is resent blindly. Nothing is lost or sent twice by the ledger.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import logging
 import os
 import secrets
 import socket
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
@@ -27,19 +26,24 @@ from sqlalchemy import select
 
 from app.context import Context
 from app.db import session_scope
-from app.delivery import ledger, outbox
+from app.delivery import lease, ledger, outbox
 from app.delivery.ledger import Claim, Result, RetryPolicy
 from app.delivery.mailer import Mailer, MailerConnection, Outcome, SendResult
 from app.delivery.message import PreparedMessage
 from app.delivery.outbox import OutboxClaim
+from app.delivery.sending import DeliveryStream, RenderFailed
+from app.delivery.throttle import AdaptiveRate, DomainSchedule, ErrorWatch, RateLimiter
+from app.errors import DomainError
 from app.issues.scheduling import start_due_issues
+from app.issues.service import pause_issue
 from app.models import Issue, OutboxKind, utcnow
 
 log = logging.getLogger("morningpost.delivery")
 
-FLUSH_EVERY = 25  # results are written at least this often within a batch
 CACHE_SIZE = 8  # prepared issues kept per process
 T = TypeVar("T")
+
+__all__ = ["RateLimiter", "RenderFailed", "Worker", "new_owner"]
 
 
 def new_owner() -> str:
@@ -47,53 +51,30 @@ def new_owner() -> str:
     return f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-class RenderFailed(Exception):
-    """The issue could not be rendered; its claims are retried later."""
-
-
-class RateLimiter:
-    """A token bucket shared by all sending tasks; rate 0 means unlimited."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.capacity = max(1.0, rate)
-        self.tokens = 1.0  # start nearly empty so a fresh worker does not burst
-        self.stamp = time.monotonic()
-        self.lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        """Wait until one message may go out."""
-        if self.rate <= 0:
-            return
-        async with self.lock:
-            while True:
-                now = time.monotonic()
-                self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-                self.stamp = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return
-                await asyncio.sleep((1 - self.tokens) / self.rate)
-
-
 class Worker:
-    """Deliver what the ledger says, in batches, until told to stop."""
+    """Deliver what the ledger says, in streams of batches, until told to stop."""
 
     def __init__(self, ctx: Context, mailer: Mailer, *, owner: str | None = None) -> None:
         self.ctx = ctx
-        self.settings = ctx.settings
+        self.settings = s = ctx.settings
         self.mailer = mailer
         self.owner = owner or new_owner()
-        self.policy = RetryPolicy(self.settings.retry_backoff_seconds, self.settings.max_attempts)
-        self.limiter = RateLimiter(self.settings.rate_per_second)
-        self.domain = self.settings.sender.domain
+        self.policy = RetryPolicy(s.retry_backoff_seconds, s.max_attempts)
+        self.limiter = RateLimiter(s.rate_per_second)
+        self.adaptive = AdaptiveRate(self.limiter)
+        self.domains = DomainSchedule(s.domain_rates, s.domain_rate_default)
+        self.errors = ErrorWatch(s.pause_error_rate, s.pause_window)
+        self.domain = s.sender.domain
+        self.sender = s.sender.addr_spec
         self._prepared: OrderedDict[tuple[int, datetime, bool], PreparedMessage] = OrderedDict()
+        self._messages: dict[int, PreparedMessage | Exception] = {}
+        self._date = ("", 0.0)
         self._stop = asyncio.Event()
 
     # Loops ---------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until `stop` is set; then finish the message in hand, release the rest, return."""
+        """Work until `stop` is set; then finish the messages in hand, release the rest, return."""
         self._stop = stop
         log.info("worker %s started", self.owner)
         try:
@@ -120,7 +101,7 @@ class Worker:
             await self.mailer.aclose()  # idle connections reopen lazily if the worker is reused
 
     async def run_once(self) -> bool:
-        """Run one iteration; return whether any message was claimed."""
+        """Run housekeeping, the outbox and one delivery stream; return whether any was claimed."""
         now = utcnow()
         started = await self._db(lambda s: start_due_issues(s, now))
         if started:
@@ -128,75 +109,83 @@ class Worker:
         expired = await self._db(lambda s: ledger.expire_leases(s, utcnow()))
         if expired:
             log.warning("%d leases expired: marked unknown, not resent", expired)
-        outbox = await self._outbox_batch()
-        sent = await self._delivery_batch()
+        sent_outbox = await self._outbox_batch()
+        self._messages.clear()  # re-read issues each stream: an edit or a fix is picked up
+        sent = await DeliveryStream(self, self._stop).run()
         finished = await self._db(lambda s: ledger.finish_issues(s, utcnow()))
         if finished:
             log.info("issues %s finished", finished)
-        return bool(outbox or sent)
+        return bool(sent_outbox or sent)
 
-    # Batches -------------------------------------------------------------------------------
+    # What the delivery stream calls ---------------------------------------------------------
 
     def _claim_limit(self) -> int:
         limit = self.settings.batch_size
         rate = self.settings.rate_per_second
         if rate > 0:
-            # Keep a batch's sending time well inside its lease, or it would expire mid-batch.
+            # A batch waiting in memory should not take longer than its lease to send.
             limit = min(limit, max(1, int(rate * self.settings.lease_seconds / 2)))
         return limit
 
-    async def _delivery_batch(self) -> int:
-        s = self.settings
-        claims = await self._db(
-            lambda ses: ledger.claim_batch(
-                ses, self.owner, self._claim_limit(), utcnow(), s.lease_seconds, domain=self.domain
-            )
-        )
-        if not claims:
-            return 0
-        messages: dict[int, PreparedMessage | Exception] = {}
-        for issue_id in {c.issue_id for c in claims}:
+    async def message_for(self, issue_id: int) -> PreparedMessage | Exception:
+        """Return (and remember for this stream) the issue's prepared message, or why it failed."""
+        if issue_id not in self._messages:
             try:
-                messages[issue_id] = await self._prepared_issue(issue_id, test=False)
+                self._messages[issue_id] = await self._prepared_issue(issue_id, test=False)
             except Exception as exc:
                 # Nothing was sent, so a retry (with backoff, then failed) is safe and visible.
                 log.exception("issue %d could not be rendered", issue_id)
-                messages[issue_id] = exc
-        date = format_datetime(utcnow(), usegmt=True)
+                self._messages[issue_id] = exc
+        return self._messages[issue_id]
+
+    def build(self, claim: Claim) -> bytes:
+        """Return one recipient's wire bytes: two tokens, an address, a date, a Message-ID."""
+        prepared = self._messages[claim.issue_id]
+        if isinstance(prepared, Exception):
+            raise RenderFailed(str(prepared))
         tokens = self.ctx.tokens
-
-        def build(claim: Claim) -> bytes:
-            prepared = messages[claim.issue_id]
-            if isinstance(prepared, Exception):
-                raise RenderFailed(str(prepared))
-            return prepared.fill(
-                to=claim.email,
-                unsubscribe_token=tokens.unsubscribe_token(claim.subscriber_id),
-                preferences_token=tokens.preferences_token(claim.subscriber_id),
-                message_id=claim.message_id,
-                date=date,
-            )
-
-        def record(results: list[Result]) -> None:
-            with session_scope(self.ctx.sessions) as ses:
-                ledger.record_results(ses, self.owner, results, utcnow(), policy=self.policy)
-
-        outcomes = await self._send_all(
-            [(c.delivery_id, c.attempts, c.email) for c in claims],
-            build_by_id(claims, build),
-            record,
+        return prepared.fill_wire(
+            to=claim.email,
+            unsubscribe_token=tokens.unsubscribe_token(claim.subscriber_id),
+            preferences_token=tokens.preferences_token(claim.subscriber_id),
+            message_id=claim.message_id,
+            date=self._now_header(),
         )
-        unsent = [c.delivery_id for c in claims if c.delivery_id not in outcomes]
-        if unsent:
-            await self._db(lambda ses: ledger.release(ses, self.owner, unsent))
-        counts = {o: sum(1 for v in outcomes.values() if v == o) for o in Outcome}
-        log.info(
-            "batch of %d: %s%s",
-            len(claims),
-            ", ".join(f"{k} {v}" for k, v in counts.items() if v),
-            f", released {len(unsent)}" if unsent else "",
+
+    def _now_header(self) -> str:
+        # The Date header changes once a second; formatting it per message is wasted work.
+        loop_now = asyncio.get_running_loop().time()
+        if loop_now - self._date[1] >= 1.0:
+            self._date = (format_datetime(utcnow(), usegmt=True), loop_now)
+        return self._date[0]
+
+    def record(self, results: list[Result]) -> None:
+        """Write delivery results in one transaction (called on a thread)."""
+        with session_scope(self.ctx.sessions) as ses:
+            ledger.record_results(ses, self.owner, results, utcnow(), policy=self.policy)
+
+    async def renew(self, ids: list[int]) -> None:
+        """Extend the leases of rows in hand, and expire those of workers that died."""
+        s = self.settings
+        renewed = await self._db(
+            lambda ses: lease.renew_leases(ses, self.owner, ids, utcnow(), s.lease_seconds)
         )
-        return len(claims)
+        expired = await self._db(lambda ses: ledger.expire_leases(ses, utcnow()))
+        if expired:
+            log.warning("%d leases of other workers expired: marked unknown", expired)
+        log.debug("renewed %d leases", renewed)
+
+    async def pause(self, issue_id: int, reason: str) -> bool:
+        """Pause a send, saying why; return False when it was no longer sending."""
+        try:
+            await self._db(lambda s: pause_issue(s, issue_id, utcnow(), reason))
+        except DomainError:
+            return False
+        finally:
+            self.errors.forget(issue_id)
+        return True
+
+    # The outbox (confirmations, test copies): small, one batch at a time ---------------------
 
     async def _outbox_batch(self) -> int:
         s = self.settings
@@ -241,19 +230,12 @@ class Worker:
         build: Callable[[int], bytes],
         record: Callable[[list[Result]], None],
     ) -> dict[int, Outcome]:
-        """Send (row id, attempts, address) items over concurrent connections; record as we go."""
+        """Send (row id, attempts, address) items over concurrent connections; record at the end."""
         queue: asyncio.Queue[tuple[int, int, str]] = asyncio.Queue()
         for item in items:
             queue.put_nowait(item)
         outcomes: dict[int, Outcome] = {}
-        buffer: list[Result] = []
-        sender = self.settings.sender.addr_spec
-
-        async def flush() -> None:
-            if buffer:
-                chunk = buffer[:]
-                buffer.clear()
-                await asyncio.to_thread(record, chunk)
+        results: list[Result] = []
 
         async def one(conn: MailerConnection, row_id: int, attempts: int, to: str) -> None:
             try:
@@ -265,14 +247,12 @@ class Worker:
             else:
                 await self.limiter.acquire()
                 try:
-                    res = await conn.send(sender, to, data)
+                    res = await conn.send(self.sender, to, data)
                 except Exception as exc:  # the body may have left: do not guess
                     log.exception("mailer raised")
                     res = SendResult(Outcome.unknown, f"mailer error: {exc}"[:200])
             outcomes[row_id] = res.outcome
-            buffer.append(Result(row_id, attempts, res.outcome, res.reply, res.suppress))
-            if len(buffer) >= FLUSH_EVERY:
-                await flush()
+            results.append(Result(row_id, attempts, res.outcome, res.reply, res.suppress))
 
         async def sender_task() -> None:
             async with self.mailer.connection() as conn:
@@ -288,7 +268,7 @@ class Worker:
             await asyncio.gather(*(sender_task() for _ in range(n)))
         finally:
             # Shielded so a cancelled worker still writes what it knows.
-            await asyncio.shield(flush())
+            await asyncio.shield(asyncio.to_thread(record, results))
         return outcomes
 
     # Helpers -------------------------------------------------------------------------------
@@ -355,9 +335,3 @@ class Worker:
             message_id=msgid,
             date=date,
         )
-
-
-def build_by_id(claims: list[Claim], build: Callable[[Claim], bytes]) -> Callable[[int], bytes]:
-    """Adapt a per-claim builder to the row-id interface of _send_all."""
-    by_id = {c.delivery_id: c for c in claims}
-    return lambda row_id: build(by_id[row_id])

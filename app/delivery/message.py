@@ -150,12 +150,37 @@ def split_template(template: bytes) -> list[Piece]:
     return [p for p in pieces if p != b""]
 
 
+def stuff_pieces(pieces: tuple[Piece, ...]) -> tuple[Piece, ...]:
+    """Dot-stuff literal pieces once; mark token slices that start a line (kind + 2).
+
+    The per-recipient headers before the template never start with a dot, and tokens hold
+    no line breaks, so a line can only start inside a literal or right after one that ends
+    with CRLF; fill_wire stuffs such a token slice only if it starts with a dot.
+    """
+    out: list[Piece] = []
+    line_start = True
+    for p in pieces:
+        if isinstance(p, bytes):
+            lead = b"." if line_start and p.startswith(b".") else b""
+            out.append(lead + p.replace(b"\r\n.", b"\r\n.."))
+            line_start = p.endswith(CRLF)
+        else:
+            kind, start, end = p
+            out.append((kind + 2 if line_start else kind, start, end))
+            line_start = False
+    if not line_start:
+        out.append(CRLF)
+    out.append(b".\r\n")
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class PreparedMessage:
     """A message encoded once, with slots for the per-recipient token slices."""
 
     pieces: tuple[Piece, ...]
     sender: str  # the envelope sender (bare address)
+    wire: tuple[Piece, ...] = ()  # the same, dot-stuffed and terminated for DATA
 
     @classmethod
     def build(
@@ -164,12 +189,39 @@ class PreparedMessage:
         """Encode `compiled` once; list_headers=False drops List-* (confirmation emails)."""
         content_type, body = _body(compiled)
         head = b"".join(_headers(compiled, settings, list_headers)) + content_type
-        return cls(tuple(split_template(head + CRLF + body)), settings.sender.addr_spec)
+        pieces = tuple(split_template(head + CRLF + body))
+        return cls(pieces, settings.sender.addr_spec, stuff_pieces(pieces))
 
     def fill(
         self, *, to: str, unsubscribe_token: str, preferences_token: str, message_id: str, date: str
     ) -> bytes:
         """Return the message for one recipient: per-recipient headers, then the template."""
+        head, tokens = self._head(to, unsubscribe_token, preferences_token, message_id, date)
+        return head + b"".join(
+            p if isinstance(p, bytes) else tokens[p[0]][p[1] : p[2]] for p in self.pieces
+        )
+
+    def fill_wire(
+        self, *, to: str, unsubscribe_token: str, preferences_token: str, message_id: str, date: str
+    ) -> bytes:
+        """Return fill()'s message already dot-stuffed and ended with CRLF.CRLF (for DATA).
+
+        The 70 KB stuffing scan then happens once per issue, not once per recipient.
+        """
+        head, tokens = self._head(to, unsubscribe_token, preferences_token, message_id, date)
+        parts = [head]
+        for p in self.wire:
+            if isinstance(p, bytes):
+                parts.append(p)
+                continue
+            kind, start, end = p
+            chunk = tokens[kind & 1][start:end]
+            parts.append(b"." + chunk if kind >= 2 and chunk.startswith(b".") else chunk)
+        return b"".join(parts)
+
+    def _head(
+        self, to: str, unsubscribe_token: str, preferences_token: str, message_id: str, date: str
+    ) -> tuple[bytes, tuple[bytes, bytes]]:
         tokens = (unsubscribe_token.encode("ascii"), preferences_token.encode("ascii"))
         if len(tokens[0]) != LIST_TOKEN_LENGTH or len(tokens[1]) != LIST_TOKEN_LENGTH:
             raise ValueError("list tokens must have the fixed placeholder length")
@@ -181,6 +233,4 @@ class PreparedMessage:
             date.encode("ascii"),
             message_id.encode("ascii"),
         )
-        return head + b"".join(
-            p if isinstance(p, bytes) else tokens[p[0]][p[1] : p[2]] for p in self.pieces
-        )
+        return head, tokens

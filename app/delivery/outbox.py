@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.delivery.ledger import O, Result, RetryPolicy, is_postgres, record_rows, release_rows
+from app.delivery.lease import release_rows
+from app.delivery.ledger import O, Result, RetryPolicy, is_postgres, record_rows
 from app.models import DeliveryStatus, OutboxMessage
 
 

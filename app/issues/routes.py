@@ -81,7 +81,19 @@ def cancel(issue_id: int, session: SessionDep) -> dict[str, Any]:
     return service.cancel_issue(session, issue_id, utcnow())
 
 
+@router.post("/{issue_id}/pause", status_code=200)
+def pause(issue_id: int, session: SessionDep) -> dict[str, Any]:
+    """Pause a sending issue; resume continues where it stopped."""
+    return service.pause_issue(session, issue_id, utcnow())
+
+
+@router.post("/{issue_id}/resume", status_code=200)
+def resume(issue_id: int, session: SessionDep) -> dict[str, Any]:
+    """Resume a paused issue."""
+    return service.resume_issue(session, issue_id, utcnow())
+
+
 @router.get("/{issue_id}/stats")
-def stats(issue_id: int, session: SessionDep) -> dict[str, int]:
-    """Return delivery counts."""
+def stats(issue_id: int, session: SessionDep) -> dict[str, Any]:
+    """Return delivery counts, status, rate (msgs/s over the last minute) and ETA."""
     return service.stats(session, issue_id)

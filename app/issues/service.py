@@ -11,10 +11,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.delivery.ledger import cancel_open, issue_stats
+from app.delivery.progress import send_rate
 from app.errors import Conflict, InvalidInput, NotFound
 from app.issues.scheduling import start_send
 from app.issues.schemas import IssueIn, IssuePatch
-from app.models import Issue, IssueStatus, OutboxKind, OutboxMessage
+from app.models import Issue, IssueStatus, OutboxKind, OutboxMessage, utcnow
 from app.rendering import placeholders
 from app.rendering.blocks import parse_blocks
 from app.rendering.compile import CompiledEmail, Renderer
@@ -22,6 +23,7 @@ from app.subscribers.service import normalize_email
 from app.tokens import TokenService
 
 EDITABLE = (IssueStatus.draft, IssueStatus.scheduled)
+STOPPABLE = (IssueStatus.scheduled, IssueStatus.sending, IssueStatus.paused)
 
 
 def slugify(text: str) -> str:
@@ -141,7 +143,12 @@ def send_issue(
 ) -> dict[str, Any]:
     """Send now (freeze recipients) or schedule for later; a repeated send is a Conflict."""
     issue = get_issue(session, issue_id)
-    if issue.status in (IssueStatus.sending, IssueStatus.sent, IssueStatus.cancelled):
+    if issue.status in (
+        IssueStatus.sending,
+        IssueStatus.paused,
+        IssueStatus.sent,
+        IssueStatus.cancelled,
+    ):
         raise Conflict(f"Issue {issue_id} is already {issue.status}; it is never sent twice.")
     compile_issue(renderer, issue)  # never freeze recipients for an issue that cannot render
     if send_at is not None and send_at > now:
@@ -159,7 +166,7 @@ def cancel_issue(session: Session, issue_id: int, now: datetime) -> dict[str, An
     # Compare-and-set: a worker may be finishing the same issue at this very moment.
     stopped = session.execute(
         update(Issue)
-        .where(Issue.id == issue_id, Issue.status.in_([IssueStatus.scheduled, IssueStatus.sending]))
+        .where(Issue.id == issue_id, Issue.status.in_(STOPPABLE))
         .values(status=IssueStatus.cancelled, finished_at=now)
         .returning(Issue.id)
         .execution_options(synchronize_session=False)
@@ -173,12 +180,51 @@ def cancel_issue(session: Session, issue_id: int, now: datetime) -> dict[str, An
     return {"id": issue_id, "status": IssueStatus.cancelled.value, "cancelled": cancelled}
 
 
-def stats(session: Session, issue_id: int) -> dict[str, int]:
-    """Return the delivery counts of an issue."""
-    get_issue(session, issue_id)
-    return issue_stats(session, issue_id)
+def pause_issue(
+    session: Session, issue_id: int, now: datetime, reason: str = "paused by an editor"
+) -> dict[str, Any]:
+    """Pause a sending issue: nothing more is claimed; messages already on the wire finish."""
+    return _flip(session, issue_id, IssueStatus.sending, IssueStatus.paused, reason[:500])
 
 
-def issue_progress(session: Session, issue_id: int) -> tuple[str, dict[str, int]]:
-    """Return an issue's status and delivery counts."""
-    return get_issue(session, issue_id).status, issue_stats(session, issue_id)
+def resume_issue(session: Session, issue_id: int, now: datetime) -> dict[str, Any]:
+    """Resume a paused issue where it stopped: the ledger knows who still waits."""
+    return _flip(session, issue_id, IssueStatus.paused, IssueStatus.sending, None)
+
+
+def _flip(
+    session: Session, issue_id: int, old: IssueStatus, new: IssueStatus, reason: str | None
+) -> dict[str, Any]:
+    # Compare-and-set, like cancel: a worker may finish or pause the issue concurrently.
+    done = session.execute(
+        update(Issue)
+        .where(Issue.id == issue_id, Issue.status == old)
+        .values(status=new, pause_reason=reason)
+        .returning(Issue.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if done is None:
+        issue = get_issue(session, issue_id)
+        raise Conflict(f"Issue {issue_id} is {issue.status}, not {old}.")
+    return {"id": issue_id, "status": new.value, "pause_reason": reason}
+
+
+def stats(session: Session, issue_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """Return the delivery counts of an issue, its status, send rate and ETA."""
+    issue = get_issue(session, issue_id)
+    counts = issue_stats(session, issue_id)
+    rate = send_rate(session, issue_id, now or utcnow(), issue.started_at)
+    waiting = counts["pending"] + counts["sending"] + counts["retry"]
+    return {
+        **counts,
+        "status": issue.status,
+        "pause_reason": issue.pause_reason,
+        "rate_per_second": round(rate, 1),
+        "eta_seconds": round(waiting / rate) if rate > 0 else (0 if not waiting else None),
+    }
+
+
+def issue_progress(session: Session, issue_id: int) -> tuple[str, dict[str, Any]]:
+    """Return an issue's status and its stats (counts, rate, ETA)."""
+    data = stats(session, issue_id)
+    return str(data["status"]), data

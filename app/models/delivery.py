@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, utcnow
@@ -51,7 +51,23 @@ class Delivery(Base):
         UniqueConstraint("issue_id", "subscriber_id"),
         # The claim query walks open rows of one issue in id order.
         Index("ix_deliveries_issue_status_id", "issue_id", "status", "id"),
-        Index("ix_deliveries_status_lease", "status", "lease_expires_at"),
+        # Partial: only leased rows are ever looked up by lease expiry.
+        Index(
+            "ix_deliveries_status_lease",
+            "status",
+            "lease_expires_at",
+            postgresql_where=text("status = 'sending'"),
+            sqlite_where=text("status = 'sending'"),
+        ),
+        # The send rate (messages in the last minute) reads recent sent_at of one issue;
+        # partial, so freezing a million pending rows does not pay for it.
+        Index(
+            "ix_deliveries_issue_sent_at",
+            "issue_id",
+            "sent_at",
+            postgresql_where=text("sent_at IS NOT NULL"),
+            sqlite_where=text("sent_at IS NOT NULL"),
+        ),
     )
 
 

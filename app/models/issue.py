@@ -13,11 +13,12 @@ from app.models.base import Base, utcnow
 
 
 class IssueStatus(enum.StrEnum):
-    """The life of an issue: draft → scheduled → sending → sent (or cancelled)."""
+    """The life of an issue: draft → scheduled → sending (⇄ paused) → sent (or cancelled)."""
 
     draft = "draft"
     scheduled = "scheduled"
     sending = "sending"
+    paused = "paused"  # by an editor or by the worker (error rate); resumes where it stopped
     sent = "sent"
     cancelled = "cancelled"
 
@@ -39,3 +40,4 @@ class Issue(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    pause_reason: Mapped[str | None] = mapped_column(String(500), default=None)

@@ -1,0 +1,112 @@
+"""Leases held by a live worker: renew them, or hand rows back for later without an attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import Table, bindparam, case, update
+from sqlalchemy.orm import Session
+
+from app.delivery.rows import D, O
+from app.models import DeliveryStatus
+
+CHUNK = 5000  # ids per statement: keeps parameter lists within every driver's limits
+
+
+def renew_leases(
+    session: Session,
+    owner: str,
+    ids: Sequence[int],
+    now: datetime,
+    lease_seconds: int,
+    *,
+    table: Table = D,
+) -> int:
+    """Extend the lease of rows this worker still holds; return how many were renewed.
+
+    Only rows still `sending` under this owner move: a row already recorded, or taken over
+    after an expiry, is not ours to touch.
+    """
+    renewed = 0
+    until = now + timedelta(seconds=lease_seconds)
+    for start in range(0, len(ids), CHUNK):
+        result = session.execute(
+            update(table)
+            .where(
+                table.c.id.in_(ids[start : start + CHUNK]),
+                table.c.status == DeliveryStatus.sending,
+                table.c.lease_owner == owner,
+            )
+            .values(lease_expires_at=until)
+        )
+        renewed += int(result.rowcount)  # type: ignore[attr-defined]
+    return renewed
+
+
+def renew_outbox_leases(
+    session: Session, owner: str, ids: Sequence[int], now: datetime, lease_seconds: int
+) -> int:
+    """Extend the lease of outbox rows this worker still holds."""
+    return renew_leases(session, owner, ids, now, lease_seconds, table=O)
+
+
+def defer(
+    session: Session, owner: str, rows: Sequence[tuple[int, datetime]], now: datetime, why: str
+) -> None:
+    """Give claimed deliveries back, due again at the given times, without counting an attempt.
+
+    One executemany: a first attempt returns to `pending`, a retry to `retry`; both carry
+    next_attempt_at, which the claim honours.
+    """
+    if not rows:
+        return
+    stmt = (
+        update(D)
+        .where(
+            D.c.id == bindparam("b_id"),
+            D.c.status == DeliveryStatus.sending,
+            D.c.lease_owner == owner,
+        )
+        .values(
+            status=case(
+                (D.c.attempts > 1, DeliveryStatus.retry.value),
+                else_=DeliveryStatus.pending.value,
+            ),
+            attempts=D.c.attempts - 1,
+            next_attempt_at=bindparam("b_next", type_=D.c.next_attempt_at.type),
+            lease_owner=None,
+            lease_expires_at=None,
+            last_reply=why,
+            updated_at=now,
+        )
+    )
+    session.connection().execute(stmt, [{"b_id": i, "b_next": t} for i, t in rows])
+
+
+def release(session: Session, owner: str, delivery_ids: Iterable[int]) -> None:
+    """Give back claimed deliveries never handed to SMTP (graceful shutdown)."""
+    release_rows(session, D, owner, list(delivery_ids))
+
+
+def release_rows(session: Session, table: Table, owner: str, ids: list[int]) -> None:
+    if not ids:
+        return
+    session.execute(
+        update(table)
+        .where(
+            table.c.id.in_(ids),
+            table.c.status == DeliveryStatus.sending,
+            table.c.lease_owner == owner,
+        )
+        .values(
+            # A first attempt goes back to pending; a retry keeps its (already due) time.
+            status=case(
+                (table.c.attempts > 1, DeliveryStatus.retry.value),
+                else_=DeliveryStatus.pending.value,
+            ),
+            attempts=table.c.attempts - 1,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+    )

@@ -1,0 +1,51 @@
+"""The ledger's shared pieces: its tables, the rows handed to and back from a worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from typing import cast as typed
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.delivery.outcome import Outcome
+from app.models import Delivery, OutboxMessage
+
+D = typed(Table, Delivery.__table__)
+O = typed(Table, OutboxMessage.__table__)  # noqa: E741 - mirrors D
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One delivery handed to this worker: everything needed to send it, no ORM object."""
+
+    delivery_id: int
+    issue_id: int
+    subscriber_id: int
+    email: str
+    attempts: int
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to one claimed row (a delivery or an outbox message)."""
+
+    row_id: int
+    attempts: int
+    outcome: Outcome
+    reply: str
+    suppress: bool = False
+
+
+def _insert(session: Session, table: Table) -> Any:
+    """Return a dialect INSERT that supports ON CONFLICT DO NOTHING."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def is_postgres(session: Session) -> bool:
+    """Tell whether the session talks to PostgreSQL."""
+    return session.get_bind().dialect.name == "postgresql"
