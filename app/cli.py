@@ -25,10 +25,13 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from app.bounces.listener import run_bounce_listener
+from app.bounces.verp import webhook_secret
 from app.config import ConfigError, announce_defaults, load_settings
 from app.context import Context, build_context
 from app.db import session_scope
 from app.delivery.dispatch import deliver_until_done, dispatch
+from app.delivery.dkim import generate_key
 from app.delivery.engine import Worker
 from app.delivery.mailer import make_mailer
 from app.demo import load_demo
@@ -45,6 +48,8 @@ editor_token_cli = typer.Typer(help="Editor API tokens.", no_args_is_help=True)
 subscribers_cli = typer.Typer(help="Subscriber list tools.", no_args_is_help=True)
 cli.add_typer(editor_token_cli, name="editor-token")
 cli.add_typer(subscribers_cli, name="subscribers")
+dkim_cli = typer.Typer(help="DKIM signing keys.", no_args_is_help=True)
+cli.add_typer(dkim_cli, name="dkim")
 
 console = Console(stderr=True)
 out = Console()
@@ -253,6 +258,53 @@ def _count_rows(file: Path) -> int:
     """Count data rows cheaply so the progress bar has a total."""
     with file.open("rb") as fh:
         return max(sum(1 for _ in fh) - 1, 0)
+
+
+@dkim_cli.command("keygen")
+def dkim_keygen(
+    selector: Annotated[str, typer.Option(help="DKIM selector, e.g. mp2026.")],
+    domain: Annotated[str, typer.Option(help="Signing domain (the From domain or a parent).")],
+    out: Annotated[Path, typer.Option(help="Where to write the private key (PEM).")] = Path(
+        "var/dkim.pem"
+    ),
+) -> None:
+    """Write a 2048-bit DKIM key and print the DNS TXT record to publish."""
+    try:
+        record = generate_key(out, selector, domain)
+    except FileExistsError:
+        typer.echo(
+            f"error: {out} exists; refusing to replace a key that may be published", err=True
+        )
+        raise typer.Exit(1) from None
+    out_console = Console(soft_wrap=True)  # the record must be copyable as one line
+    out_console.print(record, highlight=False)
+    console.print(
+        f"Publish the record, then set MORNINGPOST_DKIM_SELECTOR={selector} "
+        f"MORNINGPOST_DKIM_DOMAIN={domain} MORNINGPOST_DKIM_PRIVATE_KEY_PATH={out.resolve()}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@cli.command()
+def bounces(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (point the bounce domain's MX here).")] = 2525,
+) -> None:
+    """Receive DSN bounces and ARF complaints over SMTP (aiosmtpd) and record them."""
+    ctx = _setup(migrate=True)
+    console.print(f"bounce listener on {host}:{port} for bounces+…@{ctx.settings.verp_domain}")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_bounce_listener(ctx, host, port))
+    ctx.close()
+
+
+@cli.command("webhook-secret")
+def webhook_secret_cmd() -> None:
+    """Print the secret a relay uses to sign POST /webhooks/bounce (HMAC-SHA256)."""
+    ctx = _setup()
+    out.print(webhook_secret(ctx.settings), highlight=False)
+    ctx.close()
 
 
 def main() -> None:

@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     bounce_domain: str = ""  # the VERP return-path domain; empty = the From domain
     soft_bounce_threshold: int = Field(default=3, ge=1)
     soft_bounce_window_days: int = Field(default=30, ge=1)
+    # Sign-ups that never confirm are deleted after this many days (they never consented).
+    pending_purge_days: int = Field(default=14, ge=1)
 
     @field_validator("secret_keys", mode="before")
     @classmethod

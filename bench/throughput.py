@@ -32,7 +32,7 @@ from sqlalchemy import func, select
 from app.config import load_settings
 from app.context import build_context
 from app.db import session_scope
-from app.delivery.mailer import _dot_stuff
+from app.delivery.mailer import dot_stuff
 from app.delivery.message import PreparedMessage
 from app.editors import create_editor_token
 from app.main import create_app
@@ -61,7 +61,7 @@ async def raw_ceiling(port: int, data: bytes, count: int, connections: int, lean
     does: the tighter ceiling, and the one the ratio is taken against.
     """
     sender = FROM.split("<")[1].rstrip(">")
-    stuffed = _dot_stuff(data)
+    stuffed = dot_stuff(data)
     per = [count // connections + (1 if i < count % connections else 0) for i in range(connections)]
 
     async def one(n: int, offset: int) -> None:

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import smtplib
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from app.bounces.verp import verp_address, webhook_secret
 from app.config import Settings
 from app.context import Context
+from app.db import session_scope
+from app.models import Delivery, Subscriber, SubscriberStatus
 from tests.helpers import add_subscribers, cli_env, new_issue
-from tests.smtp_server import SMTPTestServer
+from tests.smtp_server import SMTPTestServer, free_port
 
 
 def morningpost(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -99,3 +105,65 @@ def test_subscribers_import_prints_a_summary(
     assert summary["rejected"][0]["row"] == 3
     listed = client.get("/subscribers", params={"status": "active"}, headers=editor).json()
     assert sorted(s["email"] for s in listed["items"]) == ["ada@example.org", "grace@example.org"]
+
+
+def test_dkim_keygen_prints_the_record_and_never_overwrites(
+    settings: Settings, tmp_path: Path
+) -> None:
+    key = tmp_path / "dkim.pem"
+    args = ("dkim", "keygen", "--selector", "mp", "--domain", "morningpost.test", "--out", str(key))
+    result = morningpost(settings, *args)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith('mp._domainkey.morningpost.test. IN TXT ( "v=DKIM1; k=rsa; p=')
+    assert key.stat().st_mode & 0o077 == 0
+    before = key.read_bytes()
+    again = morningpost(settings, *args)
+    assert again.returncode == 1 and "refusing" in again.stderr
+    assert key.read_bytes() == before
+
+
+def test_webhook_secret_is_the_one_the_webhook_checks(settings: Settings) -> None:
+    result = morningpost(settings, "webhook-secret")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == webhook_secret(settings)
+
+
+def test_bounce_listener_records_a_dsn(
+    settings: Settings, ctx: Context, client: TestClient, editor: dict[str, str]
+) -> None:
+    [sub_id] = add_subscribers(ctx, 1)
+    issue = new_issue(client, editor)
+    client.post(f"/issues/{issue['id']}/send", headers=editor)
+    with session_scope(ctx.sessions) as session:
+        delivery_id = session.scalars(select(Delivery.id)).one()
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "bounces", "--port", str(port)],
+        env=cli_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        verp = verp_address(delivery_id, settings)
+        dsn = (Path(__file__).parent / "data" / "bounces" / "dsn_5_1_1.eml").read_text()
+        for key, value in {
+            "VERP": verp,
+            "RCPT": "reader0@example.org",
+            "MESSAGE_ID": f"<mp.{issue['id']}.{delivery_id}@morningpost.test>",
+            "FBL": f"bounces@{settings.verp_domain}",
+        }.items():
+            dsn = dsn.replace(f"@@{key}@@", value)
+        for _ in range(100):  # the listener needs a moment to bind
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=5) as smtp:
+                    smtp.sendmail("", [verp], dsn)  # str: smtplib makes the line ends CRLF
+                break
+            except ConnectionRefusedError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError(proc.stderr.read() if proc.stderr else "listener never bound")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)  # also closes the stderr pipe
+    with session_scope(ctx.sessions) as session:
+        assert session.get_one(Subscriber, sub_id).status == SubscriberStatus.bounced

@@ -26,6 +26,9 @@ EDITOR_ROUTES = [
     ("POST", "/issues/1/send"),
     ("POST", "/issues/1/cancel"),
     ("GET", "/issues/1/stats"),
+    ("GET", "/issues/1/check"),
+    ("POST", "/issues/1/pause"),
+    ("POST", "/issues/1/resume"),
     # The subscriber routes have the same test in test_subscribers_api.py.
     ("GET", "/suppressions"),
     ("POST", "/suppressions"),
@@ -216,3 +219,28 @@ def test_unsubscribe_link_in_a_sent_issue_works(
     assert resp.status_code == 200
     again = new_issue(client, editor)
     assert client.post(f"/issues/{again['id']}/send", headers=editor).json()["recipients"] == 0
+
+
+def test_check_lists_findings_and_a_blocking_one_stops_the_send(
+    client: TestClient, editor: dict[str, str], ctx: Context
+) -> None:
+    add_subscribers(ctx, 2)
+    good = new_issue(client, editor, preheader="Today in AI")
+    report = client.get(f"/issues/{good['id']}/check", headers=editor).json()
+    assert report["ok"] is True
+    codes = {f["code"] for f in report["findings"]}
+    assert "no_preheader" not in codes and "no_unsubscribe_link" not in codes
+
+    broken = [{"type": "links", "title": "Read", "items": [{"title": "x", "url": "https://host"}]}]
+    bad = new_issue(client, editor, blocks=broken)
+    report = client.get(f"/issues/{bad['id']}/check", headers=editor).json()
+    assert report["ok"] is False
+    first = report["findings"][0]
+    assert first["level"] == "error" and first["code"] == "malformed_link"
+    assert any(f["code"] == "no_preheader" for f in report["findings"])
+    refused = client.post(f"/issues/{bad['id']}/send", headers=editor)
+    assert refused.status_code == 422
+    assert "https://host" in refused.json()["detail"]
+    stats = client.get(f"/issues/{bad['id']}/stats", headers=editor).json()
+    assert stats["recipients"] == 0
+    assert client.get(f"/issues/{bad['id']}", headers=editor).json()["status"] == "draft"

@@ -19,7 +19,7 @@ from app.context import Context
 from app.db import session_scope
 from app.delivery import ledger
 from app.delivery.engine import Worker
-from app.delivery.mailer import _dot_stuff, _unstuff, make_mailer
+from app.delivery.mailer import _unstuff, dot_stuff, make_mailer
 from app.delivery.message import PreparedMessage, stuff_pieces
 from app.models import utcnow
 from app.rendering.blocks import parse_blocks
@@ -212,5 +212,5 @@ def test_wire_bytes_are_the_filled_message_dot_stuffed(ctx: Context) -> None:
             )
             plain = prepared.fill(**fields)
             wire = prepared.fill_wire(**fields)
-            assert wire == _dot_stuff(plain)
+            assert wire == dot_stuff(plain)
             assert _unstuff(wire) == (plain if plain.endswith(b"\r\n") else plain + b"\r\n")

@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
@@ -24,16 +25,19 @@ from typing import TypeVar
 
 from sqlalchemy import select
 
+from app.bounces.verp import verp_address
 from app.context import Context
 from app.db import session_scope
 from app.delivery import lease, ledger, outbox
+from app.delivery.dkim import DkimSigner, feedback_id
 from app.delivery.ledger import Claim, Result, RetryPolicy
-from app.delivery.mailer import Mailer, MailerConnection, Outcome, SendResult
+from app.delivery.mailer import Mailer, MailerConnection, Outcome, SendResult, dot_stuff
 from app.delivery.message import PreparedMessage
 from app.delivery.outbox import OutboxClaim
 from app.delivery.sending import DeliveryStream, RenderFailed
 from app.delivery.throttle import AdaptiveRate, DomainSchedule, ErrorWatch, RateLimiter
 from app.errors import DomainError
+from app.housekeeping import tidy
 from app.issues.scheduling import start_due_issues
 from app.issues.service import pause_issue
 from app.models import Issue, OutboxKind, utcnow
@@ -41,6 +45,7 @@ from app.models import Issue, OutboxKind, utcnow
 log = logging.getLogger("morningpost.delivery")
 
 CACHE_SIZE = 8  # prepared issues kept per process
+TIDY_EVERY_SECONDS = 3600.0  # purging unconfirmed sign-ups is not urgent
 T = TypeVar("T")
 
 __all__ = ["RateLimiter", "RenderFailed", "Worker", "new_owner"]
@@ -66,10 +71,13 @@ class Worker:
         self.errors = ErrorWatch(s.pause_error_rate, s.pause_window)
         self.domain = s.sender.domain
         self.sender = s.sender.addr_spec
+        # DKIM is signed over each recipient's exact bytes; None when no key is configured.
+        self.signer = DkimSigner.from_settings(s)
         self._prepared: OrderedDict[tuple[int, datetime, bool], PreparedMessage] = OrderedDict()
         self._messages: dict[int, PreparedMessage | Exception] = {}
         self._date = ("", 0.0)
         self._stop = asyncio.Event()
+        self._next_tidy = 0.0  # monotonic time of the next housekeeping pass
 
     # Loops ---------------------------------------------------------------------------------
 
@@ -109,6 +117,11 @@ class Worker:
         expired = await self._db(lambda s: ledger.expire_leases(s, utcnow()))
         if expired:
             log.warning("%d leases expired: marked unknown, not resent", expired)
+        if time.monotonic() >= self._next_tidy:
+            self._next_tidy = time.monotonic() + TIDY_EVERY_SECONDS
+            tidied = await self._db(lambda s: tidy(s, self.settings, now))
+            if any(tidied.values()):
+                log.info("housekeeping: %s", tidied)
         sent_outbox = await self._outbox_batch()
         self._messages.clear()  # re-read issues each stream: an edit or a fix is picked up
         sent = await DeliveryStream(self, self._stop).run()
@@ -138,21 +151,32 @@ class Worker:
                 self._messages[issue_id] = exc
         return self._messages[issue_id]
 
-    def build(self, claim: Claim) -> bytes:
+    def build(self, claim: Claim, date: str) -> bytes:
         """Return one recipient's wire bytes: two tokens, an address, a date, a Message-ID."""
         prepared = self._messages[claim.issue_id]
         if isinstance(prepared, Exception):
             raise RenderFailed(str(prepared))
         tokens = self.ctx.tokens
-        return prepared.fill_wire(
-            to=claim.email,
-            unsubscribe_token=tokens.unsubscribe_token(claim.subscriber_id),
-            preferences_token=tokens.preferences_token(claim.subscriber_id),
-            message_id=claim.message_id,
-            date=self._now_header(),
-        )
+        fields = {
+            "to": claim.email,
+            "unsubscribe_token": tokens.unsubscribe_token(claim.subscriber_id),
+            "preferences_token": tokens.preferences_token(claim.subscriber_id),
+            "message_id": claim.message_id,
+            "date": date,
+        }
+        if self.signer is None:
+            return prepared.fill_wire(**fields)
+        # The signature covers the bytes as the receiver reads them, so stuff after signing.
+        return dot_stuff(self.signer.sign(prepared.fill(**fields)))
 
-    def _now_header(self) -> str:
+    def envelope_sender(self, delivery_id: int) -> str:
+        """Return MAIL FROM for a delivery: its VERP address when a bounce domain is set."""
+        if self.settings.bounce_domain:
+            return verp_address(delivery_id, self.settings)
+        return self.sender
+
+    def date_header(self) -> str:
+        """Return the Date header value for messages built now."""
         # The Date header changes once a second; formatting it per message is wasted work.
         loop_now = asyncio.get_running_loop().time()
         if loop_now - self._date[1] >= 1.0:
@@ -302,7 +326,8 @@ class Worker:
             )
             if test:
                 compiled = replace(compiled, subject=f"[TEST] {compiled.subject}")
-            return PreparedMessage.build(compiled, self.settings)
+            headers = {"Feedback-ID": feedback_id(issue_id, self.settings)}
+            return PreparedMessage.build(compiled, self.settings, extra_headers=headers)
 
         prepared = await asyncio.to_thread(render)  # premailer is slow: keep the loop free
         self._prepared[key] = prepared
@@ -328,10 +353,11 @@ class Worker:
                 return PreparedMessage.build(compiled, self.settings, list_headers=False)
 
             prepared = await asyncio.to_thread(render)
-        return prepared.fill(
+        data = prepared.fill(
             to=claim.to_address,
             unsubscribe_token=tokens.unsubscribe_token(sub_id),
             preferences_token=tokens.preferences_token(sub_id),
             message_id=msgid,
             date=date,
         )
+        return self.signer.sign(data) if self.signer else data

@@ -97,7 +97,7 @@ def _path(address: str) -> bytes | None:
     return b"<" + address.encode("ascii") + b">"
 
 
-def _dot_stuff(data: bytes) -> bytes:
+def dot_stuff(data: bytes) -> bytes:
     """Escape leading dots and terminate the DATA stream (bytes.replace is C, no regex)."""
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
@@ -183,7 +183,7 @@ class SMTPConnection:
         if start.code != 354:
             self._dirty = True
             return _by_code(start.code, start.message, may_suppress=False)
-        return await self._body(smtp, data if stuffed else _dot_stuff(data))
+        return await self._body(smtp, data if stuffed else dot_stuff(data))
 
     async def _body(self, smtp: aiosmtplib.SMTP, wire: bytes) -> SendResult:
         protocol = smtp.protocol
@@ -290,7 +290,7 @@ class CaptureConnection:
 
 
 def _unstuff(wire: bytes) -> bytes:
-    """Undo _dot_stuff: the message as a reader's client would store it."""
+    """Undo dot_stuff: the message as a reader's client would store it."""
     body = wire.removesuffix(b".\r\n")
     if body.startswith(b".."):
         body = body[1:]

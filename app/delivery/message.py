@@ -57,11 +57,14 @@ def _fold(name: str, value: str) -> bytes:
     return policy.header_factory(name, value).fold(policy=policy).encode("ascii")
 
 
-def _headers(compiled: CompiledEmail, settings: Settings, list_headers: bool) -> list[bytes]:
+def _headers(
+    compiled: CompiledEmail, settings: Settings, list_headers: bool, extra: dict[str, str]
+) -> list[bytes]:
     lines = [
         _fold("From", str(settings.sender)),
         _fold("Subject", compiled.subject),
         b"MIME-Version: 1.0\r\n",
+        *(_fold(name, value) for name, value in extra.items()),
     ]
     if list_headers:
         url = f"{settings.base_url}/unsubscribe/{UNSUBSCRIBE_TOKEN}"
@@ -184,11 +187,17 @@ class PreparedMessage:
 
     @classmethod
     def build(
-        cls, compiled: CompiledEmail, settings: Settings, *, list_headers: bool = True
+        cls,
+        compiled: CompiledEmail,
+        settings: Settings,
+        *,
+        list_headers: bool = True,
+        extra_headers: dict[str, str] | None = None,
     ) -> PreparedMessage:
         """Encode `compiled` once; list_headers=False drops List-* (confirmation emails)."""
         content_type, body = _body(compiled)
-        head = b"".join(_headers(compiled, settings, list_headers)) + content_type
+        lines = _headers(compiled, settings, list_headers, extra_headers or {})
+        head = b"".join(lines) + content_type
         pieces = tuple(split_template(head + CRLF + body))
         return cls(pieces, settings.sender.addr_spec, stuff_pieces(pieces))
 

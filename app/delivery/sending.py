@@ -230,7 +230,11 @@ class DeliveryStream:
     async def _send_one(self, conn: MailerConnection, claim: Claim) -> None:
         w = self.w
         try:
-            data = w.build(claim)
+            if w.signer is None:
+                data = w.build(claim, w.date_header())
+            else:
+                # RSA signing releases the GIL: on a thread it keeps the loop free to send.
+                data = await asyncio.to_thread(w.build, claim, w.date_header())
         except RenderFailed as exc:
             res = SendResult(Outcome.retry, f"render failed: {exc}"[:200])
         except Exception as exc:  # e.g. a non-ASCII address: cannot be sent as built
@@ -238,7 +242,8 @@ class DeliveryStream:
         else:
             await w.limiter.acquire()
             try:
-                res = await conn.send(w.sender, claim.email, data, stuffed=True)
+                sender = w.envelope_sender(claim.delivery_id)
+                res = await conn.send(sender, claim.email, data, stuffed=True)
             except Exception as exc:  # the body may have left: do not guess
                 log.exception("mailer raised")
                 res = SendResult(Outcome.unknown, f"mailer error: {exc}"[:200])

@@ -14,7 +14,7 @@ from app.rendering.compile import Renderer
 
 # An issue is public once its send starts: the email links to its web version, and a reader
 # who gets it early in a long send must not find a 404 there.
-PUBLISHED = (IssueStatus.sending, IssueStatus.sent)
+PUBLISHED = (IssueStatus.sending, IssueStatus.paused, IssueStatus.sent)
 ARCHIVE_LIMIT = 200
 
 

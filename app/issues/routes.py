@@ -54,6 +54,16 @@ def preview(issue_id: int, session: SessionDep, ctx: ContextDep) -> HTMLResponse
     return HTMLResponse(service.preview_html(ctx.renderer, ctx.tokens, issue))
 
 
+@router.get("/{issue_id}/check")
+def check(issue_id: int, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
+    """List what would block or hurt this issue's send (also run before every send)."""
+    findings = service.pre_send_check(ctx.renderer, service.get_issue(session, issue_id))
+    return {
+        "ok": not any(f.level == "error" for f in findings),
+        "findings": [f.as_dict() for f in findings],
+    }
+
+
 @router.post("/{issue_id}/test", status_code=202)
 def test_send(
     issue_id: int, data: TestSendIn, session: SessionDep, ctx: ContextDep

@@ -10,9 +10,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.bounces.service import bounce_stats, policy_alerts
 from app.delivery.ledger import cancel_open, issue_stats
 from app.delivery.progress import send_rate
 from app.errors import Conflict, InvalidInput, NotFound
+from app.issues.check import Finding, check_issue
 from app.issues.scheduling import start_send
 from app.issues.schemas import IssueIn, IssuePatch
 from app.models import Issue, IssueStatus, OutboxKind, OutboxMessage, utcnow
@@ -150,7 +152,10 @@ def send_issue(
         IssueStatus.cancelled,
     ):
         raise Conflict(f"Issue {issue_id} is already {issue.status}; it is never sent twice.")
-    compile_issue(renderer, issue)  # never freeze recipients for an issue that cannot render
+    # Never freeze recipients for an issue that cannot render or would hurt delivery.
+    errors = [f.message for f in pre_send_check(renderer, issue) if f.level == "error"]
+    if errors:
+        raise InvalidInput("The issue cannot be sent: " + " ".join(errors))
     if send_at is not None and send_at > now:
         issue.status = IssueStatus.scheduled
         issue.send_at = send_at
@@ -159,6 +164,13 @@ def send_issue(
     recipients = start_send(session, issue_id, now)
     session.refresh(issue)
     return {"id": issue.id, "status": issue.status, "recipients": recipients, "send_at": None}
+
+
+def pre_send_check(renderer: Renderer, issue: Issue) -> list[Finding]:
+    """Render the issue and list what would block or hurt its send, errors first."""
+    compiled = compile_issue(renderer, issue)
+    html = compiled.html
+    return check_issue(renderer.settings, len(html.encode("utf-8")), issue, html)
 
 
 def cancel_issue(session: Session, issue_id: int, now: datetime) -> dict[str, Any]:
@@ -221,6 +233,10 @@ def stats(session: Session, issue_id: int, now: datetime | None = None) -> dict[
         "pause_reason": issue.pause_reason,
         "rate_per_second": round(rate, 1),
         "eta_seconds": round(waiting / rate) if rate > 0 else (0 if not waiting else None),
+        # Asynchronous bounces and complaints that came back for this issue's deliveries;
+        # policy alerts mean receivers refused our mail (X.7.x): the sender must act.
+        "bounces": bounce_stats(session, issue_id),
+        "alerts": policy_alerts(session, issue_id),
     }
 
 
