@@ -31,7 +31,7 @@ from app.db import session_scope
 from app.delivery import lease, ledger, outbox
 from app.delivery.dkim import DkimSigner, feedback_id
 from app.delivery.ledger import Claim, Result, RetryPolicy
-from app.delivery.mailer import Mailer, MailerConnection, Outcome, SendResult, dot_stuff
+from app.delivery.mailer import Mailer, MailerConnection, Outcome, SendResult
 from app.delivery.message import PreparedMessage
 from app.delivery.outbox import OutboxClaim
 from app.delivery.sending import DeliveryStream, RenderFailed
@@ -164,10 +164,12 @@ class Worker:
             "message_id": claim.message_id,
             "date": date,
         }
+        wire = prepared.fill_wire(**fields)
         if self.signer is None:
-            return prepared.fill_wire(**fields)
-        # The signature covers the bytes as the receiver reads them, so stuff after signing.
-        return dot_stuff(self.signer.sign(prepared.fill(**fields)))
+            return wire
+        # The signature covers the message as the receiver reads it (unstuffed); the header
+        # itself never starts a line with a dot, so it goes in front of the stuffed bytes.
+        return self.signer.header(prepared.fill(**fields)) + wire
 
     def envelope_sender(self, delivery_id: int) -> str:
         """Return MAIL FROM for a delivery: its VERP address when a bounce domain is set."""
