@@ -31,10 +31,10 @@ from app.db import session_scope
 from app.delivery import lease, ledger, outbox
 from app.delivery.dkim import DkimSigner, feedback_id
 from app.delivery.ledger import Claim, Result, RetryPolicy
-from app.delivery.mailer import Mailer, MailerConnection, Outcome, SendResult
+from app.delivery.mailer import Mailer, MailerConnection, Outcome
 from app.delivery.message import PreparedMessage
 from app.delivery.outbox import OutboxClaim
-from app.delivery.sending import DeliveryStream, RenderFailed
+from app.delivery.sending import DeliveryStream, RenderFailed, transmit
 from app.delivery.throttle import AdaptiveRate, DomainSchedule, ErrorWatch, RateLimiter
 from app.errors import DomainError
 from app.housekeeping import tidy
@@ -264,19 +264,10 @@ class Worker:
         results: list[Result] = []
 
         async def one(conn: MailerConnection, row_id: int, attempts: int, to: str) -> None:
-            try:
-                data = build(row_id)
-            except RenderFailed as exc:
-                res = SendResult(Outcome.retry, f"render failed: {exc}"[:200])
-            except Exception as exc:  # e.g. a non-ASCII address: cannot be sent as built
-                res = SendResult(Outcome.failed, f"cannot build message: {exc}"[:200])
-            else:
-                await self.limiter.acquire()
-                try:
-                    res = await conn.send(self.sender, to, data)
-                except Exception as exc:  # the body may have left: do not guess
-                    log.exception("mailer raised")
-                    res = SendResult(Outcome.unknown, f"mailer error: {exc}"[:200])
+            async def make() -> bytes:
+                return build(row_id)
+
+            res = await transmit(conn, self.limiter, self.sender, to, make, stuffed=False)
             outcomes[row_id] = res.outcome
             results.append(Result(row_id, attempts, res.outcome, res.reply, res.suppress))
 

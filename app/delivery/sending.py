@@ -19,7 +19,7 @@ import heapq
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from app.delivery import lease, ledger
 from app.delivery.ledger import Claim, Result
 from app.delivery.mailer import MailerConnection, Outcome, SendResult
-from app.delivery.throttle import is_error
+from app.delivery.throttle import RateLimiter, is_error
 from app.models import Issue, IssueStatus, utcnow
 
 if TYPE_CHECKING:
@@ -44,6 +44,30 @@ STATUS_EVERY = 1.0  # how often held rows' issues are checked for a pause or a c
 
 class RenderFailed(Exception):
     """The issue could not be rendered; its claims are retried later."""
+
+
+async def transmit(
+    conn: MailerConnection,
+    limiter: RateLimiter,
+    sender: str,
+    to: str,
+    make: Callable[[], Awaitable[bytes]],
+    *,
+    stuffed: bool,
+) -> SendResult:
+    """Build one message and hand it to the relay; every failure becomes a result, not a raise."""
+    try:
+        data = await make()
+    except RenderFailed as exc:  # nothing was sent: a retry (then failed) is safe
+        return SendResult(Outcome.retry, f"render failed: {exc}"[:200])
+    except Exception as exc:  # e.g. a non-ASCII address: cannot be sent as built
+        return SendResult(Outcome.failed, f"cannot build message: {exc}"[:200])
+    await limiter.acquire()
+    try:
+        return await conn.send(sender, to, data, stuffed=stuffed)
+    except Exception as exc:  # the body may have left: do not guess
+        log.exception("mailer raised")
+        return SendResult(Outcome.unknown, f"mailer error: {exc}"[:200])
 
 
 @dataclass(order=True)
@@ -229,24 +253,16 @@ class DeliveryStream:
 
     async def _send_one(self, conn: MailerConnection, claim: Claim) -> None:
         w = self.w
-        try:
+        date = w.date_header()
+
+        async def make() -> bytes:
             if w.signer is None:
-                data = w.build(claim, w.date_header())
-            else:
-                # RSA signing releases the GIL: on a thread it keeps the loop free to send.
-                data = await asyncio.to_thread(w.build, claim, w.date_header())
-        except RenderFailed as exc:
-            res = SendResult(Outcome.retry, f"render failed: {exc}"[:200])
-        except Exception as exc:  # e.g. a non-ASCII address: cannot be sent as built
-            res = SendResult(Outcome.failed, f"cannot build message: {exc}"[:200])
-        else:
-            await w.limiter.acquire()
-            try:
-                sender = w.envelope_sender(claim.delivery_id)
-                res = await conn.send(sender, claim.email, data, stuffed=True)
-            except Exception as exc:  # the body may have left: do not guess
-                log.exception("mailer raised")
-                res = SendResult(Outcome.unknown, f"mailer error: {exc}"[:200])
+                return w.build(claim, date)
+            # RSA signing releases the GIL: on a thread it keeps the loop free to send.
+            return await asyncio.to_thread(w.build, claim, date)
+
+        sender = w.envelope_sender(claim.delivery_id)
+        res = await transmit(conn, w.limiter, sender, claim.email, make, stuffed=True)
         self.handled += 1
         self.counts[res.outcome] += 1
         self.recorder.add(
