@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Table, bindparam, case, update
 from sqlalchemy.orm import Session
@@ -51,6 +52,19 @@ def renew_outbox_leases(
     return renew_leases(session, owner, ids, now, lease_seconds, table=O)
 
 
+def _uncounted_return(table: Table) -> dict[str, Any]:
+    """Values that hand a claimed row back as if the claim had not counted as an attempt."""
+    return {
+        "status": case(
+            (table.c.attempts > 1, DeliveryStatus.retry.value),
+            else_=DeliveryStatus.pending.value,
+        ),
+        "attempts": table.c.attempts - 1,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+
+
 def defer(
     session: Session, owner: str, rows: Sequence[tuple[int, datetime]], now: datetime, why: str
 ) -> None:
@@ -69,14 +83,8 @@ def defer(
             D.c.lease_owner == owner,
         )
         .values(
-            status=case(
-                (D.c.attempts > 1, DeliveryStatus.retry.value),
-                else_=DeliveryStatus.pending.value,
-            ),
-            attempts=D.c.attempts - 1,
+            **_uncounted_return(D),
             next_attempt_at=bindparam("b_next", type_=D.c.next_attempt_at.type),
-            lease_owner=None,
-            lease_expires_at=None,
             last_reply=why,
             updated_at=now,
         )
@@ -99,14 +107,6 @@ def release_rows(session: Session, table: Table, owner: str, ids: list[int]) -> 
             table.c.status == DeliveryStatus.sending,
             table.c.lease_owner == owner,
         )
-        .values(
-            # A first attempt goes back to pending; a retry keeps its (already due) time.
-            status=case(
-                (table.c.attempts > 1, DeliveryStatus.retry.value),
-                else_=DeliveryStatus.pending.value,
-            ),
-            attempts=table.c.attempts - 1,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
+        # A first attempt goes back to pending; a retry keeps its (already due) time.
+        .values(**_uncounted_return(table))
     )
