@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, Query, Response, UploadFile
 
-from app.deps import EditorDep, SessionDep
+from app.deps import SessionDep, require_editor
 from app.errors import InvalidInput
 from app.models import SubscriberStatus, utcnow
 from app.subscribers import service
@@ -19,13 +19,15 @@ from app.subscribers.schemas import (
     SubscriberPatch,
 )
 
-router = APIRouter(prefix="/subscribers", tags=["subscribers"])
+# Every route here is for editors: the check runs before any body is read.
+router = APIRouter(
+    prefix="/subscribers", tags=["subscribers"], dependencies=[Depends(require_editor)]
+)
 
 
 @router.get("", response_model=SubscriberPage)
 def list_subscribers(
     session: SessionDep,
-    _editor: EditorDep,
     status: SubscriberStatus | None = None,
     q: Annotated[str | None, Query(max_length=320)] = None,
     cursor: Annotated[str | None, Query(max_length=40)] = None,
@@ -41,9 +43,7 @@ def list_subscribers(
 
 
 @router.post("", response_model=SubscriberOut, status_code=201)
-def create_subscriber(
-    body: SubscriberCreate, session: SessionDep, _editor: EditorDep
-) -> SubscriberOut:
+def create_subscriber(body: SubscriberCreate, session: SessionDep) -> SubscriberOut:
     """Add a subscriber (consent source "editor")."""
     row = service.create_subscriber(
         session,
@@ -56,9 +56,7 @@ def create_subscriber(
 
 
 @router.post("/import", response_model=ImportSummaryOut)
-def import_subscribers(
-    file: UploadFile, session: SessionDep, _editor: EditorDep
-) -> ImportSummaryOut:
+def import_subscribers(file: UploadFile, session: SessionDep) -> ImportSummaryOut:
     """Import an uploaded `email,name` CSV; answer with the summary."""
     if file.filename is not None and not file.filename.lower().endswith((".csv", ".txt")):
         raise InvalidInput("Upload a .csv file with the columns email,name.")
@@ -68,14 +66,14 @@ def import_subscribers(
 
 
 @router.get("/{subscriber_id}", response_model=SubscriberOut)
-def get_subscriber(subscriber_id: int, session: SessionDep, _editor: EditorDep) -> SubscriberOut:
+def get_subscriber(subscriber_id: int, session: SessionDep) -> SubscriberOut:
     """Return one subscriber."""
     return SubscriberOut.model_validate(service.get_subscriber(session, subscriber_id))
 
 
 @router.patch("/{subscriber_id}", response_model=SubscriberOut)
 def patch_subscriber(
-    subscriber_id: int, body: SubscriberPatch, session: SessionDep, _editor: EditorDep
+    subscriber_id: int, body: SubscriberPatch, session: SessionDep
 ) -> SubscriberOut:
     """Change a subscriber's address, name or status."""
     row = service.update_subscriber(
@@ -90,7 +88,7 @@ def patch_subscriber(
 
 
 @router.delete("/{subscriber_id}", status_code=204)
-def delete_subscriber(subscriber_id: int, session: SessionDep, _editor: EditorDep) -> Response:
+def delete_subscriber(subscriber_id: int, session: SessionDep) -> Response:
     """Erase a subscriber's personal data, keeping a suppression entry."""
     service.erase_subscriber(session, subscriber_id, utcnow())
     return Response(status_code=204)
