@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import subprocess
@@ -25,6 +24,7 @@ from app.models import utcnow
 from app.rendering.blocks import parse_blocks
 from app.rendering.placeholders import LIST_TOKEN_LENGTH
 from tests.conftest import PG_URL
+from tests.helpers import cli_env
 from tests.smtp_server import SMTPTestServer
 from tests.test_delivery_support import (
     BLOCKS,
@@ -43,20 +43,14 @@ pg_only = pytest.mark.skipif(
 
 def start_worker(settings: Settings, cwd: Path, **env: str) -> subprocess.Popen[bytes]:
     """Start `python -m app worker` against this test's database and SMTP server."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith("MORNINGPOST_")}
-    full.update(
-        PYTHONPATH=str(ROOT),
-        MORNINGPOST_DATABASE_URL=settings.database_url,
-        MORNINGPOST_SMTP_URL=settings.smtp_url or "",
-        MORNINGPOST_SECRET_KEYS=",".join(settings.secret_keys),
-        MORNINGPOST_FROM=settings.from_address,
-        MORNINGPOST_BASE_URL=settings.base_url,
-        MORNINGPOST_VAR_DIR=str(settings.var_dir),
-        MORNINGPOST_POLL_INTERVAL_SECONDS="0.05",
-        MORNINGPOST_RETRY_BACKOFF_SECONDS="0",
-        MORNINGPOST_LEASE_SECONDS="5",
+    full = {
+        **cli_env(settings),
+        "PYTHONPATH": str(ROOT),
+        "MORNINGPOST_POLL_INTERVAL_SECONDS": "0.05",
+        "MORNINGPOST_RETRY_BACKOFF_SECONDS": "0",
+        "MORNINGPOST_LEASE_SECONDS": "5",
         **env,
-    )
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "app", "worker"],
         env=full,
