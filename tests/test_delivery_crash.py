@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from app.delivery import ledger
 from app.delivery.engine import Worker
 from app.delivery.mailer import make_mailer
 from app.models import utcnow
+from tests.helpers import cli_env
 from tests.smtp_server import SMTPTestServer
 from tests.test_delivery_support import add_issue, add_subscribers, deliveries, send_now, stats
 
@@ -29,19 +29,12 @@ BATCH = 10
 def start_worker(settings: Settings, tmp_path: Path) -> subprocess.Popen[bytes]:
     """Start `python -m app worker` against this test's database and SMTP server."""
     env = {
-        **os.environ,
+        **cli_env(settings),
         "PYTHONPATH": str(ROOT),
-        "MORNINGPOST_DATABASE_URL": settings.database_url,
-        "MORNINGPOST_SMTP_URL": settings.smtp_url or "",
-        "MORNINGPOST_SECRET_KEYS": ",".join(settings.secret_keys),
-        "MORNINGPOST_FROM": settings.from_address,
-        "MORNINGPOST_BASE_URL": settings.base_url,
-        "MORNINGPOST_VAR_DIR": str(settings.var_dir),
         "MORNINGPOST_BATCH_SIZE": str(BATCH),
         "MORNINGPOST_RATE_PER_SECOND": "50",
         "MORNINGPOST_LEASE_SECONDS": "5",
         "MORNINGPOST_SMTP_CONNECTIONS": "2",
-        "MORNINGPOST_POLL_INTERVAL_SECONDS": "0.05",
         "MORNINGPOST_RETRY_BACKOFF_SECONDS": "0",
     }
     return subprocess.Popen(
