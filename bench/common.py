@@ -166,12 +166,15 @@ def worker_env(
 def start_workers(n: int, env: dict[str, str], cwd: Path) -> list[subprocess.Popen[bytes]]:
     """Start n `python -m app worker` processes, logging to files in cwd; wait for each."""
     procs = []
+    prefix = os.environ.get("BENCH_WORKER_PREFIX", "")
     for i in range(n):
         log = cwd / f"worker-{i}.log"
         with log.open("wb") as out:  # a file, not a pipe: an unread pipe would block the worker
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "app", "worker"],
+                    # BENCH_WORKER_PREFIX runs each worker under a profiler, e.g.
+                    # "py-spy record --format raw -o /tmp/worker-{i}.txt --"
+                    [*prefix.format(i=i).split(), sys.executable, "-m", "app", "worker"],
                     env=env,
                     cwd=cwd,
                     stdout=subprocess.DEVNULL,

@@ -56,6 +56,17 @@ class ScriptedHandler:
         self.busy_refusals = 0
         self._accepted_at: deque[float] = deque()
         self._lock = threading.Lock()
+        # Offer PIPELINING (RFC 2920), as Postfix and most relays do; aiosmtpd reads pipelined
+        # commands correctly but does not announce it. False tests the one-by-one path.
+        self.pipelining = True
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     def plan(self, address: str, *answers: str) -> None:
         """Queue answers for the next DATA transactions to `address`."""

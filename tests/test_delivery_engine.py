@@ -147,9 +147,11 @@ async def test_hard_bounce_suppresses_and_next_freeze_skips(
     assert "nobody@example.org" not in deliveries(ctx, second)
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
 async def test_hangup_after_data_is_unknown_and_not_resent(
-    ctx: Context, smtp_server: SMTPTestServer
+    ctx: Context, smtp_server: SMTPTestServer, pipelining: bool
 ) -> None:
+    smtp_server.handler.pipelining = pipelining
     add_subscribers(ctx, ["hangup@example.org", "after@example.org"])
     smtp_server.handler.plan("hangup@example.org", HANGUP)
     issue_id = add_issue(ctx)
@@ -197,9 +199,11 @@ class RefusingHandler:
         return "250 OK"
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
 async def test_refused_rcpt_is_retry_or_failed_never_unknown(
-    ctx: Context, smtp_server: SMTPTestServer
+    ctx: Context, smtp_server: SMTPTestServer, pipelining: bool
 ) -> None:
+    smtp_server.handler.pipelining = pipelining
     refusing = RefusingHandler(
         {"later@example.org": "450 4.2.1 Busy", "nouser@example.org": "550 5.1.1 Unknown user"}
     )
@@ -219,7 +223,11 @@ async def test_refused_rcpt_is_retry_or_failed_never_unknown(
     assert rows["fine@example.org"].status == "sent"  # RSET kept the reused connection usable
 
 
-async def test_refused_mail_from_is_retry(ctx: Context, smtp_server: SMTPTestServer) -> None:
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+async def test_refused_mail_from_is_retry(
+    ctx: Context, smtp_server: SMTPTestServer, pipelining: bool
+) -> None:
+    smtp_server.handler.pipelining = pipelining
     refusing = RefusingHandler({}, mail="451 4.7.1 Greylisted")
     smtp_server.handler.handle_MAIL = refusing.handle_MAIL  # type: ignore[attr-defined]
     add_subscribers(ctx, ["grey@example.org"])

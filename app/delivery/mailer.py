@@ -1,8 +1,9 @@
 """Mailers: a pool of reused SMTP connections (aiosmtplib), or a capture that writes .eml files.
 
-The SMTP transaction is driven step by step (MAIL, RCPT, DATA, body) so a failure can be
-classified by *when* it happened: anything before the body was handed over is safe to retry;
-once the body was written, a timeout or a hang-up means the relay may have accepted it.
+aiosmtplib sets each session up; the transactions run on a Wire (smtp_wire), pipelined when the
+relay offers it, so a failure can be classified by *when* it happened: anything before the body
+was handed over is safe to retry; once the body was written, a timeout or a hang-up means the
+relay may have accepted it.
 """
 
 from __future__ import annotations
@@ -19,17 +20,11 @@ from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
-from aiosmtplib import (
-    SMTPException,
-    SMTPRecipientRefused,
-    SMTPResponseException,
-    SMTPSenderRefused,
-    SMTPServerDisconnected,
-    SMTPTimeoutError,
-)
+from aiosmtplib import SMTPException, SMTPResponseException
 
 from app.config import Settings
 from app.delivery.outcome import Outcome, is_hard_bounce
+from app.delivery.smtp_wire import ReplyTimeout, Wire, WireError
 
 __all__ = ["CaptureMailer", "Mailer", "MailerConnection", "Outcome", "SMTPMailer", "SendResult"]
 
@@ -87,10 +82,10 @@ _PLAIN_PATH = re.compile(r"[!-;=?-~]+@[!-;=?-~]+")  # printable ASCII, no < > or
 
 
 def _path(address: str) -> bytes | None:
-    """Return <address> for MAIL/RCPT when it is a plain addr-spec, else None.
+    """Return <address> for MAIL/RCPT when it is a plain ASCII addr-spec, else None.
 
-    Our addresses are normalised when stored; skipping aiosmtplib's email.utils re-parse of
-    both addresses saves about a tenth of the CPU of a send.
+    Addresses are validated and normalised when stored (ASCII only, no quoted local parts),
+    so None means a row that should never have been stored; it fails rather than guessing.
     """
     if not _PLAIN_PATH.fullmatch(address):
         return None
@@ -108,114 +103,111 @@ def dot_stuff(data: bytes) -> bytes:
 
 
 class SMTPConnection:
-    """One aiosmtplib client, connected lazily and reconnected after a hang-up."""
+    """One relay session, set up by aiosmtplib, reconnected after a hang-up."""
 
     def __init__(self, mailer: SMTPMailer) -> None:
         self._mailer = mailer
-        self._smtp: aiosmtplib.SMTP | None = None
+        self._wire: Wire | None = None
         self._dirty = False  # a refused transaction left state on the server: RSET first
 
     @property
     def usable(self) -> bool:
         """Tell whether the connection is open."""
-        return self._smtp is not None and self._smtp.is_connected
+        return self._wire is not None and self._wire.is_open
 
-    async def _ready(self) -> aiosmtplib.SMTP:
-        smtp = self._smtp
-        if smtp is not None and smtp.is_connected and self._dirty:
+    async def _ready(self) -> Wire:
+        wire = self._wire
+        if wire is not None and wire.is_open and self._dirty:
             try:
-                await smtp.rset()
-                self._dirty = False
-            except (SMTPException, OSError):
-                smtp.close()
-        if smtp is None or not smtp.is_connected:
+                if (await wire.command(b"RSET")).code == 250:
+                    self._dirty = False
+                else:
+                    wire.close()
+            except WireError:
+                pass  # reply() closed it
+        if wire is None or not wire.is_open:
             smtp = self._mailer.new_client()
-            self._smtp = smtp
+            await smtp.connect()  # greeting, EHLO, STARTTLS and AUTH as the URL asks
+            if smtp.is_ehlo_or_helo_needed:
+                await smtp.ehlo()
+            wire = self._wire = Wire(smtp, self._mailer.timeout)
             self._dirty = False
-            await smtp.connect()
-        if smtp.is_ehlo_or_helo_needed:
-            await smtp.ehlo()  # MAIL is sent by hand below, so greet explicitly once
-        return smtp
-
-    async def _command(self, smtp: aiosmtplib.SMTP, verb: bytes, arg: str) -> None:
-        """Send MAIL or RCPT; raise aiosmtplib's refusal exception on a bad reply."""
-        path = _path(arg)
-        if path is None:  # unusual address: let aiosmtplib parse and quote it
-            await (smtp.mail(arg) if verb == b"MAIL" else smtp.rcpt(arg))
-            return
-        if verb == b"MAIL":
-            reply = await smtp.execute_command(b"MAIL", b"FROM:" + path)
-            if reply.code != 250:
-                raise SMTPSenderRefused(reply.code, reply.message, arg)
-            return
-        reply = await smtp.execute_command(b"RCPT", b"TO:" + path)
-        if reply.code not in (250, 251):
-            raise SMTPRecipientRefused(reply.code, reply.message, arg)
+        return wire
 
     async def send(
         self, sender: str, recipient: str, data: bytes, *, stuffed: bool = False
     ) -> SendResult:
         """Run one SMTP transaction and classify its outcome."""
+        mail, rcpt = _path(sender), _path(recipient)
+        if mail is None or rcpt is None:
+            bad = sender if mail is None else recipient
+            return SendResult(Outcome.failed, f"address cannot be sent as plain ASCII: {bad!r}")
         try:
-            smtp = await self._ready()
+            wire = await self._ready()
         except SMTPResponseException as exc:
             # Greeting, STARTTLS or AUTH refused: the relay's problem, never the recipient's.
             return SendResult(Outcome.retry, f"connect: {_reply(exc.code, exc.message)}")
-        except (SMTPException, OSError) as exc:
+        except (SMTPException, WireError, OSError) as exc:
             return SendResult(Outcome.retry, f"connect: {exc}")
         try:
-            await self._command(smtp, b"MAIL", sender)
-            await self._command(smtp, b"RCPT", recipient)
-            start = await smtp.execute_command(b"DATA")
-        except SMTPSenderRefused as exc:
-            self._dirty = True
-            return _by_code(exc.code, exc.message, may_suppress=False)
-        except SMTPRecipientRefused as exc:
-            self._dirty = True
-            return _by_code(exc.code, exc.message, may_suppress=True)
-        except SMTPResponseException as exc:
-            self._dirty = True
-            return _by_code(exc.code, exc.message, may_suppress=False)
-        except (SMTPException, OSError) as exc:
+            refused = await self._envelope(wire, mail, rcpt)
+        except (WireError, OSError) as exc:
             # The body was not sent yet: whatever broke, nothing can have been accepted.
-            smtp.close()
+            wire.close()
             return SendResult(Outcome.retry, f"before DATA: {exc}")
-        if start.code != 354:
+        if refused is not None:
             self._dirty = True
-            return _by_code(start.code, start.message, may_suppress=False)
-        return await self._body(smtp, data if stuffed else dot_stuff(data))
+            return refused
+        return await self._body(wire, data if stuffed else dot_stuff(data))
 
-    async def _body(self, smtp: aiosmtplib.SMTP, wire: bytes) -> SendResult:
-        protocol = smtp.protocol
-        if protocol is None:
-            return SendResult(Outcome.retry, "disconnected after 354")
+    async def _envelope(self, wire: Wire, mail: bytes, rcpt: bytes) -> SendResult | None:
+        """Send MAIL, RCPT and DATA; return the refusal, or None once the relay said 354."""
+        commands = (b"MAIL FROM:" + mail, b"RCPT TO:" + rcpt, b"DATA")
+        if wire.pipelining:
+            # One write, three replies (RFC 2920: DATA ends the group).
+            wire.write(b"\r\n".join(commands) + b"\r\n")
+            replies = [await wire.reply() for _ in commands]
+        else:
+            replies = []
+            for command, ok in zip(commands, _EXPECTED, strict=True):
+                replies.append(reply := await wire.command(command))
+                if reply.code not in ok:
+                    break
+        for reply, ok, may_suppress in zip(replies, _EXPECTED, (False, True, False), strict=False):
+            if reply.code not in ok:
+                if replies[-1].code == 354:
+                    # DATA was opened although MAIL or RCPT failed: close it empty (RFC 2920).
+                    wire.write(b".\r\n")
+                    await wire.reply()
+                return _by_code(reply.code, reply.message, may_suppress=may_suppress)
+        return None
+
+    async def _body(self, wire: Wire, stuffed: bytes) -> SendResult:
         try:
-            # write() only buffers; it raises (nothing sent) if the socket is already closing.
-            protocol.write(wire)
-        except (SMTPException, OSError) as exc:
-            smtp.close()
+            wire.write(stuffed)  # raises (nothing sent) if the socket is already closing
+        except (WireError, OSError) as exc:
+            wire.close()
             return SendResult(Outcome.retry, f"disconnected after 354: {exc}")
         try:
-            final = await protocol.read_response(timeout=self._mailer.timeout)
-        except SMTPTimeoutError:
-            smtp.close()
+            await wire.drain()
+            final = await wire.reply()
+        except ReplyTimeout:
             return SendResult(Outcome.unknown, "timed out waiting for the reply to the message")
-        except (SMTPServerDisconnected, SMTPException, OSError) as exc:
-            smtp.close()
+        except (WireError, OSError) as exc:
+            wire.close()
             return SendResult(Outcome.unknown, f"disconnected after the message was sent: {exc}")
         if final.code == 250:
-            return SendResult(Outcome.sent, _reply(final.code, final.message))
+            return SendResult(Outcome.sent, str(final))
         return _by_code(final.code, final.message, may_suppress=True)
 
     async def aclose(self) -> None:
         """Say QUIT politely; close regardless."""
-        smtp, self._smtp = self._smtp, None
-        if smtp is None or not smtp.is_connected:
-            return
-        try:
-            await smtp.quit(timeout=min(self._mailer.timeout, 5.0))
-        except (SMTPException, OSError):
-            smtp.close()
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            await wire.quit()
+
+
+_EXPECTED: tuple[tuple[int, ...], ...] = ((250,), (250, 251), (354,))  # MAIL, RCPT, DATA
 
 
 class SMTPMailer:

@@ -1,0 +1,181 @@
+"""The pipelined SMTP transaction, against a relay scripted byte by byte on a loopback socket."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from app.delivery.mailer import Outcome, SMTPMailer
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+EHLO_PIPELINING = b"250-relay.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+MESSAGE = b"Subject: hi\r\n\r\nbody\r\n"
+
+
+@asynccontextmanager
+async def relay(script: Script) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """Serve `script` for each connection on a free loopback port; yield (SMTP URL, lines read)."""
+    seen: list[bytes] = []
+    failures: list[BaseException] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        original = reader.readline
+
+        async def readline() -> bytes:
+            line = await original()
+            seen.append(line)
+            return line
+
+        reader.readline = readline  # type: ignore[method-assign]
+        try:
+            writer.write(b"220 relay.test ESMTP\r\n")
+            assert (await reader.readline()).startswith(b"EHLO")
+            await script(reader, writer)
+        except Exception as exc:  # surfaced after the client is done
+            failures.append(exc)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"smtp+plain://127.0.0.1:{port}", seen
+    finally:
+        server.close()
+        await server.wait_closed()
+    if failures:
+        raise failures[0]
+
+
+async def read_body(reader: asyncio.StreamReader) -> bytes:
+    """Read a DATA body up to its terminating dot line."""
+    return await reader.readuntil(b"\r\n.\r\n")
+
+
+async def test_envelope_is_pipelined_and_split_replies_are_read_in_order() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(EHLO_PIPELINING)
+        # Answer nothing until MAIL, RCPT and DATA are all here: a client that waited for
+        # each reply would stall and time out.
+        lines = [await reader.readline() for _ in range(3)]
+        assert lines == [b"MAIL FROM:<news@a.test>\r\n", b"RCPT TO:<r@b.test>\r\n", b"DATA\r\n"]
+        writer.write(b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n")  # one packet, 3 replies
+        assert (await read_body(reader)).startswith(b"Subject: hi")
+        writer.write(b"250-2.0.0 queued\r\n")  # a multi-line reply split across packets
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"250 2.0.0 as 4XYZ\r\n")
+        assert await reader.readline() == b"QUIT\r\n"
+        writer.write(b"221 bye\r\n")
+
+    async with relay(script) as (url, _):
+        mailer = SMTPMailer(url, timeout=2)
+        async with mailer.connection() as conn:
+            result = await conn.send("news@a.test", "r@b.test", MESSAGE)
+        await mailer.aclose()
+    assert result.outcome is Outcome.sent
+    assert result.reply == "250 2.0.0 queued\n2.0.0 as 4XYZ"
+
+
+async def test_refused_rcpt_with_data_opened_sends_an_empty_message_then_rsets() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(EHLO_PIPELINING)
+        for _ in range(3):
+            await reader.readline()
+        # A relay that opens DATA although the only recipient was refused.
+        writer.write(b"250 Ok\r\n550 5.1.1 No such user\r\n354 go ahead\r\n")
+        assert await reader.readline() == b".\r\n"  # closed empty, no body sent
+        writer.write(b"554 5.5.1 No valid recipients\r\n")
+        assert await reader.readline() == b"RSET\r\n"
+        writer.write(b"250 Ok\r\n")
+        for _ in range(3):
+            await reader.readline()
+        writer.write(b"250 Ok\r\n250 Ok\r\n354 go ahead\r\n")
+        await read_body(reader)
+        writer.write(b"250 queued\r\n")
+        await reader.readline()
+        writer.write(b"221 bye\r\n")
+
+    async with relay(script) as (url, seen):
+        mailer = SMTPMailer(url, timeout=2)
+        async with mailer.connection() as conn:
+            refused = await conn.send("news@a.test", "gone@b.test", MESSAGE)
+            sent = await conn.send("news@a.test", "here@b.test", MESSAGE)
+        await mailer.aclose()
+    assert (refused.outcome, refused.suppress) == (Outcome.failed, True)
+    assert refused.reply == "550 5.1.1 No such user"
+    assert sent.outcome is Outcome.sent
+    assert not any(line.startswith(b"Subject") for line in seen[:6])  # no body for gone@
+
+
+async def test_garbage_before_the_body_is_a_retry_and_the_next_send_reconnects() -> None:
+    connections = 0
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.write(EHLO_PIPELINING)
+        for _ in range(3):
+            await reader.readline()
+        if connections == 1:
+            writer.write(b"hello, I am not SMTP\r\n")
+            await reader.read()  # the client hangs up
+            return
+        writer.write(b"250 Ok\r\n250 Ok\r\n354 go ahead\r\n")
+        await read_body(reader)
+        writer.write(b"250 queued\r\n")
+        await reader.readline()
+        writer.write(b"221 bye\r\n")
+
+    async with relay(script) as (url, _):
+        mailer = SMTPMailer(url, timeout=2)
+        async with mailer.connection() as conn:
+            first = await conn.send("news@a.test", "r@b.test", MESSAGE)
+            second = await conn.send("news@a.test", "r@b.test", MESSAGE)
+        await mailer.aclose()
+    assert first.outcome is Outcome.retry
+    assert "before DATA" in first.reply and "not an SMTP reply" in first.reply
+    assert second.outcome is Outcome.sent
+    assert connections == 2
+
+
+async def test_no_reply_after_the_body_is_unknown() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(EHLO_PIPELINING)
+        for _ in range(3):
+            await reader.readline()
+        writer.write(b"250 Ok\r\n250 Ok\r\n354 go ahead\r\n")
+        await read_body(reader)
+        await reader.read()  # say nothing until the client gives up and hangs up
+
+    async with relay(script) as (url, _):
+        mailer = SMTPMailer(url, timeout=0.3)
+        async with mailer.connection() as conn:
+            result = await conn.send("news@a.test", "r@b.test", MESSAGE)
+            assert not conn.usable  # type: ignore[attr-defined]
+        await mailer.aclose()
+    assert result.outcome is Outcome.unknown
+    assert "timed out" in result.reply
+
+
+async def test_a_relay_without_pipelining_gets_one_command_at_a_time() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"250-relay.test\r\n250 8BITMIME\r\n")
+        for expected in (b"MAIL", b"RCPT", b"DATA"):
+            line = await reader.readline()
+            assert line.startswith(expected)
+            await asyncio.sleep(0.02)
+            assert not reader._buffer  # type: ignore[attr-defined]  # nothing sent ahead
+            writer.write(b"354 go\r\n" if expected == b"DATA" else b"250 Ok\r\n")
+        await read_body(reader)
+        writer.write(b"250 queued\r\n")
+        await reader.readline()
+        writer.write(b"221 bye\r\n")
+
+    async with relay(script) as (url, _):
+        mailer = SMTPMailer(url, timeout=2)
+        async with mailer.connection() as conn:
+            result = await conn.send("news@a.test", "r@b.test", MESSAGE)
+        await mailer.aclose()
+    assert result.outcome is Outcome.sent
