@@ -200,3 +200,58 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+class CpuMeter:
+    """Where the CPU went between start() and stop(): by process kind, from /proc (Linux).
+
+    Workers are named by pid; smtp-sink and postgres by command; the kernel's softirq time
+    (loopback TCP is mostly that) comes from /proc/stat. Figures are in cores (1.0 = one core
+    busy the whole time), so on a 2-core machine they add up to at most 2.
+    """
+
+    def __init__(self, workers: list[int]) -> None:
+        self.workers = set(workers)
+        self._start: dict[str, float] = {}
+        self._t0 = 0.0
+
+    def _sample(self) -> dict[str, float]:
+        tick = os.sysconf("SC_CLK_TCK")
+        out: dict[str, float] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                raw = (entry / "stat").read_text()
+            except OSError:
+                continue  # gone already
+            comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+            fields = raw[raw.rindex(")") + 2 :].split()
+            used = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+            pid = int(entry.name)
+            kind = (
+                "worker"
+                if pid in self.workers
+                else "this benchmark (API, polling)"
+                if pid == os.getpid()
+                else comm
+                if comm in ("smtp-sink", "postgres")
+                else "other"
+            )
+            out[kind] = out.get(kind, 0.0) + used
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+            out["kernel softirq (loopback TCP)"] = int(cpu[7]) / tick
+        return out
+
+    def start(self) -> None:
+        """Take the first sample."""
+        self._start, self._t0 = self._sample(), time.monotonic()
+
+    def stop(self) -> str:
+        """Return one line: cores used by each kind since start()."""
+        end, elapsed = self._sample(), max(time.monotonic() - self._t0, 1e-9)
+        used = {k: (v - self._start.get(k, 0.0)) / elapsed for k, v in end.items()}
+        ranked = sorted(used.items(), key=lambda kv: -kv[1])
+        parts = [f"{k} {v:.2f}" for k, v in ranked if v >= 0.01]
+        return "cores used: " + ", ".join(parts)

@@ -44,6 +44,7 @@ from bench.common import (
     FROM,
     ROOT,
     SECRET,
+    CpuMeter,
     add_subscribers,
     scratch_database,
     smtp_sink,
@@ -89,20 +90,78 @@ async def raw_ceiling(port: int, data: bytes, count: int, connections: int, lean
     return count / (time.perf_counter() - start)
 
 
-def ceilings(port: int, data: bytes, count: int, connections: int) -> float:
-    """Measure and print both raw ceilings; return the higher."""
-    best = 0.0
-    for lean, name in ((False, "SMTP.sendmail loop"), (True, "lean MAIL/RCPT/DATA loop")):
-        before = cpu_times()
+async def pipelined_ceiling(port: int, data: bytes, count: int, connections: int) -> float:
+    """Send `count` copies over plain asyncio streams, MAIL/RCPT/DATA in one write; msgs/s.
+
+    No aiosmtplib, no ledger: the tightest loop for the technique our mailer uses (RFC 2920
+    pipelining), so the project's rate can be read against it too.
+    """
+    sender = FROM.split("<")[1].rstrip(">").encode()
+    stuffed = dot_stuff(data)
+    per = [count // connections + (1 if i < count % connections else 0) for i in range(connections)]
+
+    async def reply(reader: asyncio.StreamReader) -> bytes:
+        while (line := await reader.readline())[3:4] == b"-":
+            pass
+        return line
+
+    async def one(n: int, offset: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await reply(reader)
+        writer.write(b"EHLO bench.test\r\n")
+        await reply(reader)
+        for i in range(n):
+            rcpt = f"reader{offset + i}@example.test".encode()
+            writer.write(b"MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n" % (sender, rcpt))
+            codes = [(await reply(reader))[:3] for _ in range(3)]
+            assert codes == [b"250", b"250", b"354"], codes
+            writer.write(stuffed)
+            assert (await reply(reader))[:3] == b"250"
+        writer.write(b"QUIT\r\n")
+        await reply(reader)
+        writer.close()
+
+    start = time.perf_counter()
+    offsets = [sum(per[:i]) for i in range(connections)]
+    await asyncio.gather(*(one(n, o) for n, o in zip(per, offsets, strict=True)))
+    return count / (time.perf_counter() - start)
+
+
+def ceilings(port: int, data: bytes, count: int, connections: int) -> tuple[float, float]:
+    """Measure and print the raw ceilings; return the lean aiosmtplib one and the pipelined."""
+    rates = {}
+    loops = (
+        (
+            "raw aiosmtplib ceiling, SMTP.sendmail loop",
+            lambda: raw_ceiling(port, data, count, connections, False),
+        ),
+        (
+            "raw aiosmtplib ceiling, lean MAIL/RCPT/DATA loop",
+            lambda: raw_ceiling(port, data, count, connections, True),
+        ),
+        (
+            "raw pipelined loop (asyncio streams, no aiosmtplib)",
+            lambda: pipelined_ceiling(port, data, count, connections),
+        ),
+    )
+    for name, run in loops:
+        meter = CpuMeter([])
+        meter.start()
         # The same event loop as `morningpost worker` (uvloop), so the ceiling is a fair one.
-        rate = uvloop.run(raw_ceiling(port, data, count, connections, lean))
-        cpu = busy_share(before, cpu_times())
-        print(
-            f"raw aiosmtplib ceiling, {name}, {connections} connections: {rate:,.0f} msg/s "
-            f"(all cores {cpu:.0%} busy)"
-        )
-        best = max(best, rate)
-    return best
+        rates[name] = rate = uvloop.run(run())
+        print(f"{name}, {connections} connections: {rate:,.0f} msg/s")
+        print(f"  {meter.stop()}")
+    return rates[loops[1][0]], rates[loops[2][0]]
+
+
+def relay_ceiling(port: int, data: bytes, count: int) -> float:
+    """Measure what the sink itself can take: the pipelined loop over many connections."""
+    meter = CpuMeter([])
+    meter.start()
+    rate = uvloop.run(pipelined_ceiling(port, data, count, 32))
+    print(f"the relay's own ceiling (pipelined loop, 32 connections): {rate:,.0f} msg/s")
+    print(f"  {meter.stop()}")
+    return rate
 
 
 def sample_bytes(ctx_settings_url: str, port: int) -> bytes:
@@ -167,6 +226,8 @@ def end_to_end(
                 issue_id = resp.json()["id"]
                 start = utcnow()
                 cpu_before = cpu_times()
+                meter = CpuMeter([p.pid for p in procs])
+                meter.start()
                 resp = client.post(f"/issues/{issue_id}/send", headers=headers)
                 assert resp.status_code == 202, resp.text
                 assert resp.json()["recipients"] == n, resp.json()
@@ -181,6 +242,7 @@ def end_to_end(
                 raise RuntimeError("the send did not finish in time")
             with session_scope(ctx.sessions) as s:
                 cpu = busy_share(cpu_before, cpu_times())
+                by_kind = meter.stop()
                 first = s.scalar(
                     select(func.min(Delivery.sent_at)).where(Delivery.issue_id == issue_id)
                 )
@@ -203,6 +265,7 @@ def end_to_end(
         f"the POST (freeze + render); steady rate {steady:,.0f} msg/s; "
         f"all cores {cpu:.0%} busy meanwhile"
     )
+    print(f"  {by_kind}")
     return n / (last - start).total_seconds()
 
 
@@ -249,11 +312,12 @@ def main() -> None:
         engine.dispose()
         data = sample_bytes(db_url, port)
         print(f"message: {len(data):,} bytes")
-        raw = ceilings(port, data, args.subscribers, args.connections)
+        raw, piped = ceilings(port, data, args.subscribers, args.connections)
         one = end_to_end(db_url, port, 1, args.connections, args.batch_size, args.subscribers)
         print(
             f"end to end, 1 worker: {one:,.0f} msg/s  "
-            f"ratio to the lean ceiling: {one / raw:.2f} (target ≥ 0.9)"
+            f"ratio to the lean aiosmtplib ceiling: {one / raw:.2f} (target ≥ 0.9); "
+            f"to the raw pipelined loop: {one / piped:.2f}"
         )
         if args.dkim:
             with tempfile.TemporaryDirectory(prefix="mp-bench-dkim-") as keys:
@@ -276,13 +340,14 @@ def main() -> None:
                 f"signed/unsigned: {signed / one:.2f}"
             )
         if args.workers > 1:
-            ceilings(port, data, args.subscribers, args.connections * args.workers)
+            relay = relay_ceiling(port, data, args.subscribers)
             many = end_to_end(
                 db_url, port, args.workers, args.connections, args.batch_size, args.subscribers
             )
             print(
                 f"end to end, {args.workers} workers: {many:,.0f} msg/s  "
-                f"speed-up over 1 worker: {many / one:.2f}× (target ≥ 1.6×)"
+                f"speed-up over 1 worker: {many / one:.2f}× (target ≥ 1.6×); "
+                f"{many / relay:.0%} of what the relay itself can take"
             )
 
 

@@ -1,8 +1,8 @@
 """The delivery ledger: freeze recipients, claim batches, record results (fenced by lease).
 
 Services here take a Session and only flush; the caller owns the transaction. Every
-statement is set-based: one INSERT…SELECT to freeze, one UPDATE…RETURNING to claim, one
-statement per outcome group to record (an executemany on SQLite).
+statement is set-based: one INSERT…SELECT to freeze, one UPDATE…RETURNING per issue and
+status to claim, one statement per outcome group to record (an executemany on SQLite).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from sqlalchemy import (
     DateTime,
     String,
     Table,
-    and_,
     bindparam,
     cast,
     exists,
@@ -108,46 +107,17 @@ def claim_batch(
     Each claimed row gets its Message-ID (<mp.ISSUE.DELIVERY@domain>) before any SMTP traffic,
     so a row that ends up `unknown` can still be traced in the relay's logs.
     """
-    # A pending row may carry next_attempt_at when a domain budget deferred it.
-    ready = or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)
-    due = or_(
-        and_(Delivery.status == DeliveryStatus.pending, ready),
-        and_(Delivery.status == DeliveryStatus.retry, Delivery.next_attempt_at <= now),
-    )
-    pick = (
-        select(Delivery.id)
-        .join(Issue, Issue.id == Delivery.issue_id)
-        .where(Issue.status == IssueStatus.sending, due)
-        .order_by(Delivery.id)
-        .limit(limit)
-    )
-    if is_postgres(session):
-        # Concurrent workers skip each other's rows instead of queueing behind them.
-        pick = pick.with_for_update(skip_locked=True, of=D)
-    # A CTE, not a plain IN (subquery): PostgreSQL may re-run a locking subquery per row, each
-    # run skipping the rows the last one locked, and so claim far more than `limit`. A CTE
-    # with FOR UPDATE is never inlined, so it runs exactly once.
-    picked = pick.cte("picked")
-    msgid = (
-        literal("<mp.")
-        + cast(D.c.issue_id, String)
-        + literal(".")
-        + cast(D.c.id, String)
-        + literal(f"@{domain}>")
-    )
-    rows = session.execute(
-        update(D)
-        .where(D.c.id.in_(select(picked.c.id)), due)
-        .values(
-            status=DeliveryStatus.sending,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            attempts=D.c.attempts + 1,
-            message_id=msgid,
-            updated_at=now,
-        )
-        .returning(D.c.id, D.c.issue_id, D.c.subscriber_id, D.c.attempts, D.c.message_id)
+    issue_ids = session.scalars(
+        select(Issue.id).where(Issue.status == IssueStatus.sending).order_by(Issue.id)
     ).all()
+    rows: list[Any] = []
+    for issue_id in issue_ids:
+        # Due retries first (there are few), then fresh rows.
+        for status in (DeliveryStatus.retry, DeliveryStatus.pending):
+            if len(rows) < limit:
+                rows += _claim_rows(
+                    session, issue_id, status, limit - len(rows), owner, now, lease_seconds, domain
+                )
     if not rows:
         return []
     sub_ids = [r.subscriber_id for r in rows if r.subscriber_id is not None]
@@ -189,6 +159,63 @@ def claim_batch(
             )
         )
     return claims
+
+
+def _claim_rows(
+    session: Session,
+    issue_id: int,
+    status: DeliveryStatus,
+    limit: int,
+    owner: str,
+    now: datetime,
+    lease_seconds: int,
+    domain: str,
+) -> list[Any]:
+    """Lease up to `limit` due rows of one issue in one status; return what RETURNING gave."""
+    if status == DeliveryStatus.retry:
+        due = D.c.next_attempt_at <= now
+    else:  # a pending row carries next_attempt_at when a domain budget deferred it
+        due = or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now)
+    live = select(Issue.id).where(Issue.id == issue_id, Issue.status == IssueStatus.sending)
+    # Equality on issue and status walks ix_deliveries_issue_status_id in id order and stops
+    # at the limit, so a claim costs the same at the start and at the end of a million-row
+    # send. (An OR over statuses, or a join, let PostgreSQL gather and sort every open row
+    # of the issue on each claim: quadratic over a send.)
+    pick = (
+        select(D.c.id)
+        .where(D.c.issue_id == issue_id, D.c.status == status, due, live.exists())
+        .order_by(D.c.id)
+        .limit(limit)
+    )
+    if is_postgres(session):
+        # Concurrent workers skip each other's rows instead of queueing behind them.
+        pick = pick.with_for_update(skip_locked=True)
+    # A CTE, not a plain IN (subquery): PostgreSQL may re-run a locking subquery per row, each
+    # run skipping the rows the last one locked, and so claim far more than `limit`. A CTE
+    # with FOR UPDATE is never inlined, so it runs exactly once.
+    picked = pick.cte("picked")
+    msgid = (
+        literal("<mp.")
+        + cast(D.c.issue_id, String)
+        + literal(".")
+        + cast(D.c.id, String)
+        + literal(f"@{domain}>")
+    )
+    return list(
+        session.execute(
+            update(D)
+            .where(D.c.id.in_(select(picked.c.id)), D.c.status == status, due)
+            .values(
+                status=DeliveryStatus.sending,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                attempts=D.c.attempts + 1,
+                message_id=msgid,
+                updated_at=now,
+            )
+            .returning(D.c.id, D.c.issue_id, D.c.subscriber_id, D.c.attempts, D.c.message_id)
+        ).all()
+    )
 
 
 def record_rows(
