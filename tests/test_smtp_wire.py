@@ -18,6 +18,7 @@ async def relay(script: Script) -> AsyncIterator[tuple[str, list[bytes]]]:
     """Serve `script` for each connection on a free loopback port; yield (SMTP URL, lines read)."""
     seen: list[bytes] = []
     failures: list[BaseException] = []
+    handlers: list[asyncio.Task[None]] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         original = reader.readline
@@ -28,6 +29,9 @@ async def relay(script: Script) -> AsyncIterator[tuple[str, list[bytes]]]:
             return line
 
         reader.readline = readline  # type: ignore[method-assign]
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.append(task)
         try:
             writer.write(b"220 relay.test ESMTP\r\n")
             assert (await reader.readline()).startswith(b"EHLO")
@@ -36,11 +40,14 @@ async def relay(script: Script) -> AsyncIterator[tuple[str, list[bytes]]]:
             failures.append(exc)
         finally:
             writer.close()
+            await writer.wait_closed()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
         yield f"smtp+plain://127.0.0.1:{port}", seen
+        # Each script ends once the client has said QUIT or hung up: let them finish.
+        await asyncio.wait_for(asyncio.gather(*handlers), 5)
     finally:
         server.close()
         await server.wait_closed()

@@ -127,10 +127,14 @@ class SMTPConnection:
                 pass  # reply() closed it
         if wire is None or not wire.is_open:
             smtp = self._mailer.new_client()
-            await smtp.connect()  # greeting, EHLO, STARTTLS and AUTH as the URL asks
-            if smtp.is_ehlo_or_helo_needed:
-                await smtp.ehlo()
-            wire = self._wire = Wire(smtp, self._mailer.timeout)
+            try:
+                await smtp.connect()  # greeting, EHLO, STARTTLS and AUTH as the URL asks
+                if smtp.is_ehlo_or_helo_needed:
+                    await smtp.ehlo()
+                wire = self._wire = Wire(smtp, self._mailer.timeout)
+            except BaseException:
+                smtp.close()  # aiosmtplib leaves the socket open when STARTTLS or AUTH fails
+                raise
             self._dirty = False
         return wire
 

@@ -10,6 +10,7 @@ message instead of four, which is most of the cost of a message on a fast relay.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from dataclasses import dataclass
 from typing import cast
@@ -54,6 +55,7 @@ class _ReplyProtocol(asyncio.Protocol):
         self._lines: list[bytes] = []
         self._can_write = asyncio.Event()
         self._can_write.set()
+        self.gone = asyncio.Event()  # set once the socket is really closed
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -83,6 +85,7 @@ class _ReplyProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(Disconnected(f"connection lost: {exc}" if exc else "connection closed"))
         self._can_write.set()
+        self.gone.set()
 
     def _fail(self, exc: WireError) -> None:
         if self.lost is None:
@@ -169,7 +172,7 @@ class Wire:
         self._transport.close()
 
     async def quit(self) -> None:
-        """Say QUIT and close, whatever the answer."""
+        """Say QUIT and close, whatever the answer; return once the socket is closed."""
         try:
             if self.is_open:
                 await self.command(b"QUIT")
@@ -177,6 +180,9 @@ class Wire:
             pass
         finally:
             self.close()
+        # close() finishes on a later loop turn: wait, so a loop that ends next leaks nothing.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._protocol.gone.wait(), 1.0)
 
 
 def _expire(waiter: asyncio.Future[bool]) -> None:
