@@ -193,7 +193,6 @@ class SMTPConnection:
             wire.close()
             return SendResult(Outcome.retry, f"disconnected after 354: {exc}")
         try:
-            await wire.drain()
             final = await wire.reply()
         except ReplyTimeout:
             return SendResult(Outcome.unknown, "timed out waiting for the reply to the message")

@@ -53,8 +53,6 @@ class _ReplyProtocol(asyncio.Protocol):
         self.lost: WireError | None = None
         self._buffer = bytearray()
         self._lines: list[bytes] = []
-        self._can_write = asyncio.Event()
-        self._can_write.set()
         self.gone = asyncio.Event()  # set once the socket is really closed
 
     def data_received(self, data: bytes) -> None:
@@ -84,7 +82,6 @@ class _ReplyProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(Disconnected(f"connection lost: {exc}" if exc else "connection closed"))
-        self._can_write.set()
         self.gone.set()
 
     def _fail(self, exc: WireError) -> None:
@@ -95,16 +92,6 @@ class _ReplyProtocol(asyncio.Protocol):
     def _wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(True)
-
-    def pause_writing(self) -> None:
-        self._can_write.clear()
-
-    def resume_writing(self) -> None:
-        self._can_write.set()
-
-    async def writable(self) -> None:
-        """Wait until the transport's write buffer has drained below its high-water mark."""
-        await self._can_write.wait()
 
 
 class Wire:
@@ -127,14 +114,14 @@ class Wire:
         return self._protocol.lost is None and not self._transport.is_closing()
 
     def write(self, data: bytes) -> None:
-        """Queue bytes on the socket; raise Disconnected (nothing sent) if it is closed."""
+        """Queue bytes on the socket; raise Disconnected (nothing sent) if it is closed.
+
+        No flow control: one message per connection is in flight, and a relay that stops
+        reading never answers either, so reply()'s timeout bounds the wait.
+        """
         if not self.is_open:
             raise Disconnected(str(self._protocol.lost or "connection closed"))
         self._transport.write(data)
-
-    async def drain(self) -> None:
-        """Wait for a large write (a message body) to leave the process's buffer."""
-        await self._protocol.writable()
 
     async def reply(self) -> Reply:
         """Return the next reply; raise ReplyTimeout or Disconnected (the wire is then closed)."""
