@@ -133,7 +133,7 @@ class Wire:
         try:
             while not protocol.replies:
                 if protocol.lost is not None:
-                    raise protocol.lost
+                    raise Disconnected(str(protocol.lost))  # a fresh one: no traceback pile-up
                 protocol.waiter = loop.create_future()
                 # A plain timer, not asyncio.wait_for: this runs twice per message.
                 timer = loop.call_later(self.timeout, _expire, protocol.waiter)
