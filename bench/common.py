@@ -212,10 +212,18 @@ class CpuMeter:
 
     def __init__(self, workers: list[int]) -> None:
         self.workers = set(workers)
-        self._start: dict[str, float] = {}
+        self._start: tuple[dict[str, float], float, float] = ({}, 0.0, 0.0)
         self._t0 = 0.0
 
-    def _sample(self) -> dict[str, float]:
+    def _kind(self, pid: int, command: str) -> str:
+        if pid in self.workers:
+            return "worker"
+        if pid == os.getpid():
+            return "this benchmark (API, polling)"
+        return command if command in ("smtp-sink", "postgres") else "other"
+
+    def _sample(self) -> tuple[dict[str, float], float, float]:
+        """Return (seconds of CPU by kind, busy seconds of all cores, all seconds of all cores)."""
         tick = os.sysconf("SC_CLK_TCK")
         out: dict[str, float] = {}
         for entry in Path("/proc").iterdir():
@@ -225,33 +233,25 @@ class CpuMeter:
                 raw = (entry / "stat").read_text()
             except OSError:
                 continue  # gone already
-            comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+            command = raw[raw.index("(") + 1 : raw.rindex(")")]
             fields = raw[raw.rindex(")") + 2 :].split()
-            used = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
-            pid = int(entry.name)
-            kind = (
-                "worker"
-                if pid in self.workers
-                else "this benchmark (API, polling)"
-                if pid == os.getpid()
-                else comm
-                if comm in ("smtp-sink", "postgres")
-                else "other"
-            )
-            out[kind] = out.get(kind, 0.0) + used
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-            out["kernel softirq (loopback TCP)"] = int(cpu[7]) / tick
-        return out
+            kind = self._kind(int(entry.name), command)
+            out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        cpu = [int(x) / tick for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        out["kernel softirq (loopback TCP)"] = cpu[6]
+        idle = cpu[3] + cpu[4]  # idle + iowait
+        return out, sum(cpu) - idle, sum(cpu)
 
     def start(self) -> None:
         """Take the first sample."""
         self._start, self._t0 = self._sample(), time.monotonic()
 
     def stop(self) -> str:
-        """Return one line: cores used by each kind since start()."""
-        end, elapsed = self._sample(), max(time.monotonic() - self._t0, 1e-9)
-        used = {k: (v - self._start.get(k, 0.0)) / elapsed for k, v in end.items()}
+        """Return one line: how busy all cores were, and the cores each kind used, since start()."""
+        (end, busy, total), elapsed = self._sample(), max(time.monotonic() - self._t0, 1e-9)
+        before, busy0, total0 = self._start
+        used = {k: (v - before.get(k, 0.0)) / elapsed for k, v in end.items()}
         ranked = sorted(used.items(), key=lambda kv: -kv[1])
         parts = [f"{k} {v:.2f}" for k, v in ranked if v >= 0.01]
-        return "cores used: " + ", ".join(parts)
+        share = (busy - busy0) / (total - total0) if total > total0 else 0.0
+        return f"all cores {share:.0%} busy; cores used: " + ", ".join(parts)

@@ -225,7 +225,6 @@ def end_to_end(
                 resp = client.post("/issues", json=payload, headers=headers)
                 issue_id = resp.json()["id"]
                 start = utcnow()
-                cpu_before = cpu_times()
                 meter = CpuMeter([p.pid for p in procs])
                 meter.start()
                 resp = client.post(f"/issues/{issue_id}/send", headers=headers)
@@ -241,7 +240,6 @@ def end_to_end(
             else:
                 raise RuntimeError("the send did not finish in time")
             with session_scope(ctx.sessions) as s:
-                cpu = busy_share(cpu_before, cpu_times())
                 by_kind = meter.stop()
                 first = s.scalar(
                     select(func.min(Delivery.sent_at)).where(Delivery.issue_id == issue_id)
@@ -262,27 +260,10 @@ def end_to_end(
     steady = n / max((last - first).total_seconds(), 1e-9)
     print(
         f"  {workers} worker(s): first delivery {(first - start).total_seconds():.2f} s after "
-        f"the POST (freeze + render); steady rate {steady:,.0f} msg/s; "
-        f"all cores {cpu:.0%} busy meanwhile"
+        f"the POST (freeze + render); steady rate {steady:,.0f} msg/s"
     )
     print(f"  {by_kind}")
     return n / (last - start).total_seconds()
-
-
-def cpu_times() -> tuple[int, int]:
-    """Return (busy, total) jiffies of all cores from /proc/stat (0, 0 elsewhere)."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except OSError:
-        return 0, 0
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return sum(fields) - idle, sum(fields)
-
-
-def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
-    """Return the share of CPU time all cores spent busy between two cpu_times()."""
-    total = after[1] - before[1]
-    return (after[0] - before[0]) / total if total else 0.0
 
 
 def main() -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from app.context import Context
@@ -71,3 +74,29 @@ def cli_env(settings: Any) -> dict[str, str]:
         MORNINGPOST_BATCH_SIZE=str(settings.batch_size),
     )
     return env
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_worker(settings: Any, cwd: Path, **env: str) -> subprocess.Popen[bytes]:
+    """Start `python -m app worker` against this test's database and SMTP server.
+
+    Short leases and no retry backoff, so crash and lease tests run in seconds; `env`
+    overrides any of it. cwd should be a temporary folder: no stray .env from the repository.
+    """
+    full = {
+        **cli_env(settings),
+        "PYTHONPATH": str(ROOT),
+        "MORNINGPOST_POLL_INTERVAL_SECONDS": "0.05",
+        "MORNINGPOST_RETRY_BACKOFF_SECONDS": "0",
+        "MORNINGPOST_LEASE_SECONDS": "5",
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "app", "worker"],
+        env=full,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import sys
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -17,32 +16,22 @@ from app.delivery import ledger
 from app.delivery.engine import Worker
 from app.delivery.mailer import make_mailer
 from app.models import utcnow
-from tests.helpers import cli_env
+from tests.helpers import start_worker
 from tests.smtp_server import SMTPTestServer
 from tests.test_delivery_support import add_issue, add_subscribers, deliveries, send_now, stats
 
-ROOT = Path(__file__).resolve().parents[1]
 RECIPIENTS = 300
 BATCH = 10
 
 
-def start_worker(settings: Settings, tmp_path: Path) -> subprocess.Popen[bytes]:
-    """Start `python -m app worker` against this test's database and SMTP server."""
-    env = {
-        **cli_env(settings),
-        "PYTHONPATH": str(ROOT),
-        "MORNINGPOST_BATCH_SIZE": str(BATCH),
-        "MORNINGPOST_RATE_PER_SECOND": "50",
-        "MORNINGPOST_LEASE_SECONDS": "5",
-        "MORNINGPOST_SMTP_CONNECTIONS": "2",
-        "MORNINGPOST_RETRY_BACKOFF_SECONDS": "0",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "app", "worker"],
-        env=env,
-        cwd=tmp_path,  # no stray .env from the repository
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+def start_crash_worker(settings: Settings, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """Start a worker with small batches and a slow rate, so it can be killed mid-send."""
+    return start_worker(
+        settings,
+        tmp_path,
+        MORNINGPOST_BATCH_SIZE=str(BATCH),
+        MORNINGPOST_RATE_PER_SECOND="50",
+        MORNINGPOST_SMTP_CONNECTIONS="2",
     )
 
 
@@ -59,7 +48,7 @@ def test_sigkill_mid_send_loses_nothing_and_sends_nothing_twice(
     settings: Settings, ctx: Context, smtp_server: SMTPTestServer, tmp_path: Path
 ) -> None:
     issue_id, emails = seed(ctx)
-    proc = start_worker(settings, tmp_path)
+    proc = start_crash_worker(settings, tmp_path)
     try:
         smtp_server.handler.wait_for(60, timeout=60)
     finally:
@@ -96,7 +85,7 @@ def test_sigterm_releases_claims_and_resume_completes(
     settings: Settings, ctx: Context, smtp_server: SMTPTestServer, tmp_path: Path
 ) -> None:
     issue_id, emails = seed(ctx)
-    proc = start_worker(settings, tmp_path)
+    proc = start_crash_worker(settings, tmp_path)
     try:
         smtp_server.handler.wait_for(30, timeout=60)
         proc.send_signal(signal.SIGTERM)

@@ -6,7 +6,6 @@ import asyncio
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,7 +23,7 @@ from app.models import utcnow
 from app.rendering.blocks import parse_blocks
 from app.rendering.placeholders import LIST_TOKEN_LENGTH
 from tests.conftest import PG_URL
-from tests.helpers import cli_env
+from tests.helpers import start_worker
 from tests.smtp_server import SMTPTestServer
 from tests.test_delivery_support import (
     BLOCKS,
@@ -35,29 +34,9 @@ from tests.test_delivery_support import (
     stats,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 pg_only = pytest.mark.skipif(
     not PG_URL, reason="several workers need PostgreSQL (SKIP LOCKED); SQLite is single-worker"
 )
-
-
-def start_worker(settings: Settings, cwd: Path, **env: str) -> subprocess.Popen[bytes]:
-    """Start `python -m app worker` against this test's database and SMTP server."""
-    full = {
-        **cli_env(settings),
-        "PYTHONPATH": str(ROOT),
-        "MORNINGPOST_POLL_INTERVAL_SECONDS": "0.05",
-        "MORNINGPOST_RETRY_BACKOFF_SECONDS": "0",
-        "MORNINGPOST_LEASE_SECONDS": "5",
-        **env,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "app", "worker"],
-        env=full,
-        cwd=cwd,  # no stray .env from the repository
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
 
 
 def stop_all(procs: list[subprocess.Popen[bytes]]) -> list[str]:

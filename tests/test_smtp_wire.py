@@ -6,11 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from app.delivery.mailer import Outcome, SMTPMailer
+from app.delivery.mailer import Outcome, SendResult, SMTPMailer
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 EHLO_PIPELINING = b"250-relay.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
 MESSAGE = b"Subject: hi\r\n\r\nbody\r\n"
+ACCEPT_ENVELOPE = b"250 Ok\r\n250 Ok\r\n354 go ahead\r\n"  # MAIL, RCPT, DATA in one packet
 
 
 @asynccontextmanager
@@ -60,13 +61,38 @@ async def read_body(reader: asyncio.StreamReader) -> bytes:
     return await reader.readuntil(b"\r\n.\r\n")
 
 
+async def read_envelope(reader: asyncio.StreamReader) -> list[bytes]:
+    """Read the MAIL, RCPT and DATA lines of one transaction."""
+    return [await reader.readline() for _ in range(3)]
+
+
+async def accept_body_then_quit(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """After a 354: take the body, queue it, and answer the client's QUIT."""
+    await read_body(reader)
+    writer.write(b"250 queued\r\n")
+    assert await reader.readline() == b"QUIT\r\n"
+    writer.write(b"221 bye\r\n")
+
+
+async def send_all(url: str, recipients: list[str]) -> list[SendResult]:
+    """Send MESSAGE to each recipient over one reused connection, then QUIT."""
+    mailer = SMTPMailer(url, timeout=2)
+    async with mailer.connection() as conn:
+        results = [await conn.send("news@a.test", to, MESSAGE) for to in recipients]
+    await mailer.aclose()
+    return results
+
+
 async def test_envelope_is_pipelined_and_split_replies_are_read_in_order() -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(EHLO_PIPELINING)
         # Answer nothing until MAIL, RCPT and DATA are all here: a client that waited for
         # each reply would stall and time out.
-        lines = [await reader.readline() for _ in range(3)]
-        assert lines == [b"MAIL FROM:<news@a.test>\r\n", b"RCPT TO:<r@b.test>\r\n", b"DATA\r\n"]
+        assert await read_envelope(reader) == [
+            b"MAIL FROM:<news@a.test>\r\n",
+            b"RCPT TO:<r@b.test>\r\n",
+            b"DATA\r\n",
+        ]
         writer.write(b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n")  # one packet, 3 replies
         assert (await read_body(reader)).startswith(b"Subject: hi")
         writer.write(b"250-2.0.0 queued\r\n")  # a multi-line reply split across packets
@@ -77,10 +103,7 @@ async def test_envelope_is_pipelined_and_split_replies_are_read_in_order() -> No
         writer.write(b"221 bye\r\n")
 
     async with relay(script) as (url, _):
-        mailer = SMTPMailer(url, timeout=2)
-        async with mailer.connection() as conn:
-            result = await conn.send("news@a.test", "r@b.test", MESSAGE)
-        await mailer.aclose()
+        (result,) = await send_all(url, ["r@b.test"])
     assert result.outcome is Outcome.sent
     assert result.reply == "250 2.0.0 queued\n2.0.0 as 4XYZ"
 
@@ -88,28 +111,19 @@ async def test_envelope_is_pipelined_and_split_replies_are_read_in_order() -> No
 async def test_refused_rcpt_with_data_opened_sends_an_empty_message_then_rsets() -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(EHLO_PIPELINING)
-        for _ in range(3):
-            await reader.readline()
+        await read_envelope(reader)
         # A relay that opens DATA although the only recipient was refused.
         writer.write(b"250 Ok\r\n550 5.1.1 No such user\r\n354 go ahead\r\n")
         assert await reader.readline() == b".\r\n"  # closed empty, no body sent
         writer.write(b"554 5.5.1 No valid recipients\r\n")
         assert await reader.readline() == b"RSET\r\n"
         writer.write(b"250 Ok\r\n")
-        for _ in range(3):
-            await reader.readline()
-        writer.write(b"250 Ok\r\n250 Ok\r\n354 go ahead\r\n")
-        await read_body(reader)
-        writer.write(b"250 queued\r\n")
-        await reader.readline()
-        writer.write(b"221 bye\r\n")
+        await read_envelope(reader)
+        writer.write(ACCEPT_ENVELOPE)
+        await accept_body_then_quit(reader, writer)
 
     async with relay(script) as (url, seen):
-        mailer = SMTPMailer(url, timeout=2)
-        async with mailer.connection() as conn:
-            refused = await conn.send("news@a.test", "gone@b.test", MESSAGE)
-            sent = await conn.send("news@a.test", "here@b.test", MESSAGE)
-        await mailer.aclose()
+        refused, sent = await send_all(url, ["gone@b.test", "here@b.test"])
     assert (refused.outcome, refused.suppress) == (Outcome.failed, True)
     assert refused.reply == "550 5.1.1 No such user"
     assert sent.outcome is Outcome.sent
@@ -123,24 +137,16 @@ async def test_garbage_before_the_body_is_a_retry_and_the_next_send_reconnects()
         nonlocal connections
         connections += 1
         writer.write(EHLO_PIPELINING)
-        for _ in range(3):
-            await reader.readline()
+        await read_envelope(reader)
         if connections == 1:
             writer.write(b"hello, I am not SMTP\r\n")
             await reader.read()  # the client hangs up
             return
-        writer.write(b"250 Ok\r\n250 Ok\r\n354 go ahead\r\n")
-        await read_body(reader)
-        writer.write(b"250 queued\r\n")
-        await reader.readline()
-        writer.write(b"221 bye\r\n")
+        writer.write(ACCEPT_ENVELOPE)
+        await accept_body_then_quit(reader, writer)
 
     async with relay(script) as (url, _):
-        mailer = SMTPMailer(url, timeout=2)
-        async with mailer.connection() as conn:
-            first = await conn.send("news@a.test", "r@b.test", MESSAGE)
-            second = await conn.send("news@a.test", "r@b.test", MESSAGE)
-        await mailer.aclose()
+        first, second = await send_all(url, ["r@b.test", "r@b.test"])
     assert first.outcome is Outcome.retry
     assert "before DATA" in first.reply and "not an SMTP reply" in first.reply
     assert second.outcome is Outcome.sent
@@ -150,9 +156,8 @@ async def test_garbage_before_the_body_is_a_retry_and_the_next_send_reconnects()
 async def test_no_reply_after_the_body_is_unknown() -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(EHLO_PIPELINING)
-        for _ in range(3):
-            await reader.readline()
-        writer.write(b"250 Ok\r\n250 Ok\r\n354 go ahead\r\n")
+        await read_envelope(reader)
+        writer.write(ACCEPT_ENVELOPE)
         await read_body(reader)
         await reader.read()  # say nothing until the client gives up and hangs up
 
@@ -175,14 +180,8 @@ async def test_a_relay_without_pipelining_gets_one_command_at_a_time() -> None:
             await asyncio.sleep(0.02)
             assert not reader._buffer  # type: ignore[attr-defined]  # nothing sent ahead
             writer.write(b"354 go\r\n" if expected == b"DATA" else b"250 Ok\r\n")
-        await read_body(reader)
-        writer.write(b"250 queued\r\n")
-        await reader.readline()
-        writer.write(b"221 bye\r\n")
+        await accept_body_then_quit(reader, writer)
 
     async with relay(script) as (url, _):
-        mailer = SMTPMailer(url, timeout=2)
-        async with mailer.connection() as conn:
-            result = await conn.send("news@a.test", "r@b.test", MESSAGE)
-        await mailer.aclose()
+        (result,) = await send_all(url, ["r@b.test"])
     assert result.outcome is Outcome.sent
