@@ -27,9 +27,12 @@ def get_session(ctx: Annotated[Context, Depends(get_context)]) -> Iterator[Sessi
         yield session
 
 
-def require_editor(
-    request: Request, session: Annotated[Session, Depends(get_session)]
-) -> EditorToken:
+# scope="function": the session commits when the handler returns, before the response is sent,
+# so a client never sees 202 for work that is not yet committed.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def require_editor(request: Request, session: SessionDep) -> EditorToken:
     """Return the editor behind the bearer token, or answer 401."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -39,5 +42,4 @@ def require_editor(
 
 
 ContextDep = Annotated[Context, Depends(get_context)]
-SessionDep = Annotated[Session, Depends(get_session)]
 EditorDep = Annotated[EditorToken, Depends(require_editor)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -12,15 +11,14 @@ from typing import Any
 
 import httpx2
 import pytest
-import uvicorn
 from sqlalchemy.engine import Engine
 
 from app.config import Settings
 from app.context import Context, build_context
 from app.db import session_scope
 from app.editors import create_editor_token
-from app.main import create_app
 from tests.helpers import new_issue, run_worker
+from tests.live_server import LiveServer
 from tests.smtp_server import SMTPTestServer, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -43,34 +41,6 @@ pytestmark = [
         not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
     ),
 ]
-
-
-class LiveServer:
-    """The app under uvicorn in a thread, on a free loopback port."""
-
-    def __init__(self, ctx: Context, port: int) -> None:
-        config = uvicorn.Config(
-            create_app(ctx.settings, context=ctx),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="on",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture

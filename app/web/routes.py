@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -58,12 +59,56 @@ def subscribe_qr(ctx: ContextDep) -> Response:
     )
 
 
-@router.post("/subscribe")
-async def subscribe(request: Request, ctx: ContextDep, session: SessionDep) -> Response:
-    """Sign up by form or JSON; the answer never reveals whether the address was known."""
+@dataclass(frozen=True)
+class SignupForm:
+    """A sign-up as posted, before any checks: JSON (api) or an HTML form."""
+
+    email: str
+    name: str
+    honeypot: str
+    is_json: bool
+
+
+async def read_signup(request: Request) -> SignupForm:
+    """Read the body here, on the event loop, so the handler itself can be synchronous."""
     if _is_json(request):
-        body = await _json_signup(request)
-        _rate_limit(ctx, request, body.email)
+        try:
+            data = SubscribeIn.model_validate(json.loads(await request.body()))
+        except (ValueError, TypeError):
+            raise InvalidInput(
+                'Send JSON like {"email": "you@example.org", "name": "Ada"}.'
+            ) from None
+        return SignupForm(data.email, data.name or "", "", True)
+    form = await request.form()
+    return SignupForm(
+        str(form.get("email") or ""),
+        str(form.get("name") or ""),
+        str(form.get(HONEYPOT) or ""),
+        False,
+    )
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """Return a posted form's text fields (files are ignored)."""
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+# Every handler below is a plain `def`: FastAPI runs it in the threadpool, so a database call
+# that waits on a lock never blocks the event loop (an `async def` doing sync I/O froze the
+# whole server when two sign-ups for one address raced).
+
+
+@router.post("/subscribe")
+def subscribe(
+    request: Request,
+    body: Annotated[SignupForm, Depends(read_signup)],
+    ctx: ContextDep,
+    session: SessionDep,
+) -> Response:
+    """Sign up by form or JSON; the answer never reveals whether the address was known."""
+    _rate_limit(ctx, request, body.email)
+    if body.is_json:
         service.subscribe(
             session,
             email=body.email,
@@ -74,19 +119,14 @@ async def subscribe(request: Request, ctx: ContextDep, session: SessionDep) -> R
             confirmation_interval=_interval(ctx),
         )
         return JSONResponse({"status": "pending"}, status_code=202)
-
-    form = await request.form()
-    email = str(form.get("email") or "")
-    name = str(form.get("name") or "")
-    _rate_limit(ctx, request, email)
-    if str(form.get(HONEYPOT) or "").strip():
+    if body.honeypot.strip():
         # A bot filled the hidden field: answer exactly as for a person and store nothing.
-        return render_page(request, "check_inbox.html", email=email.strip()[:320])
+        return render_page(request, "check_inbox.html", email=body.email.strip()[:320])
     try:
         service.subscribe(
             session,
-            email=email,
-            name=name,
+            email=body.email,
+            name=body.name,
             source="form",
             ip=_client_ip(request),
             now=utcnow(),
@@ -94,16 +134,14 @@ async def subscribe(request: Request, ctx: ContextDep, session: SessionDep) -> R
         )
     except InvalidInput as exc:
         return render_page(
-            request, "subscribe.html", status=422, email=email, reader_name=name, error=exc.message
+            request,
+            "subscribe.html",
+            status=422,
+            email=body.email,
+            reader_name=body.name,
+            error=exc.message,
         )
-    return render_page(request, "check_inbox.html", email=email.strip())
-
-
-async def _json_signup(request: Request) -> SubscribeIn:
-    try:
-        return SubscribeIn.model_validate(json.loads(await request.body()))
-    except (ValueError, TypeError):
-        raise InvalidInput('Send JSON like {"email": "you@example.org", "name": "Ada"}.') from None
+    return render_page(request, "check_inbox.html", email=body.email.strip())
 
 
 def _rate_limit(ctx: Context, request: Request, email: str) -> None:
@@ -206,12 +244,15 @@ def preferences_page(
 
 
 @router.post("/preferences/{token}", response_class=HTMLResponse)
-async def save_preferences(
-    token: str, request: Request, ctx: ContextDep, session: SessionDep
+def save_preferences(
+    token: str,
+    request: Request,
+    form: Annotated[dict[str, str], Depends(read_form)],
+    ctx: ContextDep,
+    session: SessionDep,
 ) -> Response:
     """Save the name and pause, or leave the list."""
     subscriber_id = ctx.tokens.read_preferences_token(token)
-    form = await request.form()
     now = utcnow()
     if form.get("action") == "leave":
         service.unsubscribe(session, subscriber_id, now)

@@ -1,0 +1,129 @@
+"""No anonymous request can freeze the server: identical public POSTs fired at once all answer.
+
+Handlers that did blocking database work on the event loop deadlocked against their own
+session's commit (issue 9, item 1): two sign-ups for one address hung every request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx2
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from app.config import Settings
+from app.context import Context, build_context
+from app.db import session_scope
+from app.models import Subscriber, SubscriberStatus
+from tests.helpers import add_subscribers
+from tests.live_server import LiveServer
+from tests.smtp_server import free_port
+
+PARALLEL = 4
+# Generous: a healthy server answers in milliseconds; a frozen one never does.
+TIMEOUT = 20.0
+
+
+@pytest.fixture
+def live(settings: Settings, engine: Engine) -> Iterator[tuple[str, Context]]:
+    """Serve the app over real HTTP so requests really run side by side."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    ctx = build_context(settings.model_copy(update={"base_url": url}), engine=engine)
+    with LiveServer(ctx, port):
+        yield url, ctx
+
+
+def _all_at_once(url: str, send: Callable[[httpx2.Client], httpx2.Response]) -> list[int]:
+    """Fire PARALLEL identical requests plus a health check together; return their statuses."""
+    with (
+        httpx2.Client(base_url=url, timeout=TIMEOUT) as client,
+        ThreadPoolExecutor(PARALLEL + 1) as pool,
+    ):
+        futures = [pool.submit(send, client) for _ in range(PARALLEL)]
+        health = pool.submit(lambda c: c.get("/healthz"), client)
+        statuses = [f.result().status_code for f in futures]
+        assert health.result().status_code == 200
+    return statuses
+
+
+def _token_pages(ctx: Context) -> tuple[int, int]:
+    active, pending = add_subscribers(ctx, 1)[0], add_subscribers(ctx, 1, "pending", "p.org")[0]
+    return active, pending
+
+
+def test_identical_sign_ups_at_once_all_answer(live: tuple[str, Context]) -> None:
+    url, ctx = live
+    statuses = _all_at_once(
+        url, lambda c: c.post("/subscribe", json={"email": "same@example.org", "name": "Ada"})
+    )
+    assert statuses == [202] * PARALLEL
+    form = _all_at_once(
+        url, lambda c: c.post("/subscribe", data={"email": "form@example.org", "name": "Bo"})
+    )
+    assert form == [200] * PARALLEL
+    with session_scope(ctx.sessions) as session:
+        emails = session.scalars(select(Subscriber.email).order_by(Subscriber.email)).all()
+    assert emails == ["form@example.org", "same@example.org"]
+
+
+def test_every_public_post_survives_identical_requests_at_once(
+    live: tuple[str, Context],
+) -> None:
+    url, ctx = live
+    active, pending = _token_pages(ctx)
+    tokens = ctx.tokens
+    with session_scope(ctx.sessions) as session:
+        pending_email = session.get_one(Subscriber, pending).email
+    confirm = tokens.confirm_token(pending, pending_email)
+    unsub = tokens.unsubscribe_token(active)
+    prefs = tokens.preferences_token(active)
+
+    assert _all_at_once(url, lambda c: c.post(f"/confirm/{confirm}")) == [200] * PARALLEL
+    assert (
+        _all_at_once(
+            url, lambda c: c.post(f"/preferences/{prefs}", data={"name": "New", "pause_weeks": "0"})
+        )
+        == [200] * PARALLEL
+    )
+    assert (
+        _all_at_once(
+            url,
+            lambda c: c.post(f"/unsubscribe/{unsub}", data={"List-Unsubscribe": "One-Click"}),
+        )
+        == [200] * PARALLEL
+    )
+    assert _all_at_once(url, lambda c: c.post(f"/unsubscribe/{unsub}/undo")) == [200] * PARALLEL
+    assert (
+        _all_at_once(url, lambda c: c.post(f"/preferences/{prefs}", data={"action": "leave"}))
+        == [200] * PARALLEL
+    )
+
+    # "Leave" and "changed my mind" racing each other: both answer, the row ends in one state.
+    def mixed(c: httpx2.Client) -> httpx2.Response:
+        c.post(f"/unsubscribe/{unsub}/undo")
+        return c.post(f"/preferences/{prefs}", data={"action": "leave"})
+
+    assert _all_at_once(url, mixed) == [200] * PARALLEL
+    with session_scope(ctx.sessions) as session:
+        assert session.get_one(Subscriber, active).status in (
+            SubscriberStatus.unsubscribed,
+            SubscriberStatus.pending,
+        )
+        assert session.get_one(Subscriber, pending).status == SubscriberStatus.active
+
+
+def test_sign_up_is_committed_before_the_answer(live: tuple[str, Context]) -> None:
+    url, ctx = live
+    with httpx2.Client(base_url=url, timeout=TIMEOUT) as client:
+        response = client.post("/subscribe", json={"email": "early@example.org"})
+        assert response.status_code == 202
+        # Read at once, from another connection: the row must already be there.
+        with session_scope(ctx.sessions) as session:
+            found = session.scalar(
+                select(Subscriber).where(Subscriber.email == "early@example.org")
+            )
+        assert found is not None
