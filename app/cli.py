@@ -31,17 +31,17 @@ from app.bounces.verp import webhook_secret
 from app.config import ConfigError, announce_defaults, load_settings
 from app.context import Context, build_context
 from app.db import session_scope
-from app.delivery.dispatch import deliver_until_done, dispatch
-from app.delivery.dkim import generate_key
-from app.delivery.engine import Worker
-from app.delivery.mailer import make_mailer
 from app.demo import load_demo
 from app.editors import create_editor_token
 from app.errors import DomainError
-from app.issues.service import issue_progress
+from app.issues.dispatch import deliver_until_done, dispatch
+from app.issues.service import issue_progress, send_gate
 from app.main import create_app
 from app.migrate import upgrade_head
 from app.models import utcnow
+from app.sends.dkim import generate_key
+from app.sends.smtp.mailer import make_mailer
+from app.sends.worker import Worker
 from app.subscribers.csv_import import import_csv
 
 cli = typer.Typer(help="Morning Post: self-hosted newsletter delivery.", no_args_is_help=True)
@@ -118,7 +118,8 @@ async def _run_worker(ctx: Context) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         # Graceful: the worker finishes the message in hand and releases the rest.
         loop.add_signal_handler(sig, stop.set)
-    await Worker(ctx, make_mailer(ctx.settings)).run(stop)
+    gate = send_gate(ctx.renderer)
+    await Worker(ctx, make_mailer(ctx.settings), gate=gate).run(stop)
 
 
 @cli.command("dispatch")

@@ -15,10 +15,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.bounces.routes import webhooks_router
 from app.config import Settings
 from app.context import Context, build_context
-from app.delivery.engine import Worker
-from app.delivery.mailer import make_mailer
 from app.errors import DomainError
 from app.issues.routes import router as issues_router
+from app.issues.service import send_gate
+from app.sends.smtp.mailer import make_mailer
+from app.sends.worker import Worker
 from app.subscribers.routes import router as subscribers_router
 from app.suppressions.routes import suppressions_router
 from app.web.pages import error_page, static_files
@@ -67,7 +68,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
 
 
 async def _start_worker(ctx: Context, stop: asyncio.Event) -> None:
-    worker = Worker(ctx, make_mailer(ctx.settings))
+    worker = Worker(ctx, make_mailer(ctx.settings), gate=send_gate(ctx.renderer))
     await worker.run(stop)
 
 

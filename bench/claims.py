@@ -22,11 +22,11 @@ if not __package__:  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.db import make_engine, make_sessionmaker, session_scope
-from app.delivery import ledger
-from app.delivery.outcome import Outcome
-from app.delivery.rows import Result
-from app.issues.scheduling import start_send
 from app.models import Issue, utcnow
+from app.sends.policy import Outcome
+from app.sends.store import ledger
+from app.sends.store.rows import Result
+from app.sends.store.sends import start_send
 from bench.common import add_subscribers, scratch_database
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"

@@ -26,7 +26,7 @@ if not __package__:
 # By name, after the path fix: this file is called dkim too.
 dkimpy: Any = importlib.import_module("dkim")
 
-from app.delivery.dkim import DkimSigner, generate_key  # noqa: E402
+from app.sends.dkim import DkimSigner, generate_key  # noqa: E402
 
 TOKEN = b"MPXUNSUBSCRIBETOKENXQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"
 PARAGRAPH = (

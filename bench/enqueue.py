@@ -22,8 +22,8 @@ if not __package__:  # run as a script: make the repository importable
 from sqlalchemy import text
 
 from app.db import make_engine, make_sessionmaker, session_scope
-from app.issues.scheduling import start_send
 from app.models import Issue, utcnow
+from app.sends.store.sends import start_send
 from bench.common import add_subscribers, scratch_database
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"

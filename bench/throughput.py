@@ -33,13 +33,13 @@ from sqlalchemy import func, select
 from app.config import load_settings
 from app.context import build_context
 from app.db import session_scope
-from app.delivery.dkim import generate_key
-from app.delivery.mailer import dot_stuff
-from app.delivery.message import PreparedMessage
 from app.editors import create_editor_token
 from app.main import create_app
 from app.models import Delivery, Issue, utcnow
 from app.rendering.blocks import parse_blocks
+from app.sends.compose import PreparedMessage
+from app.sends.dkim import generate_key
+from app.sends.smtp.mailer import dot_stuff
 from bench.common import (
     FROM,
     ROOT,

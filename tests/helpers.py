@@ -11,9 +11,10 @@ from typing import Any
 
 from app.context import Context
 from app.db import session_scope
-from app.delivery.engine import Worker
-from app.delivery.mailer import make_mailer
+from app.issues.service import send_gate
 from app.models import Subscriber, SubscriberStatus, utcnow
+from app.sends.smtp.mailer import make_mailer
+from app.sends.worker import Worker
 from app.tokens import hash_secret
 
 SIMPLE_BLOCKS: list[dict[str, Any]] = [
@@ -46,7 +47,8 @@ def add_subscribers(
 
 def run_worker(ctx: Context) -> None:
     """Deliver everything that is due now, in-process, against the test SMTP server."""
-    asyncio.run(Worker(ctx, make_mailer(ctx.settings)).run_until_idle())
+    worker = Worker(ctx, make_mailer(ctx.settings), gate=send_gate(ctx.renderer))
+    asyncio.run(worker.run_until_idle())
 
 
 def new_issue(client: Any, editor: dict[str, str], **fields: Any) -> dict[str, Any]:

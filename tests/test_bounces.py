@@ -224,6 +224,22 @@ def test_forged_verp_is_ignored(hooks: TestClient, ctx: Context) -> None:
     assert subscriber_state(ctx, sub_id) == ("active", None)
 
 
+@pytest.mark.parametrize("report", ["dsn_5_1_1.eml", "arf_abuse.eml"])
+def test_report_over_smtp_without_verp_cannot_name_a_delivery(report: str, ctx: Context) -> None:
+    """Issue 9, item 2: anyone can mail bounces@; only a VERP tag (or a signed webhook) counts."""
+    sub_id = add_subscribers(ctx, 1)[0]
+    delivery_id = make_deliveries(ctx, [sub_id])[0]
+    bare = f"bounces@{ctx.settings.verp_domain}"
+    raw = sample(report, ctx, delivery_id, "reader0@example.org", VERP=bare, FBL=bare)
+    with session_scope(ctx.sessions) as session:
+        assert record_inbound(session, raw, "smtp", ctx.settings, utcnow(), [bare]) == []
+    assert subscriber_state(ctx, sub_id) == ("active", None)
+    # The same report through the signed webhook may name the delivery by its Message-ID.
+    with session_scope(ctx.sessions) as session:
+        assert record_inbound(session, raw, "webhook", ctx.settings, utcnow()) != []
+    assert subscriber_state(ctx, sub_id)[0] != "active"
+
+
 def test_soft_bounces_suppress_after_the_threshold_within_the_window(ctx: Context) -> None:
     sub_id = add_subscribers(ctx, 1)[0]
     deliveries = [make_deliveries(ctx, [sub_id], slug=f"issue-{i}")[0] for i in range(4)]

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from app.config import Settings
-from app.delivery.dkim import generate_key
 from app.issues.check import block_links, check_issue, link_problem
+from app.sends.dkim import generate_key
 
 GOOD_HTML = '<p><a href="http://testserver/unsubscribe/MPXUNSUB">Unsubscribe</a></p>'
 BLOCKS: list[dict[str, Any]] = [

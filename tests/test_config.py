@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.config import ConfigError, Settings, ensure_secret_keys, load_settings
-from app.delivery.dkim import generate_key
+from app.sends.dkim import generate_key
 
 
 @pytest.mark.parametrize(

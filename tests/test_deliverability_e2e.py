@@ -12,9 +12,9 @@ from app.bounces.service import record_inbound
 from app.config import Settings
 from app.context import Context, build_context
 from app.db import session_scope
-from app.delivery.dkim import generate_key, public_key_der, txt_value
 from app.main import create_app
 from app.models import Subscriber, SubscriberStatus, utcnow
+from app.sends.dkim import generate_key, public_key_der, txt_value
 from tests.helpers import add_subscribers, new_issue, run_worker
 from tests.smtp_server import SMTPTestServer
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from app.config import Settings
 from app.context import Context
 from app.db import session_scope
-from app.delivery import ledger
-from app.delivery.engine import Worker
-from app.delivery.mailer import make_mailer
 from app.models import utcnow
+from app.sends.smtp.mailer import make_mailer
+from app.sends.store import ledger
+from app.sends.worker import Worker
 from tests.helpers import start_worker
 from tests.smtp_server import SMTPTestServer
 from tests.test_delivery_support import add_issue, add_subscribers, deliveries, send_now, stats

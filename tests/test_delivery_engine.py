@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from collections import Counter
 
 import pytest
@@ -12,12 +13,12 @@ from sqlalchemy import select
 from app.config import Settings
 from app.context import Context
 from app.db import session_scope
-from app.delivery.engine import Worker
-from app.delivery.mailer import CaptureMailer, make_mailer
 from app.errors import Conflict
-from app.issues.scheduling import start_send
 from app.models import Issue, OutboxKind, OutboxMessage, Suppression, utcnow
 from app.rendering import placeholders
+from app.sends.smtp.mailer import CaptureMailer, make_mailer
+from app.sends.store.sends import start_send
+from app.sends.worker import Worker
 from app.tokens import hash_secret
 from tests.smtp_server import HANGUP, STALL, SMTPTestServer
 from tests.test_delivery_support import (
@@ -57,10 +58,11 @@ async def test_full_send_reaches_every_active_subscriber_once(
         msg = received.message()
         assert msg["To"] == to
         assert msg["Subject"] == "Grüße: Morning news"
-        assert (
-            msg["Message-ID"]
-            == rows[to].message_id
-            == f"<mp.{issue_id}.{rows[to].id}@morningpost.test>"
+        assert msg["Message-ID"] == rows[to].message_id
+        # Unguessable: the ids plus a 128-bit random tag (issue 9, item 2).
+        assert re.fullmatch(
+            rf"<mp\.{issue_id}\.{rows[to].id}\.[0-9a-f]{{32}}@morningpost\.test>",
+            rows[to].message_id,
         )
         assert msg["List-Id"] == "The AI Morning Post <newsletter.morningpost.test>"
         assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

@@ -6,10 +6,10 @@ from sqlalchemy import select
 
 from app.context import Context
 from app.db import session_scope
-from app.delivery import ledger
-from app.issues.scheduling import start_send
 from app.models import Delivery, Issue, Subscriber, SubscriberStatus, utcnow
 from app.rendering.blocks import parse_blocks
+from app.sends.store import ledger
+from app.sends.store.sends import start_send
 from app.tokens import hash_secret
 
 BLOCKS = [

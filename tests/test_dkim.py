@@ -10,7 +10,7 @@ import dkim
 import pytest
 
 from app.config import ConfigError, Settings, dkim_alignment_error, load_settings
-from app.delivery.dkim import (
+from app.sends.dkim import (
     DkimSigner,
     feedback_id,
     generate_key,

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.context import Context
-from app.delivery.dispatch import dispatch
+from app.issues.dispatch import dispatch
 from app.tokens import TokenService
 from tests.helpers import SIMPLE_BLOCKS, add_subscribers, new_issue, run_worker
 from tests.smtp_server import SMTPTestServer

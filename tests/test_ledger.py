@@ -8,10 +8,10 @@ from sqlalchemy import delete, update
 
 from app.context import Context
 from app.db import session_scope
-from app.delivery import ledger
-from app.delivery.ledger import Result
-from app.delivery.outcome import Outcome, RetryPolicy, is_hard_bounce
 from app.models import Issue, Subscriber, Suppression, utcnow
+from app.sends.policy import Outcome, RetryPolicy, is_hard_bounce
+from app.sends.store import ledger, sends
+from app.sends.store.ledger import Result
 from app.tokens import hash_secret
 from tests.test_delivery_support import add_issue, add_subscribers, deliveries, send_now, stats
 
@@ -134,9 +134,9 @@ def test_cancel_open_and_finish(ctx: Context) -> None:
     (c,) = claim(ctx, limit=1)
     with session_scope(ctx.sessions) as s:
         assert ledger.cancel_open(s, issue_id) == 2
-        assert ledger.finish_issues(s, utcnow()) == []  # one is still in flight
+        assert sends.finish_issues(s, utcnow()) == []  # one is still in flight
         ledger.record_results(s, "w1", [Result(c.delivery_id, 1, Outcome.sent, "250")], utcnow())
-        assert ledger.finish_issues(s, utcnow()) == [issue_id]
+        assert sends.finish_issues(s, utcnow()) == [issue_id]
     with session_scope(ctx.sessions) as s:
         assert s.get(Issue, issue_id).status == "sent"  # type: ignore[union-attr]
     assert stats(ctx, issue_id) == {

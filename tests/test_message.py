@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 
 import pytest
 
 from app.config import Settings
-from app.delivery.message import PreparedMessage
 from app.rendering.compile import CompiledEmail, InlineImage
 from app.rendering.placeholders import PREFERENCES_TOKEN, UNSUBSCRIBE_TOKEN
+from app.sends.compose import PreparedMessage
 from app.tokens import TokenService
 
 SETTINGS = Settings(
@@ -88,3 +89,29 @@ def test_fill_rejects_header_injection_and_wrong_token_length() -> None:
             to="a@example.org", unsubscribe_token="short", preferences_token=good,
             message_id="<x@y>", date=DATE,
         )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Weekly =?utf-8?b?" + base64.b64encode(b"\r\nBcc: x@evil.example").decode() + "?=",
+        "Weekly =?utf-8?q?=0D=0AReply-To:_x@evil.example?= and =?utf-8?b?WC1Jbmo6IHk=?=",
+        "Plain and simple",
+    ],
+)
+def test_encoded_words_in_a_subject_stay_literal(subject: str) -> None:
+    """Issue 9, item 4: a subject is encoded from its text, never re-parsed into headers."""
+    prepared = PreparedMessage.build(CompiledEmail(subject, "pre", "<p>hi</p>", "hi", ()), SETTINGS)
+    data = prepared.fill(
+        to="reader@example.org",
+        unsubscribe_token=TOKENS.unsubscribe_token(1),
+        preferences_token=TOKENS.preferences_token(1),
+        message_id="<mp.1.2@mp.test>",
+        date=DATE,
+    )
+    head = data.split(b"\r\n\r\n", 1)[0]
+    names = [line.split(b":")[0].lower() for line in head.split(b"\r\n") if line[:1] not in b" \t"]
+    assert b"bcc" not in names and b"reply-to" not in names and b"x-inj" not in names
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert msg["Subject"] == subject  # the reader sees exactly what the editor typed
+    assert msg["Bcc"] is None and msg["Reply-To"] is None

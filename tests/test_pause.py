@@ -9,8 +9,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from app.context import Context
-from app.delivery.engine import Worker
-from app.delivery.mailer import make_mailer
+from app.sends.smtp.mailer import make_mailer
+from app.sends.worker import Worker
 from tests.smtp_server import SMTPTestServer
 from tests.test_delivery_support import add_issue, add_subscribers, deliveries, send_now, stats
 

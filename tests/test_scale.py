@@ -15,13 +15,13 @@ import pytest
 from app.config import Settings
 from app.context import Context
 from app.db import session_scope
-from app.delivery import ledger
-from app.delivery.engine import Worker
-from app.delivery.mailer import _unstuff, dot_stuff, make_mailer
-from app.delivery.message import PreparedMessage, stuff_pieces
 from app.models import utcnow
 from app.rendering.blocks import parse_blocks
 from app.rendering.placeholders import LIST_TOKEN_LENGTH
+from app.sends.compose import PreparedMessage, stuff_pieces
+from app.sends.smtp.mailer import _unstuff, dot_stuff, make_mailer
+from app.sends.store import ledger
+from app.sends.worker import Worker
 from tests.conftest import PG_URL
 from tests.helpers import start_worker
 from tests.smtp_server import SMTPTestServer

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from app.delivery.mailer import Outcome, SendResult, SMTPMailer
+from app.sends.smtp.mailer import Outcome, SendResult, SMTPMailer
 from tests.smtp_server import ScriptedHandler, free_port
 
 USER, PASSWORD = "news", "s3cret pass"

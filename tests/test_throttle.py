@@ -13,11 +13,11 @@ from sqlalchemy import select
 from app.config import ConfigError, load_settings
 from app.context import Context
 from app.db import session_scope
-from app.delivery.engine import Worker
-from app.delivery.mailer import make_mailer
-from app.delivery.outcome import Outcome
-from app.delivery.throttle import AdaptiveRate, DomainSchedule, RateLimiter, is_throttle
 from app.models import Delivery
+from app.sends.policy import Outcome
+from app.sends.smtp.mailer import make_mailer
+from app.sends.throttle import AdaptiveRate, DomainSchedule, RateLimiter, is_throttle
+from app.sends.worker import Worker
 from tests.smtp_server import SMTPTestServer
 from tests.test_delivery_support import add_issue, add_subscribers, deliveries, send_now, stats
 

@@ -32,7 +32,11 @@ class ForgedReport(Exception):
 
 
 def find_delivery(
-    session: Session, report: InboundReport, envelope_rcpts: Sequence[str], settings: Settings
+    session: Session,
+    report: InboundReport,
+    envelope_rcpts: Sequence[str],
+    settings: Settings,
+    source: str,
 ) -> Delivery | None:
     """Return the delivery a report is about; raise ForgedReport on a VERP that fails its check."""
     forged = False
@@ -47,7 +51,9 @@ def find_delivery(
         return session.get(Delivery, delivery_id)
     if forged:
         raise ForgedReport("VERP tag does not verify")
-    if report.original_message_id:
+    # Only a signed webhook may name a delivery by Message-ID: over SMTP anyone can write to
+    # bounces@, so there a report counts only when it carries a valid VERP tag.
+    if report.original_message_id and source == "webhook":
         msgid = report.original_message_id.strip()
         msgid = msgid if msgid.startswith("<") else f"<{msgid.strip('<>')}>"
         return session.scalars(select(Delivery).where(Delivery.message_id == msgid)).first()
@@ -81,7 +87,7 @@ def record_inbound(
         log.info("inbound message via %s is not a DSN or feedback report; ignored", source)
         return []
     try:
-        delivery = find_delivery(session, report, envelope_rcpts, settings)
+        delivery = find_delivery(session, report, envelope_rcpts, settings, source)
     except ForgedReport:
         log.warning("inbound report via %s names a forged VERP address; ignored", source)
         return []

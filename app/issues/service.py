@@ -7,20 +7,20 @@ import unicodedata
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.bounces.service import bounce_stats, policy_alerts
-from app.delivery.ledger import cancel_open, issue_stats
-from app.delivery.progress import send_rate
 from app.errors import Conflict, InvalidInput, NotFound
 from app.issues.check import Finding, check_issue
-from app.issues.scheduling import start_send
 from app.issues.schemas import IssueIn, IssuePatch
 from app.models import Issue, IssueStatus, OutboxKind, OutboxMessage, utcnow
 from app.rendering import placeholders
 from app.rendering.blocks import parse_blocks
 from app.rendering.compile import CompiledEmail, Renderer
+from app.sends.store.ledger import issue_stats
+from app.sends.store.progress import send_rate
+from app.sends.store.sends import SendGate, cancel_send, flip_status, start_send
 from app.subscribers.service import normalize_email
 from app.tokens import TokenService
 
@@ -173,22 +173,25 @@ def pre_send_check(renderer: Renderer, issue: Issue) -> list[Finding]:
     return check_issue(renderer.settings, len(html.encode("utf-8")), issue, html)
 
 
+def send_gate(renderer: Renderer) -> SendGate:
+    """Return the check run when a scheduled issue starts: its pre-send errors, or None."""
+
+    def gate(session: Session, issue_id: int) -> str | None:
+        issue = session.get(Issue, issue_id)
+        if issue is None:
+            return "the issue is gone"
+        try:
+            errors = [f.message for f in pre_send_check(renderer, issue) if f.level == "error"]
+        except Exception as exc:  # a template that no longer renders is a refusal too
+            return f"the issue does not render: {exc}"[:300]
+        return "the pre-send check failed: " + " ".join(errors) if errors else None
+
+    return gate
+
+
 def cancel_issue(session: Session, issue_id: int, now: datetime) -> dict[str, Any]:
     """Stop a scheduled or sending issue; unsent deliveries become cancelled."""
-    # Compare-and-set: a worker may be finishing the same issue at this very moment.
-    stopped = session.execute(
-        update(Issue)
-        .where(Issue.id == issue_id, Issue.status.in_(STOPPABLE))
-        .values(status=IssueStatus.cancelled, finished_at=now)
-        .returning(Issue.id)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if stopped is None:
-        issue = get_issue(session, issue_id)
-        raise Conflict(
-            f"Issue {issue_id} is {issue.status}; only scheduled or sending issues stop."
-        )
-    cancelled = cancel_open(session, issue_id)
+    cancelled = cancel_send(session, issue_id, now, STOPPABLE)
     return {"id": issue_id, "status": IssueStatus.cancelled.value, "cancelled": cancelled}
 
 
@@ -196,29 +199,14 @@ def pause_issue(
     session: Session, issue_id: int, now: datetime, reason: str = "paused by an editor"
 ) -> dict[str, Any]:
     """Pause a sending issue: nothing more is claimed; messages already on the wire finish."""
-    return _flip(session, issue_id, IssueStatus.sending, IssueStatus.paused, reason[:500])
+    flip_status(session, issue_id, IssueStatus.sending, IssueStatus.paused, reason)
+    return {"id": issue_id, "status": IssueStatus.paused.value, "pause_reason": reason[:500]}
 
 
 def resume_issue(session: Session, issue_id: int, now: datetime) -> dict[str, Any]:
     """Resume a paused issue where it stopped: the ledger knows who still waits."""
-    return _flip(session, issue_id, IssueStatus.paused, IssueStatus.sending, None)
-
-
-def _flip(
-    session: Session, issue_id: int, old: IssueStatus, new: IssueStatus, reason: str | None
-) -> dict[str, Any]:
-    # Compare-and-set, like cancel: a worker may finish or pause the issue concurrently.
-    done = session.execute(
-        update(Issue)
-        .where(Issue.id == issue_id, Issue.status == old)
-        .values(status=new, pause_reason=reason)
-        .returning(Issue.id)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if done is None:
-        issue = get_issue(session, issue_id)
-        raise Conflict(f"Issue {issue_id} is {issue.status}, not {old}.")
-    return {"id": issue_id, "status": new.value, "pause_reason": reason}
+    flip_status(session, issue_id, IssueStatus.paused, IssueStatus.sending, None)
+    return {"id": issue_id, "status": IssueStatus.sending.value, "pause_reason": None}
 
 
 def stats(session: Session, issue_id: int, now: datetime | None = None) -> dict[str, Any]:

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.delivery.lease import release_rows
-from app.delivery.ledger import O, Result, RetryPolicy, is_postgres, record_rows
 from app.models import DeliveryStatus, OutboxMessage
+from app.sends.store.lease import release_rows
+from app.sends.store.ledger import O, Result, RetryPolicy, is_postgres, record_rows
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import re
 import time
 from collections import deque
 
-from app.delivery.outcome import Outcome
+from app.sends.policy import Outcome
 
 # 421 (service closing), 450/451/452 (try later), or any enhanced status 4.7.x (policy): the
 # relay asks us to slow down; the recipient is not at fault.

@@ -10,8 +10,8 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.delivery.outcome import Outcome
 from app.models import Delivery, OutboxMessage
+from app.sends.policy import Outcome
 
 D = typed(Table, Delivery.__table__)
 O = typed(Table, OutboxMessage.__table__)  # noqa: E741 - mirrors D

@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.delivery import lease, ledger
-from app.delivery.ledger import Claim, Result
-from app.delivery.mailer import MailerConnection, Outcome, SendResult
-from app.delivery.throttle import RateLimiter, is_error
 from app.models import Issue, IssueStatus, utcnow
+from app.sends.smtp.mailer import MailerConnection, Outcome, SendResult
+from app.sends.store import lease, ledger
+from app.sends.store.ledger import Claim, Result
+from app.sends.throttle import RateLimiter, is_error
 
 if TYPE_CHECKING:
-    from app.delivery.engine import Worker
+    from app.sends.worker import Worker
 
 log = logging.getLogger("morningpost.delivery")
 

@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from app.context import Context
 from app.db import session_scope
-from app.delivery.engine import Worker
-from app.delivery.mailer import Mailer
 from app.issues import service as issue_service
-from app.issues.scheduling import start_due_issues
 from app.models import Issue, IssueStatus, utcnow
+from app.sends.smtp.mailer import Mailer
+from app.sends.store.sends import start_due_issues
+from app.sends.worker import Worker
 
 Progress = Callable[[dict[int, dict[str, Any]]], None]
 PROGRESS_EVERY = 0.5  # seconds between progress snapshots while a stream runs
@@ -28,7 +28,7 @@ def dispatch(ctx: Context, now: datetime | None = None) -> list[int]:
     Safe twice or concurrently: each start is a compare-and-set on the issue's status.
     """
     with session_scope(ctx.sessions) as session:
-        return start_due_issues(session, now or utcnow())
+        return start_due_issues(session, now or utcnow(), issue_service.send_gate(ctx.renderer))
 
 
 def _snapshot(
@@ -54,7 +54,7 @@ async def deliver_until_done(
     on_progress: Progress | None = None,
 ) -> None:
     """Run a worker until the issues (default: every issue sending now) leave `sending`."""
-    worker = Worker(ctx, mailer)
+    worker = Worker(ctx, mailer, gate=issue_service.send_gate(ctx.renderer))
     if issue_ids is None:
         issue_ids, _ = await asyncio.to_thread(_snapshot, ctx, None)
     watched = issue_ids

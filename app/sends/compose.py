@@ -15,6 +15,7 @@ import secrets
 from base64 import encodebytes
 from bisect import bisect_right
 from dataclasses import dataclass
+from email.header import Header
 
 from app.config import Settings
 from app.rendering.compile import CompiledEmail
@@ -40,9 +41,17 @@ def unsubscribe_mailto(settings: Settings) -> str:
     return f"{sender.username}+unsubscribe@{sender.domain}"
 
 
-def message_id(issue_id: int, delivery_id: int, domain: str) -> str:
-    """Return the deterministic Message-ID of one delivery."""
-    return f"<mp.{issue_id}.{delivery_id}@{domain}>"
+def _text_header(name: str, value: str) -> bytes:
+    """Encode user text (a Subject) from the text itself, never by re-parsing it.
+
+    A parser would decode encoded words already in the text: `=?utf-8?b?…?=` hiding CR LF
+    became real header lines. Plain ASCII goes out as it is (folded); anything else,
+    including a literal `=?`, is RFC 2047-encoded whole, so a reader sees exactly the text.
+    """
+    plain = value.isascii() and value.isprintable() and "=?" not in value
+    charset = "us-ascii" if plain else "utf-8"
+    folded = Header(value, charset, maxlinelen=78, header_name=name).encode(linesep="\r\n")
+    return f"{name}: {folded}\r\n".encode("ascii")
 
 
 def _qp(text: str) -> bytes:
@@ -62,7 +71,7 @@ def _headers(
 ) -> list[bytes]:
     lines = [
         _fold("From", str(settings.sender)),
-        _fold("Subject", compiled.subject),
+        _text_header("Subject", compiled.subject),
         b"MIME-Version: 1.0\r\n",
         *(_fold(name, value) for name, value in extra.items()),
     ]

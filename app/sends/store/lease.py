@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Table, bindparam, case, update
 from sqlalchemy.orm import Session
 
-from app.delivery.rows import D, O
 from app.models import DeliveryStatus
+from app.sends.store.rows import D, O
 
 CHUNK = 5000  # ids per statement: keeps parameter lists within every driver's limits
 

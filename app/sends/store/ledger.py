@@ -31,11 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from app.delivery.lease import release, release_rows
-from app.delivery.outcome import Outcome, RetryPolicy
-from app.delivery.rows import Claim, D, O, Result, _insert, is_postgres
 from app.models import (
-    OPEN_STATUSES,
     Delivery,
     DeliveryStatus,
     Issue,
@@ -45,6 +41,9 @@ from app.models import (
     Suppression,
     utcnow,
 )
+from app.sends.policy import Outcome, RetryPolicy
+from app.sends.store.lease import release, release_rows
+from app.sends.store.rows import Claim, D, O, Result, _insert, is_postgres
 
 # Re-exported: callers know these as parts of the ledger.
 __all__ = [
@@ -104,8 +103,8 @@ def claim_batch(
 ) -> list[Claim]:
     """Lease up to `limit` due deliveries of sending issues; cancel those no longer wanted.
 
-    Each claimed row gets its Message-ID (<mp.ISSUE.DELIVERY@domain>) before any SMTP traffic,
-    so a row that ends up `unknown` can still be traced in the relay's logs.
+    Each claimed row gets its Message-ID (<mp.ISSUE.DELIVERY.RANDOM@domain>) before any SMTP
+    traffic, so a row that ends up `unknown` can still be traced in the relay's logs.
     """
     issue_ids = session.scalars(
         select(Issue.id).where(Issue.status == IssueStatus.sending).order_by(Issue.id)
@@ -194,11 +193,19 @@ def _claim_rows(
     # run skipping the rows the last one locked, and so claim far more than `limit`. A CTE
     # with FOR UPDATE is never inlined, so it runs exactly once.
     picked = pick.cte("picked")
+    # A random tag makes Message-IDs unguessable: one received copy must not reveal the
+    # others (a forged report naming a Message-ID could otherwise suppress any reader).
+    if is_postgres(session):
+        tag: ColumnElement[str] = func.replace(cast(func.gen_random_uuid(), String), "-", "")
+    else:
+        tag = func.lower(func.hex(func.randomblob(16)))
     msgid = (
         literal("<mp.")
         + cast(D.c.issue_id, String)
         + literal(".")
         + cast(D.c.id, String)
+        + literal(".")
+        + tag
         + literal(f"@{domain}>")
     )
     return list(
@@ -367,17 +374,3 @@ def issue_stats(session: Session, issue_id: int) -> dict[str, int]:
     ):
         counts[status] = counts.get(status, 0) + int(n)
     return {"recipients": sum(counts.values()), **counts}
-
-
-def finish_issues(session: Session, now: datetime) -> list[int]:
-    """Mark sending issues without open deliveries as sent; return their ids."""
-    open_rows = exists().where(Delivery.issue_id == Issue.id, Delivery.status.in_(OPEN_STATUSES))
-    return list(
-        session.scalars(
-            update(Issue)
-            .where(Issue.status == IssueStatus.sending, ~open_rows)
-            .values(status=IssueStatus.sent, finished_at=now)
-            .returning(Issue.id)
-            .execution_options(synchronize_session=False)
-        )
-    )

@@ -28,19 +28,18 @@ from sqlalchemy import select
 from app.bounces.verp import verp_address
 from app.context import Context
 from app.db import session_scope
-from app.delivery import lease, ledger, outbox
-from app.delivery.dkim import DkimSigner, feedback_id
-from app.delivery.ledger import Claim, Result, RetryPolicy
-from app.delivery.mailer import Mailer, MailerConnection, Outcome
-from app.delivery.message import PreparedMessage
-from app.delivery.outbox import OutboxClaim
-from app.delivery.sending import DeliveryStream, RenderFailed, transmit
-from app.delivery.throttle import AdaptiveRate, DomainSchedule, ErrorWatch, RateLimiter
 from app.errors import DomainError
 from app.housekeeping import tidy
-from app.issues.scheduling import start_due_issues
-from app.issues.service import pause_issue
-from app.models import Issue, OutboxKind, utcnow
+from app.models import Issue, IssueStatus, OutboxKind, utcnow
+from app.sends.compose import PreparedMessage
+from app.sends.dkim import DkimSigner, feedback_id
+from app.sends.smtp.mailer import Mailer, MailerConnection, Outcome
+from app.sends.store import lease, ledger, outbox, sends
+from app.sends.store.ledger import Claim, Result, RetryPolicy
+from app.sends.store.outbox import OutboxClaim
+from app.sends.store.sends import SendGate
+from app.sends.stream import DeliveryStream, RenderFailed, transmit
+from app.sends.throttle import AdaptiveRate, DomainSchedule, ErrorWatch, RateLimiter
 
 log = logging.getLogger("morningpost.delivery")
 
@@ -59,8 +58,18 @@ def new_owner() -> str:
 class Worker:
     """Deliver what the ledger says, in streams of batches, until told to stop."""
 
-    def __init__(self, ctx: Context, mailer: Mailer, *, owner: str | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        mailer: Mailer,
+        *,
+        owner: str | None = None,
+        gate: SendGate | None = None,
+    ) -> None:
         self.ctx = ctx
+        # Run at the moment a scheduled issue starts (the pre-send check), passed in by the
+        # caller so the send core never depends on the issues layer above it.
+        self.gate = gate
         self.settings = s = ctx.settings
         self.mailer = mailer
         self.owner = owner or new_owner()
@@ -111,7 +120,7 @@ class Worker:
     async def run_once(self) -> bool:
         """Run housekeeping, the outbox and one delivery stream; return whether any was claimed."""
         now = utcnow()
-        started = await self._db(lambda s: start_due_issues(s, now))
+        started = await self._db(lambda s: sends.start_due_issues(s, now, self.gate))
         if started:
             log.info("started scheduled issues %s", started)
         expired = await self._db(lambda s: ledger.expire_leases(s, utcnow()))
@@ -125,7 +134,7 @@ class Worker:
         sent_outbox = await self._outbox_batch()
         self._messages.clear()  # re-read issues each stream: an edit or a fix is picked up
         sent = await DeliveryStream(self, self._stop).run()
-        finished = await self._db(lambda s: ledger.finish_issues(s, utcnow()))
+        finished = await self._db(lambda s: sends.finish_issues(s, utcnow()))
         if finished:
             log.info("issues %s finished", finished)
         return bool(sent_outbox or sent)
@@ -204,7 +213,11 @@ class Worker:
     async def pause(self, issue_id: int, reason: str) -> bool:
         """Pause a send, saying why; return False when it was no longer sending."""
         try:
-            await self._db(lambda s: pause_issue(s, issue_id, utcnow(), reason))
+            await self._db(
+                lambda s: sends.flip_status(
+                    s, issue_id, IssueStatus.sending, IssueStatus.paused, reason
+                )
+            )
         except DomainError:
             return False
         finally:
@@ -333,7 +346,7 @@ class Worker:
         # Test copies are not deliveries: their links carry tokens for subscriber 0, which
         # verify but belong to nobody, so clicking them in a test copy changes nothing.
         sub_id = claim.subscriber_id or 0
-        msgid = f"<mp.outbox.{claim.outbox_id}@{self.domain}>"
+        msgid = f"<mp.outbox.{claim.outbox_id}.{secrets.token_hex(12)}@{self.domain}>"
         if claim.kind == OutboxKind.test and claim.issue_id is not None:
             prepared = await self._prepared_issue(claim.issue_id, test=True)
             sub_id = 0

@@ -23,8 +23,8 @@ import aiosmtplib
 from aiosmtplib import SMTPException, SMTPResponseException
 
 from app.config import Settings
-from app.delivery.outcome import Outcome, is_hard_bounce
-from app.delivery.smtp_wire import ReplyTimeout, Wire, WireError
+from app.sends.policy import Outcome, is_hard_bounce
+from app.sends.smtp.wire import ReplyTimeout, Wire, WireError
 
 __all__ = ["CaptureMailer", "Mailer", "MailerConnection", "Outcome", "SMTPMailer", "SendResult"]
 

@@ -1,0 +1,1 @@
+"""The SMTP wire: the Mailer protocol, its SMTP and capture implementations."""

@@ -1,0 +1,1 @@
+"""The ledger store: every statement on sends, deliveries, outbox rows and leases."""

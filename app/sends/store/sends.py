@@ -1,0 +1,135 @@
+"""Sends in the store: start (freeze recipients), pause, resume, cancel, finish; all CAS-fenced.
+
+Every status change of a send is a compare-and-set on the issue's status, so two callers (an
+editor, a worker, the morning cron) never both win: the loser gets Conflict and nothing else
+happens. Issue services call down into these; nothing here knows about rendering or HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session
+
+from app.errors import Conflict, NotFound
+from app.models import OPEN_STATUSES, Delivery, Issue, IssueStatus
+from app.sends.store.ledger import cancel_open, freeze_recipients
+
+# Returns why an issue must not be sent now (the pre-send check's errors), or None.
+SendGate = Callable[[Session, int], str | None]
+
+
+def _status_of(session: Session, issue_id: int) -> str:
+    status = session.scalar(select(Issue.status).where(Issue.id == issue_id))
+    if status is None:
+        raise NotFound(f"No issue {issue_id}.")
+    return str(status)
+
+
+def start_send(session: Session, issue_id: int, now: datetime) -> int:
+    """Flip a draft or scheduled issue to `sending` and freeze its recipients; return their count.
+
+    The flip is a compare-and-set on the status, so of two concurrent callers exactly one wins
+    and the other gets Conflict; the freeze happens in the same transaction as the flip.
+    """
+    flipped = session.execute(
+        update(Issue)
+        .where(
+            Issue.id == issue_id,
+            Issue.status.in_([IssueStatus.draft, IssueStatus.scheduled]),
+        )
+        .values(status=IssueStatus.sending, started_at=now, pause_reason=None)
+        .returning(Issue.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if flipped is None:
+        status = _status_of(session, issue_id)
+        raise Conflict(f"Issue {issue_id} is already {status}; it cannot be sent again.")
+    count = freeze_recipients(session, issue_id)
+    session.execute(
+        update(Issue)
+        .where(Issue.id == issue_id)
+        .values(recipients=count)
+        .execution_options(synchronize_session=False)
+    )
+    return count
+
+
+def start_due_issues(session: Session, now: datetime, gate: SendGate | None = None) -> list[int]:
+    """Start every scheduled issue whose send_at has passed; return the ids this call started.
+
+    With a gate, an issue that fails it at this moment (edited after it was scheduled) is not
+    sent: it goes back to `draft` with the reason in `pause_reason`, for the editor to see.
+    """
+    due = session.scalars(
+        select(Issue.id)
+        .where(Issue.status == IssueStatus.scheduled, Issue.send_at <= now)
+        .order_by(Issue.send_at, Issue.id)
+    ).all()
+    started = []
+    for issue_id in due:
+        refusal = gate(session, issue_id) if gate is not None else None
+        if refusal:
+            session.execute(
+                update(Issue)
+                .where(Issue.id == issue_id, Issue.status == IssueStatus.scheduled)
+                .values(status=IssueStatus.draft, pause_reason=f"not sent: {refusal}"[:500])
+                .execution_options(synchronize_session=False)
+            )
+            continue
+        try:
+            start_send(session, issue_id, now)
+        except Conflict:
+            continue  # another dispatcher or worker took it first
+        started.append(issue_id)
+    return started
+
+
+def flip_status(
+    session: Session, issue_id: int, old: IssueStatus, new: IssueStatus, reason: str | None
+) -> None:
+    """Move a send from `old` to `new` (pause, resume), or raise Conflict if it is not `old`."""
+    done = session.execute(
+        update(Issue)
+        .where(Issue.id == issue_id, Issue.status == old)
+        .values(status=new, pause_reason=reason[:500] if reason else None)
+        .returning(Issue.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if done is None:
+        status = _status_of(session, issue_id)
+        raise Conflict(f"Issue {issue_id} is {status}, not {old}.")
+
+
+def cancel_send(
+    session: Session, issue_id: int, now: datetime, stoppable: tuple[IssueStatus, ...]
+) -> int:
+    """Stop an issue in one of `stoppable`; its unsent deliveries become cancelled (counted)."""
+    # Compare-and-set: a worker may be finishing the same issue at this very moment.
+    stopped = session.execute(
+        update(Issue)
+        .where(Issue.id == issue_id, Issue.status.in_(stoppable))
+        .values(status=IssueStatus.cancelled, finished_at=now)
+        .returning(Issue.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if stopped is None:
+        status = _status_of(session, issue_id)
+        raise Conflict(f"Issue {issue_id} is {status}; only scheduled or sending issues stop.")
+    return cancel_open(session, issue_id)
+
+
+def finish_issues(session: Session, now: datetime) -> list[int]:
+    """Mark sending issues without open deliveries as sent; return their ids."""
+    open_rows = exists().where(Delivery.issue_id == Issue.id, Delivery.status.in_(OPEN_STATUSES))
+    return list(
+        session.scalars(
+            update(Issue)
+            .where(Issue.status == IssueStatus.sending, ~open_rows)
+            .values(status=IssueStatus.sent, finished_at=now)
+            .returning(Issue.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
