@@ -46,12 +46,13 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=200, ge=1, le=10_000)
     rate_per_second: float = Field(default=0.0, ge=0)  # 0 = as fast as the relay allows
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
-    lease_seconds: int = Field(default=300, ge=5)
+    # Renewed every third of it while the worker lives; a dead worker's rows come back after it.
+    lease_seconds: int = Field(default=60, ge=5)
     retry_backoff_seconds: float = Field(default=60.0, ge=0)
     max_attempts: int = Field(default=8, ge=1)
     poll_interval_seconds: float = Field(default=1.0, gt=0)
-    # Results are written at least every FLUSH_EVERY messages: a SIGKILLed worker's rows in
-    # `unknown` are at most these plus the messages on the wire (one per connection).
+    # Deprecated and ignored: results are now written with every hand-over group (the crash
+    # window is 2 x SMTP_CONNECTIONS); kept so existing .env files still load.
     flush_every: int = Field(default=100, ge=1, le=10_000)
     # Per-recipient-domain limits, messages/s: "gmail.com=20,yahoo.com=10"; other domains get
     # DOMAIN_RATE_DEFAULT (0 = no per-domain limit). Each worker enforces its own share.

@@ -10,7 +10,7 @@ from app.context import Context
 from app.db import session_scope
 from app.models import Issue, Subscriber, Suppression, utcnow
 from app.sends.policy import Outcome, RetryPolicy, is_hard_bounce
-from app.sends.store import ledger, sends
+from app.sends.store import lease, ledger, sends
 from app.sends.store.ledger import Result
 from app.tokens import hash_secret
 from tests.test_delivery_support import add_issue, add_subscribers, deliveries, send_now, stats
@@ -82,7 +82,9 @@ def test_fenced_record_ignores_a_lost_lease(ctx: Context) -> None:
     (c,) = claim(ctx, owner="old", lease=5)
     later = utcnow() + timedelta(seconds=30)
     with session_scope(ctx.sessions) as s:
-        assert ledger.expire_leases(s, later) == 1
+        lease.hand_over(s, "old", [c.delivery_id], utcnow())
+    with session_scope(ctx.sessions) as s:
+        assert ledger.expire_leases(s, later) == ledger.Expired(requeued=0, unknown=1)
     assert deliveries(ctx, issue_id)["a@x.org"].status == "unknown"
     with session_scope(ctx.sessions) as s:
         ledger.record_results(s, "old", [Result(c.delivery_id, 1, Outcome.sent, "250 ok")], later)
@@ -91,6 +93,29 @@ def test_fenced_record_ignores_a_lost_lease(ctx: Context) -> None:
     row = deliveries(ctx, issue_id)["a@x.org"]
     assert row.status == "unknown"
     assert row.sent_at is None
+
+
+def test_expiry_requeues_claimed_rows_never_handed_to_smtp(ctx: Context) -> None:
+    """Issue 10, item 2: the crash window is what was on the wire, not the whole claim."""
+    add_subscribers(ctx, ["a@x.org", "b@x.org", "c@x.org"])
+    issue_id = add_issue(ctx)
+    send_now(ctx, issue_id)
+    a, _, _ = claim(ctx, owner="dead", lease=5)
+    with session_scope(ctx.sessions) as s:
+        lease.hand_over(s, "dead", [a.delivery_id], utcnow())
+    later = utcnow() + timedelta(seconds=30)
+    with session_scope(ctx.sessions) as s:
+        assert ledger.expire_leases(s, utcnow()) == ledger.Expired()  # still leased
+        assert ledger.expire_leases(s, later) == ledger.Expired(requeued=2, unknown=1)
+    rows = deliveries(ctx, issue_id)
+    assert rows["a@x.org"].status == "unknown"
+    assert rows["b@x.org"].status == rows["c@x.org"].status == "pending"
+    assert rows["b@x.org"].attempts == 0  # the claim did not count as an attempt
+    # A dead worker named by its owner id gives its rows back at once, lease or not.
+    assert claim(ctx, owner="gone", lease=300)
+    with session_scope(ctx.sessions) as s:
+        assert ledger.expire_leases(s, utcnow(), ["gone"]).requeued >= 1
+    assert deliveries(ctx, issue_id)["b@x.org"].status == "pending"
 
 
 def test_release_returns_rows_to_pending_or_retry(ctx: Context) -> None:

@@ -46,11 +46,19 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the worker handed the row to SMTP (set in small groups just before): after a crash
+    # only handed rows can be `unknown`; the rest go back to the queue.
+    handed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When an editor sent an `unknown` row again (resend-unknown works once per row).
+    requeued_at: Mapped[datetime | None] = mapped_column(default=None)
 
     __table_args__ = (
         UniqueConstraint("issue_id", "subscriber_id"),
         # The claim query walks open rows of one issue in id order.
         Index("ix_deliveries_issue_status_id", "issue_id", "status", "id"),
+        # The per-recipient logs page by id within an issue or a subscriber.
+        Index("ix_deliveries_issue_id_id", "issue_id", "id"),
+        Index("ix_deliveries_subscriber_id_id", "subscriber_id", "id"),
         # Partial: only leased rows are ever looked up by lease expiry.
         Index(
             "ix_deliveries_status_lease",

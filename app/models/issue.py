@@ -41,3 +41,6 @@ class Issue(Base):
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     pause_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    # The latest relay-level problem seen while sending (refused, TLS, login, timeout).
+    alert: Mapped[str | None] = mapped_column(String(500), default=None)
+    alert_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -1,14 +1,14 @@
 """A stream of claimed deliveries sent over reused connections, with no idle gaps.
 
-The next batch is claimed while the current one is on the wire (a low-water mark), results
-are written in the background every FLUSH_EVERY messages, and leases of every row still in
-hand are renewed while the worker lives. Rows wait in a heap ordered by their domain slot,
-so a throttled domain never holds a connection while other mail could go.
+The next batch is claimed while the current one is on the wire (a low-water mark). Rows wait
+in a heap ordered by their domain slot, so a throttled domain never holds a connection while
+other mail could go.
 
-The in-flight window (rows that may turn `unknown` if the process dies) is BATCH_SIZE: rows
-claimed and not yet recorded — waiting in the heap, on the wire, or in the unwritten results
-(at most FLUSH_EVERY, capped at a quarter batch so the next claim always has room) — never
-exceed it.
+The crash window is what is on the wire. A claimed row is only *handed over* (may reach the
+relay) after its `handed_at` mark is committed; marks go in small groups, in the same
+transaction that records the results gathered since the last one. The rows that are handed
+and not yet recorded never exceed HANDED_WINDOW (2 × SMTP_CONNECTIONS): after a SIGKILL only
+those can turn `unknown`; every other claimed row goes back to the queue when its lease ends.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import contextlib
 import heapq
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -77,48 +77,6 @@ class _Item:
     claim: Claim = field(compare=False)
 
 
-class Recorder:
-    """Write results in the background, in order, FLUSH_EVERY at a time."""
-
-    def __init__(
-        self,
-        write: Callable[[list[Result]], None],
-        every: int,
-        done: Callable[[list[Result]], None],
-    ) -> None:
-        self.write = write
-        self.every = every
-        self.done = done  # called with each chunk once written (or given up on)
-        self.buffer: list[Result] = []
-        self.queue: asyncio.Queue[list[Result] | None] = asyncio.Queue()
-        self.task = asyncio.create_task(self._run())
-
-    def add(self, result: Result) -> None:
-        """Buffer one result; hand a full buffer to the writer without waiting for it."""
-        self.buffer.append(result)
-        if len(self.buffer) >= self.every:
-            self.queue.put_nowait(self.buffer)
-            self.buffer = []
-
-    async def _run(self) -> None:
-        while (chunk := await self.queue.get()) is not None:
-            try:
-                await asyncio.to_thread(self.write, chunk)
-            except Exception:
-                # Rows stay `sending`; no longer renewed, their leases lapse into `unknown`.
-                log.exception("could not record %d results", len(chunk))
-            finally:
-                self.done(chunk)
-
-    async def close(self) -> None:
-        """Write what is buffered and wait for the writer."""
-        if self.buffer:
-            self.queue.put_nowait(self.buffer)
-            self.buffer = []
-        self.queue.put_nowait(None)
-        await self.task
-
-
 class DeliveryStream:
     """Claim, send and record deliveries until nothing is due, time is up, or stop is set."""
 
@@ -136,10 +94,18 @@ class DeliveryStream:
         self.counts: Counter[str] = Counter()
         self.handled = 0
         self.releases: list[asyncio.Task[None]] = []  # rows being given back
-        # Writes come often enough to leave room in the window for the next claim.
-        quarter = max(1, self.s.batch_size // 4)
-        self.min_claim = quarter
-        self.recorder = Recorder(self._write, min(self.s.flush_every, quarter), self._written)
+        self.min_claim = max(1, self.s.batch_size // 4)
+        # Handed over (marked, may be on the wire) and not yet durably recorded: the only rows
+        # a crash can leave `unknown`. Never more than `window`.
+        self.window = 2 * self.s.smtp_connections
+        self.group = self.s.smtp_connections
+        self.ready: deque[_Item] = deque()  # handed over, waiting for a connection
+        self.exposed: set[int] = set()
+        self.results: list[Result] = []  # known outcomes not yet written
+        self.commit_wanted = asyncio.Event()
+        self.committer: asyncio.Task[None] | None = None
+        self.senders_done = False
+        self.handing = 0  # rows in the hand-over transaction right now
 
     async def run(self) -> int:
         """Run the stream; return how many claimed rows were handled."""
@@ -149,9 +115,11 @@ class DeliveryStream:
         tasks += [asyncio.create_task(self._sender()) for _ in range(n)]
         keeper = asyncio.create_task(self._housekeep())
         waker = asyncio.create_task(self._wake_on_stop())
+        self.committer = asyncio.create_task(self._commit_loop())
         try:
             await asyncio.gather(*tasks)
         finally:
+            self.senders_done = True
             for t in (keeper, waker, *tasks):
                 t.cancel()
             await asyncio.gather(keeper, waker, *tasks, return_exceptions=True)
@@ -160,9 +128,19 @@ class DeliveryStream:
         return self.handled
 
     async def _finish(self) -> None:
-        await self.recorder.close()
-        unsent = [item.claim.delivery_id for item in self.heap]
+        self.commit_wanted.set()
+        if self.committer is not None:
+            await self.committer
+        if self.results:  # outcomes of the messages in hand when stop came
+            results, self.results = self.results, []
+            try:
+                await asyncio.to_thread(self.w.commit, results, [])
+            except Exception:
+                log.exception("could not record %d results", len(results))
+        unsent = [item.claim.delivery_id for item in (*self.heap, *self.ready)]
         self.heap.clear()
+        self.ready.clear()
+        self.exposed.difference_update(unsent)
         self._give_back(unsent)
         await asyncio.gather(*self.releases)
         if self.counts:
@@ -228,23 +206,82 @@ class DeliveryStream:
 
     async def _next(self) -> _Item | None:
         while not self.stop.is_set():
+            if self.ready:
+                item = self.ready.popleft()
+                if len(self.ready) < self.group:
+                    self.commit_wanted.set()  # hand over the next group while this one sends
+                return item
             if self.heap:
                 wait = self.heap[0].slot - time.monotonic()
                 if wait <= 0:
-                    item = heapq.heappop(self.heap)
-                    if len(self.heap) <= self.low_water:
-                        self.hungry.set()
-                    return item
+                    # Due rows wait only for their hand-over mark to be committed.
+                    self.commit_wanted.set()
+                    self.wake.clear()
+                    await self.wake.wait()
+                    continue
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), wait)
-            elif self.producing:
-                self.hungry.set()
+            elif self.producing or self.handing:
+                if self.producing:
+                    self.hungry.set()
                 self.wake.clear()
                 await self.wake.wait()
             else:
                 return None
         return None
+
+    # Handing over and recording ------------------------------------------------------------
+
+    def _due_group(self) -> list[_Item]:
+        """Pop the due rows that may be handed over now without widening the crash window."""
+        recorded_next = {r.row_id for r in self.results}
+        room = self.window - len(self.exposed - recorded_next) - len(self.ready)
+        want = min(self.group, room)
+        items: list[_Item] = []
+        now = time.monotonic()
+        while self.heap and len(items) < want and self.heap[0].slot <= now:
+            items.append(heapq.heappop(self.heap))
+        if len(self.heap) <= self.low_water:
+            self.hungry.set()
+        return items
+
+    async def _commit_loop(self) -> None:
+        """Write known results and hand over the next group, one transaction each time."""
+        while True:
+            finishing = self.senders_done or self.stop.is_set()
+            if not finishing:
+                await self.commit_wanted.wait()
+                finishing = self.senders_done or self.stop.is_set()
+            self.commit_wanted.clear()
+            items = [] if finishing else self._due_group()
+            results, self.results = self.results, []
+            if not items and not results:
+                if finishing:
+                    return
+                continue
+            handed = [i.claim.delivery_id for i in items]
+            self.handing = len(items)  # neither in the heap nor ready: senders must wait
+            try:
+                await asyncio.to_thread(self.w.commit, results, handed)
+            except Exception:
+                # Nothing of this transaction holds: the group was not handed over (back to
+                # the heap), the results stay unwritten (their leases lapse into `unknown`).
+                log.exception("could not record %d results", len(results))
+                for item in items:
+                    heapq.heappush(self.heap, item)
+                await asyncio.sleep(0.5)
+            else:
+                self.ready.extend(items)
+                self.exposed.update(handed)
+            self.handing = 0
+            done = {r.row_id for r in results}
+            self.exposed.difference_update(done)
+            self.held.difference_update(done)
+            self.hungry.set()
+            self.wake.set()
+            if self.results or (self.heap and len(self.ready) < self.group):
+                self.commit_wanted.set()
 
     async def _sender(self) -> None:
         async with self.w.mailer.connection() as conn:
@@ -265,9 +302,10 @@ class DeliveryStream:
         res = await transmit(conn, w.limiter, sender, claim.email, make, stuffed=True)
         self.handled += 1
         self.counts[res.outcome] += 1
-        self.recorder.add(
+        self.results.append(
             Result(claim.delivery_id, claim.attempts, res.outcome, res.reply, res.suppress)
         )
+        self.commit_wanted.set()
         if w.adaptive.on_result(res.reply, res.outcome):
             self.counts["slowdowns"] += 1
         share = w.errors.note(claim.issue_id, is_error(res.outcome, res.reply))
@@ -291,6 +329,11 @@ class DeliveryStream:
         dropped = [i.claim.delivery_id for i in self.heap if i.claim.issue_id in issue_ids]
         self.heap[:] = keep
         heapq.heapify(self.heap)
+        # Handed over but not yet on the wire: still safe to give back.
+        waiting = [i for i in self.ready if i.claim.issue_id in issue_ids]
+        self.ready = deque(i for i in self.ready if i.claim.issue_id not in issue_ids)
+        dropped += [i.claim.delivery_id for i in waiting]
+        self.exposed.difference_update(dropped)
         self._give_back(dropped)
 
     def _give_back(self, ids: list[int]) -> None:
@@ -313,7 +356,7 @@ class DeliveryStream:
         renewed_at = time.monotonic()
         while True:
             await asyncio.sleep(STATUS_EVERY)
-            issue_ids = {i.claim.issue_id for i in self.heap}
+            issue_ids = {i.claim.issue_id for i in (*self.heap, *self.ready)}
             if issue_ids:
                 rows = await self.w._db(lambda s, ids=issue_ids: _statuses(s, ids))
                 live = {i for i, status in rows if status == IssueStatus.sending}
@@ -326,15 +369,6 @@ class DeliveryStream:
     async def _wake_on_stop(self) -> None:
         await self.stop.wait()
         self.wake.set()
-        self.hungry.set()
-
-    # Recording -----------------------------------------------------------------------------
-
-    def _write(self, chunk: list[Result]) -> None:
-        self.w.record(chunk)
-
-    def _written(self, chunk: list[Result]) -> None:
-        self.held.difference_update(r.row_id for r in chunk)
         self.hungry.set()
 
     def _log_line(self, what: str) -> None:

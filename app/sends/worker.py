@@ -45,14 +45,32 @@ log = logging.getLogger("morningpost.delivery")
 
 CACHE_SIZE = 8  # prepared issues kept per process
 TIDY_EVERY_SECONDS = 3600.0  # purging unconfirmed sign-ups is not urgent
+# How often a worker looks for dead workers' leases on its own host (one indexed query).
+REAP_EVERY_SECONDS = 5.0
 T = TypeVar("T")
 
 __all__ = ["RateLimiter", "RenderFailed", "Worker", "new_owner"]
 
 
 def new_owner() -> str:
-    """Return a lease owner id unique to this process and worker."""
-    return f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"
+    """Return a lease owner id unique to this process and worker: host:pid:random."""
+    host = socket.gethostname()[:30].replace(":", "_")
+    return f"{host}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def owner_alive(owner: str) -> bool:
+    """Tell whether the process behind a lease owner on this host still runs."""
+    try:
+        pid = int(owner.split(":")[1])
+    except (IndexError, ValueError):
+        return True  # not ours to judge: its lease will run out
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by another user
+    return True
 
 
 class Worker:
@@ -87,6 +105,7 @@ class Worker:
         self._date = ("", 0.0)
         self._stop = asyncio.Event()
         self._next_tidy = 0.0  # monotonic time of the next housekeeping pass
+        self._next_reap = 0.0  # and of the next look for dead neighbours' leases
 
     # Loops ---------------------------------------------------------------------------------
 
@@ -123,9 +142,7 @@ class Worker:
         started = await self._db(lambda s: sends.start_due_issues(s, now, self.gate))
         if started:
             log.info("started scheduled issues %s", started)
-        expired = await self._db(lambda s: ledger.expire_leases(s, utcnow()))
-        if expired:
-            log.warning("%d leases expired: marked unknown, not resent", expired)
+        await self.expire()
         if time.monotonic() >= self._next_tidy:
             self._next_tidy = time.monotonic() + TIDY_EVERY_SECONDS
             tidied = await self._db(lambda s: tidy(s, self.settings, now))
@@ -194,10 +211,12 @@ class Worker:
             self._date = (format_datetime(utcnow(), usegmt=True), loop_now)
         return self._date[0]
 
-    def record(self, results: list[Result]) -> None:
-        """Write delivery results in one transaction (called on a thread)."""
+    def commit(self, results: list[Result], handed: list[int]) -> None:
+        """Record results and mark the next group as handed over, in one transaction (thread)."""
         with session_scope(self.ctx.sessions) as ses:
-            ledger.record_results(ses, self.owner, results, utcnow(), policy=self.policy)
+            now = utcnow()
+            ledger.record_results(ses, self.owner, results, now, policy=self.policy)
+            lease.hand_over(ses, self.owner, handed, now)
 
     async def renew(self, ids: list[int]) -> None:
         """Extend the leases of rows in hand, and expire those of workers that died."""
@@ -205,10 +224,32 @@ class Worker:
         renewed = await self._db(
             lambda ses: lease.renew_leases(ses, self.owner, ids, utcnow(), s.lease_seconds)
         )
-        expired = await self._db(lambda ses: ledger.expire_leases(ses, utcnow()))
-        if expired:
-            log.warning("%d leases of other workers expired: marked unknown", expired)
+        await self.expire()
         log.debug("renewed %d leases", renewed)
+
+    async def expire(self) -> None:
+        """End leases that ran out, and at once those of dead workers on this host."""
+        expired = await self._db(lambda s: ledger.expire_leases(s, utcnow()))
+        if time.monotonic() >= self._next_reap:
+            self._next_reap = time.monotonic() + REAP_EVERY_SECONDS
+            host = self.owner.split(":", 1)[0] + ":"
+            owners = await self._db(lambda s: ledger.lease_owners(s, host))
+            dead = [o for o in owners if o != self.owner and not owner_alive(o)]
+            if dead:
+                reaped = await self._db(lambda s: ledger.expire_leases(s, utcnow(), dead))
+                log.warning(
+                    "worker(s) %s on this host are gone: %d of their rows back in the queue, "
+                    "%d unknown (they were on the wire)",
+                    ", ".join(dead),
+                    reaped.requeued,
+                    reaped.unknown,
+                )
+        if expired:
+            log.warning(
+                "leases ran out: %d rows back in the queue, %d unknown (they were on the wire)",
+                expired.requeued,
+                expired.unknown,
+            )
 
     async def pause(self, issue_id: int, reason: str) -> bool:
         """Pause a send, saying why; return False when it was no longer sending."""

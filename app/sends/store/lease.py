@@ -52,9 +52,9 @@ def renew_outbox_leases(
     return renew_leases(session, owner, ids, now, lease_seconds, table=O)
 
 
-def _uncounted_return(table: Table) -> dict[str, Any]:
+def uncounted_return(table: Table) -> dict[str, Any]:
     """Values that hand a claimed row back as if the claim had not counted as an attempt."""
-    return {
+    values: dict[str, Any] = {
         "status": case(
             (table.c.attempts > 1, DeliveryStatus.retry.value),
             else_=DeliveryStatus.pending.value,
@@ -63,6 +63,29 @@ def _uncounted_return(table: Table) -> dict[str, Any]:
         "lease_owner": None,
         "lease_expires_at": None,
     }
+    if "handed_at" in table.c:
+        values["handed_at"] = None
+    return values
+
+
+def hand_over(session: Session, owner: str, ids: Sequence[int], now: datetime) -> None:
+    """Mark claimed rows as handed to SMTP: from now on a crash leaves them `unknown`.
+
+    One cheap statement per small group, committed before the first byte of those messages
+    is written: a claimed row without this mark was never attempted and goes back to the
+    queue when its lease ends.
+    """
+    if not ids:
+        return
+    session.execute(
+        update(D)
+        .where(
+            D.c.id.in_(list(ids)),
+            D.c.status == DeliveryStatus.sending,
+            D.c.lease_owner == owner,
+        )
+        .values(handed_at=now)
+    )
 
 
 def defer(
@@ -83,7 +106,7 @@ def defer(
             D.c.lease_owner == owner,
         )
         .values(
-            **_uncounted_return(D),
+            **uncounted_return(D),
             next_attempt_at=bindparam("b_next", type_=D.c.next_attempt_at.type),
             last_reply=why,
             updated_at=now,
@@ -108,5 +131,5 @@ def release_rows(session: Session, table: Table, owner: str, ids: list[int]) -> 
             table.c.lease_owner == owner,
         )
         # A first attempt goes back to pending; a retry keeps its (already due) time.
-        .values(**_uncounted_return(table))
+        .values(**uncounted_return(table))
     )
