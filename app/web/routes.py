@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.config import time_zone_names
 from app.context import Context
 from app.deps import ContextDep, SessionDep
 from app.errors import InvalidInput
@@ -72,6 +73,7 @@ async def subscribe(request: Request, ctx: ContextDep, session: SessionDep) -> R
             ip=_client_ip(request),
             now=utcnow(),
             confirmation_interval=_interval(ctx),
+            timezone=service.timezone_or_default(body.timezone, ctx.settings.default_timezone),
         )
         return JSONResponse({"status": "pending"}, status_code=202)
 
@@ -91,6 +93,9 @@ async def subscribe(request: Request, ctx: ContextDep, session: SessionDep) -> R
             ip=_client_ip(request),
             now=utcnow(),
             confirmation_interval=_interval(ctx),
+            timezone=service.timezone_or_default(
+                str(form.get("timezone") or ""), ctx.settings.default_timezone
+            ),
         )
     except InvalidInput as exc:
         return render_page(
@@ -126,7 +131,7 @@ def confirm_page(token: str, request: Request, ctx: ContextDep) -> Response:
 @router.post("/confirm/{token}", response_class=HTMLResponse)
 def confirm(token: str, request: Request, ctx: ContextDep, session: SessionDep) -> Response:
     """Activate the subscription."""
-    row = service.confirm(session, ctx.tokens, token, utcnow())
+    row = service.confirm(session, ctx.tokens, token, utcnow(), welcome=ctx.settings.welcome_email)
     return render_page(
         request,
         "confirmed.html",
@@ -191,6 +196,8 @@ def _preferences(
         active=row.status == SubscriberStatus.active,
         paused_until=paused,
         pause_choices=PAUSE_CHOICES,
+        timezone=row.timezone,
+        timezones=sorted(time_zone_names()),
         **extra,
     )
 
@@ -226,7 +233,12 @@ async def save_preferences(
     try:
         weeks = int(raw_weeks)
         row = service.update_preferences(
-            session, subscriber_id, name=str(form.get("name") or ""), pause_weeks=weeks, now=now
+            session,
+            subscriber_id,
+            name=str(form.get("name") or ""),
+            pause_weeks=weeks,
+            now=now,
+            timezone=str(form.get("timezone") or ""),
         )
     except ValueError:
         return _preferences(request, token, row, status=422, error="Choose a pause from the list.")
