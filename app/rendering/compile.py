@@ -106,7 +106,7 @@ class Renderer:
     ) -> str:
         """Render the archive page of an issue: no tokens, a subscribe link instead."""
         ctx = self._context(subject, preheader, slug, blocks, web=True)
-        ctx["qr_src"] = f"{self.subscribe_url}/qr.png"
+        ctx["qr_src"] = "/subscribe/qr.png"  # same origin: right whatever BASE_URL says
         og = [
             ("property", "og:type", "article"),
             ("property", "og:site_name", self.settings.newsletter_name),

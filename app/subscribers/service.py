@@ -252,6 +252,18 @@ def get_subscriber_for_page(session: Session, subscriber_id: int) -> Subscriber:
     return row
 
 
+def mask_email(email: str) -> str:
+    """Return the address with its local part hidden but the first letter: j•••@example.org."""
+    local, _, domain = email.rpartition("@")
+    return f"{local[:1]}•••@{domain}" if local else email
+
+
+def masked_address(session: Session, subscriber_id: int) -> str | None:
+    """Return the masked address of a subscriber, or None when they were erased."""
+    email = session.scalar(select(Subscriber.email).where(Subscriber.id == subscriber_id))
+    return mask_email(email) if email else None
+
+
 def unsubscribe(session: Session, subscriber_id: int, now: datetime) -> Subscriber | None:
     """Unsubscribe; repeated calls and erased subscribers are fine (returns None when erased)."""
     row = session.get(Subscriber, subscriber_id, with_for_update=True)

@@ -1,4 +1,4 @@
-"""Public pages: sign-up, confirm, unsubscribe (incl. RFC 8058 one-click), preferences, archive."""
+"""Public pages: sign-up, confirm, unsubscribe (incl. RFC 8058 one-click), preferences."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from app.config import time_zone_names
 from app.context import Context
 from app.deps import ContextDep, SessionDep
 from app.errors import InvalidInput
-from app.issues import archive
 from app.models import Subscriber, SubscriberStatus, utcnow
 from app.ratelimit import RateLimited, check_signup
 from app.subscribers import service
@@ -144,10 +143,19 @@ def confirm(token: str, request: Request, ctx: ContextDep, session: SessionDep) 
 
 
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
-def unsubscribe_page(token: str, request: Request, ctx: ContextDep) -> Response:
-    """Show one Unsubscribe button; changes nothing."""
-    ctx.tokens.read_unsubscribe_token(token)
-    return render_page(request, "unsubscribe.html", token=token)
+def unsubscribe_page(
+    token: str, request: Request, ctx: ContextDep, session: SessionDep
+) -> Response:
+    """Show one Unsubscribe button, the masked address and "pause instead"; changes nothing."""
+    subscriber_id = ctx.tokens.read_unsubscribe_token(token)
+    masked = service.masked_address(session, subscriber_id)
+    return render_page(
+        request,
+        "unsubscribe.html",
+        token=token,
+        masked_email=masked,
+        preferences_token=ctx.tokens.preferences_token(subscriber_id) if masked else None,
+    )
 
 
 @router.post("/unsubscribe/{token}", response_class=HTMLResponse)
@@ -248,21 +256,7 @@ async def save_preferences(
     return _preferences(request, token, row, saved=True)
 
 
-# Archive and health ----------------------------------------------------------------------------
-
-
-@router.get("/archive", response_class=HTMLResponse)
-def archive_list(request: Request, session: SessionDep) -> Response:
-    """List published issues, newest first."""
-    return render_page(request, "archive.html", issues=archive.published_issues(session))
-
-
-@router.get("/archive/{slug}", response_class=HTMLResponse)
-def archive_issue(slug: str, ctx: ContextDep, session: SessionDep) -> Response:
-    """Return the web version of one published issue."""
-    issue = archive.published_issue(session, slug)
-    html = archive.web_version(ctx.renderer, issue)
-    return HTMLResponse(html, headers={"Cache-Control": "public, max-age=300"})
+# Health (the archive lives in app/web/reading.py) ------------------------------------------------
 
 
 @router.get("/favicon.ico", include_in_schema=False)
