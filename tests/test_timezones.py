@@ -13,10 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.config import ConfigError, Settings, load_settings
+from app.config import ConfigError, Settings, follow_listen_address, load_settings
 from app.context import Context
 from app.db import session_scope
 from app.models import Subscriber, utcnow
+from app.rendering.compile import Renderer
 from app.subscribers.csv_import import import_csv
 from tests.helpers import ROOT, cli_env
 from tests.smtp_server import free_port
@@ -162,23 +163,23 @@ def _serve_base_url(settings: Settings, tmp_path: Path, port: int, **env: str) -
     """Start `serve --port`, read the start-up line naming the base URL, stop it."""
     full = {**cli_env(settings), "PYTHONPATH": str(ROOT), "MORNINGPOST_RUN_WORKER": "false", **env}
     full = {k: v for k, v in full.items() if v != ""}
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=full,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            if "links use" in line:
-                return line.split("links use ", 1)[1].strip()
-        raise AssertionError("serve exited without naming its base URL")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    ) as proc:
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                if "links use" in line:
+                    return line.split("links use ", 1)[1].strip()
+            raise AssertionError("serve exited without naming its base URL")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 def test_base_url_follows_the_port_unless_set(settings: Settings, tmp_path: Path) -> None:
@@ -189,3 +190,14 @@ def test_base_url_follows_the_port_unless_set(settings: Settings, tmp_path: Path
         settings, tmp_path, free_port(), MORNINGPOST_BASE_URL="https://news.example.org"
     )
     assert explicit == "https://news.example.org (MORNINGPOST_BASE_URL)"
+
+
+def test_links_follow_the_listen_address(settings: Settings) -> None:
+    unset = Settings.model_construct(**settings.model_dump(exclude={"base_url"}))
+    assert "base_url" not in unset.model_fields_set
+    assert follow_listen_address(unset, "0.0.0.0", 9000) == "http://127.0.0.1:9000"
+    assert Renderer(unset).subscribe_url == "http://127.0.0.1:9000/subscribe"
+    again = Settings.model_construct(**settings.model_dump(exclude={"base_url"}))
+    assert follow_listen_address(again, "::1", 9001) == "http://[::1]:9001"
+    # Set explicitly (the test settings set it): it wins over --port.
+    assert follow_listen_address(settings, "127.0.0.1", 9002) == "http://testserver"
