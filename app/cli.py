@@ -28,7 +28,7 @@ from rich.text import Text
 
 from app.bounces.listener import run_bounce_listener
 from app.bounces.verp import webhook_secret
-from app.config import ConfigError, announce_defaults, load_settings
+from app.config import ConfigError, announce_defaults, follow_listen_address, load_settings
 from app.context import Context, build_context
 from app.db import session_scope
 from app.demo import load_demo
@@ -98,6 +98,7 @@ def serve(
 ) -> None:
     """Apply migrations, then serve the HTTP API with a delivery worker in the same process."""
     ctx = _setup(migrate=True)
+    follow_listen_address(ctx.settings, host, port)  # links follow --host/--port unless set
     app = create_app(ctx.settings, context=ctx)
     uvicorn.run(app, host=host, port=port, log_level="info")
     ctx.close()
@@ -237,7 +238,7 @@ def editor_token_create(name: str) -> None:
 
 @subscribers_cli.command("import")
 def subscribers_import(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
-    """Import subscribers from a CSV file with columns email,name."""
+    """Import subscribers from a CSV file with columns email,name (and optionally timezone)."""
     ctx = _setup(migrate=True)
     columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console) as progress:
@@ -250,6 +251,7 @@ def subscribers_import(file: Annotated[Path, typer.Argument(exists=True, dir_oka
                     now=utcnow(),
                     on_chunk=session.commit,  # chunk by chunk: a huge file never waits whole
                     on_progress=lambda n: progress.update(task, completed=n),
+                    default_timezone=ctx.settings.default_timezone,
                 )
         except DomainError as exc:
             raise _fail(exc) from None

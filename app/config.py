@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
@@ -10,6 +11,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
+from zoneinfo import available_timezones
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -21,6 +23,19 @@ log = logging.getLogger("morningpost")
 DEFAULT_FROM = "The AI Morning Post <news@morningpost.example>"
 SMTP_SCHEMES = ("smtp", "smtps", "smtp+plain")
 _DNS_NAME = re.compile(r"(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)(\.[a-z0-9_-]{1,63})*")
+
+
+@functools.cache
+def time_zone_names() -> frozenset[str]:
+    """Return every IANA time zone name known here (system zone data or the tzdata package)."""
+    # The system directory also holds files that are not zones a person lives in.
+    return frozenset(available_timezones()) - {"localtime", "Factory", "posixrules"}
+
+
+def is_time_zone(name: str) -> bool:
+    """Tell whether `name` is a known IANA time zone name (exact spelling)."""
+    # The set, not ZoneInfo(name): that would also accept file names such as "localtime".
+    return name in time_zone_names()
 
 
 class ConfigError(Exception):
@@ -81,6 +96,24 @@ class Settings(BaseSettings):
     soft_bounce_window_days: int = Field(default=30, ge=1)
     # Sign-ups that never confirm are deleted after this many days (they never consented).
     pending_purge_days: int = Field(default=14, ge=1)
+
+    # The reader's morning (issue 12): time zones, welcome email, postal address.
+    default_timezone: str = "UTC"  # IANA name; subscribers without one of their own get it
+    welcome_email: bool = True  # one welcome email after a reader confirms
+    postal_address: str = ""  # printed in every email's footer (CAN-SPAM, GDPR imprint)
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        if not is_time_zone(value.strip()):
+            raise ValueError(f"unknown IANA time zone {value!r}; e.g. UTC or Europe/Berlin")
+        return value.strip()
+
+    @field_validator("postal_address")
+    @classmethod
+    def _check_postal(cls, value: str) -> str:
+        # One line in a footer; a CR/LF would break the text part's layout, nothing more.
+        return " ".join(value.split())
 
     @field_validator("secret_keys", mode="before")
     @classmethod
@@ -301,3 +334,20 @@ def announce_defaults(settings: Settings) -> None:
         )
     if not settings.from_address:
         log.warning("MORNINGPOST_FROM unset: sending as the fake %s", DEFAULT_FROM)
+
+
+def follow_listen_address(settings: Settings, host: str, port: int) -> str:
+    """Point links at the address `serve` listens on unless MORNINGPOST_BASE_URL is set; log it."""
+    if "base_url" in settings.model_fields_set:
+        log.info("links use %s (MORNINGPOST_BASE_URL)", settings.base_url)
+        return settings.base_url
+    # A wildcard address is not something a browser can open: name the loopback instead.
+    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    if ":" in shown:
+        shown = f"[{shown}]"
+    settings.base_url = f"http://{shown}:{port}"
+    log.info(
+        "links use %s (from --host/--port; set MORNINGPOST_BASE_URL for a public address)",
+        settings.base_url,
+    )
+    return settings.base_url

@@ -23,6 +23,7 @@ from app.sends.worker import Worker
 from app.subscribers.routes import router as subscribers_router
 from app.suppressions.routes import suppressions_router
 from app.web.pages import error_page, static_files
+from app.web.reading import router as reading_router
 from app.web.routes import router as web_router
 
 log = logging.getLogger("morningpost")
@@ -57,6 +58,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         docs_url="/docs",
     )
     app.state.ctx = ctx
+    app.include_router(reading_router)  # home, archive, feed: before any catch-all path
     app.include_router(web_router)
     app.include_router(issues_router)
     app.include_router(subscribers_router)

@@ -146,8 +146,9 @@ def test_reader_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) 
             sent = api.post(f"/issues/{issue['id']}/send", headers=editor)
             assert sent.status_code == 202, sent.text
         _deliver(ctx)
-        [_, delivered] = smtp_server.handler.wait_for(2)
-        mail = delivered.message()
+        # Confirmation, welcome (after confirming), then the issue.
+        received = smtp_server.handler.wait_for(3)
+        [mail] = [r.message() for r in received if r.message()["Subject"] == "First light"]
         issue_file = SHOTS / "issue-email.html"
         SHOTS.mkdir(parents=True, exist_ok=True)
         issue_file.write_text(_html_part(mail))

@@ -39,6 +39,7 @@ def signed(settings: Settings, tmp_path: Path) -> Settings:
             "dkim_selector": "mp",
             "dkim_domain": "morningpost.test",
             "dkim_private_key_path": key,
+            "postal_address": "1 Fleet Street, London",
         }
     )
 
@@ -48,6 +49,7 @@ def test_a_clean_issue_has_no_findings(signed: Settings) -> None:
 
 
 def test_without_dkim_a_warning(settings: Settings) -> None:
+    settings = settings.model_copy(update={"postal_address": "1 Fleet Street, London"})
     assert codes(check_issue(settings, 40_000, issue(), GOOD_HTML)) == [("warning", "dkim_off")]
 
 

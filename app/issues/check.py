@@ -61,6 +61,15 @@ def check_issue(
         )
     found += _links(issue.blocks)
     found += _sender(settings)
+    if not settings.postal_address:
+        found.append(
+            Finding(
+                "warning",
+                "no_postal_address",
+                "MORNINGPOST_POSTAL_ADDRESS is not set: the footer carries no postal address, "
+                "which CAN-SPAM requires in every commercial email and many readers expect.",
+            )
+        )
     if not any("/unsubscribe/" in href for href in _HREF.findall(rendered_html)):
         found.append(
             Finding(

@@ -17,7 +17,7 @@ from app.issues.schemas import IssueIn, IssuePatch
 from app.models import Issue, IssueStatus, OutboxKind, OutboxMessage, utcnow
 from app.rendering import placeholders
 from app.rendering.blocks import parse_blocks
-from app.rendering.compile import CompiledEmail, Renderer
+from app.rendering.compile import QR_CID, CompiledEmail, Renderer
 from app.sends.store.ledger import issue_stats
 from app.sends.store.progress import send_rate
 from app.sends.store.sends import SendGate, cancel_send, flip_status, start_send
@@ -126,7 +126,9 @@ def preview_html(renderer: Renderer, tokens: TokenService, issue: Issue) -> str:
     html = compile_issue(renderer, issue).html
     # Subscriber id 0 never exists, so these links render and verify but change nothing.
     html = html.replace(placeholders.UNSUBSCRIBE_TOKEN, tokens.unsubscribe_token(0))
-    return html.replace(placeholders.PREFERENCES_TOKEN, tokens.preferences_token(0))
+    html = html.replace(placeholders.PREFERENCES_TOKEN, tokens.preferences_token(0))
+    # A browser cannot resolve cid: (the image travels inside the message); this app serves it.
+    return html.replace(f"cid:{QR_CID}", "/subscribe/qr.png")
 
 
 def queue_test_send(session: Session, issue_id: int, to: list[str], renderer: Renderer) -> int:

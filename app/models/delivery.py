@@ -84,6 +84,7 @@ class OutboxKind(enum.StrEnum):
 
     confirm = "confirm"
     test = "test"
+    welcome = "welcome"  # once, after a reader confirms
 
 
 class OutboxMessage(Base):

@@ -40,6 +40,8 @@ class Subscriber(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(default=None)
     paused_until: Mapped[datetime | None] = mapped_column(default=None)
+    # IANA name (e.g. "Europe/Berlin"): local-time sends reach the reader at their own hour.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
     __table_args__ = (Index("ix_subscribers_status_id", "status", "id"),)
 

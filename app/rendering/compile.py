@@ -32,6 +32,13 @@ _MARKDOWN_FIELDS = {"lead", "article", "subscribe", "markdown"}
 _STYLE_TAG = re.compile(r"<style([^>]*)>(\s*)(/\* inline \*/)?", re.IGNORECASE)
 # mj-preview hard-codes pure white for the hidden preheader; a soft colour is just as hidden.
 _PREVIEW_WHITE = "color:#ffffff;line-height:1px"
+_PREVIEW_DIV = re.compile(
+    r'(<div style="display:none;font-size:1px;color:#eeeae2;line-height:1px;[^"]*">)(.*?)(</div>)',
+    re.S,
+)
+# Inbox previews show the preheader and then whatever text follows (the masthead); invisible
+# joiners with spaces fill the rest of the preview line instead.
+PREHEADER_SPACER = "&#847;&zwnj;&nbsp;" * 90
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ class Renderer:
         base = settings.base_url
         self.subscribe_url = f"{base}/subscribe"
         self._qr = qr_png(self.subscribe_url)
+        self._welcome: CompiledEmail | None = None
 
     # Public API ------------------------------------------------------------------------
 
@@ -98,7 +106,7 @@ class Renderer:
     ) -> str:
         """Render the archive page of an issue: no tokens, a subscribe link instead."""
         ctx = self._context(subject, preheader, slug, blocks, web=True)
-        ctx["qr_src"] = f"{self.subscribe_url}/qr.png"
+        ctx["qr_src"] = "/subscribe/qr.png"  # same origin: right whatever BASE_URL says
         og = [
             ("property", "og:type", "article"),
             ("property", "og:site_name", self.settings.newsletter_name),
@@ -121,6 +129,7 @@ class Renderer:
             "name": name,
             "tagline": self.settings.newsletter_tagline,
             "confirm_url": confirm_url,
+            "postal_address": self.settings.postal_address,
         }
         html = self._html("confirm.mjml", ctx)
         text = "\n\n".join(
@@ -137,11 +146,61 @@ class Renderer:
                     "subscribed and will hear nothing more from us."
                 ),
                 f"-- \n{name}",
+                *([wrap(self.settings.postal_address)] if self.settings.postal_address else []),
             ]
         )
         return CompiledEmail(subject, preheader, html, text + "\n", ())
 
+    def welcome_email(self) -> CompiledEmail:
+        """Render the welcome email, once per process; its list links are placeholders."""
+        if self._welcome is None:
+            self._welcome = self._render_welcome()
+        return self._welcome
+
     # Steps -----------------------------------------------------------------------------
+
+    def _render_welcome(self) -> CompiledEmail:
+        settings = self.settings
+        base = settings.base_url
+        name = settings.newsletter_name
+        subject = f"Welcome to {name}"
+        preheader = f"You're subscribed. {name} arrives every morning from tomorrow."
+        ctx = {
+            "subject": subject,
+            "preheader": preheader,
+            "name": name,
+            "tagline": settings.newsletter_tagline,
+            "sender": settings.sender.addr_spec,
+            "archive_url": f"{base}/archive",
+            "unsubscribe_url": f"{base}/unsubscribe/{placeholders.UNSUBSCRIBE_TOKEN}",
+            "preferences_url": f"{base}/preferences/{placeholders.PREFERENCES_TOKEN}",
+            "postal_address": settings.postal_address,
+        }
+        html = self._html("welcome.mjml", ctx)
+        lines = [
+            heading(subject, "="),
+            wrap(
+                f"Thank you for confirming. From tomorrow, {name} arrives in this inbox each "
+                "morning: the stories worth your coffee, in a few minutes of reading."
+            ),
+            wrap(
+                f"Add {settings.sender.addr_spec} to your contacts so the next issue lands in your "
+                "inbox. Going away? You can pause for a few weeks instead of leaving."
+            ),
+            f"Past issues: {ctx['archive_url']}",
+            "-- ",
+            wrap(f"You are receiving this because you confirmed your subscription to {name}."),
+            f"Manage preferences: {ctx['preferences_url']}",
+            f"Unsubscribe: {ctx['unsubscribe_url']}",
+            *([wrap(settings.postal_address)] if settings.postal_address else []),
+        ]
+        return CompiledEmail(
+            subject,
+            preheader,
+            html,
+            "\n\n".join(lines[:5]) + "\n" + "\n".join(lines[5:]) + "\n",
+            (),
+        )
 
     def _context(
         self, subject: str, preheader: str, slug: str, blocks: list[dict[str, Any]], *, web: bool
@@ -157,6 +216,7 @@ class Renderer:
             "web_url": f"{base}/archive/{slug}",
             "subscribe_url": self.subscribe_url,
             "subscribe_host": urlsplit(base).netloc,
+            "postal_address": self.settings.postal_address,
         }
 
     def _prepare(self, block: dict[str, Any]) -> dict[str, Any]:
@@ -183,6 +243,7 @@ class Renderer:
         except Exception as exc:  # mrml raises ValueError, but any failure is the template's
             raise TemplateError(f"MJML error in {template}: {exc}") from None
         html = html.replace(_PREVIEW_WHITE, "color:#eeeae2;line-height:1px")
+        html = _PREVIEW_DIV.sub(lambda m: m[1] + m[2] + PREHEADER_SPACER + m[3], html, count=1)
         if head:
             html = htmlpost.add_to_head(html, head)
         html = _STYLE_TAG.sub(_mark_style, html)

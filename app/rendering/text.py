@@ -148,5 +148,6 @@ def footer_text(ctx: dict[str, Any]) -> str:
             f"Read on the web: {ctx['web_url']}",
             f"Manage preferences: {ctx['preferences_url']}",
             f"Unsubscribe: {ctx['unsubscribe_url']}",
+            *([wrap(ctx["postal_address"])] if ctx.get("postal_address") else []),
         ]
     )

@@ -391,6 +391,9 @@ class Worker:
         if claim.kind == OutboxKind.test and claim.issue_id is not None:
             prepared = await self._prepared_issue(claim.issue_id, test=True)
             sub_id = 0
+        elif claim.kind == OutboxKind.welcome:  # issue 12: list mail, filled like an issue
+            welcome = await asyncio.to_thread(self.ctx.renderer.welcome_email)
+            prepared = PreparedMessage.build(welcome, self.settings)
         else:
             token = tokens.confirm_token(sub_id, claim.to_address)
             url = f"{self.settings.base_url}/confirm/{token}"

@@ -1,4 +1,4 @@
-"""Bulk import of `email,name` CSV files, streamed in chunks so a million rows fit in little memory.
+"""Bulk import of `email,name[,timezone]` CSV files, streamed in chunks (a million rows fit).
 
 The service flushes each chunk and then calls `on_chunk`; the caller decides whether that commits
 (the CLI passes `session.commit`, so a crash halfway keeps the chunks already done).
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
 from app.models import Subscriber, SubscriberStatus, Suppression
-from app.subscribers.service import clean_name, normalize_email
+from app.subscribers.service import clean_name, clean_timezone, normalize_email
 from app.tokens import hash_secret
 
 CHUNK_SIZE = 500
@@ -73,6 +73,7 @@ class _Row:
     raw_email: str
     email: str
     name: str
+    timezone: str | None  # None: the cell was empty or there is no such column
 
 
 def _text_stream(file: IO[bytes] | IO[str]) -> IO[str]:
@@ -98,7 +99,18 @@ def _records(file: IO[bytes] | IO[str]) -> Iterator[tuple[int, list[str]]]:
         raise InvalidInput(f"Row {number + 1}: the CSV cannot be read ({exc}).") from None
 
 
-def _header(file: IO[bytes] | IO[str]) -> tuple[Iterator[tuple[int, list[str]]], int, int | None]:
+@dataclass(frozen=True)
+class _Columns:
+    email: int
+    name: int | None
+    timezone: int | None
+
+
+def _cell(cells: list[str], col: int | None) -> str:
+    return cells[col] if col is not None and col < len(cells) else ""
+
+
+def _header(file: IO[bytes] | IO[str]) -> tuple[Iterator[tuple[int, list[str]]], _Columns]:
     records = _records(file)
     try:
         _, first = next(records)
@@ -108,8 +120,11 @@ def _header(file: IO[bytes] | IO[str]) -> tuple[Iterator[tuple[int, list[str]]],
     columns = [c.strip().lstrip(codecs.BOM_UTF8.decode()).lower() for c in first]
     if "email" not in columns:
         raise InvalidInput("The first row must be a header naming the columns, e.g. `email,name`.")
-    name_col = columns.index("name") if "name" in columns else None
-    return records, columns.index("email"), name_col
+
+    def col(name: str) -> int | None:
+        return columns.index(name) if name in columns else None
+
+    return records, _Columns(columns.index("email"), col("name"), col("timezone"))
 
 
 def import_csv(
@@ -120,34 +135,35 @@ def import_csv(
     chunk_size: int = CHUNK_SIZE,
     on_chunk: Callable[[], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    default_timezone: str = "UTC",
 ) -> ImportSummary:
     """Import subscribers as active (consent "import"); return counts and rejected rows.
 
     `on_chunk` runs after each flushed chunk (pass `session.commit` to commit in chunks);
     `on_progress` receives the number of data rows processed so far.
     """
-    records, email_col, name_col = _header(file)
+    records, cols = _header(file)
     summary = ImportSummary()
     chunk: list[_Row] = []
     for number, cells in records:
         if not any(c.strip() for c in cells):
             continue  # blank lines are noise, not rejections
         summary.rows += 1
-        raw_email = cells[email_col].strip() if email_col < len(cells) else ""
-        raw_name = cells[name_col] if name_col is not None and name_col < len(cells) else ""
+        raw_email = _cell(cells, cols.email).strip()
         try:
             email = normalize_email(raw_email)
-            name = clean_name(raw_name)
+            name = clean_name(_cell(cells, cols.name))
+            zone = clean_timezone(_cell(cells, cols.timezone))
         except InvalidInput as exc:
             summary.reject(number, raw_email, exc.message)
             continue
-        chunk.append(_Row(number, raw_email, email, name))
+        chunk.append(_Row(number, raw_email, email, name, zone))
         if len(chunk) >= chunk_size:
-            _apply_chunk(session, chunk, summary, now)
+            _apply_chunk(session, chunk, summary, now, default_timezone)
             chunk = []
             _after_chunk(summary, on_chunk, on_progress)
     if chunk:
-        _apply_chunk(session, chunk, summary, now)
+        _apply_chunk(session, chunk, summary, now, default_timezone)
     _after_chunk(summary, on_chunk, on_progress)
     return summary
 
@@ -164,7 +180,7 @@ def _after_chunk(
 
 
 def _apply_chunk(
-    session: Session, chunk: list[_Row], summary: ImportSummary, now: datetime
+    session: Session, chunk: list[_Row], summary: ImportSummary, now: datetime, default_tz: str
 ) -> None:
     """Insert or update one chunk with two lookups instead of two per row."""
     emails = {r.email for r in chunk}
@@ -190,6 +206,7 @@ def _apply_chunk(
                 created_at=now,
                 status_changed_at=now,
                 confirmed_at=now,
+                timezone=r.timezone or default_tz,
             )
             session.add(row)
             existing[r.email] = row  # a repeat later in the file counts as existing
@@ -201,11 +218,18 @@ def _apply_chunk(
             row.confirmed_at = now
             row.consent_source = "import"
             row.name = r.name or row.name
+            row.timezone = r.timezone or row.timezone
             summary.updated += 1
-        elif row.status == SubscriberStatus.active and r.name and r.name != row.name:
-            row.name = r.name
+        elif row.status == SubscriberStatus.active and _changes(row, r):
+            row.name = r.name or row.name
+            row.timezone = r.timezone or row.timezone
             summary.updated += 1
         else:
             # Never resubscribe someone who left, bounced or complained by importing them.
             summary.skipped_existing += 1
     session.flush()
+
+
+def _changes(row: Subscriber, r: _Row) -> bool:
+    """Tell whether a row of the file changes an active subscriber's name or time zone."""
+    return bool(r.name and r.name != row.name) or bool(r.timezone and r.timezone != row.timezone)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, UploadFile
 
-from app.deps import SessionDep, require_editor
+from app.deps import ContextDep, SessionDep, require_editor
 from app.errors import InvalidInput
 from app.models import SubscriberStatus, utcnow
 from app.subscribers import service
@@ -43,7 +43,9 @@ def list_subscribers(
 
 
 @router.post("", response_model=SubscriberOut, status_code=201)
-def create_subscriber(body: SubscriberCreate, session: SessionDep) -> SubscriberOut:
+def create_subscriber(
+    body: SubscriberCreate, session: SessionDep, ctx: ContextDep
+) -> SubscriberOut:
     """Add a subscriber (consent source "editor")."""
     row = service.create_subscriber(
         session,
@@ -51,17 +53,25 @@ def create_subscriber(body: SubscriberCreate, session: SessionDep) -> Subscriber
         name=body.name,
         status=SubscriberStatus(body.status),
         now=utcnow(),
+        timezone=body.timezone,
+        default_timezone=ctx.settings.default_timezone,
     )
     return SubscriberOut.model_validate(row)
 
 
 @router.post("/import", response_model=ImportSummaryOut)
-def import_subscribers(file: UploadFile, session: SessionDep) -> ImportSummaryOut:
-    """Import an uploaded `email,name` CSV; answer with the summary."""
+def import_subscribers(file: UploadFile, session: SessionDep, ctx: ContextDep) -> ImportSummaryOut:
+    """Import an uploaded `email,name[,timezone]` CSV; answer with the summary."""
     if file.filename is not None and not file.filename.lower().endswith((".csv", ".txt")):
         raise InvalidInput("Upload a .csv file with the columns email,name.")
     # Commit chunk by chunk, as the CLI does: a long upload does not hold one huge transaction.
-    summary = import_csv(session, file.file, now=utcnow(), on_chunk=session.commit)
+    summary = import_csv(
+        session,
+        file.file,
+        now=utcnow(),
+        on_chunk=session.commit,
+        default_timezone=ctx.settings.default_timezone,
+    )
     return ImportSummaryOut.model_validate(summary.as_dict())
 
 
@@ -83,6 +93,7 @@ def patch_subscriber(
         email=body.email,
         name=body.name,
         status=SubscriberStatus(body.status) if body.status else None,
+        timezone=body.timezone,
     )
     return SubscriberOut.model_validate(row)
 

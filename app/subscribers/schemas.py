@@ -13,6 +13,7 @@ class SubscribeIn(BaseModel):
 
     email: str = Field(max_length=400)
     name: str | None = Field(default=None, max_length=1000)
+    timezone: str | None = Field(default=None, max_length=200)
 
 
 class SubscriberCreate(BaseModel):
@@ -23,6 +24,7 @@ class SubscriberCreate(BaseModel):
     email: str = Field(max_length=400)
     name: str | None = Field(default=None, max_length=1000)
     status: Literal["active", "pending"] = "active"
+    timezone: str | None = Field(default=None, max_length=200)
 
 
 class SubscriberPatch(BaseModel):
@@ -33,6 +35,7 @@ class SubscriberPatch(BaseModel):
     email: str | None = Field(default=None, max_length=400)
     name: str | None = Field(default=None, max_length=1000)
     status: Literal["active", "unsubscribed"] | None = None
+    timezone: str | None = Field(default=None, max_length=200)
 
 
 class SubscriberOut(BaseModel):
@@ -52,6 +55,7 @@ class SubscriberOut(BaseModel):
     confirmed_at: datetime | None
     unsubscribed_at: datetime | None
     paused_until: datetime | None
+    timezone: str
 
 
 class SubscriberPage(BaseModel):

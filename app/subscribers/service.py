@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.config import is_time_zone
 from app.errors import BadToken, Conflict, InvalidInput, NotFound
 from app.models import OutboxKind, OutboxMessage, Subscriber, SubscriberStatus, Suppression
 from app.tokens import TokenService, email_tag, hash_secret
@@ -61,6 +62,28 @@ def clean_name(raw: str | None) -> str:
     return name
 
 
+def clean_timezone(raw: str | None) -> str | None:
+    """Return a known IANA time zone name, None when absent, or raise InvalidInput."""
+    if raw is None or not raw.strip():
+        return None
+    name = raw.strip()
+    if not is_time_zone(name):
+        raise InvalidInput(
+            f"{name[:64]!r} is not a known time zone; use an IANA name such as "
+            "Europe/Berlin, America/New_York or UTC."
+        )
+    return name
+
+
+def timezone_or_default(raw: str | None, default: str) -> str:
+    """Return the browser's time zone when it is a known name, else the default (never fails)."""
+    # A public sign-up must not fail over a zone an old browser names oddly.
+    try:
+        return clean_timezone(raw) or default
+    except InvalidInput:
+        return default
+
+
 def is_suppressed(session: Session, email: str) -> bool:
     """Tell whether a normalised address is on the suppression list."""
     digest = hash_secret(email)
@@ -108,9 +131,11 @@ def subscribe(
     ip: str | None,
     now: datetime,
     confirmation_interval: timedelta,
+    timezone: str = "UTC",
 ) -> SubscribeOutcome:
     """Record a sign-up and queue a confirmation email when one is due."""
     address = normalize_email(email)
+    zone = clean_timezone(timezone) or "UTC"
     display = clean_name(name)
     if source not in CONSENT_SOURCES:
         raise ValueError(f"unknown consent source {source!r}")
@@ -127,6 +152,7 @@ def subscribe(
             consent_ip=ip,
             created_at=now,
             status_changed_at=now,
+            timezone=zone,
         )
         try:
             # A savepoint, so losing a race to a concurrent sign-up is not an error.
@@ -140,6 +166,8 @@ def subscribe(
             _queue_confirmation(session, row, now)
             session.flush()
             return SubscribeOutcome.created
+    if row.status != SubscriberStatus.active:
+        row.timezone = zone  # a fresh sign-up from a browser knows where the reader is now
     return _subscribe_existing(session, row, display, source, ip, now, confirmation_interval)
 
 
@@ -174,8 +202,13 @@ def _subscribe_existing(
     return SubscribeOutcome.reopened if reopened else SubscribeOutcome.resent
 
 
-def confirm(session: Session, tokens: TokenService, token: str, now: datetime) -> Subscriber:
-    """Activate the subscriber a confirmation token names; confirming twice is fine."""
+def confirm(
+    session: Session, tokens: TokenService, token: str, now: datetime, *, welcome: bool = False
+) -> Subscriber:
+    """Activate the subscriber a confirmation token names; confirming twice is fine.
+
+    With `welcome`, the first confirmation queues one welcome email.
+    """
     subscriber_id, tag = tokens.read_confirm_token(token)
     row = session.get(Subscriber, subscriber_id, with_for_update=True)
     if row is None or tag != email_tag(row.email):
@@ -189,8 +222,26 @@ def confirm(session: Session, tokens: TokenService, token: str, now: datetime) -
     _set_status(row, SubscriberStatus.active, now)
     row.confirmed_at = now
     row.unsubscribed_at = None
+    if welcome:
+        _queue_welcome(session, row, now)
     session.flush()
     return row
+
+
+def _queue_welcome(session: Session, row: Subscriber, now: datetime) -> None:
+    """Queue the welcome email unless this reader already got (or has queued) one."""
+    # Once per reader: leaving and confirming again later is not a first welcome.
+    earlier = session.scalar(
+        select(OutboxMessage.id).where(
+            OutboxMessage.subscriber_id == row.id, OutboxMessage.kind == OutboxKind.welcome
+        )
+    )
+    if earlier is None:
+        session.add(
+            OutboxMessage(
+                kind=OutboxKind.welcome, to_address=row.email, subscriber_id=row.id, created_at=now
+            )
+        )
 
 
 def get_subscriber_for_page(session: Session, subscriber_id: int) -> Subscriber:
@@ -199,6 +250,18 @@ def get_subscriber_for_page(session: Session, subscriber_id: int) -> Subscriber:
     if row is None:
         raise NotFound(GONE)
     return row
+
+
+def mask_email(email: str) -> str:
+    """Return the address with its local part hidden but the first letter: j•••@example.org."""
+    local, _, domain = email.rpartition("@")
+    return f"{local[:1]}•••@{domain}" if local else email
+
+
+def masked_address(session: Session, subscriber_id: int) -> str | None:
+    """Return the masked address of a subscriber, or None when they were erased."""
+    email = session.scalar(select(Subscriber.email).where(Subscriber.id == subscriber_id))
+    return mask_email(email) if email else None
 
 
 def unsubscribe(session: Session, subscriber_id: int, now: datetime) -> Subscriber | None:
@@ -238,15 +301,19 @@ def update_preferences(
     name: str | None,
     pause_weeks: int,
     now: datetime,
+    timezone: str | None = None,
 ) -> Subscriber:
-    """Change the name and pause (0 weeks resumes) of a subscriber reached by their token."""
+    """Change the name, pause (0 weeks resumes) and time zone of a reader reached by their token."""
     row = session.get(Subscriber, subscriber_id)
     if row is None:
         raise NotFound(GONE)
     display = clean_name(name)
+    zone = clean_timezone(timezone)
     if not 0 <= pause_weeks <= PAUSE_MAX_WEEKS:
         raise InvalidInput(f"A pause can last from 0 to {PAUSE_MAX_WEEKS} weeks.")
     row.name = display
+    if zone is not None:
+        row.timezone = zone
     row.paused_until = now + timedelta(weeks=pause_weeks) if pause_weeks else None
     session.flush()
     return row
@@ -306,10 +373,13 @@ def create_subscriber(
     name: str | None,
     status: SubscriberStatus,
     now: datetime,
+    timezone: str | None = None,
+    default_timezone: str = "UTC",
 ) -> Subscriber:
     """Add a subscriber as an editor; `pending` sends a confirmation, suppressed → Conflict."""
     address = normalize_email(email)
     display = clean_name(name)
+    zone = clean_timezone(timezone) or default_timezone
     if status not in (SubscriberStatus.active, SubscriberStatus.pending):
         raise InvalidInput("An editor can add subscribers as active or pending only.")
     if is_suppressed(session, address):
@@ -328,6 +398,7 @@ def create_subscriber(
         created_at=now,
         status_changed_at=now,
         confirmed_at=now if status == SubscriberStatus.active else None,
+        timezone=zone,
     )
     try:
         with session.begin_nested():
@@ -348,9 +419,13 @@ def update_subscriber(
     email: str | None = None,
     name: str | None = None,
     status: SubscriberStatus | None = None,
+    timezone: str | None = None,
 ) -> Subscriber:
-    """Change an address, a name or the status (active/unsubscribed) as an editor."""
+    """Change an address, a name, the time zone or the status (active/unsubscribed) as an editor."""
     row = get_subscriber(session, subscriber_id)
+    zone = clean_timezone(timezone)
+    if zone is not None:
+        row.timezone = zone
     if name is not None:
         row.name = clean_name(name)
     if email is not None:

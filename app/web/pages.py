@@ -29,6 +29,8 @@ def render_page(request: Request, name: str, status: int = 200, **context: Any) 
     context.setdefault("newsletter_name", ctx.settings.newsletter_name)
     context.setdefault("tagline", ctx.settings.newsletter_tagline)
     context.setdefault("base_url", ctx.settings.base_url)
+    context.setdefault("postal_address", ctx.settings.postal_address)
+    context.setdefault("welcome_email", ctx.settings.welcome_email)
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 

@@ -1,4 +1,4 @@
-"""Public pages: sign-up, confirm, unsubscribe (incl. RFC 8058 one-click), preferences, archive."""
+"""Public pages: sign-up, confirm, unsubscribe (incl. RFC 8058 one-click), preferences."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.config import time_zone_names
 from app.context import Context
 from app.deps import ContextDep, SessionDep
 from app.errors import InvalidInput
-from app.issues import archive
 from app.models import Subscriber, SubscriberStatus, utcnow
 from app.ratelimit import RateLimited, check_signup
 from app.subscribers import service
@@ -67,6 +67,7 @@ class SignupForm:
     name: str
     honeypot: str
     is_json: bool
+    timezone: str = ""  # from the browser; an unknown name falls back to the default
 
 
 async def read_signup(request: Request) -> SignupForm:
@@ -78,13 +79,14 @@ async def read_signup(request: Request) -> SignupForm:
             raise InvalidInput(
                 'Send JSON like {"email": "you@example.org", "name": "Ada"}.'
             ) from None
-        return SignupForm(data.email, data.name or "", "", True)
+        return SignupForm(data.email, data.name or "", "", True, data.timezone or "")
     form = await request.form()
     return SignupForm(
         str(form.get("email") or ""),
         str(form.get("name") or ""),
         str(form.get(HONEYPOT) or ""),
         False,
+        str(form.get("timezone") or ""),
     )
 
 
@@ -117,6 +119,7 @@ def subscribe(
             ip=_client_ip(request),
             now=utcnow(),
             confirmation_interval=_interval(ctx),
+            timezone=service.timezone_or_default(body.timezone, ctx.settings.default_timezone),
         )
         return JSONResponse({"status": "pending"}, status_code=202)
     if body.honeypot.strip():
@@ -131,6 +134,7 @@ def subscribe(
             ip=_client_ip(request),
             now=utcnow(),
             confirmation_interval=_interval(ctx),
+            timezone=service.timezone_or_default(body.timezone, ctx.settings.default_timezone),
         )
     except InvalidInput as exc:
         return render_page(
@@ -164,7 +168,7 @@ def confirm_page(token: str, request: Request, ctx: ContextDep) -> Response:
 @router.post("/confirm/{token}", response_class=HTMLResponse)
 def confirm(token: str, request: Request, ctx: ContextDep, session: SessionDep) -> Response:
     """Activate the subscription."""
-    row = service.confirm(session, ctx.tokens, token, utcnow())
+    row = service.confirm(session, ctx.tokens, token, utcnow(), welcome=ctx.settings.welcome_email)
     return render_page(
         request,
         "confirmed.html",
@@ -177,10 +181,19 @@ def confirm(token: str, request: Request, ctx: ContextDep, session: SessionDep) 
 
 
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
-def unsubscribe_page(token: str, request: Request, ctx: ContextDep) -> Response:
-    """Show one Unsubscribe button; changes nothing."""
-    ctx.tokens.read_unsubscribe_token(token)
-    return render_page(request, "unsubscribe.html", token=token)
+def unsubscribe_page(
+    token: str, request: Request, ctx: ContextDep, session: SessionDep
+) -> Response:
+    """Show one Unsubscribe button, the masked address and "pause instead"; changes nothing."""
+    subscriber_id = ctx.tokens.read_unsubscribe_token(token)
+    masked = service.masked_address(session, subscriber_id)
+    return render_page(
+        request,
+        "unsubscribe.html",
+        token=token,
+        masked_email=masked,
+        preferences_token=ctx.tokens.preferences_token(subscriber_id) if masked else None,
+    )
 
 
 @router.post("/unsubscribe/{token}", response_class=HTMLResponse)
@@ -229,6 +242,8 @@ def _preferences(
         active=row.status == SubscriberStatus.active,
         paused_until=paused,
         pause_choices=PAUSE_CHOICES,
+        timezone=row.timezone,
+        timezones=sorted(time_zone_names()),
         **extra,
     )
 
@@ -267,7 +282,12 @@ def save_preferences(
     try:
         weeks = int(raw_weeks)
         row = service.update_preferences(
-            session, subscriber_id, name=str(form.get("name") or ""), pause_weeks=weeks, now=now
+            session,
+            subscriber_id,
+            name=str(form.get("name") or ""),
+            pause_weeks=weeks,
+            now=now,
+            timezone=str(form.get("timezone") or ""),
         )
     except ValueError:
         return _preferences(request, token, row, status=422, error="Choose a pause from the list.")
@@ -277,21 +297,7 @@ def save_preferences(
     return _preferences(request, token, row, saved=True)
 
 
-# Archive and health ----------------------------------------------------------------------------
-
-
-@router.get("/archive", response_class=HTMLResponse)
-def archive_list(request: Request, session: SessionDep) -> Response:
-    """List published issues, newest first."""
-    return render_page(request, "archive.html", issues=archive.published_issues(session))
-
-
-@router.get("/archive/{slug}", response_class=HTMLResponse)
-def archive_issue(slug: str, ctx: ContextDep, session: SessionDep) -> Response:
-    """Return the web version of one published issue."""
-    issue = archive.published_issue(session, slug)
-    html = archive.web_version(ctx.renderer, issue)
-    return HTMLResponse(html, headers={"Cache-Control": "public, max-age=300"})
+# Health (the archive lives in app/web/reading.py) ------------------------------------------------
 
 
 @router.get("/favicon.ico", include_in_schema=False)
