@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from app.errors import InvalidInput
 from app.issues.markdown_format import issue_to_markdown, parse_issue_markdown, to_markdown
@@ -376,3 +377,48 @@ def test_malformed_files_name_the_line(text: str, line: int, words: str | None) 
     assert err.value.message.startswith(f"line {line}: "), err.value.message
     if words:
         assert words in err.value.message, err.value.message
+
+
+# --------------------------------------------------------------------------- over HTTP
+
+MD_HEADERS = {"Content-Type": "text/markdown; charset=utf-8"}
+
+
+def test_post_markdown_creates_the_same_issue_as_json(client: TestClient, editor: dict) -> None:
+    md = (ROOT / "examples" / "ai-morning-post.md").read_text()
+    resp = client.post("/issues", content=md.encode(), headers={**editor, **MD_HEADERS})
+    assert resp.status_code == 201, resp.text
+    from_md = resp.json()
+    as_json = {**SAMPLE_JSON, "slug": "from-json"}
+    from_json = client.post("/issues", json=as_json, headers=editor).json()
+    assert from_md["status"] == "draft" and from_md["slug"] == SAMPLE_JSON["slug"]
+    assert from_md["blocks"] == from_json["blocks"]
+    assert set(from_md) == set(from_json)
+
+    got = client.get(f"/issues/{from_md['id']}/markdown", headers=editor)
+    assert got.status_code == 200
+    assert got.headers["content-type"].startswith("text/markdown")
+    assert parse_issue_markdown(got.text).blocks == from_md["blocks"]
+    assert got.text == md  # the sample file is what the server writes
+
+
+def test_post_markdown_errors_name_the_line(client: TestClient, editor: dict) -> None:
+    bad = "---\nsubject: S\n---\n## Tools {cards}\n- [A](https://a.org)\n"
+    resp = client.post("/issues", content=bad.encode(), headers={**editor, **MD_HEADERS})
+    assert resp.status_code == 422
+    assert resp.json()["detail"].startswith("line 5: cards item: description is required")
+    resp = client.post("/issues", content=b"\xff\xfe", headers={**editor, **MD_HEADERS})
+    assert resp.status_code == 422 and "UTF-8" in resp.json()["detail"]
+    # Markdown needs a token like JSON does, and JSON errors keep their shape.
+    assert client.post("/issues", content=b"x", headers=MD_HEADERS).status_code == 401
+    resp = client.post("/issues", json={"subject": "S"}, headers=editor)
+    assert resp.status_code == 422 and "blocks" in resp.json()["detail"]
+
+
+def test_openapi_documents_both_bodies(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/issues"]["post"]["requestBody"]["content"]
+    assert body["application/json"]["schema"] == {"$ref": "#/components/schemas/IssueIn"}
+    assert body["text/markdown"]["schema"]["type"] == "string"
+    markdown = spec["paths"]["/issues/{issue_id}/markdown"]["get"]["responses"]["200"]["content"]
+    assert "text/markdown" in markdown

@@ -85,10 +85,15 @@ SEP = " — "
 
 
 class _IssueLike(Protocol):
-    subject: str
-    preheader: str
-    slug: str | None
-    blocks: list[dict[str, Any]]
+    # Read-only, so the Issue row (slug: str) and IssueIn (slug: str | None) both fit.
+    @property
+    def subject(self) -> str: ...
+    @property
+    def preheader(self) -> str: ...
+    @property
+    def slug(self) -> str | None: ...
+    @property
+    def blocks(self) -> list[dict[str, Any]]: ...
 
 
 def _fail(line: int, message: str) -> InvalidInput:
