@@ -13,7 +13,15 @@ from app.deps import ContextDep, SessionDep, require_editor
 from app.errors import InvalidInput
 from app.issues import service
 from app.issues.markdown_format import issue_to_markdown, parse_issue_markdown
-from app.issues.schemas import IssueIn, IssueOut, IssuePatch, SendIn, SendOut, TestSendIn
+from app.issues.schemas import (
+    IssueIn,
+    IssueOut,
+    IssuePatch,
+    SendIn,
+    SendOut,
+    TestSendIn,
+    TestSendOut,
+)
 from app.models import utcnow
 
 # Every route here is for editors: the check runs before any body is read.
@@ -155,7 +163,7 @@ def check(issue_id: int, session: SessionDep, ctx: ContextDep) -> dict[str, Any]
     }
 
 
-@router.post("/{issue_id}/test", status_code=202)
+@router.post("/{issue_id}/test", status_code=202, response_model=TestSendOut)
 def test_send(
     issue_id: int, data: TestSendIn, session: SessionDep, ctx: ContextDep
 ) -> dict[str, Any]:
