@@ -228,7 +228,8 @@ def _split_items(
         if item is not None:
             items.append((number, item["text"], []))
         elif not text.strip():
-            continue
+            if not items:
+                intro.append((number, text))  # a blank line between intro paragraphs
         elif items and text[:1] in (" ", "\t"):
             items[-1][2].append(text.strip())
         elif items:
@@ -294,7 +295,8 @@ def _parse_item(kind: str, number: int, text: str, more: list[str]) -> dict[str,
             else r"^(?P<name>.+?)(?=[ \t]+[—–][ \t]|$)"
         )
         plain = re.match(pattern, rest)
-        assert plain is not None
+        if plain is None:
+            raise _fail(number, f"an empty list item in this {kind} block")
         item[name_key] = plain["name"]
         rest = rest[plain.end() :]
     rest = rest.lstrip(" \t")
@@ -609,6 +611,7 @@ def _block_markdown(block: dict[str, Any], safe: bool) -> list[str]:
 
 
 def _reads_back(lines: list[str], block: dict[str, Any]) -> bool:
+    lines = "\n".join(lines).split("\n")  # entries may hold several lines (bodies)
     src = _Src([(n, t) for n, t in enumerate(lines[1:], start=2)])
     heading = _HEADING.match(lines[0])
     if heading is None:
