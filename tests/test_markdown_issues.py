@@ -367,6 +367,7 @@ BAD = [
     ("---\nsubject: S\n---\n## {masthead}\nDate: d\nmore\n", 6, "only a 'Date: …' line"),
     ("---\nsubject: S\nslug: Not A Slug\n---\n## T\nBody\n", 3, "slug"),
     ("---\nsubject: S\n---\n", 4, "no blocks"),
+    ("---\nsubject: S\n---\n" + "## T\nb\n" * 101, 204, "at most 100 blocks"),
     ("---\nsubject: S\n---\n## T\nHello " + UNSUBSCRIBE_TOKEN + "\n", 4, "placeholder"),
 ]
 
