@@ -17,8 +17,8 @@ The grammar (also in docs/markdown-issues.md):
 * Field lines right under the heading (no blank line in between): `Kicker:` and `Summary:`
   (lead), `Kicker:` (article), `Date:` (masthead), `Intro:` (cards, links, trending, movers).
   A value in double quotes is read as a JSON string, for values with line breaks.
-* The rest is the block's text: the body (lead, article, subscribe, markdown), or an intro
-  paragraph followed by a list (stats, cards, links, movers), or `### ` sub-headings:
+* The rest is the block's text: the body (lead, article, subscribe, markdown), a list (stats),
+  an intro paragraph and a list (cards, links, movers), or `### ` sub-headings:
   one per piece of an opinion block (its body below it), one per group of a trending block
   (`### Source — Label`, the group's list below it).
 * List items (`- `, `* ` or `+ `):
