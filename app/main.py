@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.apidocs import offline_docs_app
 from app.bounces.routes import webhooks_router
 from app.config import Settings
 from app.context import Context, build_context
@@ -51,11 +52,11 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
             if context is None:
                 ctx.close()
 
-    app = FastAPI(
+    # /docs and /redoc load their scripts from this server, never a CDN (app.apidocs).
+    app = offline_docs_app(
         title="Morning Post",
         summary="Self-hosted newsletter delivery",
         lifespan=lifespan,
-        docs_url="/docs",
     )
     app.state.ctx = ctx
     app.include_router(reading_router)  # home, archive, feed: before any catch-all path
