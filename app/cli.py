@@ -39,10 +39,12 @@ from app.demo import load_demo
 from app.editors import create_editor_token
 from app.errors import DomainError
 from app.issues.service import issue_progress
+from app.logs import configure_logging, uvicorn_log_config
 from app.main import create_app
 from app.migrate import upgrade_head
 from app.models import utcnow
 from app.subscribers.csv_import import import_csv
+from app.webhooks.sender import run_webhook_sender
 
 cli = typer.Typer(help="Morning Post: self-hosted newsletter delivery.", no_args_is_help=True)
 editor_token_cli = typer.Typer(help="Editor API tokens.", no_args_is_help=True)
@@ -79,6 +81,7 @@ def _setup(*, migrate: bool = False) -> Context:
         # Plain echo, not rich: one line however narrow the terminal is.
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
+    configure_logging(settings.log_format)  # MORNINGPOST_LOG_FORMAT=json: one object a line
     announce_defaults(settings)
     ctx = build_context(settings)
     if migrate:
@@ -99,7 +102,8 @@ def serve(
     """Apply migrations, then serve the HTTP API with a delivery worker in the same process."""
     ctx = _setup(migrate=True)
     app = create_app(ctx.settings, context=ctx)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    log_config = uvicorn_log_config(ctx.settings.log_format)
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=log_config)
     ctx.close()
 
 
@@ -118,7 +122,10 @@ async def _run_worker(ctx: Context) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         # Graceful: the worker finishes the message in hand and releases the rest.
         loop.add_signal_handler(sig, stop.set)
-    await Worker(ctx, make_mailer(ctx.settings)).run(stop)
+    # The webhook sender (and the heartbeat) runs next to the delivery worker.
+    await asyncio.gather(
+        Worker(ctx, make_mailer(ctx.settings)).run(stop), run_webhook_sender(ctx, stop)
+    )
 
 
 @cli.command("dispatch")

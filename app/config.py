@@ -8,7 +8,7 @@ import secrets
 from email.headerregistry import Address
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
@@ -80,6 +80,17 @@ class Settings(BaseSettings):
     soft_bounce_window_days: int = Field(default=30, ge=1)
     # Sign-ups that never confirm are deleted after this many days (they never consented).
     pending_purge_days: int = Field(default=14, ge=1)
+
+    # Insight and integrations: /metrics, outbound webhooks, click counts, JSON logs.
+    metrics_token: str = ""  # a bearer token for Prometheus besides editor tokens
+    webhook_backoff_seconds: float = Field(default=10.0, ge=0)  # doubles per attempt, max 1 h
+    webhook_give_up_seconds: int = Field(default=24 * 3600, ge=0)
+    webhook_disable_after: int = Field(default=50, ge=1)  # consecutive failed attempts
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_allow_private: bool = False  # let webhooks reach private/loopback addresses
+    click_counts: bool = True  # rewrite the HTML part's links to signed /l/<token> redirects
+    track_readers: bool = False  # per-reader clicks: not implemented, see the README
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("secret_keys", mode="before")
     @classmethod

@@ -41,6 +41,7 @@ from app.housekeeping import tidy
 from app.issues.scheduling import start_due_issues
 from app.issues.service import pause_issue
 from app.models import Issue, OutboxKind, utcnow
+from app.webhooks.events import issues_sent
 
 log = logging.getLogger("morningpost.delivery")
 
@@ -125,7 +126,7 @@ class Worker:
         sent_outbox = await self._outbox_batch()
         self._messages.clear()  # re-read issues each stream: an edit or a fix is picked up
         sent = await DeliveryStream(self, self._stop).run()
-        finished = await self._db(lambda s: ledger.finish_issues(s, utcnow()))
+        finished = await self._db(lambda s: issues_sent(s, ledger.finish_issues(s, utcnow())))
         if finished:
             log.info("issues %s finished", finished)
         return bool(sent_outbox or sent)

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.bounces.service import bounce_stats, policy_alerts
+from app.clicks.service import click_counts
 from app.delivery.ledger import cancel_open, issue_stats
 from app.delivery.progress import send_rate
 from app.errors import Conflict, InvalidInput, NotFound
@@ -237,6 +238,7 @@ def stats(session: Session, issue_id: int, now: datetime | None = None) -> dict[
         # policy alerts mean receivers refused our mail (X.7.x): the sender must act.
         "bounces": bounce_stats(session, issue_id),
         "alerts": policy_alerts(session, issue_id),
+        "clicks": click_counts(session, issue_id),  # per link, scanners left out (app.clicks)
     }
 
 
