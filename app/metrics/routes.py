@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from app.deps import ContextDep, SessionDep
+from app.db import session_scope
+from app.deps import ContextDep
 from app.editors import authenticate_editor
 from app.errors import Unauthorized
 from app.metrics.database import build_registry
@@ -16,7 +17,7 @@ from app.metrics.database import build_registry
 metrics_router = APIRouter(tags=["metrics"])
 
 
-def require_metrics_reader(request: Request, session: SessionDep, ctx: ContextDep) -> None:
+def require_metrics_reader(request: Request, ctx: ContextDep) -> None:
     """Let through the metrics token or any editor token; answer 401 otherwise."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
@@ -25,7 +26,10 @@ def require_metrics_reader(request: Request, session: SessionDep, ctx: ContextDe
     wanted = ctx.settings.metrics_token
     if wanted and hmac.compare_digest(token.encode(), wanted.encode()):
         return
-    authenticate_editor(session, token)
+    # A session of its own, committed before the scrape: on SQLite, an open write
+    # transaction here would block the collector's reads.
+    with session_scope(ctx.sessions) as session:
+        authenticate_editor(session, token)
 
 
 def _registry(request: Request, ctx: ContextDep) -> CollectorRegistry:
