@@ -62,8 +62,11 @@ def parse_target(url: str) -> Target:
 def forbidden(ip: IPAddress) -> bool:
     """Tell whether an address is private, loopback, link-local, multicast, reserved or unset."""
     if isinstance(ip, ipaddress.IPv6Address):
-        # ::ffff:10.0.0.1 and friends reach the IPv4 address inside them.
-        inner = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if ip.ipv4_mapped is not None:
+            # ::ffff:10.0.0.1 is the IPv4 address inside it, judged as such.
+            return forbidden(ip.ipv4_mapped)
+        # 6to4 and Teredo addresses wrap an IPv4 address that a relay may reach.
+        inner = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
         if inner is not None and forbidden(inner):
             return True
     return (
