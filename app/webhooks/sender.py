@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app import metrics
@@ -145,7 +145,8 @@ def _disable(hook: Webhook, now: datetime, reason: str) -> None:
 
 
 def beat(session: Session, owner: str, now: datetime) -> None:
-    """Record that this worker process is alive."""
+    """Record that this worker process is alive (and forget processes gone for a day)."""
+    session.execute(delete(Heartbeat).where(Heartbeat.beat_at < now - timedelta(days=1)))
     row = session.get(Heartbeat, owner)
     if row is None:
         session.add(Heartbeat(owner=owner, beat_at=now, info={"pid": os.getpid()}))
