@@ -7,14 +7,14 @@ import re
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from app.config import Settings
 from app.context import Context
 from app.db import session_scope
 from app.delivery.engine import Worker
 from app.delivery.mailer import make_mailer
-from app.models import Delivery, Issue, utcnow
+from app.models import Click, Delivery, Issue, Subscriber, utcnow
 from app.rendering.compile import Renderer
 from app.rendering.links import ClickTokens, rewrite_links
 from tests.smtp_server import SMTPTestServer
@@ -84,7 +84,11 @@ def test_click_redirects_and_counts_outside_the_scanner_window(
 
     (issue,) = client.get("/issues", headers=editor).json()
     stats = client.get(f"/issues/{issue['id']}/stats", headers=editor).json()
-    assert stats["clicks"] == [{"url": "https://example.org/a", "count": 2, "scanner_clicks": 1}]
+    assert stats["clicks"] == [
+        {"url": "https://example.org/a", "count": 2, "scanner_clicks": 1, "readers": 0}
+    ]
+    with session_scope(ctx.sessions) as s:
+        assert s.scalars(select(Click.subscriber_id)).all() == [None, None, None]
 
 
 def test_a_tampered_token_is_a_400(client: TestClient, ctx: Context) -> None:
@@ -143,3 +147,48 @@ def test_stats_without_clicks_have_an_empty_list(
 ) -> None:
     issue_id = add_issue(ctx)
     assert client.get(f"/issues/{issue_id}/stats", headers=editor).json()["clicks"] == []
+
+
+def test_readers_are_tracked_only_when_opted_in(
+    client: TestClient, ctx: Context, editor: dict[str, str], smtp_server: SMTPTestServer
+) -> None:
+    ctx.settings.track_readers = True
+    ann, bob = add_subscribers(ctx, ["ann@example.org", "bob@example.org"])
+    issue_id = add_issue(ctx)
+    send_now(ctx, issue_id)
+    asyncio.run(Worker(ctx, make_mailer(ctx.settings)).run_until_idle())
+    links = {}
+    for received in smtp_server.handler.received:
+        part = received.message().get_body(preferencelist=("html",))
+        assert part is not None
+        (link,) = LINK.findall(part.get_content())
+        links[received.rcpt_tos[0]] = link.removeprefix("http://testserver")
+    # Each copy's link carries its own reader (their preferences token), filled per recipient.
+    assert links["ann@example.org"].endswith("/" + ctx.tokens.preferences_token(ann))
+    assert links["bob@example.org"].endswith("/" + ctx.tokens.preferences_token(bob))
+
+    # Ann's copy went out five minutes ago, Bob's just now: the window is per reader.
+    past = utcnow() - timedelta(minutes=5)
+    with session_scope(ctx.sessions) as s:
+        s.execute(update(Issue).values(started_at=past))
+        s.execute(update(Delivery).where(Delivery.subscriber_id == ann).values(sent_at=past))
+    assert client.get(links["ann@example.org"], follow_redirects=False).status_code == 302
+    assert client.get(links["bob@example.org"], follow_redirects=False).status_code == 302
+    tampered = links["bob@example.org"][:-2] + "xx"
+    assert client.get(tampered, follow_redirects=False).status_code == 400
+
+    stats = client.get(f"/issues/{issue_id}/stats", headers=editor).json()
+    assert stats["clicks"] == [
+        {"url": "https://example.org/a", "count": 1, "scanner_clicks": 1, "readers": 1}
+    ]
+    with session_scope(ctx.sessions) as s:
+        rows = s.execute(select(Click.subscriber_id, Click.scanner).order_by(Click.id)).all()
+        assert [tuple(r) for r in rows] == [(ann, False), (bob, True)]
+        assert s.get(Subscriber, ann) is not None
+
+    # Turned off again: links already sent still redirect, but the reader is not kept.
+    ctx.settings.track_readers = False
+    assert client.get(links["ann@example.org"], follow_redirects=False).status_code == 302
+    with session_scope(ctx.sessions) as s:
+        last = s.scalars(select(Click).order_by(Click.id.desc())).first()
+        assert last is not None and last.subscriber_id is None

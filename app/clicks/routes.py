@@ -16,6 +16,21 @@ clicks_router = APIRouter(tags=["clicks"])
 def click(token: str, request: Request, session: SessionDep, ctx: ContextDep) -> RedirectResponse:
     """Redirect (302) to the link's URL; a tampered token is a 400. HEAD is not counted."""
     url = follow(session, ctx.settings, token, utcnow(), record=request.method == "GET")
+    return _redirect(url)
+
+
+@clicks_router.api_route("/l/{token}/{reader}", methods=["GET", "HEAD"])
+def click_by_reader(
+    token: str, reader: str, request: Request, session: SessionDep, ctx: ContextDep
+) -> RedirectResponse:
+    """The same, from a link carrying its reader (MORNINGPOST_TRACK_READERS=true)."""
+    subscriber_id = ctx.tokens.read_preferences_token(reader)  # 400 when tampered
+    record = request.method == "GET"
+    url = follow(session, ctx.settings, token, utcnow(), record=record, reader=subscriber_id)
+    return _redirect(url)
+
+
+def _redirect(url: str) -> RedirectResponse:
     return RedirectResponse(
         url,
         status_code=302,

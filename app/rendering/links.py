@@ -3,6 +3,8 @@
 Done once per issue at compile time. A token names the issue (its slug: sent issues never
 change it) and the link (its index and URL), never the reader; the URL is inside the signed
 token, so the redirect cannot be turned into an open redirect and needs no lookup table.
+With MORNINGPOST_TRACK_READERS=true (an explicit opt-in) each link also carries the reader's
+preferences token, filled in per recipient like the list links: /l/<token>/<reader>.
 Links to our own site (unsubscribe, preferences, the web version, the sign-up page), mailto:
 and anything not http(s) are left alone, and so is the text part.
 """
@@ -10,23 +12,20 @@ and anything not http(s) are left alone, and so is the text part.
 from __future__ import annotations
 
 import html
-import logging
 import re
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from app.config import Settings
 from app.errors import BadToken
+from app.rendering import placeholders
 
 CLICK_SALT = "morningpost.click"
 URL_MAX = 2000
 TOKEN_MAX = 900  # a longer token (a very long URL) keeps the link as it is
 
-log = logging.getLogger("morningpost.rendering")
-
 # An <a> tag's href, in either quote style; attribute values never hold a raw quote of their kind.
 _HREF = re.compile(r"""(<a\b[^>]*?\shref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
-_warned = False
 
 
 class ClickTokens:
@@ -73,12 +72,11 @@ def is_trackable(url: str) -> bool:
 
 def rewrite_links(page: str, settings: Settings, slug: str) -> str:
     """Return the HTML with its outside http(s) links pointing at BASE_URL/l/<token>."""
-    global _warned
     if not settings.click_counts or not settings.secret_keys:
         return page
-    if settings.track_readers and not _warned:
-        _warned = True
-        log.warning("MORNINGPOST_TRACK_READERS=true is not implemented yet: clicks stay anonymous")
+    # Opt-in per-reader clicks: the reader's preferences token (a placeholder filled per
+    # recipient, like the list links) follows the link token in the path.
+    reader = f"/{placeholders.PREFERENCES_TOKEN}" if settings.track_readers else ""
     tokens = ClickTokens(settings.secret_keys)
     own = settings.base_url.rstrip("/") + "/"
     index: dict[str, int] = {}
@@ -92,6 +90,6 @@ def rewrite_links(page: str, settings: Settings, slug: str) -> str:
         if len(token) > TOKEN_MAX:
             return match.group(0)
         quote = match.group(2)
-        return f"{match.group(1)}{quote}{own}l/{token}{quote}"
+        return f"{match.group(1)}{quote}{own}l/{token}{reader}{quote}"
 
     return _HREF.sub(replace, page)
