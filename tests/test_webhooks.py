@@ -4,17 +4,24 @@ disabling after failures, and SSRF refusals."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import hmac
 import ipaddress
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -42,7 +49,7 @@ ALL_EVENTS = [
 class Receiver:
     """An HTTP server on 127.0.0.1 that records POSTs and answers from a script."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.requests: list[dict[str, Any]] = []
         self.answers: list[int] = []  # consumed first; then 200
         self.lock = threading.Lock()
@@ -64,6 +71,8 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -377,3 +386,67 @@ def test_webhooks_are_for_editors_and_can_be_removed(
 )
 def test_address_classes(address: str, refused: bool) -> None:
     assert forbidden(ipaddress.ip_address(address)) is refused
+
+
+def _certificate(folder: Path, dns_name: str) -> tuple[Path, Path]:
+    """Write a self-signed certificate for `dns_name` (no IP in it); return (cert, key)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / f"{dns_name}.pem", folder / f"{dns_name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize(("cert_name", "delivered"), [("localhost", True), ("other.test", False)])
+def test_https_checks_the_certificate_against_the_name_not_the_address(
+    client: TestClient,
+    private_ok: Context,
+    editor: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cert_name: str,
+    delivered: bool,
+) -> None:
+    cert, key = _certificate(tmp_path, cert_name)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust this self-signed certificate
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    receiver = Receiver(tls)
+    try:
+        url = f"https://localhost:{receiver.port}/hook"
+        hook = register(client, editor, url, ["subscriber.unsubscribed"])
+        (sub,) = add_subscribers(private_ok, ["a@example.org"])
+        with session_scope(private_ok.sessions) as s:
+            unsubscribe(s, sub, utcnow())
+        asyncio.run(WebhookSender(private_ok).send_due())
+    finally:
+        receiver.close()
+    (entry,) = client.get(f"/webhooks/{hook['id']}/deliveries", headers=editor).json()
+    if delivered:
+        # Connected to 127.0.0.1, verified as "localhost" (SNI and Host carry the name).
+        assert entry["status"] == "delivered"
+        assert receiver.requests[0]["headers"]["Host"] == f"localhost:{receiver.port}"
+    else:
+        assert entry["status"] == "pending"
+        assert "CERTIFICATE_VERIFY_FAILED" in entry["last_error"]
+        assert receiver.requests == []
