@@ -37,14 +37,25 @@ def event_body(event_id: str, event: str, at: datetime, data: dict[str, Any]) ->
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
-def emit(session: Session, event: str, data: dict[str, Any], now: datetime | None = None) -> int:
-    """Queue `event` for every enabled webhook that listens to it; return how many."""
+def listeners(session: Session, event: str) -> list[int]:
+    """Return the ids of enabled webhooks that listen to `event`."""
     if event not in EVENTS:
         raise ValueError(f"unknown event {event!r}")
     hooks = session.execute(
         select(Webhook.id, Webhook.events).where(Webhook.disabled_at.is_(None))
     ).all()
-    targets = [h.id for h in hooks if event in (h.events or ())]
+    return [h.id for h in hooks if event in (h.events or ())]
+
+
+def emit(
+    session: Session,
+    event: str,
+    data: dict[str, Any],
+    now: datetime | None = None,
+    targets: list[int] | None = None,
+) -> int:
+    """Queue `event` for every enabled webhook that listens to it; return how many."""
+    targets = listeners(session, event) if targets is None else targets
     if not targets:
         return 0
     at = now or utcnow()
@@ -90,10 +101,12 @@ def subscribers_event(
 ) -> None:
     """Emit one subscriber event per id (a set-based change, e.g. hard bounces of a batch)."""
     ids = list(subscriber_ids)
-    if not ids:
-        return
-    for row in session.scalars(select(Subscriber).where(Subscriber.id.in_(ids))):
-        emit(session, event, _subscriber_data(row, reason))
+    targets = listeners(session, event) if ids else []
+    if not targets:
+        return  # the usual case: one cheap query, no subscriber rows read
+    rows = list(session.scalars(select(Subscriber).where(Subscriber.id.in_(ids))))
+    for row in rows:
+        emit(session, event, _subscriber_data(row, reason), targets=targets)
 
 
 def issues_sent(session: Session, issue_ids: Sequence[int]) -> list[int]:
