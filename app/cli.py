@@ -41,6 +41,7 @@ from app.errors import DomainError
 from app.issues.service import issue_progress
 from app.logs import configure_logging, uvicorn_log_config
 from app.main import create_app
+from app.metrics.worker_endpoint import serve_worker_metrics
 from app.migrate import upgrade_head
 from app.models import utcnow
 from app.subscribers.csv_import import import_csv
@@ -124,7 +125,9 @@ async def _run_worker(ctx: Context) -> None:
         loop.add_signal_handler(sig, stop.set)
     # The webhook sender (and the heartbeat) runs next to the delivery worker.
     await asyncio.gather(
-        Worker(ctx, make_mailer(ctx.settings)).run(stop), run_webhook_sender(ctx, stop)
+        Worker(ctx, make_mailer(ctx.settings)).run(stop),
+        run_webhook_sender(ctx, stop),
+        serve_worker_metrics(ctx, stop),  # MORNINGPOST_WORKER_METRICS_PORT
     )
 
 

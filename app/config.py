@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     click_counts: bool = True  # rewrite the HTML part's links to signed /l/<token> redirects
     track_readers: bool = False  # per-reader clicks: not implemented, see the README
     log_format: Literal["text", "json"] = "text"
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)  # `worker` serves /metrics; 0 = off
+    worker_metrics_host: str = "127.0.0.1"
 
     @field_validator("secret_keys", mode="before")
     @classmethod

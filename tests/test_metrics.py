@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
@@ -15,7 +21,8 @@ from app.delivery.mailer import make_mailer
 from app.metrics.process import classify
 from app.models import DeliveryStatus, Heartbeat
 from app.webhooks.sender import run_webhook_sender
-from tests.smtp_server import SMTPTestServer
+from tests.helpers import start_worker
+from tests.smtp_server import SMTPTestServer, free_port
 from tests.test_delivery_support import add_issue, add_subscribers, send_now
 
 
@@ -146,3 +153,47 @@ def test_smtp_replies_are_classified_into_a_few_bounded_labels() -> None:
     assert classify("retry", "connect: 421 4.3.2 shutting down") == ("4xx", "rate_limited")
     assert classify("failed", "550 5.1.1 No such user") == ("5xx", None)
     assert classify("unknown", "timed out waiting for the reply") == ("unknown", None)
+
+
+def test_a_separate_worker_serves_its_own_counters(
+    ctx: Context, smtp_server: SMTPTestServer, tmp_path: Path
+) -> None:
+    add_subscribers(ctx, [f"reader{i}@example.org" for i in range(3)])
+    issue_id = add_issue(ctx)
+    send_now(ctx, issue_id)
+    port = free_port()
+    proc = start_worker(
+        ctx.settings,
+        tmp_path,
+        MORNINGPOST_WORKER_METRICS_PORT=str(port),
+        MORNINGPOST_METRICS_TOKEN="worker-scrape-token",
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        sent = 0.0
+        for _ in range(400):  # wait for the worker to listen and to send all three
+            try:
+                request = urllib.request.Request(
+                    url, headers={"Authorization": "Bearer worker-scrape-token"}
+                )
+                with urllib.request.urlopen(request, timeout=5) as resp:
+                    text = resp.read().decode()
+            except OSError:
+                time.sleep(0.05)
+                continue
+            families = {f.name: f for f in text_string_to_metric_families(text)}
+            results = families["morningpost_smtp_results"].samples
+            sent = next(s.value for s in results if s.labels == {"class": "2xx"})
+            if sent == 3:
+                break
+            time.sleep(0.05)
+        assert sent == 3
+        assert families["morningpost_deliveries"].samples  # the database gauges too
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=5)
+        assert refused.value.code == 401
+        refused.value.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
