@@ -33,7 +33,7 @@ from app.delivery.mailer import make_mailer
 from app.models import Subscriber, WebhookDelivery, utcnow
 from app.subscribers.service import confirm, unsubscribe
 from app.webhooks.safety import forbidden
-from app.webhooks.sender import WebhookSender, backoff, run_webhook_sender
+from app.webhooks.sender import WebhookSender, backoff, beat, run_webhook_sender
 from tests.smtp_server import SMTPTestServer
 from tests.test_delivery_support import add_issue, add_subscribers, send_now
 
@@ -450,3 +450,28 @@ def test_https_checks_the_certificate_against_the_name_not_the_address(
         assert entry["status"] == "pending"
         assert "CERTIFICATE_VERIFY_FAILED" in entry["last_error"]
         assert receiver.requests == []
+
+
+def test_the_log_keeps_a_month_of_finished_events_and_every_waiting_one(
+    client: TestClient, private_ok: Context, editor: dict[str, str], receiver: Receiver
+) -> None:
+    ctx = private_ok
+    hook = register(client, editor, receiver.url(), ["subscriber.unsubscribed"])
+    old = utcnow() - timedelta(days=31)
+    with session_scope(ctx.sessions) as s:
+        for status in ("delivered", "failed", "pending"):
+            s.add(
+                WebhookDelivery(
+                    webhook_id=hook["id"],
+                    event_id=f"evt_{status}",
+                    event="subscriber.unsubscribed",
+                    body="{}",
+                    status=status,
+                    created_at=old,
+                    next_attempt_at=utcnow() + timedelta(hours=1),
+                )
+            )
+    with session_scope(ctx.sessions) as s:
+        beat(s, "test:1:abcd", utcnow())
+    log = client.get(f"/webhooks/{hook['id']}/deliveries", headers=editor).json()
+    assert [e["status"] for e in log] == ["pending"]

@@ -49,10 +49,13 @@ async def post_event(
     """POST `body` to `url`; every failure becomes a result, nothing raises."""
     try:
         target = parse_target(url)
-        addresses = await asyncio.to_thread(resolve, target)
+        async with asyncio.timeout(timeout):  # a stuck resolver counts against the POST too
+            addresses = await asyncio.to_thread(resolve, target)
         addresses = check_addresses(target.host, addresses, allow_private)
     except InvalidInput as exc:
         return PostResult(None, exc.message[:500], refused=True)
+    except TimeoutError:
+        return PostResult(None, f"no DNS answer within {timeout:g} s")
     headers = [
         ("Host", target.host_header),
         ("User-Agent", USER_AGENT),

@@ -35,6 +35,7 @@ BATCH = 20
 BACKOFF_CAP_SECONDS = 3600.0
 HEARTBEAT_SECONDS = 5.0
 IDLE_SECONDS = 1.0
+LOG_KEEP_DAYS = 30
 T = TypeVar("T")
 W = WebhookDeliveryStatus
 
@@ -147,6 +148,13 @@ def _disable(hook: Webhook, now: datetime, reason: str) -> None:
 def beat(session: Session, owner: str, now: datetime) -> None:
     """Record that this worker process is alive (and forget processes gone for a day)."""
     session.execute(delete(Heartbeat).where(Heartbeat.beat_at < now - timedelta(days=1)))
+    # The delivery log keeps a month of finished events; waiting ones are never dropped.
+    session.execute(
+        delete(WebhookDelivery).where(
+            WebhookDelivery.status.in_([W.delivered, W.failed]),
+            WebhookDelivery.created_at < now - timedelta(days=LOG_KEEP_DAYS),
+        )
+    )
     row = session.get(Heartbeat, owner)
     if row is None:
         session.add(Heartbeat(owner=owner, beat_at=now, info={"pid": os.getpid()}))
