@@ -98,9 +98,12 @@ def _setup(
     """Build the context; `announce` logs which embedded defaults are in use (for senders)."""
     from app.config import announce_defaults
     from app.context import build_context
+    from app.logs import configure_logging
     from app.migrate import upgrade_head
 
     settings = settings or _settings(daemon=daemon)
+    # MORNINGPOST_LOG_FORMAT=json: one object a line, at the level chosen above.
+    configure_logging(settings.log_format, level=logging.getLogger().level)
     if announce or daemon:
         announce_defaults(settings)
     ctx = build_context(settings)
@@ -288,12 +291,14 @@ def serve(
     import uvicorn
 
     from app.config import follow_listen_address
+    from app.logs import uvicorn_log_config
     from app.main import create_app
 
     ctx = _setup(migrate=True, daemon=True)
     follow_listen_address(ctx.settings, host, port)  # links follow --host/--port unless set
     app = create_app(ctx.settings, context=ctx)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    log_config = uvicorn_log_config(ctx.settings.log_format)
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=log_config)
     ctx.close()
 
 
@@ -313,8 +318,10 @@ async def _run_worker(ctx: Context) -> None:
     import signal
 
     from app.issues.service import send_gate
+    from app.metrics.worker_endpoint import serve_worker_metrics
     from app.sends.smtp.mailer import make_mailer
     from app.sends.worker import Worker
+    from app.webhooks.sender import run_webhook_sender
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -322,7 +329,12 @@ async def _run_worker(ctx: Context) -> None:
         # Graceful: the worker finishes the message in hand and releases the rest.
         loop.add_signal_handler(sig, stop.set)
     gate = send_gate(ctx.renderer)  # the pre-send check runs again when a scheduled issue starts
-    await Worker(ctx, make_mailer(ctx.settings), gate=gate).run(stop)
+    # The webhook sender (and the heartbeat) runs next to the delivery worker.
+    await asyncio.gather(
+        Worker(ctx, make_mailer(ctx.settings), gate=gate).run(stop),
+        run_webhook_sender(ctx, stop),
+        serve_worker_metrics(ctx, stop),  # MORNINGPOST_WORKER_METRICS_PORT
+    )
 
 
 @cli.command(rich_help_panel=RUN)

@@ -9,7 +9,7 @@ import secrets
 from email.headerregistry import Address
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
@@ -114,6 +114,19 @@ class Settings(BaseSettings):
     def _check_postal(cls, value: str) -> str:
         # One line in a footer; a CR/LF would break the text part's layout, nothing more.
         return " ".join(value.split())
+
+    # Insight and integrations: /metrics, outbound webhooks, click counts, JSON logs.
+    metrics_token: str = ""  # a bearer token for Prometheus besides editor tokens
+    webhook_backoff_seconds: float = Field(default=10.0, ge=0)  # doubles per attempt, max 1 h
+    webhook_give_up_seconds: int = Field(default=24 * 3600, ge=0)
+    webhook_disable_after: int = Field(default=50, ge=1)  # consecutive failed attempts
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_allow_private: bool = False  # let webhooks reach private/loopback addresses
+    click_counts: bool = True  # rewrite the HTML part's links to signed /l/<token> redirects
+    track_readers: bool = False  # per-reader clicks: not implemented, see the README
+    log_format: Literal["text", "json"] = "text"
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)  # `worker` serves /metrics; 0 = off
+    worker_metrics_host: str = "127.0.0.1"
 
     @field_validator("secret_keys", mode="before")
     @classmethod

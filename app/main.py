@@ -14,11 +14,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.apidocs import offline_docs_app
 from app.bounces.routes import webhooks_router
+from app.clicks.routes import clicks_router
 from app.config import Settings
 from app.context import Context, build_context
 from app.errors import DomainError
 from app.issues.routes import router as issues_router
 from app.issues.service import send_gate
+from app.metrics.routes import metrics_router
 from app.sends.smtp.mailer import make_mailer
 from app.sends.worker import Worker
 from app.subscribers.routes import router as subscribers_router
@@ -26,6 +28,8 @@ from app.suppressions.routes import suppressions_router
 from app.web.pages import error_page, static_files
 from app.web.reading import router as reading_router
 from app.web.routes import router as web_router
+from app.webhooks.routes import outbound_webhooks_router
+from app.webhooks.sender import run_webhook_sender
 
 log = logging.getLogger("morningpost")
 
@@ -65,6 +69,10 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.include_router(subscribers_router)
     app.include_router(suppressions_router)
     app.include_router(webhooks_router)
+    # Insight and integrations: /metrics, outbound webhooks, click redirects.
+    app.include_router(metrics_router)
+    app.include_router(outbound_webhooks_router)
+    app.include_router(clicks_router)
     app.mount("/static", static_files(), name="static")
     _install_error_handlers(app)
     return app
@@ -72,7 +80,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
 
 async def _start_worker(ctx: Context, stop: asyncio.Event) -> None:
     worker = Worker(ctx, make_mailer(ctx.settings), gate=send_gate(ctx.renderer))
-    await worker.run(stop)
+    await asyncio.gather(worker.run(stop), run_webhook_sender(ctx, stop))  # webhooks: insight
 
 
 def _wants_json(request: Request) -> bool:

@@ -21,6 +21,7 @@ from app.models import (
     SubscriberStatus,
     Suppression,
 )
+from app.webhooks import events
 
 log = logging.getLogger("morningpost.bounces")
 
@@ -181,6 +182,7 @@ def suppress(
     if subscriber.status != new_status:
         subscriber.status = new_status
         subscriber.status_changed_at = now
+        events.subscriber_event(session, events.status_event(new_status), subscriber, reason)
     session.flush()
 
 

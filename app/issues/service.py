@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.bounces.service import bounce_stats, policy_alerts
+from app.clicks.service import click_counts
 from app.errors import Conflict, InvalidInput, NotFound
 from app.issues.check import Finding, check_issue
 from app.issues.schemas import IssueIn, IssuePatch
@@ -227,6 +228,7 @@ def stats(session: Session, issue_id: int, now: datetime | None = None) -> dict[
         # policy alerts mean receivers refused our mail (X.7.x): the sender must act.
         "bounces": bounce_stats(session, issue_id),
         "alerts": policy_alerts(session, issue_id),
+        "clicks": click_counts(session, issue_id),  # per link, scanners left out (app.clicks)
     }
 
 

@@ -10,6 +10,7 @@ from app.models.delivery import (
     OutboxMessage,
 )
 from app.models.editor import EditorToken
+from app.models.insight import Click, Heartbeat, Webhook, WebhookDelivery, WebhookDeliveryStatus
 from app.models.issue import Issue, IssueStatus
 from app.models.subscriber import Subscriber, SubscriberStatus, Suppression
 
@@ -18,9 +19,11 @@ __all__ = [
     "Base",
     "BounceEvent",
     "BounceKind",
+    "Click",
     "Delivery",
     "DeliveryStatus",
     "EditorToken",
+    "Heartbeat",
     "Issue",
     "IssueStatus",
     "OutboxKind",
@@ -29,5 +32,8 @@ __all__ = [
     "Subscriber",
     "SubscriberStatus",
     "Suppression",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookDeliveryStatus",
     "utcnow",
 ]

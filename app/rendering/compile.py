@@ -18,6 +18,7 @@ from app.config import Settings
 from app.errors import TemplateError
 from app.rendering import html as htmlpost
 from app.rendering import placeholders
+from app.rendering.links import rewrite_links
 from app.rendering.markdown import markdown_parser, to_html, wrap
 from app.rendering.qr import qr_png
 from app.rendering.text import heading, issue_text
@@ -96,6 +97,7 @@ class Renderer:
             qr_src=f"cid:{QR_CID}",
         )
         html = self._html("issue.mjml", ctx)
+        html = rewrite_links(html, self.settings, slug)  # click counts (app.rendering.links)
         text = issue_text(ctx["blocks"], ctx)
         image = InlineImage(cid=QR_CID, filename=QR_FILENAME, content=self._qr)
         uses_qr = f"cid:{QR_CID}" in html

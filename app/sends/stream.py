@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import metrics
 from app.models import Issue, IssueStatus, utcnow
 from app.sends.smtp.mailer import MailerConnection, Outcome, SendResult
 from app.sends.store import lease, ledger
@@ -64,7 +65,8 @@ async def transmit(
         return SendResult(Outcome.failed, f"cannot build message: {exc}"[:200])
     await limiter.acquire()
     try:
-        return await conn.send(sender, to, data, stuffed=stuffed)
+        started = time.perf_counter()
+        return metrics.smtp_observed(await conn.send(sender, to, data, stuffed=stuffed), started)
     except Exception as exc:  # the body may have left: do not guess
         log.exception("mailer raised")
         return SendResult(Outcome.unknown, f"mailer error: {exc}"[:200])
@@ -167,11 +169,13 @@ class DeliveryStream:
     async def _claim_once(self, room: int) -> int:
         w = self.w
         limit = min(w._claim_limit(), room)
+        started = time.perf_counter()
         claims = await w._db(
             lambda s: ledger.claim_batch(
                 s, w.owner, limit, utcnow(), self.s.lease_seconds, domain=w.domain
             )
         )
+        metrics.claim_observed(started, len(claims))
         if not claims:
             return 0
         self.held.update(c.delivery_id for c in claims)

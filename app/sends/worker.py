@@ -40,6 +40,7 @@ from app.sends.store.outbox import OutboxClaim
 from app.sends.store.sends import SendGate
 from app.sends.stream import DeliveryStream, RenderFailed, transmit
 from app.sends.throttle import AdaptiveRate, DomainSchedule, ErrorWatch, RateLimiter
+from app.webhooks.events import issues_sent
 
 log = logging.getLogger("morningpost.delivery")
 
@@ -151,7 +152,7 @@ class Worker:
         sent_outbox = await self._outbox_batch()
         self._messages.clear()  # re-read issues each stream: an edit or a fix is picked up
         sent = await DeliveryStream(self, self._stop).run()
-        finished = await self._db(lambda s: sends.finish_issues(s, utcnow()))
+        finished = await self._db(lambda s: issues_sent(s, sends.finish_issues(s, utcnow())))
         if finished:
             log.info("issues %s finished", finished)
         return bool(sent_outbox or sent)

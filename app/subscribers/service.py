@@ -10,10 +10,12 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app import metrics
 from app.config import is_time_zone
 from app.errors import BadToken, Conflict, InvalidInput, NotFound
 from app.models import OutboxKind, OutboxMessage, Subscriber, SubscriberStatus, Suppression
 from app.tokens import TokenService, email_tag, hash_secret
+from app.webhooks import events
 
 NAME_MAX = 200
 EMAIL_MAX = 320
@@ -120,6 +122,7 @@ def _queue_confirmation(session: Session, row: Subscriber, now: datetime) -> Non
         )
     )
     row.confirmation_sent_at = now
+    metrics.signed_up()
 
 
 def subscribe(
@@ -225,6 +228,8 @@ def confirm(
     if welcome:
         _queue_welcome(session, row, now)
     session.flush()
+    events.subscriber_event(session, events.SUBSCRIBER_CONFIRMED, row)
+    metrics.confirmed()
     return row
 
 
@@ -273,6 +278,7 @@ def unsubscribe(session: Session, subscriber_id: int, now: datetime) -> Subscrib
         _set_status(row, SubscriberStatus.unsubscribed, now)
         row.unsubscribed_at = now
         session.flush()
+        events.subscriber_event(session, events.SUBSCRIBER_UNSUBSCRIBED, row)
     return row
 
 
@@ -456,6 +462,8 @@ def update_subscriber(
             session.flush()
     except IntegrityError:
         raise Conflict("Another subscriber already has this address.") from None
+    if status == SubscriberStatus.unsubscribed and row.unsubscribed_at == now:
+        events.subscriber_event(session, events.SUBSCRIBER_UNSUBSCRIBED, row, "editor")
     return row
 
 

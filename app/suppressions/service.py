@@ -20,6 +20,7 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Subscriber, SubscriberStatus, Suppression
 from app.subscribers.service import normalize_email, parse_cursor
 from app.tokens import hash_secret
+from app.webhooks import events
 
 PAGE_MAX = 500
 REJECTED_LIMIT = 100
@@ -73,6 +74,7 @@ def _add_hash(
         sub.status = SubscriberStatus.unsubscribed
         sub.status_changed_at = now
         sub.unsubscribed_at = now
+        events.subscriber_event(session, events.SUBSCRIBER_UNSUBSCRIBED, sub, "suppressed")
     session.flush()
     return row
 

@@ -45,6 +45,7 @@ from app.models import (
 from app.sends.policy import Outcome, RetryPolicy
 from app.sends.store.lease import release, release_rows, uncounted_return
 from app.sends.store.rows import Claim, D, O, Result, _insert, is_postgres
+from app.webhooks import events
 
 # Re-exported: callers know these as parts of the ledger.
 __all__ = [
@@ -311,6 +312,7 @@ def record_results(
     subscriber_ids = record_rows(session, D, owner, results, now, policy or RetryPolicy())
     if subscriber_ids:
         suppress(session, subscriber_ids, now, detail="5.1.x reply to a delivery")
+        events.subscribers_event(session, events.SUBSCRIBER_BOUNCED, subscriber_ids, "hard_bounce")
 
 
 def suppress(session: Session, subscriber_ids: Iterable[int], now: datetime, detail: str) -> None:

@@ -1,0 +1,1 @@
+"""Privacy-respecting click counts: the /l/<token> redirect and per-link figures."""

@@ -1,0 +1,39 @@
+"""GET /l/<token>: count a click on an issue's link and redirect to where it points."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
+
+from app.clicks.service import follow
+from app.deps import ContextDep, SessionDep
+from app.models import utcnow
+
+clicks_router = APIRouter(tags=["clicks"])
+
+
+@clicks_router.api_route("/l/{token}", methods=["GET", "HEAD"], include_in_schema=True)
+def click(token: str, request: Request, session: SessionDep, ctx: ContextDep) -> RedirectResponse:
+    """Redirect (302) to the link's URL; a tampered token is a 400. HEAD is not counted."""
+    url = follow(session, ctx.settings, token, utcnow(), record=request.method == "GET")
+    return _redirect(url)
+
+
+@clicks_router.api_route("/l/{token}/{reader}", methods=["GET", "HEAD"])
+def click_by_reader(
+    token: str, reader: str, request: Request, session: SessionDep, ctx: ContextDep
+) -> RedirectResponse:
+    """The same, from a link carrying its reader (MORNINGPOST_TRACK_READERS=true)."""
+    subscriber_id = ctx.tokens.read_preferences_token(reader)  # 400 when tampered
+    record = request.method == "GET"
+    url = follow(session, ctx.settings, token, utcnow(), record=record, reader=subscriber_id)
+    return _redirect(url)
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(
+        url,
+        status_code=302,
+        # The reader's next page learns nothing of us, and no cache replays a click.
+        headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"},
+    )

@@ -1,0 +1,21 @@
+"""Prometheus metrics: per-process counters (process.py) and ledger gauges read at scrape time."""
+
+from app.metrics.process import (
+    claim_latency,
+    claim_observed,
+    confirmed,
+    signed_up,
+    smtp_observed,
+    smtp_result,
+    webhook_post,
+)
+
+__all__ = [
+    "claim_latency",
+    "claim_observed",
+    "confirmed",
+    "signed_up",
+    "smtp_observed",
+    "smtp_result",
+    "webhook_post",
+]

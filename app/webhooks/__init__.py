@@ -1,0 +1,1 @@
+"""Outbound webhooks: events in an outbox, a signed, SSRF-safe sender loop."""

@@ -1,0 +1,115 @@
+"""Where a webhook may point: http(s) URLs whose host resolves only to public addresses.
+
+A URL is checked when it is registered and again before every POST; the POST then connects to
+the very address that was checked (the name goes only into Host and SNI), so a DNS answer that
+changes between the check and the connection (rebinding) cannot reach an internal service.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from app.errors import InvalidInput
+
+URL_MAX = 2000
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked webhook URL, split into what the connection needs."""
+
+    scheme: str
+    host: str  # the name (or literal) as written, without brackets
+    port: int
+    path: str  # path and query, never empty
+
+    @property
+    def host_header(self) -> str:
+        """Return the Host header value (port only when not the scheme's default)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+def parse_target(url: str) -> Target:
+    """Split a webhook URL or raise InvalidInput (scheme, host, credentials, length)."""
+    if not isinstance(url, str) or not url.strip() or len(url) > URL_MAX:
+        raise InvalidInput(f"A webhook URL is an http(s) URL of at most {URL_MAX} characters.")
+    if any(ch in url for ch in "\r\n\t "):
+        raise InvalidInput("A webhook URL cannot contain spaces or line breaks.")
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https"):
+        raise InvalidInput("A webhook URL must start with http:// or https://.")
+    if parts.username or parts.password:
+        raise InvalidInput("A webhook URL cannot carry a user name or password.")
+    try:
+        port = parts.port
+    except ValueError:
+        raise InvalidInput("The webhook URL's port is not a number from 1 to 65535.") from None
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise InvalidInput("The webhook URL has no host name.")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return Target(parts.scheme, host, port or (443 if parts.scheme == "https" else 80), path)
+
+
+def forbidden(ip: IPAddress) -> bool:
+    """Tell whether an address is private, loopback, link-local, multicast, reserved or unset."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            # ::ffff:10.0.0.1 is the IPv4 address inside it, judged as such.
+            return forbidden(ip.ipv4_mapped)
+        # 6to4 and Teredo addresses wrap an IPv4 address that a relay may reach.
+        inner = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if inner is not None and forbidden(inner):
+            return True
+    return (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or not ip.is_global  # also shared (100.64/10), benchmarking and documentation ranges
+    )
+
+
+def check_addresses(host: str, addresses: list[str], allow_private: bool) -> list[str]:
+    """Return the addresses to connect to; refuse (InvalidInput) if any is forbidden."""
+    if not addresses:
+        raise InvalidInput(f"The webhook host {host!r} does not resolve to any address.")
+    if allow_private:
+        return addresses
+    for raw in addresses:
+        ip = ipaddress.ip_address(raw.split("%", 1)[0])
+        if forbidden(ip):
+            # Any forbidden answer refuses the name: a mixed answer is a rebinding tool.
+            raise InvalidInput(
+                f"The webhook host {host!r} resolves to {ip}, a private, loopback, link-local "
+                "or otherwise non-public address; set MORNINGPOST_WEBHOOK_ALLOW_PRIVATE=true "
+                "to allow it."
+            )
+    return addresses
+
+
+def resolve(target: Target) -> list[str]:
+    """Resolve the host to its addresses (blocking; literals need no DNS)."""
+    try:
+        infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise InvalidInput(f"The webhook host {target.host!r} does not resolve: {exc}") from None
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def check_url(url: str, allow_private: bool) -> Target:
+    """Check a URL at registration: syntax, then (unless private ones are allowed) its addresses."""
+    target = parse_target(url)
+    if not allow_private:
+        check_addresses(target.host, resolve(target), allow_private)
+    return target

@@ -1,0 +1,66 @@
+"""MORNINGPOST_LOG_FORMAT=json: one JSON object per line, with `extra` fields such as ids."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+from app.config import Settings
+from app.logs import JsonFormatter
+from tests.helpers import ROOT, cli_env
+
+
+def test_a_record_becomes_one_json_line_with_its_extra_fields() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("morningpost.test-json")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("sent %d of %s", 3, "issue", extra={"issue_id": 7, "delivery_id": 42})
+        try:
+            raise ValueError("line one\nline two")
+        except ValueError:
+            logger.exception("it broke", extra={"issue_id": 7})
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    first, second = (json.loads(line) for line in lines)
+    assert first["message"] == "sent 3 of issue"
+    assert first["level"] == "WARNING"
+    assert first["logger"] == "morningpost.test-json"
+    assert first["issue_id"] == 7
+    assert first["delivery_id"] == 42
+    assert first["time"].endswith("+00:00")
+    assert second["level"] == "ERROR"
+    assert "ValueError: line one" in second["exception"]
+
+
+def test_the_cli_logs_json_lines(settings: Settings, tmp_path: Path) -> None:
+    env = {
+        **cli_env(settings),
+        "PYTHONPATH": str(ROOT),
+        "MORNINGPOST_LOG_FORMAT": "json",
+        "MORNINGPOST_SMTP_URL": "",  # the capture mailer: announce_defaults logs a line for it
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "--verbose", "dispatch", "--wait"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    lines = [line for line in done.stderr.decode().splitlines() if line.strip()]
+    assert lines
+    entries = [json.loads(line) for line in lines]  # every line parses
+    assert any("capture mailer" in e["message"] for e in entries)
+    assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)
