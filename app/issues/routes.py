@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 
@@ -17,12 +17,15 @@ from app.issues.schemas import (
     IssueIn,
     IssueOut,
     IssuePatch,
+    RequeuedOut,
     SendIn,
     SendOut,
     TestSendIn,
     TestSendOut,
 )
-from app.models import utcnow
+from app.models import DeliveryStatus, utcnow
+from app.sends.schemas import DeliveryPageOut
+from app.sends.store.log import MAX_LIMIT
 
 # Every route here is for editors: the check runs before any body is read.
 router = APIRouter(prefix="/issues", tags=["issues"], dependencies=[Depends(require_editor)])
@@ -206,3 +209,24 @@ def resume(issue_id: int, session: SessionDep) -> dict[str, Any]:
 def stats(issue_id: int, session: SessionDep) -> dict[str, Any]:
     """Return delivery counts, status, rate (msgs/s over the last minute) and ETA."""
     return service.stats(session, issue_id)
+
+
+@router.get("/{issue_id}/deliveries", response_model=DeliveryPageOut)
+def deliveries(
+    issue_id: int,
+    session: SessionDep,
+    status: DeliveryStatus | None = None,
+    q: Annotated[str | None, Query(max_length=320)] = None,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+) -> Any:
+    """Page through who got the issue: status, attempts and the relay's last reply each."""
+    return service.issue_deliveries(
+        session, issue_id, status=status, q=q, cursor=cursor, limit=limit
+    )
+
+
+@router.post("/{issue_id}/resend-unknown", status_code=202, response_model=RequeuedOut)
+def resend_unknown(issue_id: int, session: SessionDep) -> Any:
+    """Send the deliveries whose fate is unknown again, once (some readers may get two)."""
+    return {"requeued": service.resend_unknown(session, issue_id, utcnow())}

@@ -126,3 +126,9 @@ class SendOut(BaseModel):
     status: str
     recipients: int
     send_at: datetime | None = None
+
+
+class RequeuedOut(BaseModel):
+    """Answer of POST /issues/{id}/resend-unknown."""
+
+    requeued: int

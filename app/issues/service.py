@@ -20,9 +20,16 @@ from app.rendering import placeholders
 from app.rendering.blocks import parse_blocks
 from app.rendering.compile import QR_CID, CompiledEmail, Renderer
 from app.sends.store.ledger import issue_stats
+from app.sends.store.log import DeliveryPage, delivery_page
 from app.sends.store.progress import send_rate
-from app.sends.store.sends import SendGate, cancel_send, flip_status, start_send
-from app.subscribers.service import normalize_email
+from app.sends.store.sends import (
+    SendGate,
+    cancel_send,
+    flip_status,
+    requeue_unknown,
+    start_send,
+)
+from app.subscribers.service import normalize_email, parse_cursor
 from app.tokens import TokenService
 
 EDITABLE = (IssueStatus.draft, IssueStatus.scheduled)
@@ -236,3 +243,25 @@ def issue_progress(session: Session, issue_id: int) -> tuple[str, dict[str, Any]
     """Return an issue's status and its stats (counts, rate, ETA)."""
     data = stats(session, issue_id)
     return str(data["status"]), data
+
+
+def resend_unknown(session: Session, issue_id: int, now: datetime) -> int:
+    """Send the issue's `unknown` deliveries again (once each); return how many were queued."""
+    get_issue(session, issue_id)
+    return requeue_unknown(session, issue_id, now)
+
+
+def issue_deliveries(
+    session: Session,
+    issue_id: int,
+    *,
+    status: str | None,
+    q: str | None,
+    cursor: str | None,
+    limit: int,
+) -> DeliveryPage:
+    """Return a page of one issue's per-recipient log."""
+    get_issue(session, issue_id)
+    return delivery_page(
+        session, issue_id=issue_id, status=status, q=q, after=parse_cursor(cursor), limit=limit
+    )

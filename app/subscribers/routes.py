@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends, Query, Response, UploadFile
 
 from app.deps import ContextDep, SessionDep, require_editor
 from app.errors import InvalidInput
-from app.models import SubscriberStatus, utcnow
+from app.models import DeliveryStatus, SubscriberStatus, utcnow
+from app.sends.schemas import DeliveryPageOut
+from app.sends.store.log import MAX_LIMIT, DeliveryPage
 from app.subscribers import service
 from app.subscribers.csv_import import import_csv
 from app.subscribers.schemas import (
@@ -73,6 +75,20 @@ def import_subscribers(file: UploadFile, session: SessionDep, ctx: ContextDep) -
         default_timezone=ctx.settings.default_timezone,
     )
     return ImportSummaryOut.model_validate(summary.as_dict())
+
+
+@router.get("/{subscriber_id}/deliveries", response_model=DeliveryPageOut)
+def subscriber_deliveries(
+    subscriber_id: int,
+    session: SessionDep,
+    status: DeliveryStatus | None = None,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+) -> DeliveryPage:
+    """Page through every issue sent to one reader, with each delivery's fate."""
+    return service.subscriber_deliveries(
+        session, subscriber_id, status=status, cursor=cursor, limit=limit
+    )
 
 
 @router.get("/{subscriber_id}", response_model=SubscriberOut)

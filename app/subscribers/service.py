@@ -14,6 +14,7 @@ from app import metrics
 from app.config import is_time_zone
 from app.errors import BadToken, Conflict, InvalidInput, NotFound
 from app.models import OutboxKind, OutboxMessage, Subscriber, SubscriberStatus, Suppression
+from app.sends.store.log import DeliveryPage, delivery_page
 from app.tokens import TokenService, email_tag, hash_secret
 from app.webhooks import events
 
@@ -478,3 +479,13 @@ def erase_subscriber(session: Session, subscriber_id: int, now: datetime) -> Non
     # Deliveries keep their rows (FK SET NULL) for the stats; the outbox rows go (CASCADE).
     session.delete(row)
     session.flush()
+
+
+def subscriber_deliveries(
+    session: Session, subscriber_id: int, *, status: str | None, cursor: str | None, limit: int
+) -> DeliveryPage:
+    """Return a page of one reader's deliveries across issues."""
+    get_subscriber(session, subscriber_id)
+    return delivery_page(
+        session, subscriber_id=subscriber_id, status=status, after=parse_cursor(cursor), limit=limit
+    )

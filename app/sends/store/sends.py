@@ -14,7 +14,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound
-from app.models import OPEN_STATUSES, Delivery, Issue, IssueStatus
+from app.models import OPEN_STATUSES, Delivery, DeliveryStatus, Issue, IssueStatus
 from app.sends.store.ledger import cancel_open, freeze_recipients
 
 # Returns why an issue must not be sent now (the pre-send check's errors), or None.
@@ -133,3 +133,41 @@ def finish_issues(session: Session, now: datetime) -> list[int]:
             .execution_options(synchronize_session=False)
         )
     )
+
+
+def requeue_unknown(session: Session, issue_id: int, now: datetime) -> int:
+    """Put the issue's `unknown` deliveries back in the queue, once each; return how many.
+
+    The editor's choice of at-least-once for the ambiguous few: some of these readers may get
+    a second copy. A finished send becomes `sending` again so a worker picks them up.
+    """
+    status = _status_of(session, issue_id)
+    if status not in (IssueStatus.sending, IssueStatus.paused, IssueStatus.sent):
+        raise Conflict(f"Issue {issue_id} is {status}; only a started send can resend.")
+    requeued = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.issue_id == issue_id,
+            Delivery.status == DeliveryStatus.unknown,
+            Delivery.requeued_at.is_(None),
+        )
+        .values(
+            status=DeliveryStatus.retry,
+            next_attempt_at=now,
+            requeued_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+            last_reply="sent again at an editor's request (the first copy may have arrived)",
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    count = int(requeued.rowcount)  # type: ignore[attr-defined]
+    if count and status == IssueStatus.sent:
+        session.execute(
+            update(Issue)
+            .where(Issue.id == issue_id, Issue.status == IssueStatus.sent)
+            .values(status=IssueStatus.sending, finished_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    return count
