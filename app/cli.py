@@ -224,6 +224,10 @@ def status(
                 break
             time.sleep(1.0)
     out.print(f"issue {issue_id}: {status_name}", highlight=False)
+    if stats.get("pause_reason"):
+        out.print(f"why: {stats['pause_reason']}", highlight=False, soft_wrap=True)
+    for alert in stats.get("alerts") or []:
+        out.print(f"alert: {alert}", highlight=False, soft_wrap=True)
     ctx.close()
 
 

@@ -149,6 +149,9 @@ def test_a_wrong_password_is_a_retry_and_sends_nothing(
     results = asyncio.run(_send_three(f"smtp://{USER}:wrong@127.0.0.1:{port}"))
     assert {r.outcome for r in results} == {Outcome.retry}, results
     assert all(r.reply.startswith("connect: 535") for r in results), results[0].reply
+    # A sentence an editor can act on travels with the result (issue 10, item 3).
+    assert "refused the login" in (results[0].alert or ""), results[0]
+    assert "MORNINGPOST_SMTP_URL" in (results[0].alert or "")
     assert handler.received == []
 
 
@@ -158,4 +161,5 @@ def test_smtp_url_refuses_a_relay_without_starttls(smtp_server: Any) -> None:
     results = asyncio.run(_send_three(url))
     assert {r.outcome for r in results} == {Outcome.retry}, results
     assert "STARTTLS" in results[0].reply or "starttls" in results[0].reply.lower()
+    assert "does not offer STARTTLS" in (results[0].alert or ""), results[0]
     assert smtp_server.handler.received == []

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.bounces.parse import InboundReport, RecipientReport, parse_report
@@ -18,10 +17,8 @@ from app.models import (
     BounceKind,
     Delivery,
     Subscriber,
-    SubscriberStatus,
-    Suppression,
 )
-from app.webhooks import events
+from app.suppressions.service import suppress_subscriber
 
 log = logging.getLogger("morningpost.bounces")
 
@@ -127,9 +124,9 @@ def _decide(
     """Apply the suppression rules to one recorded event."""
     detail = f"{event.status_code} {event.diagnostic}".strip()[:500]
     if event.kind == BounceKind.hard:
-        suppress(session, subscriber, "hard_bounce", source, detail, now)
+        suppress_subscriber(session, subscriber, "hard_bounce", source, detail, now)
     elif event.kind == BounceKind.complaint:
-        suppress(session, subscriber, "complaint", source, detail, now)
+        suppress_subscriber(session, subscriber, "complaint", source, detail, now)
     elif event.kind == BounceKind.soft:
         since = now - timedelta(days=settings.soft_bounce_window_days)
         # Distinct deliveries: a relay that reports one failure twice is still one failure.
@@ -142,48 +139,8 @@ def _decide(
         )
         if (count or 0) >= settings.soft_bounce_threshold:
             detail = f"{count} soft bounces in {settings.soft_bounce_window_days} days; {detail}"
-            suppress(session, subscriber, "soft_bounce", source, detail[:500], now)
+            suppress_subscriber(session, subscriber, "soft_bounce", source, detail[:500], now)
     # policy and delayed never touch the reader: policy means our mail is at fault.
-
-
-def suppress(
-    session: Session,
-    subscriber: Subscriber,
-    reason: str,
-    source: str,
-    detail: str,
-    now: datetime,
-) -> None:
-    """Put a subscriber's address on the suppression list and mark them bounced or complained."""
-    exists = session.scalar(
-        select(Suppression.id).where(Suppression.email_hash == subscriber.email_hash)
-    )
-    if exists is None:
-        try:
-            # A savepoint: a concurrent report for the same address must not fail the whole batch.
-            with session.begin_nested():
-                session.add(
-                    Suppression(
-                        email_hash=subscriber.email_hash,
-                        reason=reason,
-                        source=source,
-                        detail=detail,
-                        created_at=now,
-                    )
-                )
-        except IntegrityError:
-            pass
-    if reason == "complaint":
-        new_status = SubscriberStatus.complained
-    elif subscriber.status in (SubscriberStatus.active, SubscriberStatus.pending):
-        new_status = SubscriberStatus.bounced
-    else:
-        return  # an unsubscribed reader stays unsubscribed; the suppression is what matters
-    if subscriber.status != new_status:
-        subscriber.status = new_status
-        subscriber.status_changed_at = now
-        events.subscriber_event(session, events.status_event(new_status), subscriber, reason)
-    session.flush()
 
 
 def bounce_stats(session: Session, issue_id: int) -> dict[str, int]:

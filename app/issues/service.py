@@ -234,7 +234,7 @@ def stats(session: Session, issue_id: int, now: datetime | None = None) -> dict[
         # Asynchronous bounces and complaints that came back for this issue's deliveries;
         # policy alerts mean receivers refused our mail (X.7.x): the sender must act.
         "bounces": bounce_stats(session, issue_id),
-        "alerts": policy_alerts(session, issue_id),
+        "alerts": ([issue.alert] if issue.alert else []) + policy_alerts(session, issue_id),
         "clicks": click_counts(session, issue_id),  # per link, scanners left out (app.clicks)
     }
 

@@ -108,6 +108,7 @@ class DeliveryStream:
         self.committer: asyncio.Task[None] | None = None
         self.senders_done = False
         self.handing = 0  # rows in the hand-over transaction right now
+        self.undo_bounces: set[int] = set()  # sends whose 5.1.x replies were the relay's fault
 
     async def run(self) -> int:
         """Run the stream; return how many claimed rows were handled."""
@@ -136,7 +137,7 @@ class DeliveryStream:
         if self.results:  # outcomes of the messages in hand when stop came
             results, self.results = self.results, []
             try:
-                await asyncio.to_thread(self.w.commit, results, [])
+                await asyncio.to_thread(self.w.commit, results, [], self.undo_bounces)
             except Exception:
                 log.exception("could not record %d results", len(results))
         unsent = [item.claim.delivery_id for item in (*self.heap, *self.ready)]
@@ -267,7 +268,7 @@ class DeliveryStream:
             handed = [i.claim.delivery_id for i in items]
             self.handing = len(items)  # neither in the heap nor ready: senders must wait
             try:
-                await asyncio.to_thread(self.w.commit, results, handed)
+                await asyncio.to_thread(self.w.commit, results, handed, self.undo_bounces)
             except Exception:
                 # Nothing of this transaction holds: the group was not handed over (back to
                 # the heap), the results stay unwritten (their leases lapse into `unknown`).
@@ -310,8 +311,25 @@ class DeliveryStream:
             Result(claim.delivery_id, claim.attempts, res.outcome, res.reply, res.suppress)
         )
         self.commit_wanted.set()
+        if w.relay.note(res.alert):
+            # Every connection fails the same way: the relay is unusable, not the readers.
+            await self._pause(claim.issue_id, f"paused: {res.alert}")
+            return
+        if res.alert is not None:
+            if w.relay.should_log(res.alert, time.monotonic()):
+                log.warning("relay problem while sending issue %d: %s", claim.issue_id, res.alert)
+                await w.note_alert(claim.issue_id, res.alert)
+            return
         if w.adaptive.on_result(res.reply, res.outcome):
             self.counts["slowdowns"] += 1
+        hard = res.suppress and res.outcome == Outcome.failed
+        burst = w.bursts.note(claim.issue_id, claim.email, res.reply, hard)
+        if burst is not None:
+            # Undone in every commit from now on, so late replies of the same burst are too.
+            self.undo_bounces.add(claim.issue_id)
+            self.commit_wanted.set()
+            await self._pause(claim.issue_id, burst.reason())
+            return
         share = w.errors.note(claim.issue_id, is_error(res.outcome, res.reply))
         if share is not None:
             reason = (

@@ -16,7 +16,7 @@ import os
 import secrets
 import socket
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -40,6 +40,7 @@ from app.sends.store.outbox import OutboxClaim
 from app.sends.store.sends import SendGate
 from app.sends.stream import DeliveryStream, RenderFailed, transmit
 from app.sends.throttle import AdaptiveRate, DomainSchedule, ErrorWatch, RateLimiter
+from app.sends.watch import BounceBurst, RelayWatch
 from app.webhooks.events import issues_sent
 
 log = logging.getLogger("morningpost.delivery")
@@ -97,6 +98,9 @@ class Worker:
         self.adaptive = AdaptiveRate(self.limiter)
         self.domains = DomainSchedule(s.domain_rates, s.domain_rate_default)
         self.errors = ErrorWatch(s.pause_error_rate, s.pause_window)
+        # Relay failures in a row before a send pauses itself: every connection twice.
+        self.relay = RelayWatch(max(4, 2 * s.smtp_connections))
+        self.bursts = BounceBurst()
         self.domain = s.sender.domain
         self.sender = s.sender.addr_spec
         # DKIM is signed over each recipient's exact bytes; None when no key is configured.
@@ -212,12 +216,35 @@ class Worker:
             self._date = (format_datetime(utcnow(), usegmt=True), loop_now)
         return self._date[0]
 
-    def commit(self, results: list[Result], handed: list[int]) -> None:
-        """Record results and mark the next group as handed over, in one transaction (thread)."""
+    def commit(
+        self, results: list[Result], handed: list[int], undo_bounces: set[int] | frozenset[int]
+    ) -> None:
+        """Record results and mark the next group as handed over, in one transaction (thread).
+
+        For sends in `undo_bounces` (a relay refused everyone alike), the 5.1.x failures and
+        their suppressions are undone in the same transaction, after the results are written.
+        """
         with session_scope(self.ctx.sessions) as ses:
             now = utcnow()
             ledger.record_results(ses, self.owner, results, now, policy=self.policy)
             lease.hand_over(ses, self.owner, handed, now)
+            for issue_id in sorted(undo_bounces):
+                requeued, lifted = sends.undo_relay_bounces(ses, issue_id, now)
+                if requeued or lifted:
+                    log.warning(
+                        "issue %d: the relay refused readers alike; %d deliveries queued again, "
+                        "%d suppressions lifted",
+                        issue_id,
+                        requeued,
+                        lifted,
+                    )
+
+    async def note_alert(self, issue_id: int, text: str) -> None:
+        """Show a relay problem on the send (stats `alerts`) while it lasts."""
+        try:
+            await self._db(lambda s: sends.set_alert(s, issue_id, text, utcnow()))
+        except Exception:
+            log.exception("could not record the alert of issue %d", issue_id)
 
     async def renew(self, ids: list[int]) -> None:
         """Extend the leases of rows in hand, and expire those of workers that died."""
@@ -302,7 +329,11 @@ class Worker:
         unsent = [c.outbox_id for c in claims if c.outbox_id not in outcomes]
         if unsent:
             await self._db(lambda ses: outbox.release_outbox(ses, self.owner, unsent))
-        log.info("outbox batch of %d sent", len(claims))
+        # "sent" only for what the relay accepted (2xx): the rest says what became of it.
+        tally = Counter(str(o) for o in outcomes.values())
+        log.info(
+            "outbox: %s", ", ".join(f"{n} {what}" for what, n in sorted(tally.items())) or "none"
+        )
         return len(claims)
 
     async def _send_all(
@@ -323,6 +354,8 @@ class Worker:
                 return build(row_id)
 
             res = await transmit(conn, self.limiter, self.sender, to, make, stuffed=False)
+            if res.alert is not None and self.relay.should_log(res.alert, time.monotonic()):
+                log.warning("relay problem while sending a confirmation or test: %s", res.alert)
             outcomes[row_id] = res.outcome
             results.append(Result(row_id, attempts, res.outcome, res.reply, res.suppress))
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterable
 from datetime import datetime
+from typing import cast as typed
 
-from sqlalchemy import select
+from sqlalchemy import Table, delete, exists, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -47,6 +50,106 @@ def list_suppressions(
         rows = rows[:limit]
         return rows, str(rows[-1].id)
     return rows, None
+
+
+def suppress_subscriber(
+    session: Session,
+    subscriber: Subscriber,
+    reason: str,
+    source: str,
+    detail: str,
+    now: datetime,
+) -> None:
+    """Put a reader's address on the list; a complaint marks them complained, a bounce bounced."""
+    exists = session.scalar(
+        select(Suppression.id).where(Suppression.email_hash == subscriber.email_hash)
+    )
+    if exists is None:
+        try:
+            # A savepoint: a concurrent report for the same address must not fail the whole batch.
+            with session.begin_nested():
+                session.add(
+                    Suppression(
+                        email_hash=subscriber.email_hash,
+                        reason=reason,
+                        source=source,
+                        detail=detail,
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            pass
+    if reason == "complaint":
+        new_status = SubscriberStatus.complained
+    elif subscriber.status in (SubscriberStatus.active, SubscriberStatus.pending):
+        new_status = SubscriberStatus.bounced
+    else:
+        return  # an unsubscribed reader stays unsubscribed; the suppression is what matters
+    if subscriber.status != new_status:
+        subscriber.status = new_status
+        subscriber.status_changed_at = now
+        events.subscriber_event(session, events.status_event(new_status), subscriber, reason)
+    session.flush()
+
+
+def suppress_bounced(
+    session: Session, subscriber_ids: Iterable[int], now: datetime, detail: str
+) -> None:
+    """Suppress readers whose address a relay refused with 5.1.x during a send (set-based)."""
+    ids = list(subscriber_ids)
+    if not ids:
+        return
+    table = typed(Table, Suppression.__table__)
+    source = select(
+        Subscriber.email_hash,
+        literal("hard_bounce"),
+        literal("smtp"),
+        literal(detail),
+        literal(now, table.c.created_at.type),
+    ).where(
+        Subscriber.id.in_(ids),
+        ~exists().where(Suppression.email_hash == Subscriber.email_hash),
+    )
+    cols = ["email_hash", "reason", "source", "detail", "created_at"]
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    session.execute(insert.from_select(cols, source).on_conflict_do_nothing())
+    session.execute(
+        update(Subscriber)
+        .where(Subscriber.id.in_(ids), Subscriber.status == SubscriberStatus.active)
+        .values(status=SubscriberStatus.bounced, status_changed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def lift_send_bounces(session: Session, detail: str, now: datetime) -> int:
+    """Undo the suppressions a send wrote with `detail` (the relay was at fault); count them.
+
+    Readers marked bounced by them are active again; an entry from any other source stays.
+    """
+    hashes = list(
+        session.scalars(
+            select(Suppression.email_hash).where(
+                Suppression.reason == "hard_bounce",
+                Suppression.source == "smtp",
+                Suppression.detail == detail,
+            )
+        )
+    )
+    if not hashes:
+        return 0
+    session.execute(
+        update(Subscriber)
+        .where(Subscriber.email_hash.in_(hashes), Subscriber.status == SubscriberStatus.bounced)
+        .values(status=SubscriberStatus.active, status_changed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        delete(Suppression)
+        .where(Suppression.email_hash.in_(hashes), Suppression.detail == detail)
+        .execution_options(synchronize_session=False)
+    )
+    return len(hashes)
 
 
 def _add_hash(

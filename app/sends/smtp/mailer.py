@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import ssl
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -20,7 +21,7 @@ from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
-from aiosmtplib import SMTPException, SMTPResponseException
+from aiosmtplib import SMTPException, SMTPResponseException, SMTPTimeoutError
 
 from app.config import Settings
 from app.sends.policy import Outcome, is_hard_bounce
@@ -36,6 +37,9 @@ class SendResult:
     outcome: Outcome
     reply: str
     suppress: bool = False
+    # Set when the relay itself is unusable (refused, no STARTTLS, login or TLS refused,
+    # silent): a sentence an editor can act on. Such failures are never the reader's.
+    alert: str | None = None
 
 
 class MailerConnection(Protocol):
@@ -150,9 +154,11 @@ class SMTPConnection:
             wire = await self._ready()
         except SMTPResponseException as exc:
             # Greeting, STARTTLS or AUTH refused: the relay's problem, never the recipient's.
-            return SendResult(Outcome.retry, f"connect: {_reply(exc.code, exc.message)}")
+            reply = f"connect: {_reply(exc.code, exc.message)}"
+            return SendResult(Outcome.retry, reply, alert=self._mailer.problem(exc))
         except (SMTPException, WireError, OSError) as exc:
-            return SendResult(Outcome.retry, f"connect: {exc}")
+            reply = f"connect: {exc}"
+            return SendResult(Outcome.retry, reply, alert=self._mailer.problem(exc))
         try:
             refused = await self._envelope(wire, mail, rcpt)
         except (WireError, OSError) as exc:
@@ -226,6 +232,40 @@ class SMTPMailer:
         self.timeout = timeout
         self._idle: list[SMTPConnection] = []
         self._max_idle = max_idle
+
+    def problem(self, exc: BaseException) -> str:
+        """Say in one sentence why the relay could not be used, and what to check."""
+        where = f"{self.hostname}:{self.port or ('465' if self.scheme == 'smtps' else '25')}"
+        text = str(exc).strip() or type(exc).__name__
+        lowered = text.lower()
+        if isinstance(exc, SMTPResponseException) and exc.code in (454, 530, 534, 535, 538):
+            return (
+                f"The relay {where} refused the login ({_reply(exc.code, exc.message)}): "
+                "check the user name and password in MORNINGPOST_SMTP_URL."
+            )[:400]
+        if "starttls" in lowered:
+            return (
+                f"The relay {where} does not offer STARTTLS, which smtp:// requires: use "
+                "smtps:// for implicit TLS, or smtp+plain:// only for a relay on this machine."
+            )
+        if isinstance(exc, SMTPTimeoutError | TimeoutError) or "timed out" in lowered:
+            return f"The relay {where} did not answer within {self.timeout:g} s."
+        if isinstance(exc, ssl.SSLError) or "ssl" in lowered or "certificate" in lowered:
+            return f"TLS with the relay {where} failed: {text}"[:400]
+        cause = exc.__cause__ or exc.__context__
+        refused = isinstance(exc, ConnectionRefusedError) or isinstance(
+            cause, ConnectionRefusedError
+        )
+        if refused or "refused" in lowered or "errno 111" in lowered:
+            return (
+                f"The relay {where} refused the connection: is it running, and are the host "
+                "and port in MORNINGPOST_SMTP_URL right?"
+            )
+        if "name or service" in lowered or "getaddrinfo" in lowered or "nodename" in lowered:
+            return f"The relay's host name {self.hostname!r} does not resolve."
+        if isinstance(exc, SMTPResponseException):
+            return f"The relay {where} refused the session: {_reply(exc.code, exc.message)}"[:400]
+        return f"Cannot use the relay {where}: {text}"[:400]
 
     def new_client(self) -> aiosmtplib.SMTP:
         """Return an unconnected client configured from the URL."""

@@ -7,11 +7,10 @@ status to claim, one statement per outcome group to record (an executemany on SQ
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from typing import cast as typed
 
 from sqlalchemy import (
     BigInteger,
@@ -44,7 +43,8 @@ from app.models import (
 )
 from app.sends.policy import Outcome, RetryPolicy
 from app.sends.store.lease import release, release_rows, uncounted_return
-from app.sends.store.rows import Claim, D, O, Result, _insert, is_postgres
+from app.sends.store.rows import Claim, D, O, Result, is_postgres
+from app.suppressions.service import suppress_bounced
 from app.webhooks import events
 
 # Re-exported: callers know these as parts of the ledger.
@@ -235,8 +235,8 @@ def record_rows(
     results: Sequence[Result],
     now: datetime,
     policy: RetryPolicy,
-) -> list[int]:
-    """Write results with one executemany per outcome; return ids of applied hard bounces."""
+) -> list[tuple[int, int]]:
+    """Write results with one executemany per outcome; return (subscriber, issue) of bounces."""
     is_delivery = table is D
     extra = {"updated_at": now} if is_delivery else {}
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -287,8 +287,8 @@ def record_rows(
         return []
     # Only the bounces whose fenced write applied (lease_owner stays as the record of who sent).
     return list(
-        session.scalars(
-            select(Delivery.subscriber_id).where(
+        session.execute(
+            select(Delivery.subscriber_id, Delivery.issue_id).where(
                 Delivery.id.in_(bounced),
                 Delivery.status == DeliveryStatus.failed,
                 Delivery.lease_owner == owner,
@@ -309,31 +309,19 @@ def record_results(
     """Record delivery results still leased by `owner`; hard bounces suppress the address."""
     if not results:
         return
-    subscriber_ids = record_rows(session, D, owner, results, now, policy or RetryPolicy())
-    if subscriber_ids:
-        suppress(session, subscriber_ids, now, detail="5.1.x reply to a delivery")
+    bounced = record_rows(session, D, owner, results, now, policy or RetryPolicy())
+    by_issue: dict[int, list[int]] = {}
+    for subscriber_id, issue_id in bounced:
+        by_issue.setdefault(issue_id, []).append(subscriber_id)
+    for issue_id, subscriber_ids in by_issue.items():
+        # The detail names the send, so a relay found at fault can have them lifted again.
+        suppress_bounced(session, subscriber_ids, now, detail=bounce_detail(issue_id))
         events.subscribers_event(session, events.SUBSCRIBER_BOUNCED, subscriber_ids, "hard_bounce")
 
 
-def suppress(session: Session, subscriber_ids: Iterable[int], now: datetime, detail: str) -> None:
-    """Add hard-bounce suppressions for these subscribers and mark them bounced."""
-    ids = list(subscriber_ids)
-    source = select(
-        Subscriber.email_hash,
-        literal("hard_bounce"),
-        literal("smtp"),
-        literal(detail),
-        literal(now, Suppression.__table__.c.created_at.type),
-    ).where(Subscriber.id.in_(ids), ~_suppressed(Subscriber.email_hash))
-    cols = ["email_hash", "reason", "source", "detail", "created_at"]
-    table = typed(Table, Suppression.__table__)
-    session.execute(_insert(session, table).from_select(cols, source).on_conflict_do_nothing())
-    session.execute(
-        update(Subscriber)
-        .where(Subscriber.id.in_(ids), Subscriber.status == SubscriberStatus.active)
-        .values(status=SubscriberStatus.bounced, status_changed_at=now)
-        .execution_options(synchronize_session=False)
-    )
+def bounce_detail(issue_id: int) -> str:
+    """Return the suppression detail of 5.1.x replies during one issue's send."""
+    return f"5.1.x reply during the send of issue {issue_id}"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound
 from app.models import OPEN_STATUSES, Delivery, DeliveryStatus, Issue, IssueStatus
-from app.sends.store.ledger import cancel_open, freeze_recipients
+from app.sends.store.ledger import bounce_detail, cancel_open, freeze_recipients
+from app.suppressions.service import lift_send_bounces
 
 # Returns why an issue must not be sent now (the pre-send check's errors), or None.
 SendGate = Callable[[Session, int], str | None]
@@ -40,7 +41,7 @@ def start_send(session: Session, issue_id: int, now: datetime) -> int:
             Issue.id == issue_id,
             Issue.status.in_([IssueStatus.draft, IssueStatus.scheduled]),
         )
-        .values(status=IssueStatus.sending, started_at=now, pause_reason=None)
+        .values(status=IssueStatus.sending, started_at=now, pause_reason=None, alert=None)
         .returning(Issue.id)
         .execution_options(synchronize_session=False)
     ).first()
@@ -94,7 +95,12 @@ def flip_status(
     done = session.execute(
         update(Issue)
         .where(Issue.id == issue_id, Issue.status == old)
-        .values(status=new, pause_reason=reason[:500] if reason else None)
+        .values(
+            status=new,
+            pause_reason=reason[:500] if reason else None,
+            # Resuming means the editor dealt with it: the next problem raises a fresh alert.
+            **({"alert": None} if new == IssueStatus.sending else {}),
+        )
         .returning(Issue.id)
         .execution_options(synchronize_session=False)
     ).first()
@@ -171,3 +177,38 @@ def requeue_unknown(session: Session, issue_id: int, now: datetime) -> int:
             .execution_options(synchronize_session=False)
         )
     return count
+
+
+def undo_relay_bounces(session: Session, issue_id: int, now: datetime) -> tuple[int, int]:
+    """After a relay refused everyone alike: requeue those failed rows, lift their suppressions.
+
+    Returns (deliveries queued again, suppressions lifted). The attempt is not counted: the
+    mailbox was never asked.
+    """
+    requeued = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.issue_id == issue_id,
+            Delivery.status == DeliveryStatus.failed,
+            Delivery.last_reply.like("5% 5.1.%"),
+        )
+        .values(
+            status=DeliveryStatus.retry,
+            attempts=Delivery.attempts - 1,
+            next_attempt_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    lifted = lift_send_bounces(session, bounce_detail(issue_id), now)
+    return int(requeued.rowcount), lifted  # type: ignore[attr-defined]
+
+
+def set_alert(session: Session, issue_id: int, text: str, now: datetime) -> None:
+    """Record the latest relay problem of a send (shown in its stats until it finishes)."""
+    session.execute(
+        update(Issue)
+        .where(Issue.id == issue_id)
+        .values(alert=text[:500], alert_at=now)
+        .execution_options(synchronize_session=False)
+    )
