@@ -62,7 +62,11 @@ def _as_utc(value: datetime | None) -> datetime | None:
     # ISO 8601 without an offset is read as UTC, the only zone a cron server can agree on.
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+14:00 is a valid ISO 8601 text but before year 1 in UTC.
+        raise ValueError("is out of the range of dates that can be scheduled") from None
 
 
 class SendIn(BaseModel):

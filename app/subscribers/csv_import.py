@@ -89,6 +89,10 @@ def _records(file: IO[bytes] | IO[str]) -> Iterator[tuple[int, list[str]]]:
         number = 0
         for cells in reader:
             number += 1
+            if any("\x00" in c for c in cells):
+                raise InvalidInput(
+                    f"Row {number}: the file contains a NUL byte; it is not a text CSV file."
+                )
             yield number, cells
     except UnicodeDecodeError:
         raise InvalidInput(

@@ -18,6 +18,7 @@ NAME_MAX = 200
 EMAIL_MAX = 320
 PAGE_MAX = 200
 PAUSE_MAX_WEEKS = 26
+ID_MAX = 2**31 - 1
 CONSENT_SOURCES = ("form", "api", "import", "editor")
 STALE_CONFIRM = "This confirmation link is not valid any more. Please sign up again."
 GONE = "This subscription no longer exists. You can sign up again."
@@ -55,6 +56,8 @@ def clean_name(raw: str | None) -> str:
     if "\r" in raw or "\n" in raw:
         # A name ends up in headers and greetings; a line break there is an injection attempt.
         raise InvalidInput("A name cannot contain a line break.")
+    if any(ord(c) < 32 and c != "\t" for c in raw):
+        raise InvalidInput("A name cannot contain control characters.")
     name = raw.strip()
     if len(name) > NAME_MAX:
         raise InvalidInput(f"A name can be at most {NAME_MAX} characters long.")
@@ -260,7 +263,8 @@ def parse_cursor(cursor: str | None) -> int | None:
     """Return the id an opaque cursor stands for, or raise InvalidInput."""
     if cursor is None or cursor == "":
         return None
-    if not cursor.isdigit() or len(cursor) > 18:
+    # Ids are 32-bit integers on PostgreSQL: a larger number is no cursor we ever gave out.
+    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 10 or int(cursor) > ID_MAX:
         raise InvalidInput("That cursor is not valid; use next_cursor from the previous page.")
     return int(cursor)
 
