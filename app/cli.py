@@ -99,7 +99,8 @@ def serve(
     """Apply migrations, then serve the HTTP API with a delivery worker in the same process."""
     ctx = _setup(migrate=True)
     app = create_app(ctx.settings, context=ctx)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # Forwarded headers are judged by app.web.proxies (MORNINGPOST_TRUSTED_PROXIES), not uvicorn.
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
     ctx.close()
 
 

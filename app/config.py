@@ -7,6 +7,7 @@ import re
 import secrets
 from email.headerregistry import Address
 from email.utils import parseaddr
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -80,6 +81,26 @@ class Settings(BaseSettings):
     soft_bounce_window_days: int = Field(default=30, ge=1)
     # Sign-ups that never confirm are deleted after this many days (they never consented).
     pending_purge_days: int = Field(default=14, ge=1)
+
+    # Hardening (issue 9): whose X-Forwarded-For/-Proto to believe, and which Host names.
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        networks: list[IPv4Network | IPv6Network] = []
+        for item in (v.strip() for v in value.split(",")):
+            if not item:
+                continue
+            try:
+                networks.append(ip_network(item, strict=False))
+            except ValueError:
+                raise ValueError(f"not an address or network: {item!r}") from None
+        return networks
 
     @field_validator("secret_keys", mode="before")
     @classmethod

@@ -106,6 +106,28 @@ def hit(session: Session, limit: Limit, subject: str, now: datetime) -> Decision
     return Decision(False, max(1, math.ceil(wait)))
 
 
+# Providers that deliver a.b.c@ to abc@: one mailbox, one count.
+DOTLESS_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+
+
+def mailbox_key(email: str) -> str:
+    """Return the mailbox an address reaches, for counting only (never stored or mailed).
+
+    `victim+1@…`, `victim+2@…` all reach `victim@…`: counted apart, thirty of them would
+    each get a confirmation email, which is how a mailbox is bombed through a sign-up form.
+    """
+    address = email.strip().lower()
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address
+    local = local.split("+", 1)[0]
+    domain = domain.rstrip(".")
+    if domain in DOTLESS_DOMAINS:
+        local = local.replace(".", "")
+        domain = DOTLESS_DOMAINS[domain]
+    return f"{local}@{domain}"
+
+
 def check_signup(
     sessions: sessionmaker[Session], ip: str | None, email: str | None, now: datetime
 ) -> Decision:
@@ -119,7 +141,7 @@ def check_signup(
         if ip:
             decisions.append(hit(session, SIGNUP_PER_IP, ip, now))
         if email:
-            decisions.append(hit(session, SIGNUP_PER_ADDRESS, email.strip().lower(), now))
+            decisions.append(hit(session, SIGNUP_PER_ADDRESS, mailbox_key(email), now))
     denied = [d for d in decisions if not d.allowed]
     if denied:
         return Decision(False, max(d.retry_after for d in denied))

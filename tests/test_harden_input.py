@@ -23,11 +23,11 @@ def _sentence(resp: Any) -> None:
 
 def test_nul_bytes_in_names_are_a_4xx(client: TestClient, editor: dict[str, str]) -> None:
     _sentence(client.post("/subscribe", json={"email": "nul@example.org", "name": "a\x00b"}))
+    _sentence(client.post("/subscribe", data={"email": "nul2@example.org", "name": "a\x00b"}))
     _sentence(
-        client.post("/subscribe", data={"email": "nul2@example.org", "name": "a\x00b"})
-    )
-    _sentence(
-        client.post("/subscribers", json={"email": "n@example.org", "name": "x\x00"}, headers=editor)
+        client.post(
+            "/subscribers", json={"email": "n@example.org", "name": "x\x00"}, headers=editor
+        )
     )
 
 
@@ -76,7 +76,9 @@ def test_huge_ids_and_cursors_are_a_4xx(client: TestClient, editor: dict[str, st
 def test_send_at_at_the_edge_of_time_is_a_4xx(client: TestClient, editor: dict[str, str]) -> None:
     issue = new_issue(client, editor)
     for when in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
-        _sentence(client.post(f"/issues/{issue['id']}/send", json={"send_at": when}, headers=editor))
+        _sentence(
+            client.post(f"/issues/{issue['id']}/send", json={"send_at": when}, headers=editor)
+        )
         _sentence(client.patch(f"/issues/{issue['id']}", json={"send_at": when}, headers=editor))
 
 

@@ -16,7 +16,7 @@ CHUNK = 64 * 1024
 
 
 def _stream(ctx: Context, path: str, content_type: str, chunks: int) -> tuple[int, int, bytes]:
-    """POST `chunks` × 64 KB to `path` with no Content-Length; return (status, chunks read, body)."""
+    """POST `chunks` × 64 KB to `path` (no Content-Length); return (status, chunks read, body)."""
     app = create_app(ctx.settings, context=ctx)
     read = 0
     sent: list[dict[str, Any]] = []

@@ -20,15 +20,12 @@ from app.ratelimit import RateLimited, check_signup
 from app.subscribers import service
 from app.subscribers.schemas import SubscribeIn
 from app.web.pages import render_page
+from app.web.proxies import client_ip
 
 router = APIRouter(tags=["public"])
 
 HONEYPOT = "website"
 PAUSE_CHOICES = (0, 1, 2, 4, 8)
-
-
-def _client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def _interval(ctx: Context) -> timedelta:
@@ -69,7 +66,7 @@ async def subscribe(request: Request, ctx: ContextDep, session: SessionDep) -> R
             email=body.email,
             name=body.name,
             source="api",
-            ip=_client_ip(request),
+            ip=client_ip(request, ctx.settings),
             now=utcnow(),
             confirmation_interval=_interval(ctx),
         )
@@ -88,7 +85,7 @@ async def subscribe(request: Request, ctx: ContextDep, session: SessionDep) -> R
             email=email,
             name=name,
             source="form",
-            ip=_client_ip(request),
+            ip=client_ip(request, ctx.settings),
             now=utcnow(),
             confirmation_interval=_interval(ctx),
         )
@@ -108,7 +105,7 @@ async def _json_signup(request: Request) -> SubscribeIn:
 
 def _rate_limit(ctx: Context, request: Request, email: str) -> None:
     """Refuse with 429 and Retry-After past the per-IP or per-address sign-up limits."""
-    decision = check_signup(ctx.sessions, _client_ip(request), email, utcnow())
+    decision = check_signup(ctx.sessions, client_ip(request, ctx.settings), email, utcnow())
     if not decision.allowed:
         raise RateLimited(decision.retry_after)
 
