@@ -248,7 +248,6 @@ def subscribers_import(file: Annotated[Path, typer.Argument(exists=True, dir_oka
                     session,
                     fh,
                     now=utcnow(),
-                    on_chunk=session.commit,  # chunk by chunk: a huge file never waits whole
                     on_progress=lambda n: progress.update(task, completed=n),
                 )
         except DomainError as exc:

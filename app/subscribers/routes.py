@@ -60,8 +60,8 @@ def import_subscribers(file: UploadFile, session: SessionDep) -> ImportSummaryOu
     """Import an uploaded `email,name` CSV; answer with the summary."""
     if file.filename is not None and not file.filename.lower().endswith((".csv", ".txt")):
         raise InvalidInput("Upload a .csv file with the columns email,name.")
-    # Commit chunk by chunk, as the CLI does: a long upload does not hold one huge transaction.
-    summary = import_csv(session, file.file, now=utcnow(), on_chunk=session.commit)
+    # All or nothing: the request's one transaction commits after the last row.
+    summary = import_csv(session, file.file, now=utcnow())
     return ImportSummaryOut.model_validate(summary.as_dict())
 
 
