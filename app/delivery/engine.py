@@ -159,8 +159,8 @@ class Worker:
         tokens = self.ctx.tokens
         fields = {
             "to": claim.email,
-            "unsubscribe_token": tokens.unsubscribe_token(claim.subscriber_id),
-            "preferences_token": tokens.preferences_token(claim.subscriber_id),
+            "unsubscribe_token": tokens.unsubscribe_token(claim.subscriber_id, claim.token_nonce),
+            "preferences_token": tokens.preferences_token(claim.subscriber_id, claim.token_nonce),
             "message_id": claim.message_id,
             "date": date,
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import BadToken, Conflict, InvalidInput, NotFound
 from app.models import OutboxKind, OutboxMessage, Subscriber, SubscriberStatus, Suppression
-from app.tokens import TokenService, email_tag, hash_secret
+from app.tokens import ListToken, TokenService, email_tag, hash_secret, micros
 
 NAME_MAX = 200
 EMAIL_MAX = 320
@@ -22,6 +23,8 @@ ID_MAX = 2**31 - 1
 CONSENT_SOURCES = ("form", "api", "import", "editor")
 STALE_CONFIRM = "This confirmation link is not valid any more. Please sign up again."
 GONE = "This subscription no longer exists. You can sign up again."
+OUTDATED_LINK = "This link is out of date; please use the one in your most recent email."
+NO_UNDO = "This address cannot be subscribed again from here; please sign up again."
 
 
 class SubscribeOutcome(enum.StrEnum):
@@ -196,35 +199,75 @@ def confirm(session: Session, tokens: TokenService, token: str, now: datetime) -
     return row
 
 
-def get_subscriber_for_page(session: Session, subscriber_id: int) -> Subscriber:
-    """Return the subscriber a list token names, or NotFound with a reader-facing message."""
-    row = session.get(Subscriber, subscriber_id)
+@dataclass(frozen=True)
+class Unsubscribed:
+    """What an unsubscribe link did."""
+
+    current: bool  # the link names this very row (id and nonce), not just an id
+    at: datetime | None  # when this call unsubscribed them; None when nothing changed
+
+
+def _by_token(session: Session, ref: ListToken, *, lock: bool = False) -> Subscriber | None:
+    """Return the row a list token names, or None when erased or the id now names another."""
+    row = session.get(Subscriber, ref.subscriber_id, with_for_update=lock)
+    if row is None or (ref.nonce is not None and row.token_nonce != ref.nonce):
+        return None
+    return row
+
+
+def get_subscriber_for_page(session: Session, ref: ListToken) -> Subscriber:
+    """Return the subscriber a preferences token names, or a reader-facing error."""
+    if ref.nonce is None:
+        # A link from before nonces cannot tell an erased reader from a later holder of
+        # the id, so it shows nobody's data.
+        raise BadToken(OUTDATED_LINK)
+    row = _by_token(session, ref)
     if row is None:
         raise NotFound(GONE)
     return row
 
 
-def unsubscribe(session: Session, subscriber_id: int, now: datetime) -> Subscriber | None:
-    """Unsubscribe; repeated calls and erased subscribers are fine (returns None when erased)."""
-    row = session.get(Subscriber, subscriber_id, with_for_update=True)
+def unsubscribe(session: Session, ref: ListToken, now: datetime) -> Unsubscribed:
+    """Unsubscribe by a list token; repeats and erased subscribers are fine (nothing changes).
+
+    A token from before nonces still unsubscribes: a working unsubscribe link in every old
+    email matters more than the small chance it names a later holder of a reused id.
+    """
+    row = _by_token(session, ref, lock=True)
     if row is None:
-        return None
+        return Unsubscribed(current=False, at=None)
+    current = ref.nonce is not None
     if row.status in (SubscriberStatus.active, SubscriberStatus.pending):
         _set_status(row, SubscriberStatus.unsubscribed, now)
         row.unsubscribed_at = now
         session.flush()
-    return row
+        return Unsubscribed(current=current, at=now)
+    return Unsubscribed(current=current, at=None)
 
 
-def resubscribe(session: Session, subscriber_id: int, now: datetime) -> Subscriber:
-    """Undo an unsubscribe: the token came from their own inbox, which is consent enough."""
-    row = session.get(Subscriber, subscriber_id, with_for_update=True)
+def resubscribe(
+    session: Session, ref: ListToken, undo: tuple[int, str, int], now: datetime
+) -> Subscriber:
+    """Undo the unsubscribe an undo token was issued for; the reader's own click is consent.
+
+    Only that unsubscribe: if anything changed the status since (an editor, a bounce, a
+    second unsubscribe), the moment no longer matches and the undo is refused.
+    """
+    undo_id, undo_nonce, undo_at = undo
+    if ref.nonce is None or (undo_id, undo_nonce) != (ref.subscriber_id, ref.nonce):
+        raise BadToken(NO_UNDO)
+    row = _by_token(session, ref, lock=True)
     if row is None:
         raise NotFound(GONE)
     if row.status == SubscriberStatus.active:
         return row
-    if row.status != SubscriberStatus.unsubscribed or is_suppressed(session, row.email):
-        raise Conflict("This address cannot be subscribed again from here.")
+    if (
+        row.status != SubscriberStatus.unsubscribed
+        or row.unsubscribed_at is None
+        or micros(row.unsubscribed_at) != undo_at
+        or is_suppressed(session, row.email)
+    ):
+        raise Conflict(NO_UNDO)
     _set_status(row, SubscriberStatus.active, now)
     row.unsubscribed_at = None
     row.paused_until = None

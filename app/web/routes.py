@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.context import Context
 from app.deps import ContextDep, SessionDep
-from app.errors import InvalidInput
+from app.errors import BadToken, InvalidInput
 from app.issues import archive
 from app.models import Subscriber, SubscriberStatus, utcnow
 from app.ratelimit import RateLimited, check_signup
 from app.subscribers import service
 from app.subscribers.schemas import SubscribeIn
+from app.subscribers.service import Unsubscribed
+from app.tokens import ListToken
 from app.web.pages import render_page
 from app.web.proxies import client_ip
 
@@ -128,7 +130,7 @@ def confirm(token: str, request: Request, ctx: ContextDep, session: SessionDep) 
         request,
         "confirmed.html",
         reader_name=row.name,
-        preferences_token=ctx.tokens.preferences_token(row.id),
+        preferences_token=ctx.tokens.preferences_token(row.id, row.token_nonce),
     )
 
 
@@ -138,8 +140,21 @@ def confirm(token: str, request: Request, ctx: ContextDep, session: SessionDep) 
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
 def unsubscribe_page(token: str, request: Request, ctx: ContextDep) -> Response:
     """Show one Unsubscribe button; changes nothing."""
-    ctx.tokens.read_unsubscribe_token(token)
+    ctx.tokens.open_unsubscribe_token(token)
     return render_page(request, "unsubscribe.html", token=token)
+
+
+def _unsubscribed(request: Request, ctx: Context, ref: ListToken, done: Unsubscribed) -> Response:
+    # "Subscribe me again" only for the unsubscribe this very request made, by a current link.
+    undo = None
+    if done.current and done.at is not None and ref.nonce is not None:
+        undo = ctx.tokens.undo_token(ref.subscriber_id, ref.nonce, done.at)
+    return render_page(
+        request,
+        "unsubscribed.html",
+        token=ctx.tokens.unsubscribe_token(ref.subscriber_id, ref.nonce) if ref.nonce else "",
+        undo_token=undo,
+    )
 
 
 @router.post("/unsubscribe/{token}", response_class=HTMLResponse)
@@ -147,27 +162,28 @@ def unsubscribe(token: str, request: Request, ctx: ContextDep, session: SessionD
     """Unsubscribe (also the RFC 8058 one-click target): no cookie, no redirect, idempotent."""
     # The body (List-Unsubscribe=One-Click, urlencoded or multipart) is deliberately not read:
     # the signed token is the whole authority, and mail providers differ in how they encode it.
-    subscriber_id = ctx.tokens.read_unsubscribe_token(token)
-    service.unsubscribe(session, subscriber_id, utcnow())
-    return render_page(
-        request,
-        "unsubscribed.html",
-        token=token,
-        preferences_token=ctx.tokens.preferences_token(subscriber_id),
-    )
+    ref = ctx.tokens.open_unsubscribe_token(token)
+    done = service.unsubscribe(session, ref, utcnow())
+    return _unsubscribed(request, ctx, ref, done)
 
 
 @router.post("/unsubscribe/{token}/undo", response_class=HTMLResponse)
 def undo_unsubscribe(
-    token: str, request: Request, ctx: ContextDep, session: SessionDep
+    token: str,
+    request: Request,
+    ctx: ContextDep,
+    session: SessionDep,
+    undo: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    """Subscribe again after leaving by mistake."""
-    subscriber_id = ctx.tokens.read_unsubscribe_token(token)
-    service.resubscribe(session, subscriber_id, utcnow())
+    """Subscribe again after leaving by mistake: within a day, by the button on that page."""
+    ref = ctx.tokens.open_unsubscribe_token(token)
+    if not undo:
+        raise BadToken(service.NO_UNDO)
+    row = service.resubscribe(session, ref, ctx.tokens.read_undo_token(undo), utcnow())
     return render_page(
         request,
         "resubscribed.html",
-        preferences_token=ctx.tokens.preferences_token(subscriber_id),
+        preferences_token=ctx.tokens.preferences_token(row.id, row.token_nonce),
     )
 
 
@@ -197,8 +213,8 @@ def preferences_page(
     token: str, request: Request, ctx: ContextDep, session: SessionDep
 ) -> Response:
     """Show the preferences form (name, pause, leave)."""
-    subscriber_id = ctx.tokens.read_preferences_token(token)
-    row = service.get_subscriber_for_page(session, subscriber_id)
+    ref = ctx.tokens.open_preferences_token(token)
+    row = service.get_subscriber_for_page(session, ref)
     return _preferences(request, token, row)
 
 
@@ -207,23 +223,18 @@ async def save_preferences(
     token: str, request: Request, ctx: ContextDep, session: SessionDep
 ) -> Response:
     """Save the name and pause, or leave the list."""
-    subscriber_id = ctx.tokens.read_preferences_token(token)
+    ref = ctx.tokens.open_preferences_token(token)
     form = await request.form()
     now = utcnow()
+    row = service.get_subscriber_for_page(session, ref)
     if form.get("action") == "leave":
-        service.unsubscribe(session, subscriber_id, now)
-        return render_page(
-            request,
-            "unsubscribed.html",
-            token=ctx.tokens.unsubscribe_token(subscriber_id),
-            preferences_token=token,
-        )
-    row = service.get_subscriber_for_page(session, subscriber_id)
+        done = service.unsubscribe(session, ref, now)
+        return _unsubscribed(request, ctx, ref, done)
     raw_weeks = str(form.get("pause_weeks") or "0")
     try:
         weeks = int(raw_weeks)
         row = service.update_preferences(
-            session, subscriber_id, name=str(form.get("name") or ""), pause_weeks=weeks, now=now
+            session, row.id, name=str(form.get("name") or ""), pause_weeks=weeks, now=now
         )
     except ValueError:
         return _preferences(request, token, row, status=422, error="Choose a pause from the list.")
