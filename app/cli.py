@@ -36,7 +36,12 @@ from app.delivery.dkim import generate_key
 from app.delivery.engine import Worker
 from app.delivery.mailer import make_mailer
 from app.demo import load_demo
-from app.editors import create_editor_token
+from app.editors import (
+    create_editor_token,
+    list_editor_tokens,
+    revoke_editor_token,
+    token_state,
+)
 from app.errors import DomainError
 from app.issues.service import issue_progress
 from app.main import create_app
@@ -222,12 +227,17 @@ def migrate() -> None:
 
 
 @editor_token_cli.command("create")
-def editor_token_create(name: str) -> None:
+def editor_token_create(
+    name: str,
+    expires_days: Annotated[
+        int | None, typer.Option(help="Expire after this many days (default: never).")
+    ] = None,
+) -> None:
     """Print a new editor API token once (only its hash is stored)."""
     ctx = _setup(migrate=True)
     try:
         with session_scope(ctx.sessions) as session:
-            token = create_editor_token(session, name)
+            token = create_editor_token(session, name, expires_days=expires_days)
     except DomainError as exc:
         raise _fail(exc) from None
     out.print(token, highlight=False)
@@ -316,3 +326,38 @@ def main() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# Editor tokens: list and revoke (issue 9) ------------------------------------------------------
+
+
+@editor_token_cli.command("list")
+def editor_token_list() -> None:
+    """List editor tokens: id, name, state, created, expires, last used (never the secret)."""
+    ctx = _setup(migrate=True)
+    with session_scope(ctx.sessions) as session:
+        now = utcnow()
+        for row in list_editor_tokens(session):
+            cells = [
+                str(row.id),
+                row.name,
+                token_state(row, now),
+                f"created {row.created_at:%Y-%m-%d}",
+                f"expires {row.expires_at:%Y-%m-%d}" if row.expires_at else "no expiry",
+                f"used {row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never used",
+            ]
+            out.print("\t".join(cells), highlight=False, markup=False)
+    ctx.close()
+
+
+@editor_token_cli.command("revoke")
+def editor_token_revoke(name_or_id: str) -> None:
+    """Revoke the live tokens with this name (or id); scripts using them get 401 at once."""
+    ctx = _setup(migrate=True)
+    try:
+        with session_scope(ctx.sessions) as session:
+            count = revoke_editor_token(session, name_or_id)
+    except DomainError as exc:
+        raise _fail(exc) from None
+    console.print(f"revoked {count} token{'s' if count != 1 else ''}")
+    ctx.close()

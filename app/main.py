@@ -22,6 +22,7 @@ from app.errors import DomainError
 from app.issues.routes import router as issues_router
 from app.subscribers.routes import router as subscribers_router
 from app.suppressions.routes import suppressions_router
+from app.web.headers import SecurityHeaders, TrustedHosts
 from app.web.limits import RequestLimits
 from app.web.pages import error_page, static_files
 from app.web.routes import router as web_router
@@ -67,6 +68,8 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     _install_error_handlers(app)
     # Hardening (issue 9): body limits while streaming, trusted hosts, frame/CSP headers.
     app.add_middleware(RequestLimits, respond=_error)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(TrustedHosts, settings=settings, respond=_error)
     return app
 
 

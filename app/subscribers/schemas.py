@@ -13,6 +13,8 @@ class SubscribeIn(BaseModel):
 
     email: str = Field(max_length=400)
     name: str | None = Field(default=None, max_length=1000)
+    # The form's honeypot, under the same name: a bot filling every field fills this too.
+    website: str | None = Field(default=None, max_length=1000)
 
 
 class SubscriberCreate(BaseModel):

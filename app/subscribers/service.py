@@ -17,6 +17,7 @@ from app.tokens import ListToken, TokenService, email_tag, hash_secret, micros
 
 NAME_MAX = 200
 EMAIL_MAX = 320
+LOCAL_PART_MAX = 64
 PAGE_MAX = 200
 PAUSE_MAX_WEEKS = 26
 ID_MAX = 2**31 - 1
@@ -43,6 +44,11 @@ def normalize_email(raw: str) -> str:
     candidate = raw.strip()
     if len(candidate) > EMAIL_MAX:
         raise InvalidInput("That email address is too long.")
+    if len(candidate.rpartition("@")[0]) > LOCAL_PART_MAX:
+        # RFC 5321 §4.5.3.1.1: relays may refuse longer ones, so we would never reach it.
+        raise InvalidInput(
+            f"The part before the @ can be at most {LOCAL_PART_MAX} characters long."
+        )
     try:
         result = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
@@ -164,13 +170,15 @@ def _subscribe_existing(
         return SubscribeOutcome.refused
     reopened = row.status == SubscriberStatus.unsubscribed
     if reopened:
-        # Coming back after leaving needs a fresh double opt-in.
+        # Coming back after leaving needs a fresh double opt-in, with its own consent trail.
         _set_status(row, SubscriberStatus.pending, now)
         row.confirmed_at = None
-    if name:
-        row.name = name
-    row.consent_source = source
-    row.consent_ip = ip
+        if name:
+            row.name = name
+        row.consent_source = source
+        row.consent_ip = ip
+    # A pending row keeps the name and consent trail of the sign-up that made it: anyone
+    # can type anyone's address, and a stranger must not rename them or replace the IP.
     due = row.confirmation_sent_at is None or now - row.confirmation_sent_at >= interval
     if due:
         _queue_confirmation(session, row, now)

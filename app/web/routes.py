@@ -63,6 +63,9 @@ async def subscribe(request: Request, ctx: ContextDep, session: SessionDep) -> R
     if _is_json(request):
         body = await _json_signup(request)
         _rate_limit(ctx, request, body.email)
+        if (body.website or "").strip():
+            # A bot filled the honeypot: answer exactly as for a person and store nothing.
+            return JSONResponse({"status": "pending"}, status_code=202)
         service.subscribe(
             session,
             email=body.email,

@@ -12,6 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from app.models.base import UTCDateTime
+
 revision: str = "0005"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
@@ -57,6 +59,9 @@ def upgrade() -> None:
         nullable=False,
         server_default=sa.text(NONCE_DEFAULT.get(dialect, NONCE_DEFAULT["postgresql"])),
     )
+    with op.batch_alter_table("editor_tokens") as batch:
+        batch.add_column(sa.Column("expires_at", UTCDateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("revoked_at", UTCDateTime(timezone=True), nullable=True))
     if dialect != "sqlite":
         # PostgreSQL sequences never hand out an id twice: only the nonce is new.
         op.add_column("subscribers", column)
@@ -73,3 +78,6 @@ def downgrade() -> None:
     """Revert (the SQLite table keeps AUTOINCREMENT: harmless, and a rebuild is not)."""
     with op.batch_alter_table("subscribers") as batch:
         batch.drop_column("token_nonce")
+    with op.batch_alter_table("editor_tokens") as batch:
+        batch.drop_column("revoked_at")
+        batch.drop_column("expires_at")
