@@ -221,3 +221,15 @@ def test_editor_token_cli_list_revoke_and_expiry(settings: Settings, client: Tes
     assert client.get("/issues", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     missing = run("revoke", "nobody")
     assert missing.returncode == 1 and "nobody" in missing.stderr
+
+
+def test_email_html_gets_its_own_csp_and_errors_get_the_pages_one(
+    client: TestClient, editor: dict[str, str]
+) -> None:
+    issue = new_issue(client, editor)
+    preview = client.get(f"/issues/{issue['id']}/preview", headers=editor)
+    assert preview.headers["x-frame-options"] == "SAMEORIGIN"
+    assert "style-src 'unsafe-inline'" in preview.headers["content-security-policy"]
+    assert "script-src" not in preview.headers["content-security-policy"]
+    missing = client.get("/archive/no-such-issue")
+    assert missing.status_code == 404 and missing.headers["x-frame-options"] == "DENY"

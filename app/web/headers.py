@@ -89,13 +89,17 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                # An error on those paths is one of our own pages, not email HTML.
+                email_html = email and message["status"] == 200
                 headers = MutableHeaders(scope=message)
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 # Page URLs carry tokens: a followed link must not receive them as Referer.
                 headers.setdefault("Referrer-Policy", "no-referrer")
                 if headers.get("content-type", "").startswith("text/html"):
-                    headers.setdefault("X-Frame-Options", "SAMEORIGIN" if email else "DENY")
-                    headers.setdefault("Content-Security-Policy", EMAIL_CSP if email else PAGE_CSP)
+                    frames = "SAMEORIGIN" if email_html else "DENY"
+                    headers.setdefault("X-Frame-Options", frames)
+                    csp = EMAIL_CSP if email_html else PAGE_CSP
+                    headers.setdefault("Content-Security-Policy", csp)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
