@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, UploadFile
 
-from app.deps import SessionDep, require_editor
+from app.deps import IdPath, SessionDep, require_editor
 from app.errors import InvalidInput
 from app.models import SubscriberStatus, utcnow
 from app.subscribers import service
@@ -66,14 +66,14 @@ def import_subscribers(file: UploadFile, session: SessionDep) -> ImportSummaryOu
 
 
 @router.get("/{subscriber_id}", response_model=SubscriberOut)
-def get_subscriber(subscriber_id: int, session: SessionDep) -> SubscriberOut:
+def get_subscriber(subscriber_id: IdPath, session: SessionDep) -> SubscriberOut:
     """Return one subscriber."""
     return SubscriberOut.model_validate(service.get_subscriber(session, subscriber_id))
 
 
 @router.patch("/{subscriber_id}", response_model=SubscriberOut)
 def patch_subscriber(
-    subscriber_id: int, body: SubscriberPatch, session: SessionDep
+    subscriber_id: IdPath, body: SubscriberPatch, session: SessionDep
 ) -> SubscriberOut:
     """Change a subscriber's address, name or status."""
     row = service.update_subscriber(
@@ -88,7 +88,7 @@ def patch_subscriber(
 
 
 @router.delete("/{subscriber_id}", status_code=204)
-def delete_subscriber(subscriber_id: int, session: SessionDep) -> Response:
+def delete_subscriber(subscriber_id: IdPath, session: SessionDep) -> Response:
     """Erase a subscriber's personal data, keeping a suppression entry."""
     service.erase_subscriber(session, subscriber_id, utcnow())
     return Response(status_code=204)

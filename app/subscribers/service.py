@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import BadToken, Conflict, InvalidInput, NotFound
 from app.models import OutboxKind, OutboxMessage, Subscriber, SubscriberStatus, Suppression
+from app.models.base import ID_MAX
 from app.tokens import ListToken, TokenService, email_tag, hash_secret, micros
 
 NAME_MAX = 200
@@ -20,7 +21,6 @@ EMAIL_MAX = 320
 LOCAL_PART_MAX = 64
 PAGE_MAX = 200
 PAUSE_MAX_WEEKS = 26
-ID_MAX = 2**31 - 1
 CONSENT_SOURCES = ("form", "api", "import", "editor")
 STALE_CONFIRM = "This confirmation link is not valid any more. Please sign up again."
 GONE = "This subscription no longer exists. You can sign up again."
@@ -314,7 +314,6 @@ def parse_cursor(cursor: str | None) -> int | None:
     """Return the id an opaque cursor stands for, or raise InvalidInput."""
     if cursor is None or cursor == "":
         return None
-    # Ids are 32-bit integers on PostgreSQL: a larger number is no cursor we ever gave out.
     if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 10 or int(cursor) > ID_MAX:
         raise InvalidInput("That cursor is not valid; use next_cursor from the previous page.")
     return int(cursor)
