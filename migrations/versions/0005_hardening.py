@@ -76,8 +76,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Revert (the SQLite table keeps AUTOINCREMENT: harmless, and a rebuild is not)."""
-    with op.batch_alter_table("subscribers") as batch:
-        batch.drop_column("token_nonce")
+    bind = op.get_bind()
+    if bind.dialect.name == "sqlite":
+        with _sqlite_foreign_keys_off(bind), op.batch_alter_table("subscribers") as batch:
+            batch.drop_column("token_nonce")
+    else:
+        op.drop_column("subscribers", "token_nonce")
     with op.batch_alter_table("editor_tokens") as batch:
         batch.drop_column("revoked_at")
         batch.drop_column("expires_at")
