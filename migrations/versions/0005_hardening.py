@@ -66,12 +66,14 @@ def upgrade() -> None:
         # PostgreSQL sequences never hand out an id twice: only the nonce is new.
         op.add_column("subscribers", column)
         return
-    with _sqlite_foreign_keys_off(bind):
-        # AUTOINCREMENT can only be had by creating the table anew.
-        with op.batch_alter_table(
+    # AUTOINCREMENT can only be had by creating the table anew.
+    with (
+        _sqlite_foreign_keys_off(bind),
+        op.batch_alter_table(
             "subscribers", recreate="always", table_kwargs={"sqlite_autoincrement": True}
-        ) as batch:
-            batch.add_column(column)
+        ) as batch,
+    ):
+        batch.add_column(column)
 
 
 def downgrade() -> None:
