@@ -40,7 +40,14 @@ def _sqlite_foreign_keys_off(bind: Any) -> Iterator[None]:
         raw.execute("COMMIT")
     raw.execute("PRAGMA foreign_keys=OFF")
     raw.execute("BEGIN IMMEDIATE")
-    yield
+    try:
+        yield
+    except BaseException:
+        # Leave the connection as the pool expects it: foreign keys on, inside a transaction.
+        raw.execute("ROLLBACK")
+        raw.execute("PRAGMA foreign_keys=ON")
+        raw.execute("BEGIN IMMEDIATE")
+        raise
     problems = raw.execute("PRAGMA foreign_key_check").fetchall()
     if problems:
         raise RuntimeError(f"foreign key check failed after the rebuild: {problems[:5]}")
