@@ -8,6 +8,7 @@ table never holds an IP or an address.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -128,6 +129,21 @@ def mailbox_key(email: str) -> str:
     return f"{local}@{domain}"
 
 
+def network_key(ip: str) -> str:
+    """Return what the per-IP limit counts: the address, or its /64 for IPv6.
+
+    One IPv6 subscriber line gets a whole /64 and can rotate through its 2**64 addresses;
+    counted apart, each would start a fresh limit.
+    """
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 def check_signup(
     sessions: sessionmaker[Session], ip: str | None, email: str | None, now: datetime
 ) -> Decision:
@@ -139,7 +155,7 @@ def check_signup(
     decisions: list[Decision] = []
     with session_scope(sessions) as session:
         if ip:
-            decisions.append(hit(session, SIGNUP_PER_IP, ip, now))
+            decisions.append(hit(session, SIGNUP_PER_IP, network_key(ip), now))
         if email:
             decisions.append(hit(session, SIGNUP_PER_ADDRESS, mailbox_key(email), now))
     denied = [d for d in decisions if not d.allowed]

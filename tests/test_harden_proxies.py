@@ -19,7 +19,7 @@ from app.context import Context, build_context
 from app.db import session_scope
 from app.main import create_app
 from app.models import Subscriber
-from app.ratelimit import mailbox_key
+from app.ratelimit import mailbox_key, network_key
 from app.web.proxies import client_ip, client_scheme
 from tests.helpers import ROOT, cli_env
 from tests.smtp_server import free_port
@@ -159,3 +159,9 @@ def test_plus_tags_share_one_per_address_limit(client: TestClient) -> None:
         )
     ]
     assert dotted[:5] == [202] * 5 and dotted[5] == 429
+
+
+def test_ipv6_clients_are_counted_per_64_network() -> None:
+    assert network_key("2001:db8:1:2::1") == network_key("2001:db8:1:2:ffff::9")
+    assert network_key("2001:db8:1:2::1") != network_key("2001:db8:1:3::1")
+    assert network_key("203.0.113.5") == "203.0.113.5"
