@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from app.config import Settings
 from app.context import Context
 from app.db import session_scope
 from app.errors import InvalidInput
 from app.models import Subscriber, utcnow
 from app.subscribers.csv_import import import_csv
+from tests.helpers import cli_env
 
 
 def _count(ctx: Context) -> int:
@@ -60,3 +65,20 @@ def test_rejected_rows_are_named_by_their_line(ctx: Context) -> None:
         summary = import_csv(s, io.BytesIO(data), now=utcnow())
     assert summary.imported == 1
     assert [r.row for r in summary.rejected] == [2, 5]
+
+
+def test_the_cli_import_is_all_or_nothing_too(
+    settings: Settings, ctx: Context, tmp_path: Path
+) -> None:
+    path = tmp_path / "big.csv"
+    path.write_bytes(_file(b"\xff"))
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "subscribers", "import", str(path)],
+        env=cli_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1 and "Line 2004" in result.stderr
+    assert _count(ctx) == 0
