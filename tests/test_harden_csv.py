@@ -46,7 +46,7 @@ def test_a_bad_byte_after_2000_rows_is_a_422_naming_its_line_and_commits_nothing
     assert _count(ctx) == 0
 
 
-def test_the_service_rolls_back_whole_even_when_a_caller_commits_per_chunk(ctx: Context) -> None:
+def test_the_service_names_the_line_and_the_transaction_keeps_nothing(ctx: Context) -> None:
     commits: list[int] = []
     with pytest.raises(InvalidInput, match="Line 2004"), session_scope(ctx.sessions) as s:
         import_csv(
