@@ -302,7 +302,10 @@ def serve(
     follow_listen_address(ctx.settings, host, port)  # links follow --host/--port unless set
     app = create_app(ctx.settings, context=ctx)
     log_config = uvicorn_log_config(ctx.settings.log_format)
-    uvicorn.run(app, host=host, port=port, log_level="info", log_config=log_config)
+    # Forwarded headers are judged by app.web.proxies (MORNINGPOST_TRUSTED_PROXIES), not uvicorn.
+    uvicorn.run(
+        app, host=host, port=port, log_level="info", log_config=log_config, proxy_headers=False
+    )
     ctx.close()
 
 
@@ -370,7 +373,12 @@ def migrate() -> None:
 
 
 @editor_token_cli.command("create")
-def editor_token_create(name: str) -> None:
+def editor_token_create(
+    name: str,
+    expires_days: Annotated[
+        int | None, typer.Option(help="Expire after this many days (default: never).")
+    ] = None,
+) -> None:
     """Print a new editor API token once (only its hash is stored)."""
     from app.db import session_scope
     from app.editors import create_editor_token
@@ -379,12 +387,55 @@ def editor_token_create(name: str) -> None:
     ctx = _setup(migrate=True)
     try:
         with session_scope(ctx.sessions) as session:
-            token = create_editor_token(session, name)
+            token = create_editor_token(session, name, expires_days=expires_days)
     except DomainError as exc:
         raise _fail(exc) from None
     out.print(token, highlight=False, soft_wrap=True)  # stdout: the token and nothing else
     if sys.stdout.isatty():
         console.print("Keep it now: it is stored only as a hash and cannot be shown again.")
+    ctx.close()
+
+
+# --------------------------------------------------------------------------- editor tokens
+
+
+@editor_token_cli.command("list")
+def editor_token_list() -> None:
+    """List editor tokens: id, name, state, created, expires, last used (never the secret)."""
+    from app.db import session_scope
+    from app.editors import list_editor_tokens, token_state
+    from app.models import utcnow
+
+    ctx = _setup(migrate=True)
+    with session_scope(ctx.sessions) as session:
+        now = utcnow()
+        for row in list_editor_tokens(session):
+            cells = [
+                str(row.id),
+                row.name,
+                token_state(row, now),
+                f"created {row.created_at:%Y-%m-%d}",
+                f"expires {row.expires_at:%Y-%m-%d}" if row.expires_at else "no expiry",
+                f"used {row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never used",
+            ]
+            out.print("\t".join(cells), highlight=False, markup=False)
+    ctx.close()
+
+
+@editor_token_cli.command("revoke")
+def editor_token_revoke(name_or_id: str) -> None:
+    """Revoke the live tokens with this name (or id); scripts using them get 401 at once."""
+    from app.db import session_scope
+    from app.editors import revoke_editor_token
+    from app.errors import DomainError
+
+    ctx = _setup(migrate=True)
+    try:
+        with session_scope(ctx.sessions) as session:
+            count = revoke_editor_token(session, name_or_id)
+    except DomainError as exc:
+        raise _fail(exc) from None
+    console.print(f"revoked {count} token{'s' if count != 1 else ''}")
     ctx.close()
 
 
@@ -408,7 +459,6 @@ def subscribers_import(file: Annotated[Path, typer.Argument(exists=True, dir_oka
                     session,
                     fh,
                     now=utcnow(),
-                    on_chunk=session.commit,  # chunk by chunk: a huge file never waits whole
                     on_progress=lambda n: progress.update(task, completed=n),
                     default_timezone=ctx.settings.default_timezone,
                 )

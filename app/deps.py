@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from app.context import Context
@@ -13,6 +13,7 @@ from app.db import session_scope
 from app.editors import authenticate_editor
 from app.errors import Unauthorized
 from app.models import EditorToken
+from app.models.base import ID_MAX
 
 
 def get_context(request: Request) -> Context:
@@ -43,3 +44,5 @@ def require_editor(request: Request, session: SessionDep) -> EditorToken:
 
 ContextDep = Annotated[Context, Depends(get_context)]
 EditorDep = Annotated[EditorToken, Depends(require_editor)]
+# Ids in paths are bounded, so a number past any id is a 422 before a query runs.
+IdPath = Annotated[int, Path(ge=1, le=ID_MAX)]

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.apidocs import offline_docs_app
@@ -25,6 +26,8 @@ from app.sends.smtp.mailer import make_mailer
 from app.sends.worker import Worker
 from app.subscribers.routes import router as subscribers_router
 from app.suppressions.routes import suppressions_router
+from app.web.headers import SecurityHeaders, TrustedHosts
+from app.web.limits import RequestLimits
 from app.web.pages import error_page, static_files
 from app.web.reading import router as reading_router
 from app.web.routes import router as web_router
@@ -75,6 +78,10 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.include_router(clicks_router)
     app.mount("/static", static_files(), name="static")
     _install_error_handlers(app)
+    # Hardening (issue 9): body limits while streaming, trusted hosts, frame/CSP headers.
+    app.add_middleware(RequestLimits, respond=_error)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(TrustedHosts, settings=settings, respond=_error)
     return app
 
 
@@ -125,3 +132,23 @@ def _install_error_handlers(app: FastAPI) -> None:
             exc.status_code, str(exc.detail)
         )
         return _error(request, exc.status_code, "http_error", message)
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def unstorable(request: Request, exc: Exception) -> Response:
+        # A number or text the database cannot hold (an id past 2**31, a NUL byte): the
+        # request's fault, and the session has already rolled back.
+        log.warning("refused unstorable input on %s: %s", request.url.path, exc)
+        message = "A value in the request is out of range or cannot be stored."
+        return _error(request, 422, "invalid", message)
+
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: RecursionError) -> Response:
+        return _error(request, 400, "invalid", "The request is nested too deeply.")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # The one place a bug surfaces: logged with its traceback, answered without one.
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        message = "Something went wrong on our side; please try again later."
+        return _error(request, 500, "internal", message)

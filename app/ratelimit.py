@@ -8,6 +8,7 @@ table never holds an IP or an address.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -106,6 +107,43 @@ def hit(session: Session, limit: Limit, subject: str, now: datetime) -> Decision
     return Decision(False, max(1, math.ceil(wait)))
 
 
+# Providers that deliver a.b.c@ to abc@: one mailbox, one count.
+DOTLESS_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+
+
+def mailbox_key(email: str) -> str:
+    """Return the mailbox an address reaches, for counting only (never stored or mailed).
+
+    `victim+1@…`, `victim+2@…` all reach `victim@…`: counted apart, thirty of them would
+    each get a confirmation email, which is how a mailbox is bombed through a sign-up form.
+    """
+    address = email.strip().lower()
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address
+    local = local.split("+", 1)[0]
+    domain = domain.rstrip(".")
+    if domain in DOTLESS_DOMAINS:
+        local = local.replace(".", "")
+        domain = DOTLESS_DOMAINS[domain]
+    return f"{local}@{domain}"
+
+
+def network_key(ip: str) -> str:
+    """Return what the per-IP limit counts: the address, or its /64 for IPv6.
+
+    One IPv6 subscriber line gets a whole /64 and can rotate through its 2**64 addresses;
+    counted apart, each would start a fresh limit.
+    """
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 def check_signup(
     sessions: sessionmaker[Session], ip: str | None, email: str | None, now: datetime
 ) -> Decision:
@@ -117,9 +155,9 @@ def check_signup(
     decisions: list[Decision] = []
     with session_scope(sessions) as session:
         if ip:
-            decisions.append(hit(session, SIGNUP_PER_IP, ip, now))
+            decisions.append(hit(session, SIGNUP_PER_IP, network_key(ip), now))
         if email:
-            decisions.append(hit(session, SIGNUP_PER_ADDRESS, email.strip().lower(), now))
+            decisions.append(hit(session, SIGNUP_PER_ADDRESS, mailbox_key(email), now))
     denied = [d for d in decisions if not d.allowed]
     if denied:
         return Decision(False, max(d.retry_after for d in denied))

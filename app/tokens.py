@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from itsdangerous import BadSignature, Signer, URLSafeTimedSerializer
 from itsdangerous.exc import SignatureExpired
@@ -14,10 +16,32 @@ from app.errors import BadToken
 CONFIRM_SALT = "morningpost.confirm"
 UNSUBSCRIBE_SALT = "morningpost.unsubscribe"
 PREFERENCES_SALT = "morningpost.preferences"
+UNDO_SALT = "morningpost.undo-unsubscribe"
+# "Subscribe me again" works this long after the unsubscribe it undoes.
+UNDO_MAX_AGE_SECONDS = 24 * 3600
 
 # Subscriber ids in list tokens are zero-padded so every token has the same length: the
 # per-recipient fill then writes them into bytes encoded once per issue (see rendering.fill).
 ID_WIDTH = 12
+# A list token also carries the subscriber's nonce (Subscriber.token_nonce, 8 url-safe
+# characters): an id alone would open whoever holds that id later.
+NONCE_LENGTH = 8
+# The nonce of links that belong to nobody (previews, test copies: subscriber 0).
+NOBODY_NONCE = "0" * NONCE_LENGTH
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NONCE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+class ListToken(NamedTuple):
+    """What an unsubscribe or preferences token names; nonce None for a pre-nonce token."""
+
+    subscriber_id: int
+    nonce: str | None
+
+
+def new_nonce() -> str:
+    """Return a fresh random list-token nonce for a subscriber row."""
+    return secrets.token_urlsafe(6)  # 6 bytes → exactly 8 url-safe characters
 
 
 class TokenService:
@@ -30,6 +54,7 @@ class TokenService:
         self._keys = list(keys)
         self._confirm = URLSafeTimedSerializer(self._keys, salt=CONFIRM_SALT)
         self._confirm_max_age = confirm_max_age
+        self._undo = URLSafeTimedSerializer(self._keys, salt=UNDO_SALT)
         self._list_signers = {
             salt: Signer(self._keys, salt=salt, digest_method=hashlib.sha256)
             for salt in (UNSUBSCRIBE_SALT, PREFERENCES_SALT)
@@ -52,41 +77,93 @@ class TokenService:
             raise BadToken("This confirmation link is not valid.")
         return data[0], str(data[1])
 
+    # Undo: only on the page that answered the unsubscribe, bound to that very unsubscribe.
+    def undo_token(self, subscriber_id: int, nonce: str, unsubscribed_at: datetime) -> str:
+        """Return a 24-hour token that undoes the unsubscribe made at `unsubscribed_at`."""
+        return self._undo.dumps([subscriber_id, nonce, _micros(unsubscribed_at)])
+
+    def read_undo_token(self, token: str) -> tuple[int, str, int]:
+        """Return (subscriber id, nonce, unsubscribe time in µs) or raise BadToken."""
+        try:
+            data = self._undo.loads(token, max_age=UNDO_MAX_AGE_SECONDS)
+        except SignatureExpired:
+            raise BadToken(
+                "This button has expired; you can sign up again on the sign-up page."
+            ) from None
+        except BadSignature:
+            raise BadToken("This button is not valid.") from None
+        if not (
+            isinstance(data, list)
+            and len(data) == 3
+            and isinstance(data[0], int)
+            and isinstance(data[1], str)
+            and isinstance(data[2], int)
+        ):
+            raise BadToken("This button is not valid.")
+        return data[0], data[1], data[2]
+
     # List links: never expire, carry no address, fixed length.
-    def unsubscribe_token(self, subscriber_id: int) -> str:
-        """Return the unsubscribe token of a subscriber."""
-        return self._sign(UNSUBSCRIBE_SALT, subscriber_id)
+    def unsubscribe_token(self, subscriber_id: int, nonce: str = NOBODY_NONCE) -> str:
+        """Return the unsubscribe token of a subscriber (pass the row's token_nonce)."""
+        return self._sign(UNSUBSCRIBE_SALT, subscriber_id, nonce)
 
-    def preferences_token(self, subscriber_id: int) -> str:
-        """Return the preferences-page token of a subscriber."""
-        return self._sign(PREFERENCES_SALT, subscriber_id)
+    def preferences_token(self, subscriber_id: int, nonce: str = NOBODY_NONCE) -> str:
+        """Return the preferences-page token of a subscriber (pass the row's token_nonce)."""
+        return self._sign(PREFERENCES_SALT, subscriber_id, nonce)
 
-    def read_unsubscribe_token(self, token: str) -> int:
-        """Return the subscriber id in an unsubscribe token or raise BadToken."""
+    def open_unsubscribe_token(self, token: str) -> ListToken:
+        """Return the id and nonce an unsubscribe token names, or raise BadToken."""
         return self._unsign(UNSUBSCRIBE_SALT, token)
 
-    def read_preferences_token(self, token: str) -> int:
-        """Return the subscriber id in a preferences token or raise BadToken."""
+    def open_preferences_token(self, token: str) -> ListToken:
+        """Return the id and nonce a preferences token names, or raise BadToken."""
         return self._unsign(PREFERENCES_SALT, token)
 
-    def _sign(self, salt: str, subscriber_id: int) -> str:
+    def read_unsubscribe_token(self, token: str) -> int:
+        """Return the subscriber id in an unsubscribe token (the nonce unchecked) or raise."""
+        return self.open_unsubscribe_token(token).subscriber_id
+
+    def read_preferences_token(self, token: str) -> int:
+        """Return the subscriber id in a preferences token (the nonce unchecked) or raise."""
+        return self.open_preferences_token(token).subscriber_id
+
+    def _sign(self, salt: str, subscriber_id: int, nonce: str) -> str:
         if not 0 <= subscriber_id < 10**ID_WIDTH:
             raise ValueError("subscriber id out of range")
-        return self._list_signers[salt].sign(f"{subscriber_id:0{ID_WIDTH}d}").decode()
+        if len(nonce) != NONCE_LENGTH or not _NONCE_CHARS.issuperset(nonce):
+            raise ValueError("a nonce is 8 url-safe characters")
+        payload = f"{subscriber_id:0{ID_WIDTH}d}.{nonce}"
+        return self._list_signers[salt].sign(payload).decode()
 
-    def _unsign(self, salt: str, token: str) -> int:
+    def _unsign(self, salt: str, token: str) -> ListToken:
         try:
             value = self._list_signers[salt].unsign(token).decode()
         except (BadSignature, UnicodeError):
             raise BadToken("This link is not valid.") from None
-        if len(value) != ID_WIDTH or not value.isdigit():
+        digits, dot, nonce = value.partition(".")
+        if len(digits) != ID_WIDTH or not digits.isascii() or not digits.isdigit():
             raise BadToken("This link is not valid.")
-        return int(value)
+        if not dot:
+            # Signed before nonces existed: still ours, but it cannot tell two holders of
+            # one id apart, so callers only let it unsubscribe (see README, Hardening).
+            return ListToken(int(digits), None)
+        if len(nonce) != NONCE_LENGTH or not _NONCE_CHARS.issuperset(nonce):
+            raise BadToken("This link is not valid.")
+        return ListToken(int(digits), nonce)
 
     @property
     def list_token_length(self) -> int:
         """Return the length every unsubscribe/preferences token has."""
         return len(self.unsubscribe_token(0))
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def micros(moment: datetime) -> int:
+    """Return a UTC moment as whole microseconds since 1970 (exact, unlike a float)."""
+    return _micros(moment)
 
 
 def _email_tag(email: str) -> str:

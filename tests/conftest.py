@@ -122,7 +122,8 @@ def ctx(settings: Settings, engine: Engine) -> Context:
 def client(ctx: Context) -> Iterator[TestClient]:
     """Return a test client on the app (no worker inside; tests drive it explicitly)."""
     app = create_app(ctx.settings, context=ctx)
-    with TestClient(app, base_url="http://testserver") as c:
+    # A real address as the peer (the default "testclient" is no IP and is stored as none).
+    with TestClient(app, base_url="http://testserver", client=("127.0.0.1", 50000)) as c:
         yield c
 
 

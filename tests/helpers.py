@@ -102,3 +102,9 @@ def start_worker(settings: Any, cwd: Path, **env: str) -> subprocess.Popen[bytes
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+def nonce_of(ctx: Context, subscriber_id: int) -> str:
+    """Return the list-token nonce of a subscriber (part of their unsubscribe/preferences links)."""
+    with session_scope(ctx.sessions) as session:
+        return session.get_one(Subscriber, subscriber_id).token_nonce

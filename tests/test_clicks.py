@@ -17,6 +17,7 @@ from app.rendering.compile import Renderer
 from app.rendering.links import ClickTokens, rewrite_links
 from app.sends.smtp.mailer import make_mailer
 from app.sends.worker import Worker
+from tests.helpers import nonce_of
 from tests.smtp_server import SMTPTestServer
 from tests.test_delivery_support import add_issue, add_subscribers, send_now
 
@@ -164,8 +165,12 @@ def test_readers_are_tracked_only_when_opted_in(
         (link,) = LINK.findall(part.get_content())
         links[received.rcpt_tos[0]] = link.removeprefix("http://testserver")
     # Each copy's link carries its own reader (their preferences token), filled per recipient.
-    assert links["ann@example.org"].endswith("/" + ctx.tokens.preferences_token(ann))
-    assert links["bob@example.org"].endswith("/" + ctx.tokens.preferences_token(bob))
+    assert links["ann@example.org"].endswith(
+        "/" + ctx.tokens.preferences_token(ann, nonce_of(ctx, ann))
+    )
+    assert links["bob@example.org"].endswith(
+        "/" + ctx.tokens.preferences_token(bob, nonce_of(ctx, bob))
+    )
 
     # Ann's copy went out five minutes ago, Bob's just now: the window is per reader.
     past = utcnow() - timedelta(minutes=5)

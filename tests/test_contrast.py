@@ -25,6 +25,7 @@ from app.issues.service import preview_html
 from app.models import Issue, IssueStatus, Subscriber, utcnow
 from app.rendering.blocks import parse_blocks
 from app.tokens import hash_secret
+from tests.helpers import nonce_of
 from tests.smtp_server import free_port
 from tests.test_browser import ARGS, CHROMIUM, LiveServer
 
@@ -92,8 +93,8 @@ def site(settings: Settings, engine: Engine) -> Iterator[Site]:
             "email-welcome": ctx.renderer.welcome_email().html,
         }
     tokens = {
-        "preferences": ctx.tokens.preferences_token(ids["active"]),
-        "unsubscribe": ctx.tokens.unsubscribe_token(ids["leaving"]),
+        "preferences": ctx.tokens.preferences_token(ids["active"], nonce_of(ctx, ids["active"])),
+        "unsubscribe": ctx.tokens.unsubscribe_token(ids["leaving"], nonce_of(ctx, ids["leaving"])),
         "confirm": ctx.tokens.confirm_token(ids["pending"], "pending@example.org"),
     }
     with LiveServer(ctx, port):

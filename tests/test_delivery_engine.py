@@ -83,7 +83,9 @@ async def test_full_send_reaches_every_active_subscriber_once(
         for part in (plain, html_part):
             body = part.get_content()
             assert token in body
-            assert ctx.tokens.preferences_token(ids[to]) in body
+            nonce = ctx.tokens.open_unsubscribe_token(token).nonce
+            assert nonce is not None  # the reader's own, checked in test_harden_tokens
+            assert ctx.tokens.preferences_token(ids[to], nonce) in body
             for ph in placeholders.ALL:
                 assert ph not in body
     assert all(r.status == "sent" and r.attempts == 1 for r in rows.values())

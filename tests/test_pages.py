@@ -12,7 +12,7 @@ from app.config import Settings
 from app.context import Context, build_context
 from app.db import make_engine, session_scope
 from app.main import create_app
-from app.models import Issue, IssueStatus, utcnow
+from app.models import Issue, IssueStatus, Subscriber, utcnow
 from app.rendering.blocks import parse_blocks
 from tests.helpers import SIMPLE_BLOCKS
 
@@ -135,5 +135,7 @@ def test_pages_render(client: TestClient, ctx: Context) -> None:
         r = client.get(path)
         assert r.status_code == 200
         assert "<form" in r.text and "<button" in r.text
-    r = client.get(f"/preferences/{ctx.tokens.preferences_token(1)}")
+    with ctx.sessions() as session:
+        nonce = session.get_one(Subscriber, 1).token_nonce
+    r = client.get(f"/preferences/{ctx.tokens.preferences_token(1, nonce)}")
     assert r.status_code == 200 and '<label for="pause_weeks">' in r.text

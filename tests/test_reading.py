@@ -17,6 +17,7 @@ from app.issues.summary import excerpt, parse_day
 from app.models import Issue, IssueStatus, Subscriber, utcnow
 from app.rendering.blocks import parse_blocks
 from app.tokens import hash_secret
+from tests.helpers import nonce_of
 
 SENT_AT = datetime(2026, 3, 4, 5, 0, tzinfo=UTC)  # sent the day after the masthead's date
 
@@ -153,9 +154,12 @@ def test_unsubscribe_page_masks_the_address_and_offers_a_pause(
         s.add(row)
         s.flush()
         sub_id = row.id
-    html = client.get(f"/unsubscribe/{ctx.tokens.unsubscribe_token(sub_id)}").text
+    html = client.get(
+        f"/unsubscribe/{ctx.tokens.unsubscribe_token(sub_id, nonce_of(ctx, sub_id))}"
+    ).text
     assert "j•••@example.org" in html and "jane@" not in html
-    pause = f'href="/preferences/{ctx.tokens.preferences_token(sub_id)}#pause_weeks"'
+    prefs = ctx.tokens.preferences_token(sub_id, nonce_of(ctx, sub_id))
+    pause = f'href="/preferences/{prefs}#pause_weeks"'
     assert pause in html and "Pause instead" in html
     # An erased reader's old link still shows the page, without an address or a pause.
     erased = client.get(f"/unsubscribe/{ctx.tokens.unsubscribe_token(999)}").text

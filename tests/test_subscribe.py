@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 
@@ -42,6 +43,18 @@ def confirm_token(ctx: Context, email: str) -> str:
     row = subscriber(ctx, email)
     assert row is not None
     return ctx.tokens.confirm_token(row.id, row.email)
+
+
+def unsub_token(ctx: Context, sid: int) -> str:
+    """Return a subscriber's unsubscribe token (with their nonce)."""
+    with ctx.sessions() as s:
+        return ctx.tokens.unsubscribe_token(sid, s.get_one(Subscriber, sid).token_nonce)
+
+
+def prefs_token(ctx: Context, sid: int) -> str:
+    """Return a subscriber's preferences token (with their nonce)."""
+    with ctx.sessions() as s:
+        return ctx.tokens.preferences_token(sid, s.get_one(Subscriber, sid).token_nonce)
 
 
 # Sign-up ---------------------------------------------------------------------------------------
@@ -218,7 +231,7 @@ def test_token_signed_with_old_key_verifies_unknown_key_does_not(
     old = TokenService(["an-old-key"], 3600).confirm_token(row.id, row.email)
     assert client.post(f"/confirm/{old}").status_code == 200
     assert subscriber(ctx, "rot@example.org").status == "active"  # type: ignore[union-attr]
-    old_unsub = TokenService(["an-old-key"], 3600).unsubscribe_token(row.id)
+    old_unsub = TokenService(["an-old-key"], 3600).unsubscribe_token(row.id, row.token_nonce)
     assert client.post(f"/unsubscribe/{old_unsub}").status_code == 200
     stranger_unsub = TokenService(["not-one-of-ours"], 3600).unsubscribe_token(row.id)
     assert client.post(f"/unsubscribe/{stranger_unsub}").status_code == 400
@@ -241,7 +254,7 @@ def test_old_confirm_link_does_not_undo_an_unsubscribe(client: TestClient, ctx: 
     client.post(f"/confirm/{token}")
     row = subscriber(ctx, "undo@example.org")
     assert row is not None
-    client.post(f"/unsubscribe/{ctx.tokens.unsubscribe_token(row.id)}")
+    client.post(f"/unsubscribe/{ctx.tokens.unsubscribe_token(row.id, row.token_nonce)}")
     assert client.post(f"/confirm/{token}").status_code == 400
     assert subscriber(ctx, "undo@example.org").status == "unsubscribed"  # type: ignore[union-attr]
 
@@ -260,7 +273,7 @@ def active(client: TestClient, ctx: Context, email: str) -> int:
 
 def test_get_unsubscribe_changes_nothing(client: TestClient, ctx: Context) -> None:
     sid = active(client, ctx, "u@example.org")
-    token = ctx.tokens.unsubscribe_token(sid)
+    token = unsub_token(ctx, sid)
     r = client.get(f"/unsubscribe/{token}")
     assert r.status_code == 200
     assert f'action="/unsubscribe/{token}"' in r.text and "Unsubscribe</button>" in r.text
@@ -270,7 +283,7 @@ def test_get_unsubscribe_changes_nothing(client: TestClient, ctx: Context) -> No
 @pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
 def test_one_click_unsubscribe(client: TestClient, ctx: Context, encoding: str) -> None:
     sid = active(client, ctx, "one@example.org")
-    token = ctx.tokens.unsubscribe_token(sid)
+    token = unsub_token(ctx, sid)
     client.cookies.clear()
     if encoding == "urlencoded":
         r = client.post(
@@ -294,7 +307,7 @@ def test_one_click_unsubscribe(client: TestClient, ctx: Context, encoding: str) 
 
 def test_tampered_unsubscribe_token_is_400(client: TestClient, ctx: Context) -> None:
     sid = active(client, ctx, "tam@example.org")
-    token = ctx.tokens.unsubscribe_token(sid)
+    token = unsub_token(ctx, sid)
     forged = ctx.tokens.unsubscribe_token(sid + 1)[: len(token) - 4] + token[-4:]
     for r in (client.get(f"/unsubscribe/{forged}"), client.post(f"/unsubscribe/{forged}")):
         assert r.status_code == 400
@@ -306,16 +319,19 @@ def test_unsubscribe_of_an_erased_subscriber_is_still_200(
     client: TestClient, ctx: Context, editor: dict[str, str]
 ) -> None:
     sid = active(client, ctx, "erased@example.org")
+    token = unsub_token(ctx, sid)
     assert client.delete(f"/subscribers/{sid}", headers=editor).status_code == 204
-    assert client.post(f"/unsubscribe/{ctx.tokens.unsubscribe_token(sid)}").status_code == 200
+    assert client.post(f"/unsubscribe/{token}").status_code == 200
 
 
 def test_changed_my_mind_resubscribes(client: TestClient, ctx: Context) -> None:
     sid = active(client, ctx, "mind@example.org")
-    token = ctx.tokens.unsubscribe_token(sid)
+    token = unsub_token(ctx, sid)
     page = client.post(f"/unsubscribe/{token}")
     assert f'action="/unsubscribe/{token}/undo"' in page.text
-    r = client.post(f"/unsubscribe/{token}/undo")
+    undo = re.search(r'name="undo" value="([^"]+)"', page.text)
+    assert undo is not None
+    r = client.post(f"/unsubscribe/{token}/undo", data={"undo": undo.group(1)})
     assert r.status_code == 200 and "Welcome back" in r.text
     row = subscriber(ctx, "mind@example.org")
     assert row is not None and row.status == "active" and row.unsubscribed_at is None
@@ -325,7 +341,7 @@ def test_unsubscribed_reader_signing_up_again_needs_double_opt_in(
     client: TestClient, ctx: Context
 ) -> None:
     sid = active(client, ctx, "back@example.org")
-    client.post(f"/unsubscribe/{ctx.tokens.unsubscribe_token(sid)}")
+    client.post(f"/unsubscribe/{unsub_token(ctx, sid)}")
     with session_scope(ctx.sessions) as s:
         s.get_one(Subscriber, sid).confirmation_sent_at = utcnow() - timedelta(hours=2)
     sign_up(client, "back@example.org")
@@ -338,7 +354,7 @@ def test_unsubscribed_reader_signing_up_again_needs_double_opt_in(
 
 def test_preferences_rename_pause_resume_leave(client: TestClient, ctx: Context) -> None:
     sid = active(client, ctx, "pref@example.org")
-    token = ctx.tokens.preferences_token(sid)
+    token = prefs_token(ctx, sid)
     page = client.get(f"/preferences/{token}")
     assert page.status_code == 200 and "pref@example.org" in page.text
     r = client.post(f"/preferences/{token}", data={"name": "Pat", "pause_weeks": "2"})
@@ -359,7 +375,7 @@ def test_preferences_rename_pause_resume_leave(client: TestClient, ctx: Context)
 
 def test_preferences_tokens_are_checked(client: TestClient, ctx: Context) -> None:
     sid = active(client, ctx, "p2@example.org")
-    unsub = ctx.tokens.unsubscribe_token(sid)  # right key, wrong purpose
+    unsub = unsub_token(ctx, sid)  # right key, wrong purpose
     assert client.get(f"/preferences/{unsub}").status_code == 400
     assert client.post(f"/preferences/{unsub}", data={"action": "leave"}).status_code == 400
     assert subscriber(ctx, "p2@example.org").status == "active"  # type: ignore[union-attr]

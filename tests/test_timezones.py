@@ -19,7 +19,7 @@ from app.db import session_scope
 from app.models import Subscriber, utcnow
 from app.rendering.compile import Renderer
 from app.subscribers.csv_import import import_csv
-from tests.helpers import ROOT, cli_env
+from tests.helpers import ROOT, cli_env, nonce_of
 from tests.smtp_server import free_port
 
 
@@ -147,7 +147,7 @@ def test_preferences_change_the_zone(
     client: TestClient, ctx: Context, editor: dict[str, str]
 ) -> None:
     sub = client.post("/subscribers", json={"email": "p@example.org"}, headers=editor).json()
-    token = ctx.tokens.preferences_token(sub["id"])
+    token = ctx.tokens.preferences_token(sub["id"], nonce_of(ctx, sub["id"]))
     page = client.get(f"/preferences/{token}")
     assert re.search(r'<option value="UTC" selected>', page.text)
     assert 'value="Pacific/Auckland"' in page.text

@@ -59,10 +59,14 @@ def test_confirming_sends_one_welcome_with_list_links(
     ]
     welcome = next(r.message() for r in received if "Welcome" in str(r.message()["Subject"]))
     html, text = parts(welcome)
-    unsubscribe = f"/unsubscribe/{ctx.tokens.unsubscribe_token(sub_id)}"
+    with session_scope(ctx.sessions) as session:
+        nonce = session.get_one(Subscriber, sub_id).token_nonce
+    unsubscribe = f"/unsubscribe/{ctx.tokens.unsubscribe_token(sub_id, nonce)}"
     assert unsubscribe in html and unsubscribe in text
     assert unsubscribe in str(welcome["List-Unsubscribe"])
     assert client.get(unsubscribe).status_code == 200
+    # The link names this very reader: it works, and their page shows their masked address.
+    assert "w•••@example.org" in client.get(unsubscribe).text
     # Leaving and confirming again later is not a first welcome.
     with session_scope(ctx.sessions) as session:
         kinds = session.scalars(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 
-from app.deps import ContextDep, SessionDep, require_editor
+from app.deps import ContextDep, IdPath, SessionDep, require_editor
 from app.errors import InvalidInput
 from app.issues import service
 from app.issues.markdown_format import issue_to_markdown, parse_issue_markdown
@@ -120,19 +120,19 @@ def list_issues(session: SessionDep, status: str | None = None) -> Any:
 
 
 @router.get("/{issue_id}", response_model=IssueOut)
-def get_issue(issue_id: int, session: SessionDep) -> Any:
+def get_issue(issue_id: IdPath, session: SessionDep) -> Any:
     """Return one issue."""
     return service.get_issue(session, issue_id)
 
 
 @router.patch("/{issue_id}", response_model=IssueOut)
-def update_issue(issue_id: int, patch: IssuePatch, session: SessionDep, ctx: ContextDep) -> Any:
+def update_issue(issue_id: IdPath, patch: IssuePatch, session: SessionDep, ctx: ContextDep) -> Any:
     """Change a draft or scheduled issue."""
     return service.update_issue(session, issue_id, patch, ctx.renderer)
 
 
 @router.delete("/{issue_id}", status_code=204)
-def delete_issue(issue_id: int, session: SessionDep) -> Response:
+def delete_issue(issue_id: IdPath, session: SessionDep) -> Response:
     """Delete a draft."""
     service.delete_issue(session, issue_id)
     return Response(status_code=204)
@@ -150,14 +150,14 @@ def markdown(issue_id: int, session: SessionDep) -> Response:
 
 
 @router.get("/{issue_id}/preview", response_class=HTMLResponse)
-def preview(issue_id: int, session: SessionDep, ctx: ContextDep) -> HTMLResponse:
+def preview(issue_id: IdPath, session: SessionDep, ctx: ContextDep) -> HTMLResponse:
     """Return the email exactly as a subscriber will see it."""
     issue = service.get_issue(session, issue_id)
     return HTMLResponse(service.preview_html(ctx.renderer, ctx.tokens, issue))
 
 
 @router.get("/{issue_id}/check")
-def check(issue_id: int, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
+def check(issue_id: IdPath, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
     """List what would block or hurt this issue's send (also run before every send)."""
     findings = service.pre_send_check(ctx.renderer, service.get_issue(session, issue_id))
     return {
@@ -168,7 +168,7 @@ def check(issue_id: int, session: SessionDep, ctx: ContextDep) -> dict[str, Any]
 
 @router.post("/{issue_id}/test", status_code=202, response_model=TestSendOut)
 def test_send(
-    issue_id: int, data: TestSendIn, session: SessionDep, ctx: ContextDep
+    issue_id: IdPath, data: TestSendIn, session: SessionDep, ctx: ContextDep
 ) -> dict[str, Any]:
     """Queue [TEST] copies to the given addresses."""
     queued = service.queue_test_send(session, issue_id, data.to, ctx.renderer)
@@ -177,7 +177,7 @@ def test_send(
 
 @router.post("/{issue_id}/send", status_code=202, response_model=SendOut)
 def send(
-    issue_id: int,
+    issue_id: IdPath,
     session: SessionDep,
     ctx: ContextDep,
     data: SendIn | None = Body(default=None),
@@ -188,25 +188,25 @@ def send(
 
 
 @router.post("/{issue_id}/cancel", status_code=200)
-def cancel(issue_id: int, session: SessionDep) -> dict[str, Any]:
+def cancel(issue_id: IdPath, session: SessionDep) -> dict[str, Any]:
     """Stop a scheduled or sending issue."""
     return service.cancel_issue(session, issue_id, utcnow())
 
 
 @router.post("/{issue_id}/pause", status_code=200)
-def pause(issue_id: int, session: SessionDep) -> dict[str, Any]:
+def pause(issue_id: IdPath, session: SessionDep) -> dict[str, Any]:
     """Pause a sending issue; resume continues where it stopped."""
     return service.pause_issue(session, issue_id, utcnow())
 
 
 @router.post("/{issue_id}/resume", status_code=200)
-def resume(issue_id: int, session: SessionDep) -> dict[str, Any]:
+def resume(issue_id: IdPath, session: SessionDep) -> dict[str, Any]:
     """Resume a paused issue."""
     return service.resume_issue(session, issue_id, utcnow())
 
 
 @router.get("/{issue_id}/stats")
-def stats(issue_id: int, session: SessionDep) -> dict[str, Any]:
+def stats(issue_id: IdPath, session: SessionDep) -> dict[str, Any]:
     """Return delivery counts, status, rate (msgs/s over the last minute) and ETA."""
     return service.stats(session, issue_id)
 

@@ -18,8 +18,16 @@ def _single_line(value: str | None) -> str | None:
     return value
 
 
+def _not_blank(value: str | None) -> str | None:
+    # A subject of spaces shows as an empty line in every inbox (and looks like spam).
+    if value is not None and not value.strip():
+        raise ValueError("must contain more than spaces")
+    return value
+
+
 def _slug(value: str | None) -> str | None:
-    if value is not None and not SLUG_RE.match(value):
+    # fullmatch: with match, "$" also matches before a final line break ("abc\n").
+    if value is not None and not SLUG_RE.fullmatch(value):
         raise ValueError("use lower-case letters, digits and single hyphens, e.g. 2026-11-29-ai")
     return value
 
@@ -35,6 +43,7 @@ class IssueIn(BaseModel):
     blocks: list[dict[str, Any]] = Field(min_length=1)
 
     _lines = field_validator("subject", "preheader")(_single_line)
+    _blank = field_validator("subject")(_not_blank)
     _slugs = field_validator("slug")(_slug)
 
 
@@ -50,6 +59,7 @@ class IssuePatch(BaseModel):
     send_at: datetime | None = None
 
     _lines = field_validator("subject", "preheader")(_single_line)
+    _blank = field_validator("subject")(_not_blank)
     _slugs = field_validator("slug")(_slug)
 
     @field_validator("send_at")
@@ -62,7 +72,11 @@ def _as_utc(value: datetime | None) -> datetime | None:
     # ISO 8601 without an offset is read as UTC, the only zone a cron server can agree on.
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+14:00 is a valid ISO 8601 text but before year 1 in UTC.
+        raise ValueError("is out of the range of dates that can be scheduled") from None
 
 
 class SendIn(BaseModel):

@@ -18,6 +18,10 @@ NAMING = {
 }
 
 
+# Integer ids are 32-bit on PostgreSQL: a larger number names nothing we ever stored.
+ID_MAX = 2**31 - 1
+
+
 def utcnow() -> datetime:
     """Return the current time, timezone-aware in UTC."""
     return datetime.now(UTC)

@@ -9,6 +9,7 @@ from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, utcnow
+from app.tokens import new_nonce
 
 
 class SubscriberStatus(enum.StrEnum):
@@ -42,8 +43,14 @@ class Subscriber(Base):
     paused_until: Mapped[datetime | None] = mapped_column(default=None)
     # IANA name (e.g. "Europe/Berlin"): local-time sends reach the reader at their own hour.
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # Part of every list token: a token names this row, not merely whoever holds this id.
+    token_nonce: Mapped[str] = mapped_column(String(8), default=new_nonce)
 
-    __table_args__ = (Index("ix_subscribers_status_id", "status", "id"),)
+    # AUTOINCREMENT: SQLite would otherwise give an erased subscriber's id to the next one.
+    __table_args__ = (
+        Index("ix_subscribers_status_id", "status", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
 
 class Suppression(Base):

@@ -7,10 +7,10 @@ breaks inside it, which the fill step accounts for).
 
 from __future__ import annotations
 
-from app.tokens import ID_WIDTH
+from app.tokens import ID_WIDTH, NONCE_LENGTH
 
-# The Signer token is "<12 digits>.<43 chars of base64 SHA-256>".
-LIST_TOKEN_LENGTH = ID_WIDTH + 1 + 43
+# The Signer token is "<12 digits>.<8-char nonce>.<43 chars of base64 SHA-256>".
+LIST_TOKEN_LENGTH = ID_WIDTH + 1 + NONCE_LENGTH + 1 + 43
 
 
 def _placeholder(tag: str) -> str:

@@ -30,7 +30,7 @@ from app.context import Context
 from app.db import session_scope
 from app.errors import DomainError
 from app.housekeeping import tidy
-from app.models import Issue, IssueStatus, OutboxKind, utcnow
+from app.models import Issue, IssueStatus, OutboxKind, Subscriber, utcnow
 from app.sends.compose import PreparedMessage
 from app.sends.dkim import DkimSigner, feedback_id
 from app.sends.smtp.mailer import Mailer, MailerConnection, Outcome
@@ -41,6 +41,7 @@ from app.sends.store.sends import SendGate
 from app.sends.stream import DeliveryStream, RenderFailed, transmit
 from app.sends.throttle import AdaptiveRate, DomainSchedule, ErrorWatch, RateLimiter
 from app.sends.watch import BounceBurst, RelayWatch
+from app.tokens import NOBODY_NONCE
 from app.webhooks.events import issues_sent
 
 log = logging.getLogger("morningpost.delivery")
@@ -190,8 +191,8 @@ class Worker:
         tokens = self.ctx.tokens
         fields = {
             "to": claim.email,
-            "unsubscribe_token": tokens.unsubscribe_token(claim.subscriber_id),
-            "preferences_token": tokens.preferences_token(claim.subscriber_id),
+            "unsubscribe_token": tokens.unsubscribe_token(claim.subscriber_id, claim.token_nonce),
+            "preferences_token": tokens.preferences_token(claim.subscriber_id, claim.token_nonce),
             "message_id": claim.message_id,
             "date": date,
         }
@@ -421,6 +422,7 @@ class Worker:
         # Test copies are not deliveries: their links carry tokens for subscriber 0, which
         # verify but belong to nobody, so clicking them in a test copy changes nothing.
         sub_id = claim.subscriber_id or 0
+        nonce = NOBODY_NONCE
         msgid = f"<mp.outbox.{claim.outbox_id}.{secrets.token_hex(12)}@{self.domain}>"
         if claim.kind == OutboxKind.test and claim.issue_id is not None:
             prepared = await self._prepared_issue(claim.issue_id, test=True)
@@ -428,6 +430,11 @@ class Worker:
         elif claim.kind == OutboxKind.welcome:  # issue 12: list mail, filled like an issue
             welcome = await asyncio.to_thread(self.ctx.renderer.welcome_email)
             prepared = PreparedMessage.build(welcome, self.settings)
+            # Its unsubscribe and preferences links must name this very reader (id + nonce).
+            found = await self._db(
+                lambda s: s.scalar(select(Subscriber.token_nonce).where(Subscriber.id == sub_id))
+            )
+            nonce = found or NOBODY_NONCE
         else:
             token = tokens.confirm_token(sub_id, claim.to_address)
             url = f"{self.settings.base_url}/confirm/{token}"
@@ -439,8 +446,8 @@ class Worker:
             prepared = await asyncio.to_thread(render)
         data = prepared.fill(
             to=claim.to_address,
-            unsubscribe_token=tokens.unsubscribe_token(sub_id),
-            preferences_token=tokens.preferences_token(sub_id),
+            unsubscribe_token=tokens.unsubscribe_token(sub_id, nonce),
+            preferences_token=tokens.preferences_token(sub_id, nonce),
             message_id=msgid,
             date=date,
         )

@@ -1,14 +1,16 @@
 """Bulk import of `email,name[,timezone]` CSV files, streamed in chunks (a million rows fit).
 
-The service flushes each chunk and then calls `on_chunk`; the caller decides whether that commits
-(the CLI passes `session.commit`, so a crash halfway keeps the chunks already done).
+A file is all or nothing: the caller commits once, after the last row, so a bad byte on line
+2,004 leaves no row of lines 2..2,003 behind. Each chunk is flushed and then let go of by the
+session, so memory stays flat however long the file; `on_chunk` runs after each flush (for
+progress; it must not commit). Rows are named by the file line they start on, as an editor
+sees it, even when a quoted field spans lines.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
-import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,27 +78,37 @@ class _Row:
     timezone: str | None  # None: the cell was empty or there is no such column
 
 
-def _text_stream(file: IO[bytes] | IO[str]) -> IO[str]:
-    """Return a text view of `file`, decoding bytes as UTF-8 with or without a BOM."""
-    if isinstance(file.read(0), bytes):
-        return io.TextIOWrapper(cast(IO[bytes], file), encoding="utf-8-sig", newline="")
-    return cast(IO[str], file)
+def _lines(file: IO[bytes] | IO[str]) -> Iterator[str]:
+    """Yield the file's lines as text; a byte that is not UTF-8 or a NUL names its own line."""
+    binary = isinstance(file.read(0), bytes)
+    for number, raw in enumerate(file, start=1):
+        if binary:
+            try:
+                # Decoded line by line, not in read-ahead blocks, so an error names its line.
+                line = cast(bytes, raw).decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise InvalidInput(
+                    f"Line {number}: the file is not UTF-8 text; save it as CSV UTF-8."
+                ) from None
+        else:
+            line = cast(str, raw)
+        if "\x00" in line:
+            raise InvalidInput(
+                f"Line {number}: the file contains a NUL byte; it is not a text CSV file."
+            )
+        yield line
 
 
 def _records(file: IO[bytes] | IO[str]) -> Iterator[tuple[int, list[str]]]:
-    """Yield (row number, cells) after the header; row 1 is the header, as in a spreadsheet."""
-    reader = csv.reader(_text_stream(file))
+    """Yield (line the record starts on, cells); line 1 is the header, as in a spreadsheet."""
+    reader = csv.reader(_lines(file))
+    start = 1
     try:
-        number = 0
         for cells in reader:
-            number += 1
-            yield number, cells
-    except UnicodeDecodeError:
-        raise InvalidInput(
-            f"Row {number + 1}: the file is not UTF-8 text; save it as CSV UTF-8."
-        ) from None
+            yield start, cells
+            start = reader.line_num + 1
     except csv.Error as exc:
-        raise InvalidInput(f"Row {number + 1}: the CSV cannot be read ({exc}).") from None
+        raise InvalidInput(f"Line {start}: the CSV cannot be read ({exc}).") from None
 
 
 @dataclass(frozen=True)
@@ -228,6 +240,9 @@ def _apply_chunk(
             # Never resubscribe someone who left, bounced or complained by importing them.
             summary.skipped_existing += 1
     session.flush()
+    # Written to the transaction: the session need not hold a million objects until commit.
+    for row in existing.values():
+        session.expunge(row)
 
 
 def _changes(row: Subscriber, r: _Row) -> bool:

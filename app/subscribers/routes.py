@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, UploadFile
 
-from app.deps import ContextDep, SessionDep, require_editor
+from app.deps import ContextDep, IdPath, SessionDep, require_editor
 from app.errors import InvalidInput
 from app.models import DeliveryStatus, SubscriberStatus, utcnow
 from app.sends.schemas import DeliveryPageOut
@@ -66,13 +66,9 @@ def import_subscribers(file: UploadFile, session: SessionDep, ctx: ContextDep) -
     """Import an uploaded `email,name[,timezone]` CSV; answer with the summary."""
     if file.filename is not None and not file.filename.lower().endswith((".csv", ".txt")):
         raise InvalidInput("Upload a .csv file with the columns email,name.")
-    # Commit chunk by chunk, as the CLI does: a long upload does not hold one huge transaction.
+    # All or nothing: the request's one transaction commits after the last row.
     summary = import_csv(
-        session,
-        file.file,
-        now=utcnow(),
-        on_chunk=session.commit,
-        default_timezone=ctx.settings.default_timezone,
+        session, file.file, now=utcnow(), default_timezone=ctx.settings.default_timezone
     )
     return ImportSummaryOut.model_validate(summary.as_dict())
 
@@ -92,14 +88,14 @@ def subscriber_deliveries(
 
 
 @router.get("/{subscriber_id}", response_model=SubscriberOut)
-def get_subscriber(subscriber_id: int, session: SessionDep) -> SubscriberOut:
+def get_subscriber(subscriber_id: IdPath, session: SessionDep) -> SubscriberOut:
     """Return one subscriber."""
     return SubscriberOut.model_validate(service.get_subscriber(session, subscriber_id))
 
 
 @router.patch("/{subscriber_id}", response_model=SubscriberOut)
 def patch_subscriber(
-    subscriber_id: int, body: SubscriberPatch, session: SessionDep
+    subscriber_id: IdPath, body: SubscriberPatch, session: SessionDep
 ) -> SubscriberOut:
     """Change a subscriber's address, name or status."""
     row = service.update_subscriber(
@@ -115,7 +111,7 @@ def patch_subscriber(
 
 
 @router.delete("/{subscriber_id}", status_code=204)
-def delete_subscriber(subscriber_id: int, session: SessionDep) -> Response:
+def delete_subscriber(subscriber_id: IdPath, session: SessionDep) -> Response:
     """Erase a subscriber's personal data, keeping a suppression entry."""
     service.erase_subscriber(session, subscriber_id, utcnow())
     return Response(status_code=204)

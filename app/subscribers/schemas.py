@@ -14,6 +14,8 @@ class SubscribeIn(BaseModel):
     email: str = Field(max_length=400)
     name: str | None = Field(default=None, max_length=1000)
     timezone: str | None = Field(default=None, max_length=200)
+    # The form's honeypot, under the same name: a bot filling every field fills this too.
+    website: str | None = Field(default=None, max_length=1000)
 
 
 class SubscriberCreate(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
@@ -14,17 +15,21 @@ from app import metrics
 from app.config import is_time_zone
 from app.errors import BadToken, Conflict, InvalidInput, NotFound
 from app.models import OutboxKind, OutboxMessage, Subscriber, SubscriberStatus, Suppression
+from app.models.base import ID_MAX
 from app.sends.store.log import DeliveryPage, delivery_page
-from app.tokens import TokenService, email_tag, hash_secret
+from app.tokens import ListToken, TokenService, email_tag, hash_secret, micros
 from app.webhooks import events
 
 NAME_MAX = 200
 EMAIL_MAX = 320
+LOCAL_PART_MAX = 64
 PAGE_MAX = 200
 PAUSE_MAX_WEEKS = 26
 CONSENT_SOURCES = ("form", "api", "import", "editor")
 STALE_CONFIRM = "This confirmation link is not valid any more. Please sign up again."
 GONE = "This subscription no longer exists. You can sign up again."
+OUTDATED_LINK = "This link is out of date; please use the one in your most recent email."
+NO_UNDO = "This address cannot be subscribed again from here; please sign up again."
 
 
 class SubscribeOutcome(enum.StrEnum):
@@ -43,6 +48,11 @@ def normalize_email(raw: str) -> str:
     candidate = raw.strip()
     if len(candidate) > EMAIL_MAX:
         raise InvalidInput("That email address is too long.")
+    if len(candidate.rpartition("@")[0]) > LOCAL_PART_MAX:
+        # RFC 5321 §4.5.3.1.1: relays may refuse longer ones, so we would never reach it.
+        raise InvalidInput(
+            f"The part before the @ can be at most {LOCAL_PART_MAX} characters long."
+        )
     try:
         result = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
@@ -59,6 +69,8 @@ def clean_name(raw: str | None) -> str:
     if "\r" in raw or "\n" in raw:
         # A name ends up in headers and greetings; a line break there is an injection attempt.
         raise InvalidInput("A name cannot contain a line break.")
+    if any(ord(c) < 32 and c != "\t" for c in raw):
+        raise InvalidInput("A name cannot contain control characters.")
     name = raw.strip()
     if len(name) > NAME_MAX:
         raise InvalidInput(f"A name can be at most {NAME_MAX} characters long.")
@@ -190,13 +202,15 @@ def _subscribe_existing(
         return SubscribeOutcome.refused
     reopened = row.status == SubscriberStatus.unsubscribed
     if reopened:
-        # Coming back after leaving needs a fresh double opt-in.
+        # Coming back after leaving needs a fresh double opt-in, with its own consent trail.
         _set_status(row, SubscriberStatus.pending, now)
         row.confirmed_at = None
-    if name:
-        row.name = name
-    row.consent_source = source
-    row.consent_ip = ip
+        if name:
+            row.name = name
+        row.consent_source = source
+        row.consent_ip = ip
+    # A pending row keeps the name and consent trail of the sign-up that made it: anyone
+    # can type anyone's address, and a stranger must not rename them or replace the IP.
     due = row.confirmation_sent_at is None or now - row.confirmation_sent_at >= interval
     if due:
         _queue_confirmation(session, row, now)
@@ -250,9 +264,29 @@ def _queue_welcome(session: Session, row: Subscriber, now: datetime) -> None:
         )
 
 
-def get_subscriber_for_page(session: Session, subscriber_id: int) -> Subscriber:
-    """Return the subscriber a list token names, or NotFound with a reader-facing message."""
-    row = session.get(Subscriber, subscriber_id)
+@dataclass(frozen=True)
+class Unsubscribed:
+    """What an unsubscribe link did."""
+
+    current: bool  # the link names this very row (id and nonce), not just an id
+    at: datetime | None  # when this call unsubscribed them; None when nothing changed
+
+
+def _by_token(session: Session, ref: ListToken, *, lock: bool = False) -> Subscriber | None:
+    """Return the row a list token names, or None when erased or the id now names another."""
+    row = session.get(Subscriber, ref.subscriber_id, with_for_update=lock)
+    if row is None or (ref.nonce is not None and row.token_nonce != ref.nonce):
+        return None
+    return row
+
+
+def get_subscriber_for_page(session: Session, ref: ListToken) -> Subscriber:
+    """Return the subscriber a preferences token names, or a reader-facing error."""
+    if ref.nonce is None:
+        # A link from before nonces cannot tell an erased reader from a later holder of
+        # the id, so it shows nobody's data.
+        raise BadToken(OUTDATED_LINK)
+    row = _by_token(session, ref)
     if row is None:
         raise NotFound(GONE)
     return row
@@ -264,34 +298,54 @@ def mask_email(email: str) -> str:
     return f"{local[:1]}•••@{domain}" if local else email
 
 
-def masked_address(session: Session, subscriber_id: int) -> str | None:
-    """Return the masked address of a subscriber, or None when they were erased."""
-    email = session.scalar(select(Subscriber.email).where(Subscriber.id == subscriber_id))
-    return mask_email(email) if email else None
+def masked_address(session: Session, ref: ListToken) -> str | None:
+    """Return the masked address a list token names, or None (erased, or an old link)."""
+    row = _by_token(session, ref) if ref.nonce is not None else None
+    return mask_email(row.email) if row is not None else None
 
 
-def unsubscribe(session: Session, subscriber_id: int, now: datetime) -> Subscriber | None:
-    """Unsubscribe; repeated calls and erased subscribers are fine (returns None when erased)."""
-    row = session.get(Subscriber, subscriber_id, with_for_update=True)
+def unsubscribe(session: Session, ref: ListToken, now: datetime) -> Unsubscribed:
+    """Unsubscribe by a list token; repeats and erased subscribers are fine (nothing changes).
+
+    A token from before nonces still unsubscribes: a working unsubscribe link in every old
+    email matters more than the small chance it names a later holder of a reused id.
+    """
+    row = _by_token(session, ref, lock=True)
     if row is None:
-        return None
+        return Unsubscribed(current=False, at=None)
+    current = ref.nonce is not None
     if row.status in (SubscriberStatus.active, SubscriberStatus.pending):
         _set_status(row, SubscriberStatus.unsubscribed, now)
         row.unsubscribed_at = now
         session.flush()
         events.subscriber_event(session, events.SUBSCRIBER_UNSUBSCRIBED, row)
-    return row
+        return Unsubscribed(current=current, at=now)
+    return Unsubscribed(current=current, at=None)
 
 
-def resubscribe(session: Session, subscriber_id: int, now: datetime) -> Subscriber:
-    """Undo an unsubscribe: the token came from their own inbox, which is consent enough."""
-    row = session.get(Subscriber, subscriber_id, with_for_update=True)
+def resubscribe(
+    session: Session, ref: ListToken, undo: tuple[int, str, int], now: datetime
+) -> Subscriber:
+    """Undo the unsubscribe an undo token was issued for; the reader's own click is consent.
+
+    Only that unsubscribe: if anything changed the status since (an editor, a bounce, a
+    second unsubscribe), the moment no longer matches and the undo is refused.
+    """
+    undo_id, undo_nonce, undo_at = undo
+    if ref.nonce is None or (undo_id, undo_nonce) != (ref.subscriber_id, ref.nonce):
+        raise BadToken(NO_UNDO)
+    row = _by_token(session, ref, lock=True)
     if row is None:
         raise NotFound(GONE)
     if row.status == SubscriberStatus.active:
         return row
-    if row.status != SubscriberStatus.unsubscribed or is_suppressed(session, row.email):
-        raise Conflict("This address cannot be subscribed again from here.")
+    if (
+        row.status != SubscriberStatus.unsubscribed
+        or row.unsubscribed_at is None
+        or micros(row.unsubscribed_at) != undo_at
+        or is_suppressed(session, row.email)
+    ):
+        raise Conflict(NO_UNDO)
     _set_status(row, SubscriberStatus.active, now)
     row.unsubscribed_at = None
     row.paused_until = None
@@ -334,7 +388,7 @@ def parse_cursor(cursor: str | None) -> int | None:
     """Return the id an opaque cursor stands for, or raise InvalidInput."""
     if cursor is None or cursor == "":
         return None
-    if not cursor.isdigit() or len(cursor) > 18:
+    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 10 or int(cursor) > ID_MAX:
         raise InvalidInput("That cursor is not valid; use next_cursor from the previous page.")
     return int(cursor)
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, UploadFile
 
-from app.deps import SessionDep, require_editor
+from app.deps import IdPath, SessionDep, require_editor
 from app.errors import InvalidInput
 from app.models import utcnow
 from app.suppressions import service
@@ -80,7 +80,7 @@ def import_csv(file: UploadFile, session: SessionDep) -> SuppressionImportOut:
 
 
 @suppressions_router.delete("/{suppression_id}", status_code=204)
-def lift_suppression(suppression_id: int, session: SessionDep) -> Response:
+def lift_suppression(suppression_id: IdPath, session: SessionDep) -> Response:
     """Lift an entry."""
     service.lift_suppression(session, suppression_id)
     return Response(status_code=204)

@@ -19,7 +19,9 @@ ERROR_TITLES = {
     404: "Page not found",
     409: "Not now",
     422: "Please check what you entered",
+    413: "That is too much at once",
     429: "Slow down a little",
+    500: "Something went wrong",
 }
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -15,21 +15,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.config import time_zone_names
 from app.context import Context
 from app.deps import ContextDep, SessionDep
-from app.errors import InvalidInput
+from app.errors import BadToken, InvalidInput
 from app.models import Subscriber, SubscriberStatus, utcnow
 from app.ratelimit import RateLimited, check_signup
 from app.subscribers import service
 from app.subscribers.schemas import SubscribeIn
+from app.subscribers.service import Unsubscribed
+from app.tokens import ListToken
 from app.web.pages import render_page
+from app.web.proxies import client_ip
 
 router = APIRouter(tags=["public"])
 
 HONEYPOT = "website"
 PAUSE_CHOICES = (0, 1, 2, 4, 8)
-
-
-def _client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def _interval(ctx: Context) -> timedelta:
@@ -79,7 +78,10 @@ async def read_signup(request: Request) -> SignupForm:
             raise InvalidInput(
                 'Send JSON like {"email": "you@example.org", "name": "Ada"}.'
             ) from None
-        return SignupForm(data.email, data.name or "", "", True, data.timezone or "")
+        # The form's honeypot under the same name: a bot filling every field fills it too.
+        return SignupForm(
+            data.email, data.name or "", data.website or "", True, data.timezone or ""
+        )
     form = await request.form()
     return SignupForm(
         str(form.get("email") or ""),
@@ -110,13 +112,16 @@ def subscribe(
 ) -> Response:
     """Sign up by form or JSON; the answer never reveals whether the address was known."""
     _rate_limit(ctx, request, body.email)
+    if body.is_json and body.honeypot.strip():
+        # A bot filled the honeypot: answer exactly as for a person and store nothing.
+        return JSONResponse({"status": "pending"}, status_code=202)
     if body.is_json:
         service.subscribe(
             session,
             email=body.email,
             name=body.name,
             source="api",
-            ip=_client_ip(request),
+            ip=client_ip(request, ctx.settings),
             now=utcnow(),
             confirmation_interval=_interval(ctx),
             timezone=service.timezone_or_default(body.timezone, ctx.settings.default_timezone),
@@ -131,7 +136,7 @@ def subscribe(
             email=body.email,
             name=body.name,
             source="form",
-            ip=_client_ip(request),
+            ip=client_ip(request, ctx.settings),
             now=utcnow(),
             confirmation_interval=_interval(ctx),
             timezone=service.timezone_or_default(body.timezone, ctx.settings.default_timezone),
@@ -150,7 +155,7 @@ def subscribe(
 
 def _rate_limit(ctx: Context, request: Request, email: str) -> None:
     """Refuse with 429 and Retry-After past the per-IP or per-address sign-up limits."""
-    decision = check_signup(ctx.sessions, _client_ip(request), email, utcnow())
+    decision = check_signup(ctx.sessions, client_ip(request, ctx.settings), email, utcnow())
     if not decision.allowed:
         raise RateLimited(decision.retry_after)
 
@@ -173,7 +178,7 @@ def confirm(token: str, request: Request, ctx: ContextDep, session: SessionDep) 
         request,
         "confirmed.html",
         reader_name=row.name,
-        preferences_token=ctx.tokens.preferences_token(row.id),
+        preferences_token=ctx.tokens.preferences_token(row.id, row.token_nonce),
     )
 
 
@@ -185,14 +190,32 @@ def unsubscribe_page(
     token: str, request: Request, ctx: ContextDep, session: SessionDep
 ) -> Response:
     """Show one Unsubscribe button, the masked address and "pause instead"; changes nothing."""
-    subscriber_id = ctx.tokens.read_unsubscribe_token(token)
-    masked = service.masked_address(session, subscriber_id)
+    ref = ctx.tokens.open_unsubscribe_token(token)
+    masked = service.masked_address(session, ref)
     return render_page(
         request,
         "unsubscribe.html",
         token=token,
         masked_email=masked,
-        preferences_token=ctx.tokens.preferences_token(subscriber_id) if masked else None,
+        # "Pause instead" needs a current link (one that carries the reader's nonce).
+        preferences_token=(
+            ctx.tokens.preferences_token(ref.subscriber_id, ref.nonce)
+            if masked and ref.nonce
+            else None
+        ),
+    )
+
+
+def _unsubscribed(request: Request, ctx: Context, ref: ListToken, done: Unsubscribed) -> Response:
+    # "Subscribe me again" only for the unsubscribe this very request made, by a current link.
+    undo = None
+    if done.current and done.at is not None and ref.nonce is not None:
+        undo = ctx.tokens.undo_token(ref.subscriber_id, ref.nonce, done.at)
+    return render_page(
+        request,
+        "unsubscribed.html",
+        token=ctx.tokens.unsubscribe_token(ref.subscriber_id, ref.nonce) if ref.nonce else "",
+        undo_token=undo,
     )
 
 
@@ -201,27 +224,28 @@ def unsubscribe(token: str, request: Request, ctx: ContextDep, session: SessionD
     """Unsubscribe (also the RFC 8058 one-click target): no cookie, no redirect, idempotent."""
     # The body (List-Unsubscribe=One-Click, urlencoded or multipart) is deliberately not read:
     # the signed token is the whole authority, and mail providers differ in how they encode it.
-    subscriber_id = ctx.tokens.read_unsubscribe_token(token)
-    service.unsubscribe(session, subscriber_id, utcnow())
-    return render_page(
-        request,
-        "unsubscribed.html",
-        token=token,
-        preferences_token=ctx.tokens.preferences_token(subscriber_id),
-    )
+    ref = ctx.tokens.open_unsubscribe_token(token)
+    done = service.unsubscribe(session, ref, utcnow())
+    return _unsubscribed(request, ctx, ref, done)
 
 
 @router.post("/unsubscribe/{token}/undo", response_class=HTMLResponse)
 def undo_unsubscribe(
-    token: str, request: Request, ctx: ContextDep, session: SessionDep
+    token: str,
+    request: Request,
+    ctx: ContextDep,
+    session: SessionDep,
+    undo: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    """Subscribe again after leaving by mistake."""
-    subscriber_id = ctx.tokens.read_unsubscribe_token(token)
-    service.resubscribe(session, subscriber_id, utcnow())
+    """Subscribe again after leaving by mistake: within a day, by the button on that page."""
+    ref = ctx.tokens.open_unsubscribe_token(token)
+    if not undo:
+        raise BadToken(service.NO_UNDO)
+    row = service.resubscribe(session, ref, ctx.tokens.read_undo_token(undo), utcnow())
     return render_page(
         request,
         "resubscribed.html",
-        preferences_token=ctx.tokens.preferences_token(subscriber_id),
+        preferences_token=ctx.tokens.preferences_token(row.id, row.token_nonce),
     )
 
 
@@ -253,8 +277,8 @@ def preferences_page(
     token: str, request: Request, ctx: ContextDep, session: SessionDep
 ) -> Response:
     """Show the preferences form (name, pause, leave)."""
-    subscriber_id = ctx.tokens.read_preferences_token(token)
-    row = service.get_subscriber_for_page(session, subscriber_id)
+    ref = ctx.tokens.open_preferences_token(token)
+    row = service.get_subscriber_for_page(session, ref)
     return _preferences(request, token, row)
 
 
@@ -267,23 +291,18 @@ def save_preferences(
     session: SessionDep,
 ) -> Response:
     """Save the name and pause, or leave the list."""
-    subscriber_id = ctx.tokens.read_preferences_token(token)
+    ref = ctx.tokens.open_preferences_token(token)
     now = utcnow()
+    row = service.get_subscriber_for_page(session, ref)
     if form.get("action") == "leave":
-        service.unsubscribe(session, subscriber_id, now)
-        return render_page(
-            request,
-            "unsubscribed.html",
-            token=ctx.tokens.unsubscribe_token(subscriber_id),
-            preferences_token=token,
-        )
-    row = service.get_subscriber_for_page(session, subscriber_id)
+        done = service.unsubscribe(session, ref, now)
+        return _unsubscribed(request, ctx, ref, done)
     raw_weeks = str(form.get("pause_weeks") or "0")
     try:
         weeks = int(raw_weeks)
         row = service.update_preferences(
             session,
-            subscriber_id,
+            row.id,
             name=str(form.get("name") or ""),
             pause_weeks=weeks,
             now=now,

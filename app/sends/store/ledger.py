@@ -129,6 +129,7 @@ def claim_batch(
                 Subscriber.id,
                 Subscriber.email,
                 Subscriber.status,
+                Subscriber.token_nonce,
                 _suppressed(Subscriber.email_hash).label("suppressed"),
             ).where(Subscriber.id.in_(sub_ids))
         )
@@ -144,7 +145,11 @@ def claim_batch(
         elif sub.suppressed:
             why = "cancelled at claim: address suppressed"
         else:
-            claims.append(Claim(r.id, r.issue_id, sub.id, sub.email, r.attempts, r.message_id))
+            claims.append(
+                Claim(
+                    r.id, r.issue_id, sub.id, sub.email, r.attempts, r.message_id, sub.token_nonce
+                )
+            )
             continue
         cancelled.setdefault(why, []).append(r.id)
     for why, ids in cancelled.items():

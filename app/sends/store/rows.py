@@ -27,6 +27,7 @@ class Claim:
     email: str
     attempts: int
     message_id: str
+    token_nonce: str  # the subscriber's list-token nonce, filled into their links
 
 
 @dataclass(frozen=True)
