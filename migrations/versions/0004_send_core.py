@@ -21,11 +21,11 @@ def upgrade() -> None:
     with op.batch_alter_table("deliveries") as batch:
         # Set in small groups just before rows go on the wire: after a crash only these can
         # be `unknown`; claimed rows never handed over go back to the queue.
-        batch.add_column(sa.Column("handed_at", sa.DateTime(), nullable=True))
-        batch.add_column(sa.Column("requeued_at", sa.DateTime(), nullable=True))
+        batch.add_column(sa.Column("handed_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("requeued_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("issues") as batch:
         batch.add_column(sa.Column("alert", sa.String(length=500), nullable=True))
-        batch.add_column(sa.Column("alert_at", sa.DateTime(), nullable=True))
+        batch.add_column(sa.Column("alert_at", sa.DateTime(timezone=True), nullable=True))
     # The per-recipient log pages by id within an issue or a subscriber (keyset, not OFFSET).
     op.create_index("ix_deliveries_issue_id_id", "deliveries", ["issue_id", "id"])
     op.create_index("ix_deliveries_subscriber_id_id", "deliveries", ["subscriber_id", "id"])
