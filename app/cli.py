@@ -47,8 +47,6 @@ cli.add_typer(dkim_cli, name="dkim", rich_help_panel=ADMIN)
 console = Console(stderr=True)
 out = Console()
 
-LOCAL_TIME_UNAVAILABLE = "local-time sends are not available in this version"
-
 
 class _Options:
     verbose = False
@@ -640,15 +638,14 @@ def issues_send(
         # No offset means UTC, as in the API (a cron server's only shared zone).
         send_at = send_at.replace(tzinfo=dt.UTC) if send_at.tzinfo is None else send_at
         send_at = send_at.astimezone(dt.UTC)
+    local: tuple[dt.time, dt.date] | None = None
     if local_time is not None and date is not None:
         try:
-            dt.time.fromisoformat(local_time)
-            dt.date.fromisoformat(date)
+            local = (dt.time.fromisoformat(local_time), dt.date.fromisoformat(date))
         except ValueError:
             raise _usage("--local-time is HH:MM and --date is YYYY-MM-DD") from None
-        # The send core does not take a local time yet; see LOCAL_TIME_UNAVAILABLE.
-        typer.echo(f"error: {LOCAL_TIME_UNAVAILABLE}", err=True)
-        raise typer.Exit(1)
+        if local[0].second or local[0].tzinfo is not None:
+            raise _usage("--local-time is HH:MM, without a zone: each reader's own applies")
 
     from app.db import session_scope
     from app.errors import DomainError
@@ -658,10 +655,18 @@ def issues_send(
     ctx = _setup(migrate=True, announce=True)
     try:
         with session_scope(ctx.sessions) as session:
-            result = send_issue(session, issue_id, send_at, utcnow(), ctx.renderer)
+            result = send_issue(session, issue_id, send_at, utcnow(), ctx.renderer, local=local)
     except DomainError as exc:
         raise _fail(exc) from None
-    if result["status"] == "scheduled":
+    if local is not None:
+        first = result["send_at"].strftime("%Y-%m-%d %H:%M UTC")
+        out.print(
+            f"issue {issue_id} goes to {result['recipients']} readers at {local_time} their time "
+            f"on {date} (the first at {first}; readers whose moment has passed get it at once)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif result["status"] == "scheduled":
         when = result["send_at"].strftime("%Y-%m-%d %H:%M UTC")
         out.print(f"issue {issue_id} scheduled for {when}", highlight=False)
         if wait:

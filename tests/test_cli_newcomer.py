@@ -183,10 +183,14 @@ def test_issues_send_now_at_a_time_and_local_time(
     assert got["status"] == "scheduled" and got["send_at"].startswith("2099-12-01T06:00")
 
     local = new_issue(client, editor)
-    args = ("issues", "send", str(local["id"]), "--local-time", "06:00", "--date", "2026-12-01")
+    args = ("issues", "send", str(local["id"]), "--local-time", "06:00", "--date", "2099-12-01")
     result = morningpost(settings, *args)
-    assert result.returncode == 1
-    assert result.stderr.strip() == "error: local-time sends are not available in this version"
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        f"issue {local['id']} goes to 4 readers at 06:00 their time on 2099-12-01"
+    )
+    got = client.get(f"/issues/{local['id']}", headers=editor).json()
+    assert got["status"] == "scheduled" and got["send_at"].startswith("2099-12-01T06:00")
     both = morningpost(
         settings, "issues", "send", "1", "--at", "2099-01-01", "--date", "2026-12-01"
     )

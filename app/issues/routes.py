@@ -182,9 +182,10 @@ def send(
     ctx: ContextDep,
     data: SendIn | None = Body(default=None),
 ) -> Any:
-    """Send now, or schedule when send_at is in the future."""
+    """Send now, schedule when send_at is in the future, or at a local time per reader."""
     send_at = data.send_at if data else None
-    return service.send_issue(session, issue_id, send_at, utcnow(), ctx.renderer)
+    local = (data.local_time, data.date) if data and data.local_time and data.date else None
+    return service.send_issue(session, issue_id, send_at, utcnow(), ctx.renderer, local=local)
 
 
 @router.post("/{issue_id}/cancel", status_code=200)

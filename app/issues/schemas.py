@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
+from datetime import date as dt_date
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
@@ -85,11 +86,29 @@ class SendIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     send_at: datetime | None = None
+    # A local-time send: each reader at this wall-clock time on this day, in their own zone.
+    local_time: time | None = Field(default=None, examples=["06:00"])
+    date: dt_date | None = Field(default=None, examples=["2026-12-01"])
 
     @field_validator("send_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         return _as_utc(value)
+
+    @field_validator("local_time")
+    @classmethod
+    def _wall_clock(cls, value: time | None) -> time | None:
+        if value is not None and (value.tzinfo is not None or value.second or value.microsecond):
+            raise ValueError("give local_time as HH:MM, without a zone: each reader's own applies")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SendIn:
+        if (self.local_time is None) != (self.date is None):
+            raise ValueError('local_time and date go together, e.g. "06:00" and "2026-12-01"')
+        if self.local_time is not None and self.send_at is not None:
+            raise ValueError("use either send_at or local_time with date, not both")
+        return self
 
 
 class TestSendIn(BaseModel):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,7 +16,15 @@ from app.clicks.service import click_counts
 from app.errors import Conflict, InvalidInput, NotFound
 from app.issues.check import Finding, check_issue
 from app.issues.schemas import IssueIn, IssuePatch
-from app.models import Issue, IssueStatus, OutboxKind, OutboxMessage, utcnow
+from app.models import (
+    Issue,
+    IssueStatus,
+    OutboxKind,
+    OutboxMessage,
+    Subscriber,
+    SubscriberStatus,
+    utcnow,
+)
 from app.rendering import placeholders
 from app.rendering.blocks import parse_blocks
 from app.rendering.compile import QR_CID, CompiledEmail, Renderer
@@ -27,7 +36,9 @@ from app.sends.store.sends import (
     cancel_send,
     flip_status,
     requeue_unknown,
+    start_local_send,
     start_send,
+    waves,
 )
 from app.subscribers.service import normalize_email, parse_cursor
 from app.tokens import TokenService
@@ -151,21 +162,34 @@ def queue_test_send(session: Session, issue_id: int, to: list[str], renderer: Re
 
 
 def send_issue(
-    session: Session, issue_id: int, send_at: datetime | None, now: datetime, renderer: Renderer
+    session: Session,
+    issue_id: int,
+    send_at: datetime | None,
+    now: datetime,
+    renderer: Renderer,
+    *,
+    local: tuple[time, date] | None = None,
 ) -> dict[str, Any]:
-    """Send now (freeze recipients) or schedule for later; a repeated send is a Conflict."""
+    """Send now, schedule for later, or at a local time per reader; a repeated send is Conflict.
+
+    Only a draft can be sent: a scheduled, sending, paused, sent or cancelled issue is a 409,
+    so a second click never sends twice nor moves a send already planned.
+    """
     issue = get_issue(session, issue_id)
-    if issue.status in (
-        IssueStatus.sending,
-        IssueStatus.paused,
-        IssueStatus.sent,
-        IssueStatus.cancelled,
-    ):
+    if issue.status != IssueStatus.draft:
         raise Conflict(f"Issue {issue_id} is already {issue.status}; it is never sent twice.")
     # Never freeze recipients for an issue that cannot render or would hurt delivery.
     errors = [f.message for f in pre_send_check(renderer, issue) if f.level == "error"]
     if errors:
         raise InvalidInput("The issue cannot be sent: " + " ".join(errors))
+    if local is not None:
+        wall, day = local
+        due = local_moments(session, wall, day, renderer.settings.default_timezone)
+        count, status = start_local_send(
+            session, issue_id, now, due, (wall.strftime("%H:%M"), day.isoformat())
+        )
+        session.refresh(issue)
+        return {"id": issue.id, "status": status, "recipients": count, "send_at": issue.send_at}
     if send_at is not None and send_at > now:
         issue.status = IssueStatus.scheduled
         issue.send_at = send_at
@@ -174,6 +198,23 @@ def send_issue(
     recipients = start_send(session, issue_id, now)
     session.refresh(issue)
     return {"id": issue.id, "status": issue.status, "recipients": recipients, "send_at": None}
+
+
+def local_moments(
+    session: Session, wall: time, day: date, default_zone: str
+) -> dict[str, datetime]:
+    """Return, for each zone active readers live in, the UTC moment of `wall` on `day` there."""
+    zones = session.scalars(
+        select(Subscriber.timezone).where(Subscriber.status == SubscriberStatus.active).distinct()
+    ).all()
+    moments: dict[str, datetime] = {}
+    for zone in zones:
+        try:
+            tz = ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            tz = ZoneInfo(default_zone)  # a name stored before validation: the list's default
+        moments[zone] = datetime.combine(day, wall, tzinfo=tz).astimezone(UTC)
+    return moments
 
 
 def pre_send_check(renderer: Renderer, issue: Issue) -> list[Finding]:
@@ -222,15 +263,26 @@ def resume_issue(session: Session, issue_id: int, now: datetime) -> dict[str, An
 def stats(session: Session, issue_id: int, now: datetime | None = None) -> dict[str, Any]:
     """Return the delivery counts of an issue, its status, send rate and ETA."""
     issue = get_issue(session, issue_id)
+    now = now or utcnow()
     counts = issue_stats(session, issue_id)
-    rate = send_rate(session, issue_id, now or utcnow(), issue.started_at)
+    rate = send_rate(session, issue_id, now, issue.started_at)
     waiting = counts["pending"] + counts["sending"] + counts["retry"]
+    # A local-time send goes out in waves: readers not yet due wait for their own morning.
+    later, next_due, last_due = waves(session, issue_id, now)
+    due_now = waiting - later
+    eta: float | None = due_now / rate if rate > 0 else (0 if not due_now else None)
+    if last_due is not None and eta is not None:
+        eta = max(eta, (last_due - now).total_seconds())
     return {
         **counts,
         "status": issue.status,
         "pause_reason": issue.pause_reason,
         "rate_per_second": round(rate, 1),
-        "eta_seconds": round(waiting / rate) if rate > 0 else (0 if not waiting else None),
+        "eta_seconds": round(eta) if eta is not None else None,
+        "not_yet_due": later,
+        "next_due_at": next_due,
+        "local_time": issue.local_time,
+        "local_date": issue.local_date,
         # Asynchronous bounces and complaints that came back for this issue's deliveries;
         # policy alerts mean receivers refused our mail (X.7.x): the sender must act.
         "bounces": bounce_stats(session, issue_id),

@@ -44,3 +44,7 @@ class Issue(Base):
     # The latest relay-level problem seen while sending (refused, TLS, login, timeout).
     alert: Mapped[str | None] = mapped_column(String(500), default=None)
     alert_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A local-time send: each reader gets it at this wall-clock time (HH:MM) on this day
+    # (YYYY-MM-DD) in their own zone; its recipients are frozen when the editor sends.
+    local_time: Mapped[str | None] = mapped_column(String(5), default=None)
+    local_date: Mapped[str | None] = mapped_column(String(10), default=None)

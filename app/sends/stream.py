@@ -173,7 +173,13 @@ class DeliveryStream:
         started = time.perf_counter()
         claims = await w._db(
             lambda s: ledger.claim_batch(
-                s, w.owner, limit, utcnow(), self.s.lease_seconds, domain=w.domain
+                s,
+                w.owner,
+                limit,
+                utcnow(),
+                self.s.lease_seconds,
+                domain=w.domain,
+                due_at=w.clock(),
             )
         )
         metrics.claim_observed(started, len(claims))

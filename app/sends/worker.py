@@ -86,11 +86,14 @@ class Worker:
         *,
         owner: str | None = None,
         gate: SendGate | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.ctx = ctx
         # Run at the moment a scheduled issue starts (the pre-send check), passed in by the
         # caller so the send core never depends on the issues layer above it.
         self.gate = gate
+        # What time it is for "who is due" (scheduled issues, local-time waves); tests set it.
+        self.clock = clock
         self.settings = s = ctx.settings
         self.mailer = mailer
         self.owner = owner or new_owner()
@@ -144,7 +147,7 @@ class Worker:
 
     async def run_once(self) -> bool:
         """Run housekeeping, the outbox and one delivery stream; return whether any was claimed."""
-        now = utcnow()
+        now = self.clock()
         started = await self._db(lambda s: sends.start_due_issues(s, now, self.gate))
         if started:
             log.info("started scheduled issues %s", started)

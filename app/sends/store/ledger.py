@@ -7,7 +7,7 @@ status to claim, one statement per outcome group to record (an executemany on SQ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    case,
     cast,
     exists,
     func,
@@ -67,10 +68,23 @@ def _suppressed(email_hash: Any) -> ColumnElement[bool]:
     return exists().where(Suppression.email_hash == email_hash)
 
 
-def freeze_recipients(session: Session, issue_id: int) -> int:
-    """Queue a pending delivery for every active, unsuppressed, unpaused subscriber; count them."""
+def freeze_recipients(
+    session: Session, issue_id: int, due_by_zone: Mapping[str, datetime] | None = None
+) -> int:
+    """Queue a pending delivery for every active, unsuppressed, unpaused subscriber; count them.
+
+    With `due_by_zone` (a local-time send) each row is due at its reader's zone's moment,
+    held in next_attempt_at, which the claim honours; a zone not listed is due at once.
+    """
     now = utcnow()
     ts = D.c.created_at.type
+    due: Any = literal(None, ts)
+    if due_by_zone:
+        # One CASE over the few hundred zones readers use: still one INSERT ... SELECT.
+        due = case(
+            *((Subscriber.timezone == zone, literal(at, ts)) for zone, at in due_by_zone.items()),
+            else_=literal(None, ts),
+        )
     source = select(
         literal(issue_id),
         Subscriber.id,
@@ -78,13 +92,22 @@ def freeze_recipients(session: Session, issue_id: int) -> int:
         literal(0),
         literal(now, ts),
         literal(now, ts),
+        due,
     ).where(
         Subscriber.status == SubscriberStatus.active,
         or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now),
         ~_suppressed(Subscriber.email_hash),
         ~exists().where(Delivery.issue_id == issue_id, Delivery.subscriber_id == Subscriber.id),
     )
-    cols = ["issue_id", "subscriber_id", "status", "attempts", "created_at", "updated_at"]
+    cols = [
+        "issue_id",
+        "subscriber_id",
+        "status",
+        "attempts",
+        "created_at",
+        "updated_at",
+        "next_attempt_at",
+    ]
     # No ON CONFLICT (it nearly doubles the cost): NOT EXISTS and start_send's CAS suffice.
     stmt = insert(D).from_select(cols, source)
     if not is_postgres(session):
@@ -102,8 +125,12 @@ def claim_batch(
     lease_seconds: int,
     *,
     domain: str = "morningpost.invalid",
+    due_at: datetime | None = None,
 ) -> list[Claim]:
     """Lease up to `limit` due deliveries of sending issues; cancel those no longer wanted.
+
+    A row is due when its next_attempt_at (a retry's backoff, a deferral, a local-time
+    reader's moment) is at or before `due_at` (default `now`, which also starts the lease).
 
     Each claimed row gets its Message-ID (<mp.ISSUE.DELIVERY.RANDOM@domain>) before any SMTP
     traffic, so a row that ends up `unknown` can still be traced in the relay's logs.
@@ -117,7 +144,14 @@ def claim_batch(
         for status in (DeliveryStatus.retry, DeliveryStatus.pending):
             if len(rows) < limit:
                 rows += _claim_rows(
-                    session, issue_id, status, limit - len(rows), owner, now, lease_seconds, domain
+                    session,
+                    issue_id,
+                    status,
+                    limit - len(rows),
+                    owner,
+                    (now, due_at or now),
+                    lease_seconds,
+                    domain,
                 )
     if not rows:
         return []
@@ -173,15 +207,16 @@ def _claim_rows(
     status: DeliveryStatus,
     limit: int,
     owner: str,
-    now: datetime,
+    times: tuple[datetime, datetime],
     lease_seconds: int,
     domain: str,
 ) -> list[Any]:
     """Lease up to `limit` due rows of one issue in one status; return what RETURNING gave."""
+    now, due_at = times
     if status == DeliveryStatus.retry:
-        due = D.c.next_attempt_at <= now
+        due = D.c.next_attempt_at <= due_at
     else:  # a pending row carries next_attempt_at when a domain budget deferred it
-        due = or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now)
+        due = or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= due_at)
     live = select(Issue.id).where(Issue.id == issue_id, Issue.status == IssueStatus.sending)
     # Equality on issue and status walks ix_deliveries_issue_status_id in id order and stops
     # at the limit, so a claim costs the same at the start and at the end of a million-row

@@ -7,10 +7,11 @@ happens. Issue services call down into these; nothing here knows about rendering
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from sqlalchemy import exists, select, update
+from sqlalchemy import func as sa_func
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound
@@ -42,12 +43,14 @@ def start_send(session: Session, issue_id: int, now: datetime) -> int:
             Issue.status.in_([IssueStatus.draft, IssueStatus.scheduled]),
         )
         .values(status=IssueStatus.sending, started_at=now, pause_reason=None, alert=None)
-        .returning(Issue.id)
+        .returning(Issue.id, Issue.local_time, Issue.recipients)
         .execution_options(synchronize_session=False)
     ).first()
     if flipped is None:
         status = _status_of(session, issue_id)
         raise Conflict(f"Issue {issue_id} is already {status}; it cannot be sent again.")
+    if flipped.local_time is not None:
+        return int(flipped.recipients)  # a local-time send froze its list when it was sent
     count = freeze_recipients(session, issue_id)
     session.execute(
         update(Issue)
@@ -212,3 +215,72 @@ def set_alert(session: Session, issue_id: int, text: str, now: datetime) -> None
         .values(alert=text[:500], alert_at=now)
         .execution_options(synchronize_session=False)
     )
+
+
+def start_local_send(
+    session: Session,
+    issue_id: int,
+    now: datetime,
+    due_by_zone: Mapping[str, datetime],
+    local: tuple[str, str],
+) -> tuple[int, IssueStatus]:
+    """Freeze a draft's recipients now, each due at its own zone's moment; return (count, status).
+
+    The issue is `sending` once its first reader is due (at once if anyone's moment has
+    passed), else `scheduled` with send_at at that first moment, when the worker or the cron
+    starts it without freezing again. Only a draft can be sent: any other status is Conflict.
+    """
+    flipped = session.execute(
+        update(Issue)
+        .where(Issue.id == issue_id, Issue.status == IssueStatus.draft)
+        .values(
+            status=IssueStatus.scheduled,
+            local_time=local[0],
+            local_date=local[1],
+            pause_reason=None,
+            alert=None,
+        )
+        .returning(Issue.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if flipped is None:
+        status = _status_of(session, issue_id)
+        raise Conflict(f"Issue {issue_id} is already {status}; it is never sent twice.")
+    count = freeze_recipients(session, issue_id, due_by_zone)
+    first = session.scalar(
+        select(sa_func.min(sa_func.coalesce(Delivery.next_attempt_at, now))).where(
+            Delivery.issue_id == issue_id
+        )
+    )
+    first = now if first is None or first <= now else first
+    status = IssueStatus.sending if first <= now else IssueStatus.scheduled
+    session.execute(
+        update(Issue)
+        .where(Issue.id == issue_id)
+        .values(
+            status=status,
+            recipients=count,
+            send_at=first,
+            started_at=now if status == IssueStatus.sending else None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return count, status
+
+
+def waves(
+    session: Session, issue_id: int, now: datetime
+) -> tuple[int, datetime | None, datetime | None]:
+    """Return (readers not yet due, when the next is due, when the last is due) of a send."""
+    later = session.execute(
+        select(
+            sa_func.count(),
+            sa_func.min(Delivery.next_attempt_at),
+            sa_func.max(Delivery.next_attempt_at),
+        ).where(
+            Delivery.issue_id == issue_id,
+            Delivery.status == DeliveryStatus.pending,
+            Delivery.next_attempt_at > now,
+        )
+    ).one()
+    return int(later[0]), later[1], later[2]
