@@ -25,13 +25,13 @@ from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from app.bounces.service import suppress
 from app.context import Context, build_context
 from app.db import make_engine, session_scope
 from app.models import Subscriber, WebhookDelivery, utcnow
 from app.sends.smtp.mailer import make_mailer
 from app.sends.worker import Worker
 from app.subscribers.service import confirm, unsubscribe
+from app.suppressions.service import suppress_subscriber
 from app.webhooks.safety import forbidden
 from app.webhooks.sender import WebhookSender, backoff, beat, run_webhook_sender
 from tests.smtp_server import SMTPTestServer
@@ -150,7 +150,7 @@ def test_every_event_reaches_the_receiver_signed(
         unsubscribe(s, ids["leaver@example.org"], now)
         angry = s.get(Subscriber, ids["angry@example.org"])
         assert angry is not None
-        suppress(s, angry, "complaint", "webhook", "abuse report", now)
+        suppress_subscriber(s, angry, "complaint", "webhook", "abuse report", now)
     smtp_server.handler.plan("gone@example.org", "550 5.1.1 No such user")
     issue_id = add_issue(ctx)
     send_now(ctx, issue_id)
