@@ -28,6 +28,7 @@ from rich.text import Text
 
 from app.bounces.listener import run_bounce_listener
 from app.bounces.verp import webhook_secret
+from app.cli_editor import editor_cli
 from app.config import ConfigError, announce_defaults, load_settings
 from app.context import Context, build_context
 from app.db import session_scope
@@ -51,6 +52,7 @@ cli.add_typer(editor_token_cli, name="editor-token")
 cli.add_typer(subscribers_cli, name="subscribers")
 dkim_cli = typer.Typer(help="DKIM signing keys.", no_args_is_help=True)
 cli.add_typer(dkim_cli, name="dkim")
+cli.add_typer(editor_cli, name="editor")
 
 console = Console(stderr=True)
 out = Console()

@@ -10,6 +10,7 @@ from app.models.delivery import (
     OutboxMessage,
 )
 from app.models.editor import EditorToken
+from app.models.editor_account import EditorAccount, EditorSession
 from app.models.issue import Issue, IssueStatus
 from app.models.subscriber import Subscriber, SubscriberStatus, Suppression
 
@@ -20,6 +21,8 @@ __all__ = [
     "BounceKind",
     "Delivery",
     "DeliveryStatus",
+    "EditorAccount",
+    "EditorSession",
     "EditorToken",
     "Issue",
     "IssueStatus",
