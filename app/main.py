@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.bounces.routes import webhooks_router
 from app.config import Settings
+from app.console.setup import install_console
 from app.context import Context, build_context
 from app.delivery.engine import Worker
 from app.delivery.mailer import make_mailer
@@ -62,6 +63,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.include_router(suppressions_router)
     app.include_router(webhooks_router)
     app.mount("/static", static_files(), name="static")
+    install_console(app)  # the editor console under /editor/
     _install_error_handlers(app)
     return app
 

@@ -41,9 +41,7 @@ def add_editor(session: Session, email: str, name: str | None, password: str) ->
     check_password_rules(password)
     if find_editor(session, address) is not None:
         raise Conflict(f"An editor with the address {address} exists already.")
-    row = EditorAccount(
-        email=address, name=clean_name(name), password_hash=_hasher.hash(password)
-    )
+    row = EditorAccount(email=address, name=clean_name(name), password_hash=_hasher.hash(password))
     session.add(row)
     session.flush()
     return row

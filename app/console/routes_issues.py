@@ -1,0 +1,388 @@
+"""Console pages for issues: list, write in Markdown, preview, check, test, schedule, send."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from html import escape
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from app.console.queries import count_recipients
+from app.console.web import PREFIX, EditorDep, redirect, render, signed_in
+from app.context import Context
+from app.deps import ContextDep, SessionDep
+from app.errors import DomainError, InvalidInput
+from app.issues import service
+from app.issues.markdown_format import issue_to_markdown, parse_issue_markdown
+from app.issues.schemas import IssuePatch
+from app.models import Issue, IssueStatus, utcnow
+from app.rendering.blocks import parse_blocks
+
+router = APIRouter(
+    prefix=f"{PREFIX}/issues", include_in_schema=False, dependencies=[Depends(signed_in)]
+)
+
+MARKDOWN_MAX = 500_000
+NOTICES = {
+    "created": "The draft is saved.",
+    "saved": "Your changes are saved.",
+    "test": "A test copy is on its way.",
+    "scheduled": "The issue is scheduled.",
+    "sending": "The send has started.",
+    "paused": "The send is paused; nothing more goes out until you resume it.",
+    "resumed": "The send continues where it stopped.",
+    "cancelled": "The send is cancelled; unsent copies will not go out.",
+    "deleted": "The draft is deleted.",
+}
+NEW_ISSUE = """---
+subject: The AI Morning Post
+preheader: One line that inboxes show next to the subject
+---
+## Today's lead story {lead}
+Write the lead here. **Bold**, _italic_ and [links](https://example.org) work.
+
+## By the Numbers {stats}
+- **42** a number worth knowing
+
+## Subscribe to The AI Morning Post {subscribe}
+Get daily AI insights delivered every morning.
+"""
+
+
+def _notice(request: Request) -> str | None:
+    return NOTICES.get(request.query_params.get("done", ""))
+
+
+@router.get("")
+def issue_list(request: Request, session: SessionDep, _: EditorDep) -> Response:
+    """List every issue, newest first."""
+    issues = service.list_issues(session)
+    return render(request, "issues.html", section="issues", issues=issues, notice=_notice(request))
+
+
+@router.get("/new")
+def new_issue(request: Request, _: EditorDep) -> Response:
+    """Show an empty Markdown editor with a small sample to start from."""
+    return render(
+        request, "issue_edit.html", section="issues", issue=None, markdown=NEW_ISSUE, error=None
+    )
+
+
+@router.post("")
+def create_issue(
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+    _: EditorDep,
+    markdown: Annotated[str, Form(max_length=MARKDOWN_MAX)] = "",
+) -> Response:
+    """Create a draft from the Markdown text; a mistake comes back with the line named."""
+    try:
+        issue = service.create_issue(session, parse_issue_markdown(markdown), ctx.renderer)
+    except DomainError as exc:
+        session.rollback()
+        return render(
+            request,
+            "issue_edit.html",
+            status_code=exc.status,
+            section="issues",
+            issue=None,
+            markdown=markdown,
+            error=exc.message,
+        )
+    return redirect(f"{PREFIX}/issues/{issue.id}?done=created")
+
+
+@router.post("/preview-markdown")
+def preview_markdown(
+    ctx: ContextDep, _: EditorDep, markdown: Annotated[str, Form(max_length=MARKDOWN_MAX)] = ""
+) -> HTMLResponse:
+    """Render Markdown text as the email it would become (shown in the editor's frame)."""
+    try:
+        data = parse_issue_markdown(markdown)
+        draft = Issue(
+            subject=data.subject,
+            preheader=data.preheader,
+            slug=data.slug or service.slugify(data.subject),
+            blocks=parse_blocks(data.blocks),  # the validation a save runs
+        )
+        html = service.preview_html(ctx.renderer, ctx.tokens, draft)
+    except DomainError as exc:
+        return HTMLResponse(_problem_page(exc.message), status_code=200)
+    return HTMLResponse(html)
+
+
+def _problem_page(message: str) -> str:
+    return (
+        '<!doctype html><meta charset="utf-8"><title>Not yet</title>'
+        '<body style="font:16px/1.5 system-ui,sans-serif;margin:1.5rem;color:#8a2a17">'
+        f"<p><strong>The preview waits for a fix:</strong></p><p>{escape(message)}</p></body>"
+    )
+
+
+def _issue_or_404(session: Session, issue_id: int) -> Issue:
+    return service.get_issue(session, issue_id)
+
+
+def issue_page(
+    request: Request,
+    session: Session,
+    ctx: Context,
+    issue_id: int,
+    *,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    """Render an issue's page: status, actions, the pre-send check."""
+    issue = _issue_or_404(session, issue_id)
+    findings = service.pre_send_check(ctx.renderer, issue)
+    stats = service.stats(session, issue_id) if issue.status != IssueStatus.draft else None
+    return render(
+        request,
+        "issue.html",
+        status_code=status,
+        section="issues",
+        issue=issue,
+        findings=findings,
+        blocked=any(f.level == "error" for f in findings),
+        stats=stats,
+        notice=_notice(request),
+        error=error,
+        now=utcnow(),
+    )
+
+
+@router.get("/{issue_id}")
+def show_issue(
+    issue_id: int, request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep
+) -> Response:
+    """Show one issue with what can be done with it now."""
+    return issue_page(request, session, ctx, issue_id)
+
+
+@router.get("/{issue_id}/edit")
+def edit_issue(issue_id: int, request: Request, session: SessionDep, _: EditorDep) -> Response:
+    """Show the Markdown editor for a draft or scheduled issue."""
+    issue = _issue_or_404(session, issue_id)
+    return render(
+        request,
+        "issue_edit.html",
+        section="issues",
+        issue=issue,
+        markdown=issue_to_markdown(issue),
+        error=None,
+    )
+
+
+@router.post("/{issue_id}/edit")
+def save_issue(
+    issue_id: int,
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+    _: EditorDep,
+    markdown: Annotated[str, Form(max_length=MARKDOWN_MAX)] = "",
+) -> Response:
+    """Save the Markdown text over the issue's subject, preheader and blocks."""
+    try:
+        data = parse_issue_markdown(markdown)
+        patch = IssuePatch(subject=data.subject, preheader=data.preheader, blocks=data.blocks)
+        if data.slug:
+            patch.slug = data.slug
+        service.update_issue(session, issue_id, patch, ctx.renderer)
+    except DomainError as exc:
+        session.rollback()
+        return render(
+            request,
+            "issue_edit.html",
+            status_code=exc.status,
+            section="issues",
+            issue=_issue_or_404(session, issue_id),
+            markdown=markdown,
+            error=exc.message,
+        )
+    return redirect(f"{PREFIX}/issues/{issue_id}?done=saved")
+
+
+@router.get("/{issue_id}/preview")
+def preview_page(issue_id: int, request: Request, session: SessionDep, _: EditorDep) -> Response:
+    """Show the email at phone and desktop width side by side."""
+    issue = _issue_or_404(session, issue_id)
+    return render(request, "issue_preview.html", section="issues", issue=issue)
+
+
+@router.get("/{issue_id}/preview.html")
+def preview_html(issue_id: int, session: SessionDep, ctx: ContextDep, _: EditorDep) -> Response:
+    """Return the email's HTML exactly as a subscriber sees it (framed by the console)."""
+    issue = _issue_or_404(session, issue_id)
+    return HTMLResponse(service.preview_html(ctx.renderer, ctx.tokens, issue))
+
+
+def _act(
+    request: Request, session: Session, ctx: Context, issue_id: int, done: str, action: Any
+) -> Response:
+    """Run one action; a refusal re-renders the issue page with the reason, nothing changed."""
+    try:
+        action()
+    except DomainError as exc:
+        session.rollback()
+        return issue_page(request, session, ctx, issue_id, error=exc.message, status=exc.status)
+    return redirect(f"{PREFIX}/issues/{issue_id}?done={done}")
+
+
+@router.post("/{issue_id}/test")
+def test_send(
+    issue_id: int,
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+    editor: EditorDep,
+    to: Annotated[str, Form(max_length=400)] = "",
+) -> Response:
+    """Queue a [TEST] copy to the signed-in editor (or the address given)."""
+    address = to.strip() or editor.email
+    return _act(
+        request,
+        session,
+        ctx,
+        issue_id,
+        "test",
+        lambda: service.queue_test_send(session, issue_id, [address], ctx.renderer),
+    )
+
+
+def parse_send_at(value: str, now: datetime) -> datetime:
+    """Read a datetime-local value as UTC; refuse empty, malformed or past times."""
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput("Choose a date and time for the send (UTC).") from None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment <= now:
+        raise InvalidInput("That time has passed; choose a time in the future, or send now.")
+    return moment
+
+
+@router.post("/{issue_id}/schedule")
+def schedule(
+    issue_id: int,
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+    _: EditorDep,
+    send_at: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """Schedule the issue at a time (UTC); a scheduled issue moves to the new time."""
+    now = utcnow()
+
+    def run() -> None:
+        moment = parse_send_at(send_at, now)
+        issue = _issue_or_404(session, issue_id)
+        if issue.status == IssueStatus.scheduled:
+            service.update_issue(session, issue_id, IssuePatch(send_at=moment), ctx.renderer)
+        else:
+            service.send_issue(session, issue_id, moment, now, ctx.renderer)
+
+    return _act(request, session, ctx, issue_id, "scheduled", run)
+
+
+@router.get("/{issue_id}/send")
+def confirm_send(
+    issue_id: int, request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep
+) -> Response:
+    """Ask for confirmation, stating how many readers the issue would go to now."""
+    issue = _issue_or_404(session, issue_id)
+    findings = service.pre_send_check(ctx.renderer, issue)
+    return render(
+        request,
+        "issue_send.html",
+        section="issues",
+        issue=issue,
+        recipients=count_recipients(session, utcnow()),
+        findings=findings,
+        blocked=any(f.level == "error" for f in findings),
+    )
+
+
+@router.post("/{issue_id}/send")
+def send_now(
+    issue_id: int, request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep
+) -> Response:
+    """Start the send now: recipients are frozen, the workers take it from there."""
+    response = _act(
+        request,
+        session,
+        ctx,
+        issue_id,
+        "sending",
+        lambda: service.send_issue(session, issue_id, None, utcnow(), ctx.renderer),
+    )
+    if response.status_code == 303:
+        return redirect(f"{PREFIX}/issues/{issue_id}/results?done=sending")
+    return response
+
+
+@router.post("/{issue_id}/pause")
+def pause(
+    issue_id: int, request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep
+) -> Response:
+    """Pause a send."""
+    return _act(
+        request,
+        session,
+        ctx,
+        issue_id,
+        "paused",
+        lambda: service.pause_issue(session, issue_id, utcnow()),
+    )
+
+
+@router.post("/{issue_id}/resume")
+def resume(
+    issue_id: int, request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep
+) -> Response:
+    """Resume a paused send."""
+    return _act(
+        request,
+        session,
+        ctx,
+        issue_id,
+        "resumed",
+        lambda: service.resume_issue(session, issue_id, utcnow()),
+    )
+
+
+@router.post("/{issue_id}/cancel")
+def cancel(
+    issue_id: int, request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep
+) -> Response:
+    """Cancel a scheduled, sending or paused issue."""
+    return _act(
+        request,
+        session,
+        ctx,
+        issue_id,
+        "cancelled",
+        lambda: service.cancel_issue(session, issue_id, utcnow()),
+    )
+
+
+@router.post("/{issue_id}/delete")
+def delete(
+    issue_id: int, request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep
+) -> Response:
+    """Delete a draft."""
+    response = _act(
+        request,
+        session,
+        ctx,
+        issue_id,
+        "deleted",
+        lambda: service.delete_issue(session, issue_id),
+    )
+    if response.status_code == 303:
+        return redirect(f"{PREFIX}/issues?done=deleted")
+    return response
