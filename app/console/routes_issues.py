@@ -8,8 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from app.console import block_form
 from app.console.queries import count_recipients
 from app.console.web import PREFIX, EditorDep, redirect, render, signed_in
 from app.context import Context
@@ -19,7 +21,7 @@ from app.issues import service
 from app.issues.markdown_format import issue_to_markdown, parse_issue_markdown
 from app.issues.schemas import IssuePatch
 from app.models import Issue, IssueStatus, utcnow
-from app.rendering.blocks import parse_blocks
+from app.rendering.blocks import BLOCK_TYPES, parse_blocks
 
 router = APIRouter(
     prefix=f"{PREFIX}/issues", include_in_schema=False, dependencies=[Depends(signed_in)]
@@ -386,3 +388,70 @@ def delete(
     if response.status_code == 303:
         return redirect(f"{PREFIX}/issues?done=deleted")
     return response
+
+
+@router.get("/{issue_id}/blocks")
+def edit_blocks(issue_id: int, request: Request, session: SessionDep, _: EditorDep) -> Response:
+    """Show the block-by-block editor: one form section per block."""
+    issue = _issue_or_404(session, issue_id)
+    sections = [block_form.to_form(b) for b in issue.blocks]
+    return _blocks_page(request, issue, issue.subject, issue.preheader, sections)
+
+
+def _blocks_page(
+    request: Request,
+    issue: Issue,
+    subject: str,
+    preheader: str,
+    sections: list[block_form.BlockForm],
+    *,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    return render(
+        request,
+        "issue_blocks.html",
+        status_code=status,
+        section="issues",
+        issue=issue,
+        subject=subject,
+        preheader=preheader,
+        sections=sections,
+        block_types=BLOCK_TYPES,
+        error=error,
+    )
+
+
+@router.post("/{issue_id}/blocks")
+async def save_blocks(
+    issue_id: int, request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep
+) -> Response:
+    """Apply removals and the new order; add a block, or save everything."""
+    issue = _issue_or_404(session, issue_id)
+    form = await request.form()
+    subject = str(form.get("subject") or "")[:300]
+    preheader = str(form.get("preheader") or "")[:300]
+    try:
+        sections = block_form.read_form(form)
+    except DomainError as exc:
+        return _blocks_page(
+            request, issue, subject, preheader, [], error=exc.message, status=exc.status
+        )
+    if form.get("action") == "add":
+        # Adding changes nothing stored: the new, empty section is filled in first.
+        sections.append(block_form.blank(str(form.get("new_type") or "")))
+        return _blocks_page(request, issue, subject, preheader, sections)
+    try:
+        blocks = [block_form.to_block(s, n) for n, s in enumerate(sections, start=1)]
+        patch = IssuePatch(subject=subject, preheader=preheader, blocks=blocks)
+        service.update_issue(session, issue_id, patch, ctx.renderer)
+    except ValidationError as exc:
+        session.rollback()
+        message = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        return _blocks_page(request, issue, subject, preheader, sections, error=message, status=422)
+    except DomainError as exc:
+        session.rollback()
+        return _blocks_page(
+            request, issue, subject, preheader, sections, error=exc.message, status=exc.status
+        )
+    return redirect(f"{PREFIX}/issues/{issue_id}?done=saved")
