@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.bounces.routes import webhooks_router
@@ -29,6 +30,7 @@ log = logging.getLogger("morningpost")
 
 # Paths whose clients are programs: they always get JSON errors.
 API_PREFIXES = ("/issues", "/subscribers", "/suppressions", "/healthz", "/webhooks")
+DOCS_ASSETS = "/docs-assets"
 
 
 def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI:
@@ -50,11 +52,17 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
             if context is None:
                 ctx.close()
 
-    app = FastAPI(
+    # FastAPIOffline serves Swagger UI and ReDoc from files in its package (under
+    # DOCS_ASSETS), not from a CDN: /docs and /redoc work on a machine with no internet.
+    app = FastAPIOffline(
         title="Morning Post",
         summary="Self-hosted newsletter delivery",
         lifespan=lifespan,
         docs_url="/docs",
+        redoc_url="/redoc",
+        static_url=DOCS_ASSETS,
+        # The online validator badge would call validator.swagger.io; no outside calls.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.ctx = ctx
     app.include_router(web_router)

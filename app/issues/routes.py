@@ -2,24 +2,112 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
 
 from app.deps import ContextDep, SessionDep, require_editor
+from app.errors import InvalidInput
 from app.issues import service
-from app.issues.schemas import IssueIn, IssueOut, IssuePatch, SendIn, SendOut, TestSendIn
+from app.issues.markdown_format import issue_to_markdown, parse_issue_markdown
+from app.issues.schemas import (
+    IssueIn,
+    IssueOut,
+    IssuePatch,
+    SendIn,
+    SendOut,
+    TestSendIn,
+    TestSendOut,
+)
 from app.models import utcnow
 
 # Every route here is for editors: the check runs before any body is read.
 router = APIRouter(prefix="/issues", tags=["issues"], dependencies=[Depends(require_editor)])
 
 
-@router.post("", status_code=201, response_model=IssueOut)
+MARKDOWN_TYPES = ("text/markdown", "text/x-markdown")
+
+
+class MarkdownBodyRoute(APIRoute):
+    """A route whose JSON body may also come as Markdown (`Content-Type: text/markdown`).
+
+    The Markdown is read into the same JSON body before FastAPI sees it, so the handler, its
+    validation and the OpenAPI schema of the JSON body stay the ones of a plain JSON route.
+    A malformed file's error waits in the request scope for `markdown_error`, which runs after
+    the editor check: a request without a token gets its 401 before any 422 about its body.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type in MARKDOWN_TYPES:
+                body, error = b"{}", None
+                try:
+                    issue = parse_issue_markdown((await request.body()).decode("utf-8"))
+                    body = issue.model_dump_json().encode()
+                except UnicodeDecodeError:
+                    error = InvalidInput("The Markdown must be UTF-8 text.")
+                except InvalidInput as exc:
+                    error = exc
+                headers = [(k, v) for k, v in request.scope["headers"] if k != b"content-type"]
+                headers.append((b"content-type", b"application/json"))
+                scope = {**request.scope, "headers": headers, _MARKDOWN_ERROR: error}
+                request = Request(scope, request.receive)
+                request._body = body
+            return await handler(request)
+
+        return route
+
+
+_MARKDOWN_ERROR = "morningpost.markdown_error"
+
+
+def markdown_error(request: Request) -> None:
+    """Raise the error of a malformed Markdown body (after the editor check has passed)."""
+    error = request.scope.get(_MARKDOWN_ERROR)
+    if error is not None:
+        raise error
+
+
+MARKDOWN_EXAMPLE = """---
+subject: The Specialization Wave
+preheader: Small models, big gains
+---
+## Domain-Specific AI Models Challenge One-Size-Fits-All {lead}
+From Arabic speech recognition to **mathematical reasoning**.
+
+## Weekend Reading {links}
+- [The Case for Small Language Models](https://example.org/slm) — why small wins
+"""
+
+
 def create_issue(data: IssueIn, session: SessionDep, ctx: ContextDep) -> Any:
-    """Create a draft issue."""
+    """Create a draft issue from JSON, or from Markdown with `Content-Type: text/markdown`."""
     return service.create_issue(session, data, ctx.renderer)
+
+
+router.add_api_route(
+    "",
+    create_issue,
+    methods=["POST"],
+    status_code=201,
+    response_model=IssueOut,
+    route_class_override=MarkdownBodyRoute,
+    dependencies=[Depends(markdown_error)],
+    # The JSON body is documented from IssueIn; the Markdown form is added beside it.
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "text/markdown": {"schema": {"type": "string"}, "example": MARKDOWN_EXAMPLE}
+            }
+        }
+    },
+)
 
 
 @router.get("", response_model=list[IssueOut])
@@ -47,6 +135,17 @@ def delete_issue(issue_id: int, session: SessionDep) -> Response:
     return Response(status_code=204)
 
 
+@router.get(
+    "/{issue_id}/markdown",
+    response_class=Response,
+    responses={200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}},
+)
+def markdown(issue_id: int, session: SessionDep) -> Response:
+    """Return the issue as Markdown; POSTing it to /issues creates the same blocks again."""
+    text = issue_to_markdown(service.get_issue(session, issue_id))
+    return Response(text, media_type="text/markdown; charset=utf-8")
+
+
 @router.get("/{issue_id}/preview", response_class=HTMLResponse)
 def preview(issue_id: int, session: SessionDep, ctx: ContextDep) -> HTMLResponse:
     """Return the email exactly as a subscriber will see it."""
@@ -64,7 +163,7 @@ def check(issue_id: int, session: SessionDep, ctx: ContextDep) -> dict[str, Any]
     }
 
 
-@router.post("/{issue_id}/test", status_code=202)
+@router.post("/{issue_id}/test", status_code=202, response_model=TestSendOut)
 def test_send(
     issue_id: int, data: TestSendIn, session: SessionDep, ctx: ContextDep
 ) -> dict[str, Any]:

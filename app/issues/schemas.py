@@ -79,11 +79,25 @@ class SendIn(BaseModel):
 
 
 class TestSendIn(BaseModel):
-    """Body of POST /issues/{id}/test."""
+    """Body of POST /issues/{id}/test: who gets a [TEST] copy."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"to": ["editor@example.org"]}]}
+    )
 
-    to: list[str] = Field(min_length=1, max_length=10)
+    to: list[str] = Field(
+        min_length=1,
+        max_length=10,
+        description="Email addresses (1 to 10) that each get a copy with the subject prefixed "
+        "[TEST]; test copies are not counted as deliveries.",
+    )
+
+
+class TestSendOut(BaseModel):
+    """Answer of POST /issues/{id}/test."""
+
+    id: int
+    queued: int = Field(description="How many test copies were queued.")
 
 
 class IssueOut(BaseModel):
