@@ -10,10 +10,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
 
 from app.console import block_form
 from app.console.queries import count_recipients
-from app.console.web import PREFIX, EditorDep, redirect, render, signed_in
+from app.console.web import PREFIX, EditorDep, posted_form, redirect, render, signed_in
 from app.context import Context
 from app.deps import ContextDep, SessionDep
 from app.errors import DomainError, InvalidInput
@@ -22,6 +23,7 @@ from app.issues.markdown_format import issue_to_markdown, parse_issue_markdown
 from app.issues.schemas import IssuePatch
 from app.models import Issue, IssueStatus, utcnow
 from app.rendering.blocks import BLOCK_TYPES, parse_blocks
+from app.rendering.compile import QR_CID
 
 router = APIRouter(
     prefix=f"{PREFIX}/issues", include_in_schema=False, dependencies=[Depends(signed_in)]
@@ -114,7 +116,13 @@ def preview_markdown(
         html = service.preview_html(ctx.renderer, ctx.tokens, draft)
     except DomainError as exc:
         return HTMLResponse(_problem_page(exc.message), status_code=200)
-    return HTMLResponse(html)
+    return HTMLResponse(_framed(html))
+
+
+def _framed(html: str) -> str:
+    # In a mail client the QR code is an attachment named by Content-ID; a browser frame
+    # needs a URL, and the sign-up page serves the same image.
+    return html.replace(f'src="cid:{QR_CID}"', 'src="/subscribe/qr.png"')
 
 
 def _problem_page(message: str) -> str:
@@ -220,7 +228,7 @@ def preview_page(issue_id: int, request: Request, session: SessionDep, _: Editor
 def preview_html(issue_id: int, session: SessionDep, ctx: ContextDep, _: EditorDep) -> Response:
     """Return the email's HTML exactly as a subscriber sees it (framed by the console)."""
     issue = _issue_or_404(session, issue_id)
-    return HTMLResponse(service.preview_html(ctx.renderer, ctx.tokens, issue))
+    return HTMLResponse(_framed(service.preview_html(ctx.renderer, ctx.tokens, issue)))
 
 
 def _act(
@@ -423,12 +431,16 @@ def _blocks_page(
 
 
 @router.post("/{issue_id}/blocks")
-async def save_blocks(
-    issue_id: int, request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep
+def save_blocks(
+    issue_id: int,
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+    _: EditorDep,
+    form: Annotated[FormData, Depends(posted_form)],
 ) -> Response:
     """Apply removals and the new order; add a block, or save everything."""
     issue = _issue_or_404(session, issue_id)
-    form = await request.form()
     subject = str(form.get("subject") or "")[:300]
     preheader = str(form.get("preheader") or "")[:300]
     try:

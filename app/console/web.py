@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.console.sessions import SignedIn, load_session
@@ -74,12 +75,19 @@ def is_https(request: Request) -> bool:
     return bool(request.app.state.ctx.settings.base_url.startswith("https://"))
 
 
-async def signed_in(request: Request, session: SessionDep) -> SignedIn:
+def _session_editor(request: Request, session: SessionDep) -> SignedIn | None:
+    # Sync, so FastAPI runs it in the thread pool: a SQLite write lock held by another request
+    # must never be waited for on the event loop, which that request needs to finish.
+    return load_session(session, request.cookies.get(cookie_name(request)), utcnow())
+
+
+async def signed_in(
+    request: Request, editor: Annotated[SignedIn | None, Depends(_session_editor)]
+) -> SignedIn:
     """Return the editor behind the session cookie; check CSRF on anything but a read.
 
     Only the cookie counts: an API bearer token never opens the console.
     """
-    editor = load_session(session, request.cookies.get(cookie_name(request)), utcnow())
     if editor is None:
         if request.method not in SAFE_METHODS:
             raise CsrfRefused("Your session has ended; sign in again and repeat the action.")
@@ -96,6 +104,11 @@ async def signed_in(request: Request, session: SessionDep) -> SignedIn:
             )
     request.state.editor = editor
     return editor
+
+
+async def posted_form(request: Request) -> FormData:
+    """Return the posted form (parsed once; sync routes take it as a dependency)."""
+    return await request.form()
 
 
 EditorDep = Annotated[SignedIn, Depends(signed_in)]
