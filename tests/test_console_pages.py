@@ -8,11 +8,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.console import block_form
 from app.context import Context
 from app.db import session_scope
+from app.issues.markdown_format import parse_issue_markdown
 from app.models import Issue, OutboxMessage, Subscriber, Suppression
+from app.rendering.blocks import parse_blocks
 from tests.console_support import add_account, sign_in
-from tests.helpers import add_subscribers, new_issue, run_worker
+from tests.helpers import ROOT, add_subscribers, new_issue, run_worker
 from tests.smtp_server import SMTPTestServer
 
 MARKDOWN = """---
@@ -62,7 +65,7 @@ def test_write_preview_test_schedule_send_and_see_results(
     page = client.get(f"/editor/issues/{issue_id}")
     assert "The Specialization Wave" in page.text and "Pre-send check" in page.text
     both = client.get(f"/editor/issues/{issue_id}/preview")
-    assert 'width="375"' in both.text and 'width="800"' in both.text
+    assert 'width="375"' in both.text and 'width="620"' in both.text
     assert "Arabic speech" in client.get(f"/editor/issues/{issue_id}/preview.html").text
 
     tested = client.post(f"/editor/issues/{issue_id}/test", data={"csrf_token": csrf})
@@ -277,3 +280,13 @@ def test_settings_show_no_secrets(client: TestClient, csrf: str, ctx: Context) -
     assert "_dmarc.morningpost.test" in page.text
     for secret in ctx.settings.secret_keys:
         assert secret not in page.text
+
+
+def test_block_form_round_trips_the_sample_issue() -> None:
+    data = parse_issue_markdown((ROOT / "examples" / "ai-morning-post.md").read_text())
+    blocks = parse_blocks(data.blocks)
+    sections = [block_form.to_form(b) for b in blocks]
+    # Opinion pieces have paragraphs: their items are edited as JSON, losing nothing.
+    assert [s.type for s in sections if s.items_as_json] == ["opinion"]
+    again = [block_form.to_block(s, n) for n, s in enumerate(sections, start=1)]
+    assert parse_blocks(again) == blocks

@@ -50,6 +50,8 @@ class BlockForm:
 
     type: str
     values: dict[str, str] = field(default_factory=dict)
+    # Items whose text has line breaks or a "|" cannot be one line each: they are JSON then.
+    items_as_json: bool = False
 
     @property
     def fields(self) -> list[tuple[str, str]]:
@@ -71,19 +73,34 @@ def to_form(block: dict[str, Any]) -> BlockForm:
     """Return the form view of a stored block."""
     kind = str(block.get("type", ""))
     values = {name: str(block.get(name) or "") for name, _ in FIELDS.get(kind, [])}
+    as_json = False
     if kind in ITEMS:
         key, parts = ITEMS[kind]
-        lines = []
-        for item in block.get(key) or []:
-            cells = [str(item.get(p) or "").replace("\n", " ") for p in parts]
-            while cells and not cells[-1]:
-                cells.pop()
-            lines.append(SEP.join(cells))
-        values[key] = "\n".join(lines)
+        items = block.get(key) or []
+        cells_of = [[str(item.get(p) or "") for p in parts] for item in items]
+        if any("\n" in c or "|" in c for cells in cells_of for c in cells):
+            as_json = True
+            values[key] = json.dumps(items, indent=2, ensure_ascii=False)
+        else:
+            lines = []
+            for cells in cells_of:
+                while cells and not cells[-1]:
+                    cells.pop()
+                lines.append(SEP.join(cells))
+            values[key] = "\n".join(lines)
     if kind in JSON_LISTS:
         key = JSON_LISTS[kind]
         values[key] = json.dumps(block.get(key) or [], indent=2, ensure_ascii=False)
-    return BlockForm(kind, values)
+    return BlockForm(kind, values, as_json)
+
+
+def _json(form: BlockForm, key: str, number: int) -> Any:
+    try:
+        return json.loads(form.values.get(key) or "[]")
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"block {number} ({form.type}): {key} is not valid JSON (line {exc.lineno}: {exc.msg})"
+        ) from None
 
 
 def to_block(form: BlockForm, number: int) -> dict[str, Any]:
@@ -93,7 +110,9 @@ def to_block(form: BlockForm, number: int) -> dict[str, Any]:
         value = form.values.get(name, "").strip()
         if value:
             block[name] = value
-    if form.items:
+    if form.items and form.items_as_json:
+        block[form.items[0]] = _json(form, form.items[0], number)
+    elif form.items:
         key, parts = form.items
         items = []
         for line in form.values.get(key, "").splitlines():
@@ -103,13 +122,7 @@ def to_block(form: BlockForm, number: int) -> dict[str, Any]:
             items.append({p: c for p, c in zip(parts, cells, strict=False) if c})
         block[key] = items
     if form.json_key:
-        try:
-            block[form.json_key] = json.loads(form.values.get(form.json_key) or "[]")
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(
-                f"block {number} ({form.type}): {form.json_key} is not valid JSON "
-                f"(line {exc.lineno}: {exc.msg})"
-            ) from None
+        block[form.json_key] = _json(form, form.json_key, number)
     return block
 
 
@@ -126,7 +139,7 @@ def read_form(form: FormData) -> list[BlockForm]:
             raise InvalidInput(f"block {i + 1}: unknown type {kind!r}.")
         if form.get(f"b{i}-remove"):
             continue
-        section = BlockForm(kind)
+        section = BlockForm(kind, items_as_json=bool(form.get(f"b{i}-items-json")))
         keys = [n for n, _ in section.fields]
         keys += [section.items[0]] if section.items else []
         keys += [section.json_key] if section.json_key else []

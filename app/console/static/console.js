@@ -61,7 +61,7 @@
             else box.setAttribute("data-finished", st.status);
           });
           if (active) setTimeout(tick, 3000);
-          else if (document.querySelector("[data-finished]")) window.location.reload();
+          else if (document.querySelector("[data-finished]")) { var u = new URL(window.location.href); u.searchParams.delete("done"); window.location.replace(u.toString()); }
         })
         .catch(function () { setTimeout(tick, 10000); });
     }
