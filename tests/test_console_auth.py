@@ -237,3 +237,20 @@ def test_editor_commands(env: dict[str, str], tmp_path: object, client: TestClie
     assert client.get("/editor/", follow_redirects=False).status_code == 303
     code, _, err = _cli(env, tmp_path, "remove", "chief@example.org")
     assert code == 1 and "No editor" in err
+
+
+def test_sign_in_from_a_foreign_page_is_refused(client: TestClient, account: None) -> None:
+    resp = client.post(
+        "/editor/login",
+        data={"email": EMAIL, "password": PASSWORD},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert resp.status_code == 403 and "set-cookie" not in resp.headers
+    ok = client.post(
+        "/editor/login",
+        data={"email": EMAIL, "password": PASSWORD},
+        headers={"Origin": "http://testserver"},
+        follow_redirects=False,
+    )
+    assert ok.status_code == 303

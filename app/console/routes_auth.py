@@ -10,7 +10,15 @@ from fastapi.responses import Response
 from app.console.accounts import verify_login
 from app.console.login_limits import check_login
 from app.console.sessions import ABSOLUTE, end_session, load_session, start_session
-from app.console.web import PREFIX, EditorDep, cookie_name, is_https, redirect, render
+from app.console.web import (
+    PREFIX,
+    CsrfRefused,
+    EditorDep,
+    cookie_name,
+    is_https,
+    redirect,
+    render,
+)
 from app.deps import ContextDep, SessionDep
 from app.models import utcnow
 
@@ -21,6 +29,14 @@ WRONG = "That email address and password do not match an editor account."
 
 def _client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # not a browser, or an old one: the password is the check
+    own = {request.app.state.ctx.settings.base_url, str(request.base_url).rstrip("/")}
+    return origin.rstrip("/") in own
 
 
 @router.get("/login")
@@ -40,14 +56,18 @@ def login(
     password: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Check the password; on success set the session cookie and go to the dashboard."""
+    if not _same_origin(request):
+        # There is no session yet to hold a CSRF token: a foreign page must not sign a
+        # browser in to an account of its choosing (login CSRF).
+        raise CsrfRefused("Sign in from this site's own sign-in page.")
     now = utcnow()
     decision = check_login(ctx.sessions, _client_ip(request), email, now)
     if not decision.allowed:
         minutes = max(1, round(decision.retry_after / 60))
         error = f"Too many sign-in attempts. Please wait about {minutes} min and try again."
-        response = render(request, "login.html", status_code=429, email=email, error=error)
-        response.headers["Retry-After"] = str(decision.retry_after)
-        return response
+        locked = render(request, "login.html", status_code=429, email=email, error=error)
+        locked.headers["Retry-After"] = str(decision.retry_after)
+        return locked
     editor = verify_login(session, email, password, now)
     if editor is None:
         return render(request, "login.html", status_code=401, email=email, error=WRONG)

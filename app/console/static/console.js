@@ -69,6 +69,12 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    // On a phone the tabs scroll sideways: bring the current one into view.
+    var current = document.querySelector(".nav [aria-current='page']");
+    var nav = current && current.parentElement;
+    if (nav && nav.scrollWidth > nav.clientWidth) {
+      nav.scrollLeft = current.offsetLeft - (nav.clientWidth - current.offsetWidth) / 2;
+    }
     document.querySelectorAll("textarea[data-live-preview]").forEach(livePreview);
     var boxes = Array.prototype.slice.call(document.querySelectorAll("[data-progress]"));
     if (boxes.length) pollProgress(boxes);
