@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,6 +13,7 @@ from sqlalchemy import func, select
 
 from app.console.accounts import add_editor, remove_editor, verify_login
 from app.console.login_limits import LOGIN_PER_ACCOUNT
+from app.console.sessions import ABSOLUTE, IDLE, load_session, start_session
 from app.context import Context, build_context
 from app.db import session_scope
 from app.errors import Conflict, InvalidInput
@@ -187,7 +189,7 @@ def test_accounts_service_rules(ctx: Context) -> None:
 
 
 @pytest.fixture
-def env(settings: object, tmp_path: object) -> Iterator[dict[str, str]]:
+def env(settings: object) -> Iterator[dict[str, str]]:
     """Environment of a `python -m app` subprocess on this test's database."""
     yield {**cli_env(settings), "PYTHONPATH": str(ROOT)}
 
@@ -254,3 +256,20 @@ def test_sign_in_from_a_foreign_page_is_refused(client: TestClient, account: Non
         follow_redirects=False,
     )
     assert ok.status_code == 303
+
+
+def test_sessions_end_when_idle_or_too_old(ctx: Context) -> None:
+    now = utcnow()
+    with session_scope(ctx.sessions) as session:
+        editor = add_editor(session, "s@example.org", None, PASSWORD)
+        idle = start_session(session, editor, now)
+        old = start_session(session, editor, now)
+        assert load_session(session, idle, now + timedelta(seconds=30)) is not None
+        assert load_session(session, idle, now + IDLE + timedelta(minutes=2)) is None
+        # Kept busy, a session still ends after the absolute limit.
+        moment = now
+        while moment + timedelta(hours=6) < now + ABSOLUTE:
+            moment += timedelta(hours=6)
+            assert load_session(session, old, moment) is not None
+        assert load_session(session, old, now + ABSOLUTE) is None
+        assert load_session(session, "not-a-session", now) is None

@@ -9,7 +9,13 @@ from fastapi.responses import Response
 
 from app.console.accounts import verify_login
 from app.console.login_limits import check_login
-from app.console.sessions import ABSOLUTE, end_session, load_session, start_session
+from app.console.sessions import (
+    ABSOLUTE,
+    end_session,
+    load_session,
+    prune_sessions,
+    start_session,
+)
 from app.console.web import (
     PREFIX,
     CsrfRefused,
@@ -71,6 +77,7 @@ def login(
     editor = verify_login(session, email, password, now)
     if editor is None:
         return render(request, "login.html", status_code=401, email=email, error=WRONG)
+    prune_sessions(session, now)  # sign-ins are rare: a good moment to drop stale sessions
     raw = start_session(session, editor, now)
     response = redirect(f"{PREFIX}/")
     response.set_cookie(

@@ -48,9 +48,8 @@ class SignInRequired(DomainError):
     status = 303
     code = "sign_in"
 
-    def __init__(self, next_path: str = "") -> None:
+    def __init__(self) -> None:
         super().__init__("Please sign in.")
-        self.next_path = next_path
 
     @property
     def headers(self) -> dict[str, str]:
