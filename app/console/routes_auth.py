@@ -20,12 +20,13 @@ from app.console.web import (
     PREFIX,
     CsrfRefused,
     EditorDep,
+    SessionDep,
     cookie_name,
     is_https,
     redirect,
     render,
 )
-from app.deps import ContextDep, SessionDep
+from app.deps import ContextDep
 from app.models import utcnow
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)

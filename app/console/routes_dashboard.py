@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse, Response
 
 from app.console import settings_view
 from app.console.queries import issue_recipients, issues_in
-from app.console.web import PREFIX, EditorDep, render, signed_in
-from app.deps import ContextDep, SessionDep
+from app.console.web import PREFIX, EditorDep, SessionDep, render, signed_in
+from app.deps import ContextDep
 from app.issues import service
 from app.models import DeliveryStatus, IssueStatus
 

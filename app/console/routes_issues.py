@@ -14,9 +14,9 @@ from starlette.datastructures import FormData
 
 from app.console import block_form
 from app.console.queries import count_recipients
-from app.console.web import PREFIX, EditorDep, posted_form, redirect, render, signed_in
+from app.console.web import PREFIX, EditorDep, SessionDep, posted_form, redirect, render, signed_in
 from app.context import Context
-from app.deps import ContextDep, SessionDep
+from app.deps import ContextDep
 from app.errors import DomainError, InvalidInput
 from app.issues import service
 from app.issues.markdown_format import issue_to_markdown, parse_issue_markdown

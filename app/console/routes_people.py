@@ -8,8 +8,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 
 from app.console.queries import subscribers_csv
-from app.console.web import PREFIX, EditorDep, redirect, render, signed_in
-from app.deps import SessionDep
+from app.console.web import PREFIX, EditorDep, SessionDep, redirect, render, signed_in
 from app.errors import DomainError, InvalidInput
 from app.models import SubscriberStatus, utcnow
 from app.subscribers import service as subscribers

@@ -10,11 +10,12 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.console.sessions import SignedIn, load_session
-from app.deps import SessionDep
+from app.deps import get_session
 from app.errors import DomainError
 from app.models import utcnow
 
@@ -72,6 +73,12 @@ def cookie_name(request: Request) -> str:
 def is_https(request: Request) -> bool:
     """Tell whether the console is served over https (BASE_URL decides, not the socket)."""
     return bool(request.app.state.ctx.settings.base_url.startswith("https://"))
+
+
+# Committed when the route returns, before the answer leaves: a browser that follows a redirect
+# at once must read what the form post wrote (the app's request-scoped session commits only
+# after the response is sent, which PostgreSQL readers can overtake).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def _session_editor(request: Request, session: SessionDep) -> SignedIn | None:
