@@ -1,87 +1,111 @@
-"""The `morningpost` command: thin wrappers that parse, call a service and print."""
+"""The `morningpost` command: thin wrappers that parse, call a service and print.
+
+Start-up speed: the application (SQLAlchemy, FastAPI, the MJML renderer, premailer, aiosmtpd…)
+takes seconds to import, so this module imports only typer and rich at the top and each command
+imports what it needs inside its body. `morningpost --help`, a typo or `--help` of one command
+answer at once; keep new imports of `app.*` modules inside the commands that use them.
+
+Output: a command prints its result on stdout (an id, a token, a table) and nothing else; log
+lines go to stderr at WARNING, or INFO with `--verbose`, and always INFO for the long-running
+`serve`, `worker` and `bounces`.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import signal
-import time
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import uvicorn
-import uvloop
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskID,
-    TextColumn,
-)
-from rich.text import Text
 
-from app.bounces.listener import run_bounce_listener
-from app.bounces.verp import webhook_secret
 from app.cli_editor import editor_cli
-from app.config import ConfigError, announce_defaults, load_settings
-from app.context import Context, build_context
-from app.db import session_scope
-from app.delivery.dispatch import deliver_until_done, dispatch
-from app.delivery.dkim import generate_key
-from app.delivery.engine import Worker
-from app.delivery.mailer import make_mailer
-from app.demo import load_demo
-from app.editors import create_editor_token
-from app.errors import DomainError
-from app.issues.service import issue_progress
-from app.main import create_app
-from app.migrate import upgrade_head
-from app.models import utcnow
-from app.subscribers.csv_import import import_csv
 
-cli = typer.Typer(help="Morning Post: self-hosted newsletter delivery.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from app.config import Settings
+    from app.context import Context
+    from app.errors import DomainError
+
+cli = typer.Typer(
+    help="Morning Post: self-hosted newsletter delivery.",
+    epilog="New here? `morningpost demo` sends the sample issue into a demo outbox; then "
+    "`morningpost issues create examples/ai-morning-post.md` and `morningpost serve`.",
+    no_args_is_help=True,
+)
 editor_token_cli = typer.Typer(help="Editor API tokens.", no_args_is_help=True)
 subscribers_cli = typer.Typer(help="Subscriber list tools.", no_args_is_help=True)
-cli.add_typer(editor_token_cli, name="editor-token")
-cli.add_typer(subscribers_cli, name="subscribers")
+issues_cli = typer.Typer(help="Write, list and send issues.", no_args_is_help=True)
 dkim_cli = typer.Typer(help="DKIM signing keys.", no_args_is_help=True)
-cli.add_typer(dkim_cli, name="dkim")
-cli.add_typer(editor_cli, name="editor")
+# Panels of `morningpost --help`, in the order a newcomer needs them.
+START, SEND, RUN, ADMIN = "Getting started", "Writing and sending", "Running", "Administration"
+cli.add_typer(issues_cli, name="issues", rich_help_panel=SEND)
+cli.add_typer(subscribers_cli, name="subscribers", rich_help_panel=SEND)
+cli.add_typer(editor_token_cli, name="editor-token", rich_help_panel=ADMIN)
+cli.add_typer(dkim_cli, name="dkim", rich_help_panel=ADMIN)
+cli.add_typer(editor_cli, name="editor", rich_help_panel=ADMIN)
 
 console = Console(stderr=True)
 out = Console()
 
-
-class RateColumn(ProgressColumn):
-    """Messages per second over the last minute and the time left, as the ledger says."""
-
-    def render(self, task: Task) -> Text:
-        """Draw the rate and the ETA."""
-        rate, eta = task.fields.get("rate") or 0, task.fields.get("eta")
-        if not rate:
-            return Text("")
-        left = "" if eta is None else f" · {int(eta) // 60}:{int(eta) % 60:02d} left"
-        return Text(f"{rate:,.0f} msg/s{left}")
+LOCAL_TIME_UNAVAILABLE = "local-time sends are not available in this version"
 
 
-def _setup(*, migrate: bool = False) -> Context:
-    """Read settings (one clear line and exit 2 on a bad value) and build the context."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+class _Options:
+    verbose = False
+
+
+@cli.callback()
+def _global_options(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also log INFO lines (to stderr).")
+    ] = False,
+) -> None:
+    """Morning Post: self-hosted newsletter delivery."""
+    _Options.verbose = verbose
+
+
+def _configure_logging(*, daemon: bool) -> None:
+    """Logs to stderr: INFO for servers and --verbose, else WARNING (results go to stdout)."""
+    level = logging.INFO if daemon or _Options.verbose else logging.WARNING
+    fmt = (
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"
+        if daemon
+        else "%(levelname)s: %(message)s"
     )
+    logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
+
+
+def _settings(*, daemon: bool = False, **overrides: Any) -> Settings:
+    """Read settings (one clear line and exit 2 on a bad value)."""
+    from app.config import ConfigError, load_settings
+
+    _configure_logging(daemon=daemon)
     try:
-        settings = load_settings()
+        return load_settings(**overrides)
     except ConfigError as exc:
         # Plain echo, not rich: one line however narrow the terminal is.
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
-    announce_defaults(settings)
+
+
+def _setup(
+    *,
+    migrate: bool = False,
+    daemon: bool = False,
+    announce: bool = False,
+    settings: Settings | None = None,
+) -> Context:
+    """Build the context; `announce` logs which embedded defaults are in use (for senders)."""
+    from app.config import announce_defaults
+    from app.context import build_context
+    from app.migrate import upgrade_head
+
+    settings = settings or _settings(daemon=daemon)
+    if announce or daemon:
+        announce_defaults(settings)
     ctx = build_context(settings)
     if migrate:
         upgrade_head(ctx.engine)
@@ -93,57 +117,100 @@ def _fail(exc: DomainError) -> typer.Exit:
     return typer.Exit(1)
 
 
-@cli.command()
-def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-) -> None:
-    """Apply migrations, then serve the HTTP API with a delivery worker in the same process."""
-    ctx = _setup(migrate=True)
-    app = create_app(ctx.settings, context=ctx)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+def _usage(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@cli.command(rich_help_panel=START)
+def demo() -> None:
+    """Send the sample issue to three demo readers, in a separate demo database under var/demo/.
+
+    Nothing touches the real database or a real relay: the demo has its own SQLite file and
+    always uses the capture mailer, which saves each message as an .eml file.
+    """
+    import secrets
+
+    from app.db import session_scope
+    from app.demo import load_demo
+    from app.models import utcnow
+
+    real = _settings()
+    demo_dir = real.var_dir / "demo"
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    overrides: dict[str, Any] = {
+        "database_url": f"sqlite:///{(demo_dir / 'demo.db').as_posix()}",
+        "var_dir": demo_dir,
+        "smtp_url": None,  # the capture mailer: demo addresses never reach a relay
+    }
+    if not real.secret_keys:
+        # The demo's own signing key, made quietly (the real one may not exist yet).
+        key_file = demo_dir / "secret_key"
+        if not key_file.exists():
+            key_file.write_text(secrets.token_urlsafe(48) + "\n")
+            key_file.chmod(0o600)
+        overrides["secret_keys"] = [key_file.read_text().strip()]
+    settings = real.model_copy(update=overrides)
+    ctx = _setup(migrate=True, settings=settings)
+    with session_scope(ctx.sessions) as session:
+        issue_id, recipients = load_demo(session, ctx.renderer, utcnow())
+    _deliver(ctx, [issue_id])
+    outbox = settings.outbox_dir.resolve()
+    out.print(
+        f"issue {issue_id} sent to {recipients} demo readers: the messages are .eml files in "
+        f"{outbox}\nTo browse the demo: MORNINGPOST_DATABASE_URL={settings.database_url} "
+        f"MORNINGPOST_VAR_DIR={demo_dir} morningpost serve",
+        highlight=False,
+        soft_wrap=True,
+    )
     ctx.close()
 
 
-@cli.command()
-def worker() -> None:
-    """Run a delivery worker alone (several may share one PostgreSQL)."""
-    ctx = _setup()
-    # uvloop: the worker's event loop is its bottleneck at full speed (see bench/throughput.py).
-    uvloop.run(_run_worker(ctx))
-    ctx.close()
+# --------------------------------------------------------------------------- sending
 
 
-async def _run_worker(ctx: Context) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        # Graceful: the worker finishes the message in hand and releases the rest.
-        loop.add_signal_handler(sig, stop.set)
-    await Worker(ctx, make_mailer(ctx.settings)).run(stop)
-
-
-@cli.command("dispatch")
+@cli.command("dispatch", rich_help_panel=SEND)
 def dispatch_cmd(
     wait: Annotated[bool, typer.Option("--wait", help="Deliver in-process until done.")] = False,
 ) -> None:
     """Start every issue whose send_at has passed (the morning cron entry; safe to run twice)."""
-    ctx = _setup(migrate=True)
+    from app.delivery.dispatch import dispatch
+
+    ctx = _setup(migrate=True, announce=True)
     started = dispatch(ctx)
     out.print(f"started {len(started)} issue(s): {', '.join(map(str, started)) or '-'}")
     if wait:
-        with _progress_display() as on_progress:
-            mailer = make_mailer(ctx.settings)
-            asyncio.run(deliver_until_done(ctx, mailer, None, on_progress=on_progress))
+        _deliver(ctx, None)
     ctx.close()
 
 
-@cli.command()
+def _deliver(ctx: Context, issue_ids: list[int] | None, settings: Settings | None = None) -> None:
+    """Deliver in-process until nothing is due, drawing one progress bar per issue."""
+    import asyncio
+
+    from app.delivery.dispatch import deliver_until_done
+    from app.delivery.mailer import make_mailer
+
+    mailer = make_mailer(settings or ctx.settings)
+    with _progress_display() as on_progress:
+        asyncio.run(deliver_until_done(ctx, mailer, issue_ids, on_progress=on_progress))
+
+
+@cli.command(rich_help_panel=SEND)
 def status(
     issue_id: int,
     watch: Annotated[bool, typer.Option(help="Follow the send until it ends.")] = True,
 ) -> None:
     """Show the delivery progress of one issue, with rate and ETA."""
+    import time
+
+    from app.db import session_scope
+    from app.errors import DomainError
+    from app.issues.service import issue_progress
+
     ctx = _setup()
     with _progress_display() as on_progress:
         while True:
@@ -163,12 +230,14 @@ def status(
 @contextlib.contextmanager
 def _progress_display() -> Iterator[Callable[[dict[int, dict[str, Any]]], None]]:
     """Yield a callback that draws one rich progress bar per issue from its stats."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
     columns = (
         TextColumn("issue {task.fields[issue]}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[detail]}"),
-        RateColumn(),
+        _rate_column(),
     )
     with Progress(*columns, console=console) as progress:
         tasks: dict[int, TaskID] = {}
@@ -194,27 +263,88 @@ def _progress_display() -> Iterator[Callable[[dict[int, dict[str, Any]]], None]]
         yield on_progress
 
 
-@cli.command()
-def demo() -> None:
-    """Send the sample issue of The AI Morning Post to three demo readers, into ./var/outbox/."""
-    ctx = _setup(migrate=True)
-    # Always the capture mailer: demo addresses must never reach a real relay.
-    settings = ctx.settings.model_copy(update={"smtp_url": None})
-    with session_scope(ctx.sessions) as session:
-        issue_id, recipients = load_demo(session, ctx.renderer, utcnow())
-    with _progress_display() as on_progress:
-        asyncio.run(
-            deliver_until_done(ctx, make_mailer(settings), [issue_id], on_progress=on_progress)
-        )
-    out.print(
-        f"issue {issue_id} sent to {recipients} demo readers; open the .eml files in "
-        f"{settings.outbox_dir.resolve()}, or see /archive once `morningpost serve` runs",
-        highlight=False,
-    )
+def _rate_column() -> Any:
+    """Messages per second over the last minute and the time left, as the ledger says."""
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            rate, eta = task.fields.get("rate") or 0, task.fields.get("eta")
+            if not rate:
+                return Text("")
+            left = "" if eta is None else f" · {int(eta) // 60}:{int(eta) % 60:02d} left"
+            return Text(f"{rate:,.0f} msg/s{left}")
+
+    return RateColumn()
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@cli.command(rich_help_panel=RUN)
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Apply migrations, then serve the HTTP API with a delivery worker in the same process."""
+    import uvicorn
+
+    from app.main import create_app
+
+    ctx = _setup(migrate=True, daemon=True)
+    app = create_app(ctx.settings, context=ctx)
+    uvicorn.run(app, host=host, port=port, log_level="info")
     ctx.close()
 
 
-@cli.command()
+@cli.command(rich_help_panel=RUN)
+def worker() -> None:
+    """Run a delivery worker alone (several may share one PostgreSQL)."""
+    import uvloop
+
+    ctx = _setup(daemon=True)
+    # uvloop: the worker's event loop is its bottleneck at full speed (see bench/throughput.py).
+    uvloop.run(_run_worker(ctx))
+    ctx.close()
+
+
+async def _run_worker(ctx: Context) -> None:
+    import asyncio
+    import signal
+
+    from app.delivery.engine import Worker
+    from app.delivery.mailer import make_mailer
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        # Graceful: the worker finishes the message in hand and releases the rest.
+        loop.add_signal_handler(sig, stop.set)
+    await Worker(ctx, make_mailer(ctx.settings)).run(stop)
+
+
+@cli.command(rich_help_panel=RUN)
+def bounces(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (point the bounce domain's MX here).")] = 2525,
+) -> None:
+    """Receive DSN bounces and ARF complaints over SMTP (aiosmtpd) and record them."""
+    import asyncio
+
+    from app.bounces.listener import run_bounce_listener
+
+    ctx = _setup(migrate=True, daemon=True)
+    console.print(f"bounce listener on {host}:{port} for bounces+…@{ctx.settings.verp_domain}")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_bounce_listener(ctx, host, port))
+    ctx.close()
+
+
+# --------------------------------------------------------------------------- admin
+
+
+@cli.command(rich_help_panel=ADMIN)
 def migrate() -> None:
     """Apply database migrations (alembic upgrade head)."""
     ctx = _setup(migrate=True)
@@ -225,20 +355,32 @@ def migrate() -> None:
 @editor_token_cli.command("create")
 def editor_token_create(name: str) -> None:
     """Print a new editor API token once (only its hash is stored)."""
+    from app.db import session_scope
+    from app.editors import create_editor_token
+    from app.errors import DomainError
+
     ctx = _setup(migrate=True)
     try:
         with session_scope(ctx.sessions) as session:
             token = create_editor_token(session, name)
     except DomainError as exc:
         raise _fail(exc) from None
-    out.print(token, highlight=False)
-    console.print("Keep it now: it is stored only as a hash and cannot be shown again.")
+    out.print(token, highlight=False, soft_wrap=True)  # stdout: the token and nothing else
+    if sys.stdout.isatty():
+        console.print("Keep it now: it is stored only as a hash and cannot be shown again.")
     ctx.close()
 
 
 @subscribers_cli.command("import")
 def subscribers_import(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
     """Import subscribers from a CSV file with columns email,name."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from app.db import session_scope
+    from app.errors import DomainError
+    from app.models import utcnow
+    from app.subscribers.csv_import import import_csv
+
     ctx = _setup(migrate=True)
     columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console) as progress:
@@ -273,6 +415,8 @@ def dkim_keygen(
     ),
 ) -> None:
     """Write a 2048-bit DKIM key and print the DNS TXT record to publish."""
+    from app.delivery.dkim import generate_key
+
     try:
         record = generate_key(out, selector, domain)
     except FileExistsError:
@@ -290,25 +434,194 @@ def dkim_keygen(
     )
 
 
-@cli.command()
-def bounces(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port (point the bounce domain's MX here).")] = 2525,
-) -> None:
-    """Receive DSN bounces and ARF complaints over SMTP (aiosmtpd) and record them."""
-    ctx = _setup(migrate=True)
-    console.print(f"bounce listener on {host}:{port} for bounces+…@{ctx.settings.verp_domain}")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_bounce_listener(ctx, host, port))
-    ctx.close()
-
-
-@cli.command("webhook-secret")
+@cli.command("webhook-secret", rich_help_panel=ADMIN)
 def webhook_secret_cmd() -> None:
     """Print the secret a relay uses to sign POST /webhooks/bounce (HMAC-SHA256)."""
-    ctx = _setup()
-    out.print(webhook_secret(ctx.settings), highlight=False)
+    from app.bounces.verp import webhook_secret
+
+    settings = _settings()
+    out.print(webhook_secret(settings), highlight=False, soft_wrap=True)
+
+
+# --------------------------------------------------------------------------- issues
+
+
+@issues_cli.command("create")
+def issues_create(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="The issue: FILE.md or FILE.json.")
+    ],
+) -> None:
+    """Create a draft issue from a Markdown or JSON file; print its id."""
+    from app.db import session_scope
+    from app.errors import DomainError
+    from app.issues.service import create_issue
+
+    issue_in = _read_issue_file(file)
+    ctx = _setup(migrate=True)
+    try:
+        with session_scope(ctx.sessions) as session:
+            issue_id = create_issue(session, issue_in, ctx.renderer).id
+    except DomainError as exc:
+        raise _fail(exc) from None
+    out.print(issue_id)
     ctx.close()
+
+
+def _read_issue_file(file: Path) -> Any:
+    """Read FILE.md (Markdown with front matter) or FILE.json (the API's body) as an IssueIn."""
+    from pydantic import ValidationError
+
+    from app.errors import InvalidInput
+    from app.issues.markdown_format import parse_issue_markdown
+    from app.issues.schemas import IssueIn
+
+    try:
+        text = file.read_text("utf-8")
+    except UnicodeDecodeError:
+        raise _usage(f"{file} is not UTF-8 text") from None
+    suffix = file.suffix.lower()
+    try:
+        if suffix in (".md", ".markdown"):
+            return parse_issue_markdown(text)
+        if suffix == ".json":
+            return IssueIn.model_validate_json(text)
+    except InvalidInput as exc:
+        raise _usage(f"{file}: {exc.message}") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise _usage(f"{file}: {where + ': ' if where else ''}{err['msg']}") from None
+    raise _usage(f"{file}: expected a .md or .json file")
+
+
+@issues_cli.command("list")
+def issues_list(
+    status_filter: Annotated[
+        str | None, typer.Option("--status", help="Only issues in this status, e.g. draft.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List issues, newest first: id, status, recipients, send time, subject."""
+    from app.db import session_scope
+    from app.errors import DomainError
+    from app.issues.schemas import IssueOut
+    from app.issues.service import list_issues
+
+    ctx = _setup()
+    try:
+        with session_scope(ctx.sessions) as session:
+            issues = [IssueOut.model_validate(i) for i in list_issues(session, status_filter)]
+    except DomainError as exc:
+        raise _fail(exc) from None
+    ctx.close()
+    if as_json:
+        fields = ("id", "slug", "subject", "status", "recipients", "send_at", "finished_at")
+        rows = [i.model_dump(mode="json", include=set(fields)) for i in issues]
+        out.print_json(data=rows)
+        return
+    if not issues:
+        console.print("no issues yet: morningpost issues create FILE.md")
+        return
+    lines = [("ID", "STATUS", "RECIPIENTS", "SEND AT (UTC)", "SUBJECT")]
+    for i in issues:
+        when = i.send_at.strftime("%Y-%m-%d %H:%M") if i.send_at else "-"
+        lines.append((str(i.id), i.status, str(i.recipients), when, i.subject))
+    # Plain aligned columns, one line per issue: readable, and easy to grep or cut.
+    widths = [max(len(r[c]) for r in lines) for c in range(4)]
+    for r in lines:
+        cells = [r[0].rjust(widths[0]), r[1].ljust(widths[1]), r[2].rjust(widths[2])]
+        typer.echo("  ".join([*cells, r[3].ljust(widths[3]), r[4]]))
+
+
+@issues_cli.command("send")
+def issues_send(
+    issue_id: int,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Schedule for this moment (ISO 8601; no offset means UTC)."),
+    ] = None,
+    local_time: Annotated[
+        str | None,
+        typer.Option("--local-time", help="Each reader's wall-clock time, HH:MM (with --date)."),
+    ] = None,
+    date: Annotated[
+        str | None, typer.Option("--date", help="The day of a --local-time send, YYYY-MM-DD.")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Deliver now, in this process, with a progress bar.")
+    ] = False,
+) -> None:
+    """Send an issue now, at a time (--at), or at a local time per reader (--local-time)."""
+    import datetime as dt
+
+    if at is not None and (local_time is not None or date is not None):
+        raise _usage("use either --at or --local-time with --date, not both")
+    if (local_time is None) != (date is None):
+        raise _usage(
+            "--local-time and --date go together, e.g. --local-time 06:00 --date 2026-12-01"
+        )
+    send_at = None
+    if at is not None:
+        try:
+            send_at = dt.datetime.fromisoformat(at)
+        except ValueError:
+            raise _usage(
+                f"--at {at!r} is not an ISO 8601 time, e.g. 2026-12-01T06:00:00Z"
+            ) from None
+        # No offset means UTC, as in the API (a cron server's only shared zone).
+        send_at = send_at.replace(tzinfo=dt.UTC) if send_at.tzinfo is None else send_at
+        send_at = send_at.astimezone(dt.UTC)
+    if local_time is not None and date is not None:
+        try:
+            dt.time.fromisoformat(local_time)
+            dt.date.fromisoformat(date)
+        except ValueError:
+            raise _usage("--local-time is HH:MM and --date is YYYY-MM-DD") from None
+        # The send core does not take a local time yet; see LOCAL_TIME_UNAVAILABLE.
+        typer.echo(f"error: {LOCAL_TIME_UNAVAILABLE}", err=True)
+        raise typer.Exit(1)
+
+    from app.db import session_scope
+    from app.errors import DomainError
+    from app.issues.service import send_issue
+    from app.models import utcnow
+
+    ctx = _setup(migrate=True, announce=True)
+    try:
+        with session_scope(ctx.sessions) as session:
+            result = send_issue(session, issue_id, send_at, utcnow(), ctx.renderer)
+    except DomainError as exc:
+        raise _fail(exc) from None
+    if result["status"] == "scheduled":
+        when = result["send_at"].strftime("%Y-%m-%d %H:%M UTC")
+        out.print(f"issue {issue_id} scheduled for {when}", highlight=False)
+        if wait:
+            console.print("--wait: nothing to deliver before the scheduled time")
+    else:
+        out.print(f"issue {issue_id} sending to {result['recipients']} readers", highlight=False)
+        if wait:
+            _deliver(ctx, [issue_id])
+            _print_final(ctx, issue_id)
+        else:
+            console.print(
+                "a running `morningpost serve` or `morningpost worker` delivers it; "
+                f"follow it with `morningpost status {issue_id}`"
+            )
+    ctx.close()
+
+
+def _print_final(ctx: Context, issue_id: int) -> None:
+    from app.db import session_scope
+    from app.issues.service import issue_progress
+
+    with session_scope(ctx.sessions) as session:
+        status_name, st = issue_progress(session, issue_id)
+    out.print(
+        f"issue {issue_id}: {status_name} · sent {st['sent']} · failed {st['failed']}"
+        f" · unknown {st['unknown']}",
+        highlight=False,
+    )
 
 
 def main() -> None:

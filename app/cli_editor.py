@@ -1,23 +1,27 @@
-"""`morningpost editor add|list|remove`: accounts that sign in to the console at /editor/."""
+"""`morningpost editor add|list|remove`: accounts that sign in to the console at /editor/.
+
+Like app.cli, only typer is imported at the top (`morningpost --help` must answer at once); each
+command imports the application modules it needs.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.config import ConfigError, load_settings
-from app.console.accounts import add_editor, check_password_rules, list_editors, remove_editor
-from app.context import Context, build_context
-from app.db import session_scope
-from app.errors import DomainError
-from app.migrate import upgrade_head
+if TYPE_CHECKING:
+    from app.context import Context
 
 editor_cli = typer.Typer(help="Editor accounts for the web console.", no_args_is_help=True)
 
 
 def _context() -> Context:
+    from app.config import ConfigError, load_settings
+    from app.context import build_context
+    from app.migrate import upgrade_head
+
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -49,6 +53,10 @@ def editor_add(
     ] = False,
 ) -> None:
     """Create an editor who can sign in to the console (asks for the password twice)."""
+    from app.console.accounts import add_editor, check_password_rules
+    from app.db import session_scope
+    from app.errors import DomainError
+
     password = _read_password(password_stdin)
     try:
         check_password_rules(password)
@@ -71,6 +79,9 @@ def editor_add(
 @editor_cli.command("list")
 def editor_list() -> None:
     """List editor accounts: address, name, last sign-in."""
+    from app.console.accounts import list_editors
+    from app.db import session_scope
+
     ctx = _context()
     with session_scope(ctx.sessions) as session:
         rows = [(r.email, r.name, r.last_login_at) for r in list_editors(session)]
@@ -85,6 +96,10 @@ def editor_list() -> None:
 @editor_cli.command("remove")
 def editor_remove(email: str) -> None:
     """Delete an editor account; its browser sessions end at once."""
+    from app.console.accounts import remove_editor
+    from app.db import session_scope
+    from app.errors import DomainError
+
     ctx = _context()
     try:
         with session_scope(ctx.sessions) as session:

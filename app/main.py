@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.apidocs import offline_docs_app
 from app.bounces.routes import webhooks_router
 from app.config import Settings
 from app.console.setup import install_console
@@ -30,7 +30,6 @@ log = logging.getLogger("morningpost")
 
 # Paths whose clients are programs: they always get JSON errors.
 API_PREFIXES = ("/issues", "/subscribers", "/suppressions", "/healthz", "/webhooks")
-DOCS_ASSETS = "/docs-assets"
 
 
 def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI:
@@ -52,17 +51,11 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
             if context is None:
                 ctx.close()
 
-    # FastAPIOffline serves Swagger UI and ReDoc from files in its package (under
-    # DOCS_ASSETS), not from a CDN: /docs and /redoc work on a machine with no internet.
-    app = FastAPIOffline(
+    # /docs and /redoc load their scripts from this server, never a CDN (app.apidocs).
+    app = offline_docs_app(
         title="Morning Post",
         summary="Self-hosted newsletter delivery",
         lifespan=lifespan,
-        docs_url="/docs",
-        redoc_url="/redoc",
-        static_url=DOCS_ASSETS,
-        # The online validator badge would call validator.swagger.io; no outside calls.
-        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.ctx = ctx
     app.include_router(web_router)

@@ -33,6 +33,12 @@ def test_swagger_ui_calls_no_online_validator(client: TestClient) -> None:
     assert '"validatorUrl": null' in client.get("/docs").text
 
 
+def test_redoc_may_load_no_outside_image(client: TestClient) -> None:
+    # ReDoc's bundle links its own logo on a CDN; the page's policy keeps it from loading.
+    resp = client.get("/redoc")
+    assert resp.headers["content-security-policy"] == "img-src 'self' data:"
+
+
 def test_test_send_body_is_documented(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     op = spec["paths"]["/issues/{issue_id}/test"]["post"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -366,6 +367,7 @@ BAD = [
     ("---\nsubject: S\n---\n## {masthead}\nDate: d\nmore\n", 6, "only a 'Date: …' line"),
     ("---\nsubject: S\nslug: Not A Slug\n---\n## T\nBody\n", 3, "slug"),
     ("---\nsubject: S\n---\n", 4, "no blocks"),
+    ("---\nsubject: S\n---\n" + "## T\nb\n" * 101, 204, "at most 100 blocks"),
     ("---\nsubject: S\n---\n## T\nHello " + UNSUBSCRIBE_TOKEN + "\n", 4, "placeholder"),
 ]
 
@@ -422,3 +424,77 @@ def test_openapi_documents_both_bodies(client: TestClient) -> None:
     assert body["text/markdown"]["schema"]["type"] == "string"
     markdown = spec["paths"]["/issues/{issue_id}/markdown"]["get"]["responses"]["200"]["content"]
     assert "text/markdown" in markdown
+
+
+# --------------------------------------------------------------------------- awkward content
+
+PIECES = [
+    "a", "b ", " ", "\n", "\n\n", "#", "## ", "### ", "- ", "* ", "**", "[", "]", "(", ")",
+    "{", "}", '"', "—", " — ", ":", "Kicker: ", "Intro: ", "Summary: ", "Date: ", "  ", "\t",
+    "`", "```", "---", "https://x.org", "{lead}", "\\",
+]  # fmt: skip
+URLS = [None, "https://a.org/x", "https://a.org/(b)", "mailto:a@b.org", "https://a.org/)"]
+
+
+def _random_block(rng: random.Random) -> dict[str, Any]:
+    def s(n: int = 6) -> str:
+        return "".join(rng.choice(PIECES) for _ in range(rng.randint(1, n)))
+
+    def opt(n: int = 6) -> str | None:
+        return rng.choice([None, s(n)])
+
+    def some(make: Any) -> list[Any]:
+        return [make() for _ in range(rng.randint(1, 3))]
+
+    kind = rng.choice(sorted(BLOCK_TYPES))
+    block: dict[str, Any] = {
+        "masthead": lambda: {"date": opt()},
+        "lead": lambda: {"kicker": opt(), "title": s(), "summary": opt(), "body": s(12)},
+        "article": lambda: {"kicker": opt(), "title": s(), "body": s(12)},
+        "stats": lambda: {"title": s(), "items": some(lambda: {"value": s(), "label": s()})},
+        "cards": lambda: {
+            "title": s(), "intro": opt(),
+            "items": some(lambda: {"title": s(), "description": s(), "url": rng.choice(URLS)}),
+        },
+        "links": lambda: {
+            "title": s(), "intro": opt(),
+            "items": some(lambda: {"title": s(), "description": opt(), "url": rng.choice(URLS)}),
+        },
+        "opinion": lambda: {"title": s(), "items": some(lambda: {"title": s(), "body": s(10)})},
+        "trending": lambda: {
+            "title": s(), "intro": opt(),
+            "groups": some(lambda: {"source": s(), "label": opt(), "items": some(lambda: {
+                "title": s(), "description": opt(), "url": rng.choice(URLS), "metric": opt(),
+            })}),
+        },
+        "movers": lambda: {
+            "title": s(), "intro": opt(),
+            "items": some(lambda: {
+                "name": s(), "change": s(), "note": opt(), "url": rng.choice(URLS),
+            }),
+        },
+        "subscribe": lambda: {"title": s(), "body": s(10)},
+        "markdown": lambda: {"body": s(12)},
+    }[kind]()  # fmt: skip
+    return {"type": kind, **{k: v for k, v in block.items() if v is not None}}
+
+
+def test_round_trip_of_awkward_content() -> None:
+    """Text that looks like the grammar (headings, items, fields, quotes) still reads back."""
+    rng = random.Random(20260303)
+    tested = 0
+    for _ in range(600):
+        blocks = []
+        for _ in range(rng.randint(1, 4)):
+            block = _random_block(rng)
+            try:
+                parse_blocks([block])
+            except InvalidInput:
+                continue  # e.g. a title of only spaces: not a valid block to begin with
+            blocks.append(block)
+        if not blocks:
+            continue
+        md = to_markdown(subject="S", blocks=blocks)
+        assert parse_issue_markdown(md).blocks == parse_blocks(blocks), md
+        tested += 1
+    assert tested > 500

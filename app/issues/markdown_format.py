@@ -17,8 +17,8 @@ The grammar (also in docs/markdown-issues.md):
 * Field lines right under the heading (no blank line in between): `Kicker:` and `Summary:`
   (lead), `Kicker:` (article), `Date:` (masthead), `Intro:` (cards, links, trending, movers).
   A value in double quotes is read as a JSON string, for values with line breaks.
-* The rest is the block's text: the body (lead, article, subscribe, markdown), or an intro
-  paragraph followed by a list (stats, cards, links, movers), or `### ` sub-headings:
+* The rest is the block's text: the body (lead, article, subscribe, markdown), a list (stats),
+  an intro paragraph and a list (cards, links, movers), or `### ` sub-headings:
   one per piece of an opinion block (its body below it), one per group of a trending block
   (`### Source — Label`, the group's list below it).
 * List items (`- `, `* ` or `+ `):
@@ -50,7 +50,7 @@ from pydantic import ValidationError
 
 from app.errors import InvalidInput
 from app.issues.schemas import IssueIn
-from app.rendering.blocks import BLOCK_TYPES, parse_blocks
+from app.rendering.blocks import BLOCK_TYPES, MAX_BLOCKS, parse_blocks
 
 FRONT_MATTER_KEYS = ("subject", "preheader", "slug", "date")
 
@@ -68,11 +68,15 @@ UNTITLED = ("masthead", "markdown")
 BODY_TYPES = ("lead", "article", "subscribe", "markdown")
 LIST_TYPES = ("stats", "cards", "links", "movers")
 
-_HEADING = re.compile(r"^##(?:[ \t]+(?P<text>.*?))?[ \t]*$")
-_SUBHEADING = re.compile(r"^###(?:[ \t]+(?P<text>.*?))?[ \t]*$")
+# Matched against lines without trailing blanks (see _rs): a lazy `.*?` before `[ \t]*$` would
+# take quadratic time on a long run of spaces.
+_HEADING = re.compile(r"^##(?:[ \t]+(?P<text>.*))?$")
+_SUBHEADING = re.compile(r"^###(?:[ \t]+(?P<text>.*))?$")
 _TYPE_SUFFIX = re.compile(r"(?:^|[ \t])\{(?P<type>[A-Za-z_-]*)\}$")
-_FIELD = re.compile(r"^(?P<key>[A-Za-z]+):(?:[ \t]+(?P<value>.*?))?[ \t]*$")
-_ITEM = re.compile(r"^[-*+][ \t]+(?P<text>.*?)[ \t]*$")
+_FIELD = re.compile(r"^(?P<key>[A-Za-z]+):(?:[ \t]+(?P<value>.*))?$")
+_ITEM = re.compile(r"^[-*+][ \t]+(?P<text>.*)$")
+_PLAIN_END = re.compile(r"(?<=[ \t])[—–](?=[ \t])")
+_PLAIN_END_FIGURE = re.compile(r"(?<=[ \t])(?:\(|[—–](?=[ \t]))")
 _ESCAPED = re.compile(r"^ +##")
 _NEEDS_ESCAPE = re.compile(r"^ *##")
 _LINK = re.compile(r"^\[(?P<title>[^\]]*)\]\((?P<url>\S*?)\)(?=[ \t]|$)")
@@ -94,6 +98,10 @@ class _IssueLike(Protocol):
     def slug(self) -> str | None: ...
     @property
     def blocks(self) -> list[dict[str, Any]]: ...
+
+
+def _rs(line: str) -> str:
+    return line.rstrip(" \t")
 
 
 def _fail(line: int, message: str) -> InvalidInput:
@@ -206,7 +214,7 @@ def _fields(kind: str, src: _Src) -> tuple[dict[str, str], _Src]:
     rest = src.lines
     while rest:
         number, text = rest[0]
-        match = _FIELD.match(text)
+        match = _FIELD.match(_rs(text))
         if match is None or match["key"].lower() not in allowed:
             break
         key = match["key"].lower()
@@ -224,11 +232,12 @@ def _split_items(
     intro: list[tuple[int, str]] = []
     items: list[tuple[int, str, list[str]]] = []
     for number, text in src.lines:
-        item = _ITEM.match(text)
+        item = _ITEM.match(_rs(text))
         if item is not None:
             items.append((number, item["text"], []))
         elif not text.strip():
-            continue
+            if not items:
+                intro.append((number, text))  # a blank line between intro paragraphs
         elif items and text[:1] in (" ", "\t"):
             items[-1][2].append(text.strip())
         elif items:
@@ -288,15 +297,12 @@ def _parse_item(kind: str, number: int, text: str, more: list[str]) -> dict[str,
         raise _fail(number, "a stats item starts with its figure in bold: '- **1.5B** parameters'")
     else:
         # A plain item: the name runs to the first " — " (or to a "(figure)" when the type has one).
-        pattern = (
-            r"^(?P<name>.+?)(?=[ \t]+\(|[ \t]+[—–][ \t]|$)"
-            if figure_key
-            else r"^(?P<name>.+?)(?=[ \t]+[—–][ \t]|$)"
-        )
-        plain = re.match(pattern, rest)
-        assert plain is not None
-        item[name_key] = plain["name"]
-        rest = rest[plain.end() :]
+        end = (_PLAIN_END_FIGURE if figure_key else _PLAIN_END).search(rest)
+        name = rest[: end.start()].rstrip(" \t") if end is not None else rest
+        if not name:
+            raise _fail(number, f"an empty list item in this {kind} block")
+        item[name_key] = name
+        rest = rest[len(name) :]
     rest = rest.lstrip(" \t")
     if figure_key is not None:
         figure = _METRIC.match(rest)
@@ -339,7 +345,7 @@ def _sections(src: _Src) -> tuple[_Src, list[tuple[int, str, _Src]]]:
     head: list[tuple[int, str]] = []
     parts: list[tuple[int, str, _Src]] = []
     for number, text in src.lines:
-        match = _SUBHEADING.match(text)
+        match = _SUBHEADING.match(_rs(text))
         if match is not None:
             parts.append((number, match["text"] or "", _Src([])))
         elif parts:
@@ -369,8 +375,8 @@ def _parse_opinion(src: _Src, data: dict[str, Any], block: _Block) -> None:
 
 def _parse_trending(src: _Src, data: dict[str, Any], block: _Block) -> None:
     head, parts = _sections(src)
-    if any(_ITEM.match(t) for _, t in head.lines):
-        number = next(n for n, t in head.lines if _ITEM.match(t))
+    if any(_ITEM.match(_rs(t)) for _, t in head.lines):
+        number = next(n for n, t in head.lines if _ITEM.match(_rs(t)))
         raise _fail(number, "trending items go under a '### Source — Label' group heading")
     intro = _join(head.lines)
     if intro:
@@ -478,7 +484,7 @@ def parse_issue_markdown(text: str) -> IssueIn:
     raw_blocks: list[tuple[int, str, str, _Src]] = []
     for index in range(start, len(lines)):
         number, line = index + 1, lines[index]
-        heading = _HEADING.match(line)
+        heading = _HEADING.match(_rs(line))
         if heading is not None:
             title, kind = _split_heading(heading["text"] or "", number)
             raw_blocks.append((number, title, kind, _Src([])))
@@ -497,6 +503,8 @@ def parse_issue_markdown(text: str) -> IssueIn:
     if meta.get("date", "").strip():
         at = meta_lines.get("date", 1)
         parsed.insert(0, _Block("masthead", at, {"type": "masthead", "date": meta["date"]}))
+    if len(parsed) > MAX_BLOCKS:
+        raise _fail(parsed[MAX_BLOCKS].line, f"an issue has at most {MAX_BLOCKS} blocks")
     blocks = [_validate(block) for block in parsed]
     try:
         return IssueIn(
@@ -609,8 +617,9 @@ def _block_markdown(block: dict[str, Any], safe: bool) -> list[str]:
 
 
 def _reads_back(lines: list[str], block: dict[str, Any]) -> bool:
+    lines = "\n".join(lines).split("\n")  # entries may hold several lines (bodies)
     src = _Src([(n, t) for n, t in enumerate(lines[1:], start=2)])
-    heading = _HEADING.match(lines[0])
+    heading = _HEADING.match(_rs(lines[0]))
     if heading is None:
         return False
     try:
