@@ -104,6 +104,13 @@ def test_write_preview_test_schedule_send_and_see_results(
     found = client.get(f"/editor/issues/{issue_id}/results?q=reader1%40&status=sent")
     assert "reader1@example.org" in found.text and "reader2@example.org" not in found.text
     assert "250" in found.text  # the relay's last reply
+    with session_scope(ctx.sessions) as session:
+        reader = session.scalars(
+            select(Subscriber.id).where(Subscriber.email == "reader1@example.org")
+        ).one()
+    history = client.get(f"/editor/subscribers/{reader}")
+    assert "Issues sent to this reader" in history.text
+    assert "The Specialization Wave" in history.text and "250" in history.text
     assert "The Specialization Wave" in client.get("/editor/").text
 
 

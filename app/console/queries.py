@@ -112,6 +112,39 @@ def issue_recipients(
     return items, next_cursor
 
 
+@dataclass(frozen=True)
+class SubscriberDelivery:
+    """One issue sent (or being sent) to a subscriber."""
+
+    issue_id: int
+    subject: str
+    status: str
+    attempts: int
+    last_reply: str | None
+    updated_at: datetime
+
+
+def subscriber_deliveries(
+    session: Session, subscriber_id: int, limit: int = 20
+) -> list[SubscriberDelivery]:
+    """Return a subscriber's latest deliveries, newest first, with the issue's subject."""
+    rows = session.execute(
+        select(
+            Delivery.issue_id,
+            Issue.subject,
+            Delivery.status,
+            Delivery.attempts,
+            Delivery.last_reply,
+            Delivery.updated_at,
+        )
+        .join(Issue, Issue.id == Delivery.issue_id)
+        .where(Delivery.subscriber_id == subscriber_id)
+        .order_by(Delivery.id.desc())
+        .limit(limit)
+    ).all()
+    return [SubscriberDelivery(*row) for row in rows]
+
+
 def subscribers_csv(session: Session) -> str:
     """Return every subscriber as CSV: email, name, status, created_at, confirmed_at."""
     buf = io.StringIO()

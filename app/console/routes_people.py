@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from app.console.queries import subscribers_csv
+from app.console.queries import subscriber_deliveries, subscribers_csv
 from app.console.web import PREFIX, EditorDep, SessionDep, redirect, render, signed_in
 from app.errors import DomainError, InvalidInput
 from app.models import SubscriberStatus, utcnow
@@ -156,6 +156,7 @@ def subscriber_edit(
         form=form,
         error=None,
         notice=_notice(request),
+        deliveries=subscriber_deliveries(session, subscriber_id),
     )
 
 
@@ -188,6 +189,7 @@ def subscriber_save(
             row=row,
             form={"email": email, "name": name, "status": status},
             error=message,
+            deliveries=subscriber_deliveries(session, subscriber_id),
         )
     return redirect(f"{PREFIX}/subscribers/{subscriber_id}?done=saved")
 
