@@ -76,6 +76,15 @@
       nav.scrollLeft = current.offsetLeft - (nav.clientWidth - current.offsetWidth) / 2;
     }
     document.querySelectorAll("textarea[data-live-preview]").forEach(livePreview);
+    // A long upload shows that it is working (the browser's own spinner is easy to miss).
+    document.querySelectorAll("form[data-busy]").forEach(function (form) {
+      form.addEventListener("submit", function () {
+        var busy = document.getElementById(form.getAttribute("data-busy"));
+        if (busy) busy.hidden = false;
+        var button = form.querySelector("button[type='submit']");
+        if (button) button.disabled = true;
+      });
+    });
     var boxes = Array.prototype.slice.call(document.querySelectorAll("[data-progress]"));
     if (boxes.length) pollProgress(boxes);
   });
