@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.console import block_form
+from app.console.queries import issue_recipients
 from app.context import Context
 from app.db import session_scope
 from app.issues.markdown_format import parse_issue_markdown
@@ -297,3 +298,27 @@ def test_block_form_round_trips_the_sample_issue() -> None:
     assert [s.type for s in sections if s.items_as_json] == ["opinion"]
     again = [block_form.to_block(s, n) for n, s in enumerate(sections, start=1)]
     assert parse_blocks(again) == blocks
+
+
+def test_recipients_are_keyset_paged_and_filtered(
+    client: TestClient, editor: dict[str, str], ctx: Context
+) -> None:
+    add_subscribers(ctx, 5)
+    issue = new_issue(client, editor)
+    assert client.post(f"/issues/{issue['id']}/send", headers=editor).status_code == 202
+    with session_scope(ctx.sessions) as session:
+        seen: list[str] = []
+        after: str | None = None
+        while True:
+            rows, after = issue_recipients(
+                session, issue["id"], status="pending", after=after, limit=2
+            )
+            seen += [r.email or "" for r in rows]
+            if after is None:
+                break
+        assert seen == [f"reader{i}@example.org" for i in range(5)]
+        assert issue_recipients(session, issue["id"], status="sent")[0] == []
+        [one], _ = issue_recipients(session, issue["id"], q="READER3")
+        assert one.email == "reader3@example.org"
+        # LIKE wildcards in the search are taken literally.
+        assert issue_recipients(session, issue["id"], q="reader_")[0] == []
