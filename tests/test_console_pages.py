@@ -322,3 +322,12 @@ def test_recipients_are_keyset_paged_and_filtered(
         assert one.email == "reader3@example.org"
         # LIKE wildcards in the search are taken literally.
         assert issue_recipients(session, issue["id"], q="reader_")[0] == []
+
+
+def test_refusals_are_console_pages(client: TestClient, csrf: str) -> None:
+    missing = client.get("/editor/issues/999")
+    assert missing.status_code == 404
+    assert "No issue 999." in missing.text and "Back to the dashboard" in missing.text
+    assert missing.headers["x-frame-options"] == "DENY"
+    forged = client.post("/editor/subscribers", data={"csrf_token": "forged", "email": "a@b.org"})
+    assert forged.status_code == 403 and "nothing changed" in forged.text

@@ -18,6 +18,7 @@ from app.console.sessions import (
 )
 from app.console.web import (
     PREFIX,
+    ConsoleRoute,
     CsrfRefused,
     EditorDep,
     SessionDep,
@@ -29,7 +30,7 @@ from app.console.web import (
 from app.deps import ContextDep
 from app.models import utcnow
 
-router = APIRouter(prefix=PREFIX, include_in_schema=False)
+router = APIRouter(route_class=ConsoleRoute, prefix=PREFIX, include_in_schema=False)
 
 WRONG = "That email address and password do not match an editor account."
 

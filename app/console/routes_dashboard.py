@@ -9,12 +9,17 @@ from fastapi.responses import JSONResponse, Response
 
 from app.console import settings_view
 from app.console.queries import issue_recipients, issues_in
-from app.console.web import PREFIX, EditorDep, SessionDep, render, signed_in
+from app.console.web import PREFIX, ConsoleRoute, EditorDep, SessionDep, render, signed_in
 from app.deps import ContextDep
 from app.issues import service
 from app.models import DeliveryStatus, IssueStatus
 
-router = APIRouter(prefix=PREFIX, include_in_schema=False, dependencies=[Depends(signed_in)])
+router = APIRouter(
+    route_class=ConsoleRoute,
+    prefix=PREFIX,
+    include_in_schema=False,
+    dependencies=[Depends(signed_in)],
+)
 
 IN_PROGRESS = (IssueStatus.sending, IssueStatus.paused)
 FINISHED = (IssueStatus.sent, IssueStatus.cancelled)

@@ -14,7 +14,16 @@ from starlette.datastructures import FormData
 
 from app.console import block_form
 from app.console.queries import count_recipients
-from app.console.web import PREFIX, EditorDep, SessionDep, posted_form, redirect, render, signed_in
+from app.console.web import (
+    PREFIX,
+    ConsoleRoute,
+    EditorDep,
+    SessionDep,
+    posted_form,
+    redirect,
+    render,
+    signed_in,
+)
 from app.context import Context
 from app.deps import ContextDep
 from app.errors import DomainError, InvalidInput
@@ -26,7 +35,10 @@ from app.rendering.blocks import BLOCK_TYPES, parse_blocks
 from app.rendering.compile import QR_CID
 
 router = APIRouter(
-    prefix=f"{PREFIX}/issues", include_in_schema=False, dependencies=[Depends(signed_in)]
+    route_class=ConsoleRoute,
+    prefix=f"{PREFIX}/issues",
+    include_in_schema=False,
+    dependencies=[Depends(signed_in)],
 )
 
 MARKDOWN_MAX = 500_000

@@ -8,14 +8,19 @@ from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 
 from app.console.queries import subscriber_deliveries, subscribers_csv
-from app.console.web import PREFIX, EditorDep, SessionDep, redirect, render, signed_in
+from app.console.web import PREFIX, ConsoleRoute, EditorDep, SessionDep, redirect, render, signed_in
 from app.errors import DomainError, InvalidInput
 from app.models import SubscriberStatus, utcnow
 from app.subscribers import service as subscribers
 from app.subscribers.csv_import import import_csv
 from app.suppressions import service as suppressions
 
-router = APIRouter(prefix=PREFIX, include_in_schema=False, dependencies=[Depends(signed_in)])
+router = APIRouter(
+    route_class=ConsoleRoute,
+    prefix=PREFIX,
+    include_in_schema=False,
+    dependencies=[Depends(signed_in)],
+)
 
 NOTICES = {
     "added": "The subscriber is added.",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
@@ -155,6 +157,37 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
 def redirect(path: str) -> RedirectResponse:
     """Answer a form post with a 303 to a console page (Post/Redirect/Get)."""
     return RedirectResponse(path, status_code=303)
+
+
+TITLES = {
+    403: "Not allowed",
+    404: "Not found",
+    409: "Not now",
+    422: "Please check what you entered",
+}
+
+
+class ConsoleRoute(APIRoute):
+    """A console route: a refusal becomes a console page, a missing session the sign-in page."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """Wrap the handler; the session dependency has already rolled back when we catch."""
+        handler = super().get_route_handler()
+
+        async def console_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SignInRequired:
+                return redirect(f"{PREFIX}/login")
+            except DomainError as exc:
+                title = TITLES.get(exc.status, "Something went wrong")
+                page = render(
+                    request, "error.html", status_code=exc.status, title=title, message=exc.message
+                )
+                page.headers.update(exc.headers)
+                return page
+
+        return console_handler
 
 
 def console_static() -> StaticFiles:
