@@ -171,6 +171,10 @@ def test_editor_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) 
         page.goto(issue_url)
         expect(page.get_by_role("button", name="Pause")).to_be_visible()
         _shoot(page, "13-issue-sending")
+        page.get_by_role("link", name="Cancel the send…").click()
+        expect(page.get_by_role("button", name="Cancel the send")).to_be_visible()
+        _shoot(page, "13b-issue-cancel-confirm")
+        page.get_by_role("link", name="Keep it").click()
         page.goto(f"{issue_url}/results")
 
         # The worker delivers; the results page notices by itself and shows the finished send.

@@ -211,6 +211,8 @@ def test_pause_resume_and_cancel(
     assert "The send is paused" in paused.text and "badge-paused" in paused.text
     resumed = client.post(f"/editor/issues/{issue['id']}/resume", data={"csrf_token": csrf})
     assert "The send continues" in resumed.text
+    confirm = client.get(f"/editor/issues/{issue['id']}/cancel")
+    assert "cannot be restarted" in confirm.text and "Cancel the send</button>" in confirm.text
     cancelled = client.post(f"/editor/issues/{issue['id']}/cancel", data={"csrf_token": csrf})
     assert "The send is cancelled" in cancelled.text
     refused = client.post(f"/editor/issues/{issue['id']}/resume", data={"csrf_token": csrf})

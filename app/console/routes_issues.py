@@ -377,6 +377,44 @@ def resume(
     )
 
 
+@router.get("/{issue_id}/cancel")
+def confirm_cancel(issue_id: int, request: Request, session: SessionDep, _: EditorDep) -> Response:
+    """Ask before cancelling: a cancelled send cannot be restarted."""
+    issue = _issue_or_404(session, issue_id)
+    sending = issue.status in (IssueStatus.sending, IssueStatus.paused)
+    return render(
+        request,
+        "confirm.html",
+        section="issues",
+        issue=issue,
+        heading=f"Cancel “{issue.subject}”?",
+        explanation=(
+            "Copies not yet sent will not go out, and the send cannot be restarted; "
+            "readers who already have it keep it."
+            if sending
+            else "The scheduled send is called off; the issue cannot be scheduled again."
+        ),
+        action=f"{PREFIX}/issues/{issue_id}/cancel",
+        button="Cancel the send",
+    )
+
+
+@router.get("/{issue_id}/delete")
+def confirm_delete(issue_id: int, request: Request, session: SessionDep, _: EditorDep) -> Response:
+    """Ask before deleting a draft."""
+    issue = _issue_or_404(session, issue_id)
+    return render(
+        request,
+        "confirm.html",
+        section="issues",
+        issue=issue,
+        heading=f"Delete “{issue.subject}”?",
+        explanation="The draft and its content are deleted for good.",
+        action=f"{PREFIX}/issues/{issue_id}/delete",
+        button="Delete draft",
+    )
+
+
 @router.post("/{issue_id}/cancel")
 def cancel(
     issue_id: int, request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep
