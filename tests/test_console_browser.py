@@ -150,6 +150,7 @@ def test_editor_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) 
         # Schedule it for tomorrow; the dashboard shows it.
         tomorrow = (utcnow() + timedelta(days=1)).strftime("%Y-%m-%dT06:00")
         page.get_by_label("Schedule for (UTC)").fill(tomorrow)
+        expect(page.locator("#send_at_hint")).to_contain_text("where you are")
         page.get_by_role("button", name="Schedule").click()
         expect(page.get_by_role("status")).to_contain_text("The issue is scheduled.")
         page.get_by_role("link", name="Dashboard").click()

@@ -76,6 +76,20 @@
       nav.scrollLeft = current.offsetLeft - (nav.clientWidth - current.offsetWidth) / 2;
     }
     document.querySelectorAll("textarea[data-live-preview]").forEach(livePreview);
+    // Times are typed in UTC; say what that is on the editor's own clock.
+    document.querySelectorAll("input[data-utc-hint]").forEach(function (input) {
+      var hint = document.getElementById(input.getAttribute("data-utc-hint"));
+      function show() {
+        var value = input.value.length === 16 ? input.value + ":00" : input.value;
+        var when = value ? new Date(value + "Z") : null;
+        hint.textContent = when && !isNaN(when)
+          ? "That is " + when.toLocaleString([], { dateStyle: "full", timeStyle: "short" }) +
+            " where you are (" + Intl.DateTimeFormat().resolvedOptions().timeZone + ")."
+          : "";
+      }
+      input.addEventListener("input", show);
+      show();
+    });
     // A long upload shows that it is working (the browser's own spinner is easy to miss).
     document.querySelectorAll("form[data-busy]").forEach(function (form) {
       form.addEventListener("submit", function () {
