@@ -203,6 +203,7 @@ def _cli(env: dict[str, str], cwd: object, *args: str, stdin: str = "") -> tuple
         env=env,
         cwd=cwd,
         timeout=60,
+        start_new_session=True,  # no controlling terminal: the password prompt reads stdin
     )
     return proc.returncode, proc.stdout, proc.stderr
 
@@ -230,6 +231,8 @@ def test_editor_commands(env: dict[str, str], tmp_path: object, client: TestClie
         stdin=PASSWORD + "\n",
     )
     assert code == 0 and "chief@example.org" in out
+    code, _, err = _cli(env, tmp_path, "add", "two@example.org", stdin=f"{PASSWORD}\n{PASSWORD}x\n")
+    assert code == 1 and "the two passwords differ" in err
     code, out, _ = _cli(env, tmp_path, "list")
     assert code == 0 and "chief@example.org\tChief\tlast sign-in: never" in out
     sign_in(client, "chief@example.org", PASSWORD)
