@@ -13,7 +13,7 @@ from app.console.queries import issue_recipients
 from app.context import Context
 from app.db import session_scope
 from app.issues.markdown_format import parse_issue_markdown
-from app.models import Issue, OutboxMessage, Subscriber, Suppression
+from app.models import BounceEvent, Delivery, Issue, OutboxMessage, Subscriber, Suppression
 from app.rendering.blocks import parse_blocks
 from tests.console_support import add_account, sign_in
 from tests.helpers import ROOT, add_subscribers, new_issue, run_worker
@@ -333,3 +333,26 @@ def test_refusals_are_console_pages(client: TestClient, csrf: str) -> None:
     assert missing.headers["x-frame-options"] == "DENY"
     forged = client.post("/editor/subscribers", data={"csrf_token": "forged", "email": "a@b.org"})
     assert forged.status_code == 403 and "nothing changed" in forged.text
+
+
+def test_results_show_bounces_and_alerts(
+    client: TestClient, editor: dict[str, str], csrf: str, ctx: Context
+) -> None:
+    add_subscribers(ctx, 2)
+    issue = new_issue(client, editor)
+    client.post(f"/editor/issues/{issue['id']}/send", data={"csrf_token": csrf})
+    client.post(f"/editor/issues/{issue['id']}/cancel", data={"csrf_token": csrf})
+    refusal = "550 5.7.1 Message rejected by policy <b>"
+    with session_scope(ctx.sessions) as session:
+        first = session.scalars(select(Delivery.id).order_by(Delivery.id)).first()
+        session.add(
+            BounceEvent(delivery_id=first, kind="policy", diagnostic=refusal, source="smtp")
+        )
+        session.add(
+            BounceEvent(delivery_id=first, kind="hard", diagnostic="550 5.1.1", source="smtp")
+        )
+    results = client.get(f"/editor/issues/{issue['id']}/results")
+    assert "Alerts" in results.text
+    assert "550 5.7.1 Message rejected by policy &lt;b&gt;" in results.text
+    assert re.search(r'tile-n">1</span><span class="tile-l">bounced', results.text)
+    assert "550 5.7.1 Message rejected by policy &lt;b&gt;" in client.get("/editor/").text
