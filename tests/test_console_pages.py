@@ -85,7 +85,9 @@ def test_write_preview_test_schedule_send_and_see_results(
         data={"csrf_token": csrf, "send_at": "2001-01-01T06:00"},
     )
     assert past.status_code == 422 and "That time has passed" in past.text
-    assert "2099-01-02 06:00 UTC" in client.get("/editor/").text  # the dashboard lists it
+    dashboard = client.get("/editor/").text
+    assert "2099-01-02 06:00 UTC" in dashboard  # the dashboard lists it
+    assert "<strong>3</strong> readers would get an issue sent now" in dashboard
 
     confirm = client.get(f"/editor/issues/{issue_id}/send")
     assert "Send to 3 readers" in confirm.text

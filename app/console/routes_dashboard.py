@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.console import settings_view
-from app.console.queries import issue_recipients, issues_in
+from app.console.queries import count_recipients, issue_recipients, issues_in
 from app.console.web import PREFIX, ConsoleRoute, EditorDep, SessionDep, render, signed_in
 from app.deps import ContextDep
 from app.issues import service
-from app.models import DeliveryStatus, IssueStatus
+from app.models import DeliveryStatus, IssueStatus, utcnow
 
 router = APIRouter(
     route_class=ConsoleRoute,
@@ -38,6 +38,7 @@ def dashboard(request: Request, session: SessionDep, _: EditorDep) -> Response:
         running=running,
         finished=finished,
         drafts=issues_in(session, (IssueStatus.draft,), 5),
+        audience=count_recipients(session, utcnow()),
     )
 
 
