@@ -278,6 +278,10 @@ def test_suppressions_add_remove_export(client: TestClient, csrf: str, ctx: Cont
     assert again.status_code == 409
     export = client.get("/editor/suppressions/export.csv")
     assert "complaint" in export.text and "gone@example.org" not in export.text
+    found = client.get("/editor/suppressions?email=Gone%40Example.org")
+    assert "complaint" in found.text and "Remove</button>" in found.text
+    other = client.get("/editor/suppressions?email=kept%40example.org")
+    assert "kept@example.org is not suppressed." in other.text
     with session_scope(ctx.sessions) as session:
         entry = session.scalars(select(Suppression)).one().id
     lifted = client.post(f"/editor/suppressions/{entry}/remove", data={"csrf_token": csrf})

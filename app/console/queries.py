@@ -20,7 +20,8 @@ from app.models import (
     SubscriberStatus,
     Suppression,
 )
-from app.subscribers.service import parse_cursor
+from app.subscribers.service import normalize_email, parse_cursor
+from app.tokens import hash_secret
 
 RECIPIENTS_PAGE = 50
 
@@ -143,6 +144,12 @@ def subscriber_deliveries(
         .limit(limit)
     ).all()
     return [SubscriberDelivery(*row) for row in rows]
+
+
+def find_suppression(session: Session, email: str) -> Suppression | None:
+    """Return the suppression entry of an address (matched by its hash), or None."""
+    digest = hash_secret(normalize_email(email))
+    return session.scalars(select(Suppression).where(Suppression.email_hash == digest)).first()
 
 
 def subscribers_csv(session: Session) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from app.console.queries import subscriber_deliveries, subscribers_csv
+from app.console.queries import find_suppression, subscriber_deliveries, subscribers_csv
 from app.console.web import PREFIX, ConsoleRoute, EditorDep, SessionDep, redirect, render, signed_in
 from app.errors import DomainError, InvalidInput
 from app.models import SubscriberStatus, utcnow
@@ -225,11 +225,20 @@ def suppression_list(
     _: EditorDep,
     reason: Annotated[str, Query(max_length=32)] = "",
     cursor: Annotated[str, Query(max_length=20)] = "",
+    email: Annotated[str, Query(max_length=400)] = "",
 ) -> Response:
-    """List suppression entries (hashes only: addresses are never kept)."""
-    rows, next_cursor = suppressions.list_suppressions(
-        session, reason=reason or None, cursor=cursor or None, limit=100
-    )
+    """List suppression entries (hashes only), or look one address up by its hash."""
+    error = None
+    if email.strip():
+        try:
+            found = find_suppression(session, email)
+        except DomainError as exc:
+            found, error = None, exc.message
+        rows, next_cursor = ([found] if found else []), None
+    else:
+        rows, next_cursor = suppressions.list_suppressions(
+            session, reason=reason or None, cursor=cursor or None, limit=100
+        )
     return render(
         request,
         "suppressions.html",
@@ -237,9 +246,10 @@ def suppression_list(
         rows=rows,
         next_cursor=next_cursor,
         reason=reason,
+        lookup=email.strip(),
         reasons=suppressions.REASONS,
         notice=_notice(request),
-        error=None,
+        error=error,
         form={},
     )
 
@@ -271,6 +281,7 @@ def suppression_add(
             rows=rows,
             next_cursor=next_cursor,
             reason="",
+            lookup="",
             reasons=suppressions.REASONS,
             notice=None,
             error=exc.message,
