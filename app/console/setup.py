@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app.console import routes_auth, routes_dashboard, routes_issues, routes_people
+from app.console import (
+    routes_auth,
+    routes_dashboard,
+    routes_issues,
+    routes_people,
+    routes_sending,
+)
 from app.console.web import PREFIX, ConsoleHeaders, console_static
 
 
@@ -15,5 +21,6 @@ def install_console(app: FastAPI) -> None:
     app.include_router(routes_auth.router)
     app.include_router(routes_dashboard.router)
     app.include_router(routes_issues.router)
+    app.include_router(routes_sending.router)
     app.include_router(routes_people.router)
     app.add_middleware(ConsoleHeaders)
