@@ -362,3 +362,16 @@ def test_results_show_bounces_and_alerts(
     assert "550 5.7.1 Message rejected by policy &lt;b&gt;" in results.text
     assert re.search(r'tile-n">1</span><span class="tile-l">bounced', results.text)
     assert "550 5.7.1 Message rejected by policy &lt;b&gt;" in client.get("/editor/").text
+
+
+def test_duplicate_starts_a_new_draft(
+    client: TestClient, editor: dict[str, str], csrf: str, ctx: Context
+) -> None:
+    issue = new_issue(client, editor, slug="monday", preheader="Start of the week")
+    copy = client.post(f"/editor/issues/{issue['id']}/duplicate", data={"csrf_token": csrf})
+    assert copy.status_code == 200 and copy.url.path.endswith("/edit")
+    with session_scope(ctx.sessions) as session:
+        rows = session.scalars(select(Issue).order_by(Issue.id)).all()
+        assert len(rows) == 2
+        assert rows[1].status == "draft" and rows[1].blocks == rows[0].blocks
+        assert rows[1].preheader == "Start of the week" and rows[1].slug != "monday"

@@ -27,7 +27,7 @@ from app.deps import ContextDep
 from app.errors import DomainError
 from app.issues import service
 from app.issues.markdown_format import issue_to_markdown, parse_issue_markdown
-from app.issues.schemas import IssuePatch
+from app.issues.schemas import IssueIn, IssuePatch
 from app.models import Issue, IssueStatus, utcnow
 from app.rendering.blocks import BLOCK_TYPES, parse_blocks
 from app.rendering.compile import QR_CID
@@ -225,6 +225,18 @@ def save_issue(
             error=exc.message,
         )
     return redirect(f"{PREFIX}/issues/{issue_id}?done=saved")
+
+
+@router.post("/{issue_id}/duplicate")
+def duplicate_issue(issue_id: int, session: SessionDep, ctx: ContextDep, _: EditorDep) -> Response:
+    """Start a new draft from an issue's subject, preheader and blocks (tomorrow's edition)."""
+    source = _issue_or_404(session, issue_id)
+    copy = service.create_issue(
+        session,
+        IssueIn(subject=source.subject, preheader=source.preheader, blocks=source.blocks),
+        ctx.renderer,
+    )
+    return redirect(f"{PREFIX}/issues/{copy.id}/edit")
 
 
 @router.get("/{issue_id}/preview")
