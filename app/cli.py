@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from app.cli_editor import editor_cli
+
 if TYPE_CHECKING:
     from app.config import Settings
     from app.context import Context
@@ -43,6 +45,7 @@ cli.add_typer(issues_cli, name="issues", rich_help_panel=SEND)
 cli.add_typer(subscribers_cli, name="subscribers", rich_help_panel=SEND)
 cli.add_typer(editor_token_cli, name="editor-token", rich_help_panel=ADMIN)
 cli.add_typer(dkim_cli, name="dkim", rich_help_panel=ADMIN)
+cli.add_typer(editor_cli, name="editor", rich_help_panel=ADMIN)
 
 console = Console(stderr=True)
 out = Console()

@@ -17,6 +17,7 @@ from app.apidocs import offline_docs_app
 from app.bounces.routes import webhooks_router
 from app.clicks.routes import clicks_router
 from app.config import Settings
+from app.console.setup import install_console
 from app.context import Context, build_context
 from app.errors import DomainError
 from app.issues.routes import router as issues_router
@@ -77,6 +78,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.include_router(outbound_webhooks_router)
     app.include_router(clicks_router)
     app.mount("/static", static_files(), name="static")
+    install_console(app)  # the editor console under /editor/
     _install_error_handlers(app)
     # Hardening (issue 9): body limits while streaming, trusted hosts, frame/CSP headers.
     app.add_middleware(RequestLimits, respond=_error)

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from app.context import Context, build_context
 from app.db import make_engine, session_scope
@@ -32,6 +33,7 @@ from app.sends.smtp.mailer import make_mailer
 from app.sends.worker import Worker
 from app.subscribers.service import confirm, unsubscribe
 from app.suppressions.service import suppress_subscriber
+from app.tokens import ListToken
 from app.webhooks.safety import forbidden
 from app.webhooks.sender import WebhookSender, backoff, beat, run_webhook_sender
 from tests.smtp_server import SMTPTestServer
@@ -108,6 +110,11 @@ def private_ok(ctx: Context) -> Context:
     return ctx
 
 
+def _ref(session: Session, subscriber_id: int) -> ListToken:
+    """Return the list token reference a reader's own unsubscribe link carries."""
+    return ListToken(subscriber_id, session.get_one(Subscriber, subscriber_id).token_nonce)
+
+
 def register(
     client: TestClient, editor: dict[str, str], url: str, events: list[str]
 ) -> dict[str, Any]:
@@ -147,7 +154,7 @@ def test_every_event_reaches_the_receiver_signed(
         confirm(
             s, ctx.tokens, ctx.tokens.confirm_token(ids["new@example.org"], "new@example.org"), now
         )
-        unsubscribe(s, ids["leaver@example.org"], now)
+        unsubscribe(s, _ref(s, ids["leaver@example.org"]), now)
         angry = s.get(Subscriber, ids["angry@example.org"])
         assert angry is not None
         suppress_subscriber(s, angry, "complaint", "webhook", "abuse report", now)
@@ -193,7 +200,7 @@ def test_only_chosen_events_are_sent_and_host_header_names_the_host(
     with session_scope(ctx.sessions) as s:
         confirm_not_emitted = s.get(Subscriber, sub)
         assert confirm_not_emitted is not None
-        unsubscribe(s, sub, utcnow())
+        unsubscribe(s, _ref(s, sub), utcnow())
     drain(ctx)
     assert len(receiver.requests) == 1
     # Connected to the address "localhost" resolved to; the name went into Host.
@@ -208,7 +215,7 @@ def test_a_failing_endpoint_is_retried_and_succeeds_after_a_restart(
     (sub,) = add_subscribers(ctx, ["a@example.org"])
     receiver.answers = [500]
     with session_scope(ctx.sessions) as s:
-        unsubscribe(s, sub, utcnow())
+        unsubscribe(s, _ref(s, sub), utcnow())
 
     asyncio.run(WebhookSender(ctx).send_due())  # the first attempt: 500
 
@@ -258,7 +265,7 @@ def test_repeated_failures_disable_the_webhook_with_a_reason(
     receiver.answers = [500] * 10
     (sub,) = add_subscribers(ctx, ["a@example.org"])
     with session_scope(ctx.sessions) as s:
-        unsubscribe(s, sub, utcnow())
+        unsubscribe(s, _ref(s, sub), utcnow())
     for _ in range(5):
         asyncio.run(WebhookSender(ctx).send_due())
     assert len(receiver.requests) == 3  # disabled after the third: nothing more is sent
@@ -285,7 +292,7 @@ def test_an_event_is_given_up_after_a_day(
     receiver.answers = [503]
     (sub,) = add_subscribers(ctx, ["a@example.org"])
     with session_scope(ctx.sessions) as s:
-        unsubscribe(s, sub, utcnow())
+        unsubscribe(s, _ref(s, sub), utcnow())
         s.execute(
             update(WebhookDelivery).values(created_at=utcnow() - timedelta(days=1, minutes=1))
         )
@@ -341,7 +348,7 @@ def test_a_private_address_is_refused_at_send_time_too(
     ctx.settings.webhook_allow_private = False  # e.g. the operator turned it off since
     (sub,) = add_subscribers(ctx, ["a@example.org"])
     with session_scope(ctx.sessions) as s:
-        unsubscribe(s, sub, utcnow())
+        unsubscribe(s, _ref(s, sub), utcnow())
     asyncio.run(WebhookSender(ctx).send_due())
     assert receiver.requests == []
     (entry,) = client.get(f"/webhooks/{hook['id']}/deliveries", headers=editor).json()
@@ -437,7 +444,7 @@ def test_https_checks_the_certificate_against_the_name_not_the_address(
         hook = register(client, editor, url, ["subscriber.unsubscribed"])
         (sub,) = add_subscribers(private_ok, ["a@example.org"])
         with session_scope(private_ok.sessions) as s:
-            unsubscribe(s, sub, utcnow())
+            unsubscribe(s, _ref(s, sub), utcnow())
         asyncio.run(WebhookSender(private_ok).send_due())
     finally:
         receiver.close()

@@ -200,6 +200,18 @@ def send_issue(
     return {"id": issue.id, "status": issue.status, "recipients": recipients, "send_at": None}
 
 
+def unschedule_issue(session: Session, issue_id: int) -> None:
+    """Turn a scheduled issue back into a draft (an editor's explicit "send now instead").
+
+    A local-time send has frozen its readers already: stop it with cancel instead.
+    """
+    issue = get_issue(session, issue_id)
+    if issue.local_time is not None:
+        raise Conflict(f"Issue {issue_id} goes out at each reader's local time; cancel it instead.")
+    flip_status(session, issue_id, IssueStatus.scheduled, IssueStatus.draft, None)
+    session.refresh(issue)
+
+
 def local_moments(
     session: Session, wall: time, day: date, default_zone: str
 ) -> dict[str, datetime]:

@@ -10,6 +10,7 @@ from app.models.delivery import (
     OutboxMessage,
 )
 from app.models.editor import EditorToken
+from app.models.editor_account import EditorAccount, EditorSession
 from app.models.insight import Click, Heartbeat, Webhook, WebhookDelivery, WebhookDeliveryStatus
 from app.models.issue import Issue, IssueStatus
 from app.models.subscriber import Subscriber, SubscriberStatus, Suppression
@@ -22,6 +23,8 @@ __all__ = [
     "Click",
     "Delivery",
     "DeliveryStatus",
+    "EditorAccount",
+    "EditorSession",
     "EditorToken",
     "Heartbeat",
     "Issue",

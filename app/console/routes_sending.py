@@ -1,0 +1,254 @@
+"""Console actions on an issue: test copy, schedule, send, pause, resume, cancel, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from app.console.queries import count_recipients
+from app.console.routes_issues import issue_page
+from app.console.web import (
+    PREFIX,
+    ConsoleRoute,
+    EditorDep,
+    SessionDep,
+    redirect,
+    render,
+    signed_in,
+)
+from app.context import Context
+from app.deps import ContextDep
+from app.errors import DomainError, InvalidInput
+from app.issues import service
+from app.issues.schemas import IssuePatch
+from app.models import IssueStatus, utcnow
+
+router = APIRouter(
+    route_class=ConsoleRoute,
+    prefix=f"{PREFIX}/issues",
+    include_in_schema=False,
+    dependencies=[Depends(signed_in)],
+)
+
+
+def _act(
+    request: Request,
+    session: Session,
+    ctx: Context,
+    issue_id: int,
+    done: str,
+    action: Callable[[], Any],
+) -> Response:
+    """Run one action; a refusal re-renders the issue page with the reason, nothing changed."""
+    try:
+        action()
+    except DomainError as exc:
+        session.rollback()
+        return issue_page(request, session, ctx, issue_id, error=exc.message, status=exc.status)
+    return redirect(f"{PREFIX}/issues/{issue_id}?done={done}")
+
+
+@router.post("/{issue_id}/test")
+def test_send(
+    issue_id: int,
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+    editor: EditorDep,
+    to: Annotated[str, Form(max_length=400)] = "",
+) -> Response:
+    """Queue a [TEST] copy to the signed-in editor (or the address given)."""
+    address = to.strip() or editor.email
+    return _act(
+        request,
+        session,
+        ctx,
+        issue_id,
+        "test",
+        lambda: service.queue_test_send(session, issue_id, [address], ctx.renderer),
+    )
+
+
+def parse_send_at(value: str, now: datetime) -> datetime:
+    """Read a datetime-local value as UTC; refuse empty, malformed or past times."""
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput("Choose a date and time for the send (UTC).") from None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment <= now:
+        raise InvalidInput("That time has passed; choose a time in the future, or send now.")
+    return moment
+
+
+@router.post("/{issue_id}/schedule")
+def schedule(
+    issue_id: int,
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+    _: EditorDep,
+    send_at: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """Schedule the issue at a time (UTC); a scheduled issue moves to the new time."""
+    now = utcnow()
+
+    def run() -> None:
+        moment = parse_send_at(send_at, now)
+        issue = service.get_issue(session, issue_id)
+        if issue.status == IssueStatus.scheduled:
+            service.update_issue(session, issue_id, IssuePatch(send_at=moment), ctx.renderer)
+        else:
+            service.send_issue(session, issue_id, moment, now, ctx.renderer)
+
+    return _act(request, session, ctx, issue_id, "scheduled", run)
+
+
+@router.get("/{issue_id}/send")
+def confirm_send(
+    issue_id: int, request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep
+) -> Response:
+    """Ask for confirmation, stating how many readers the issue would go to now."""
+    issue = service.get_issue(session, issue_id)
+    findings = service.pre_send_check(ctx.renderer, issue)
+    return render(
+        request,
+        "issue_send.html",
+        section="issues",
+        issue=issue,
+        recipients=count_recipients(session, utcnow()),
+        findings=findings,
+        blocked=any(f.level == "error" for f in findings),
+    )
+
+
+def _send_now(session: Session, issue_id: int, ctx: Context) -> None:
+    # The editor pressed "Send now" on a scheduled issue: that replaces the schedule. (The API
+    # answers a second send with 409 instead, so a repeated request never sends twice.)
+    if service.get_issue(session, issue_id).status == IssueStatus.scheduled:
+        service.unschedule_issue(session, issue_id)
+    service.send_issue(session, issue_id, None, utcnow(), ctx.renderer)
+
+
+@router.post("/{issue_id}/send")
+def send_now(
+    issue_id: int, request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep
+) -> Response:
+    """Start the send now: recipients are frozen, the workers take it from there."""
+    response = _act(
+        request,
+        session,
+        ctx,
+        issue_id,
+        "sending",
+        lambda: _send_now(session, issue_id, ctx),
+    )
+    if response.status_code == 303:
+        return redirect(f"{PREFIX}/issues/{issue_id}/results?done=sending")
+    return response
+
+
+@router.post("/{issue_id}/pause")
+def pause(
+    issue_id: int, request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep
+) -> Response:
+    """Pause a send."""
+    return _act(
+        request,
+        session,
+        ctx,
+        issue_id,
+        "paused",
+        lambda: service.pause_issue(session, issue_id, utcnow()),
+    )
+
+
+@router.post("/{issue_id}/resume")
+def resume(
+    issue_id: int, request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep
+) -> Response:
+    """Resume a paused send."""
+    return _act(
+        request,
+        session,
+        ctx,
+        issue_id,
+        "resumed",
+        lambda: service.resume_issue(session, issue_id, utcnow()),
+    )
+
+
+@router.get("/{issue_id}/cancel")
+def confirm_cancel(issue_id: int, request: Request, session: SessionDep, _: EditorDep) -> Response:
+    """Ask before cancelling: a cancelled send cannot be restarted."""
+    issue = service.get_issue(session, issue_id)
+    sending = issue.status in (IssueStatus.sending, IssueStatus.paused)
+    return render(
+        request,
+        "confirm.html",
+        section="issues",
+        issue=issue,
+        heading=f"Cancel “{issue.subject}”?",
+        explanation=(
+            "Copies not yet sent will not go out, and the send cannot be restarted; "
+            "readers who already have it keep it."
+            if sending
+            else "The scheduled send is called off; the issue cannot be scheduled again."
+        ),
+        action=f"{PREFIX}/issues/{issue_id}/cancel",
+        button="Cancel the send",
+    )
+
+
+@router.get("/{issue_id}/delete")
+def confirm_delete(issue_id: int, request: Request, session: SessionDep, _: EditorDep) -> Response:
+    """Ask before deleting a draft."""
+    issue = service.get_issue(session, issue_id)
+    return render(
+        request,
+        "confirm.html",
+        section="issues",
+        issue=issue,
+        heading=f"Delete “{issue.subject}”?",
+        explanation="The draft and its content are deleted for good.",
+        action=f"{PREFIX}/issues/{issue_id}/delete",
+        button="Delete draft",
+    )
+
+
+@router.post("/{issue_id}/cancel")
+def cancel(
+    issue_id: int, request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep
+) -> Response:
+    """Cancel a scheduled, sending or paused issue."""
+    return _act(
+        request,
+        session,
+        ctx,
+        issue_id,
+        "cancelled",
+        lambda: service.cancel_issue(session, issue_id, utcnow()),
+    )
+
+
+@router.post("/{issue_id}/delete")
+def delete(
+    issue_id: int, request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep
+) -> Response:
+    """Delete a draft."""
+    response = _act(
+        request,
+        session,
+        ctx,
+        issue_id,
+        "deleted",
+        lambda: service.delete_issue(session, issue_id),
+    )
+    if response.status_code == 303:
+        return redirect(f"{PREFIX}/issues?done=deleted")
+    return response

@@ -1,0 +1,26 @@
+"""Wire the console into the app: its routers, its static files and its security headers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from app.console import (
+    routes_auth,
+    routes_dashboard,
+    routes_issues,
+    routes_people,
+    routes_sending,
+)
+from app.console.web import PREFIX, ConsoleHeaders, console_static
+
+
+def install_console(app: FastAPI) -> None:
+    """Add the /editor/ pages to `app`."""
+    # Static files first: the sign-in page needs its stylesheet before anyone is signed in.
+    app.mount(f"{PREFIX}/static", console_static(), name="console-static")
+    app.include_router(routes_auth.router)
+    app.include_router(routes_dashboard.router)
+    app.include_router(routes_issues.router)
+    app.include_router(routes_sending.router)
+    app.include_router(routes_people.router)
+    app.add_middleware(ConsoleHeaders)

@@ -1,0 +1,229 @@
+"""The console's plumbing: templates, the signed-in check, CSRF, security headers, redirects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.console.sessions import SignedIn, load_session
+from app.deps import get_session
+from app.errors import DomainError
+from app.models import utcnow
+
+_HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=str(_HERE / "templates"))
+
+PREFIX = "/editor"
+COOKIE = "mp_editor"
+SECURE_COOKIE = "__Host-mp_editor"  # the prefix makes browsers insist on Secure and Path=/
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+# No inline script anywhere in the console: a stored-XSS slip still cannot run code.
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "object-src 'none'; frame-ancestors 'none'"
+)
+# The email preview is shown in the console's own frames; it carries inline styles (as email
+# does) and never a script.
+PREVIEW_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src * data: cid:; "
+    "font-src * data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+)
+
+
+class SignInRequired(DomainError):
+    """No valid console session: the browser is sent to the sign-in page."""
+
+    status = 303
+    code = "sign_in"
+
+    def __init__(self) -> None:
+        super().__init__("Please sign in.")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Send the browser to the sign-in page."""
+        return {"Location": f"{PREFIX}/login"}
+
+
+class CsrfRefused(DomainError):
+    """A state-changing console request without this session's CSRF token."""
+
+    status = 403
+    code = "csrf"
+
+
+def cookie_name(request: Request) -> str:
+    """Return the session cookie's name (the __Host- one on https)."""
+    return SECURE_COOKIE if is_https(request) else COOKIE
+
+
+def is_https(request: Request) -> bool:
+    """Tell whether the console is served over https (BASE_URL decides, not the socket)."""
+    return bool(request.app.state.ctx.settings.base_url.startswith("https://"))
+
+
+# Committed when the route returns, before the answer leaves: a browser that follows a redirect
+# at once must read what the form post wrote (the app's request-scoped session commits only
+# after the response is sent, which PostgreSQL readers can overtake).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def _session_editor(request: Request, session: SessionDep) -> SignedIn | None:
+    # Sync, so FastAPI runs it in the thread pool: a SQLite write lock held by another request
+    # must never be waited for on the event loop, which that request needs to finish.
+    return load_session(session, request.cookies.get(cookie_name(request)), utcnow())
+
+
+async def signed_in(
+    request: Request, editor: Annotated[SignedIn | None, Depends(_session_editor)]
+) -> SignedIn:
+    """Return the editor behind the session cookie; check CSRF on anything but a read.
+
+    Only the cookie counts: an API bearer token never opens the console.
+    """
+    if editor is None:
+        if request.method not in SAFE_METHODS:
+            raise CsrfRefused("Your session has ended; sign in again and repeat the action.")
+        raise SignInRequired()
+    if request.method not in SAFE_METHODS:
+        given = request.headers.get(CSRF_HEADER)
+        if given is None:
+            form = await request.form()  # Starlette caches it: the route reads it again
+            value = form.get(CSRF_FIELD)
+            given = value if isinstance(value, str) else None
+        if not editor.csrf_ok(given):
+            raise CsrfRefused(
+                "The form was stale or forged (no valid CSRF token); nothing changed."
+            )
+    request.state.editor = editor
+    return editor
+
+
+async def posted_form(request: Request) -> FormData:
+    """Return the posted form (parsed once; sync routes take it as a dependency)."""
+    return await request.form()
+
+
+EditorDep = Annotated[SignedIn, Depends(signed_in)]
+
+
+def when(value: datetime | None) -> str:
+    """Format a UTC time for people: 2026-11-30 06:00 UTC."""
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+def duration(seconds: float | int | None) -> str:
+    """Format an ETA: 3 min 20 s, 1 h 5 min."""
+    if seconds is None:
+        return "—"
+    s = int(seconds)
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    if s >= 60:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s} s"
+
+
+templates.env.filters["when"] = when
+templates.env.filters["duration"] = duration
+
+
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """Render a console template with the editor, the CSRF token and the newsletter's name."""
+    settings = request.app.state.ctx.settings
+    editor: SignedIn | None = getattr(request.state, "editor", None)
+    context.setdefault("editor", editor)
+    context.setdefault("csrf", editor.csrf_token if editor else "")
+    context.setdefault("newsletter_name", settings.newsletter_name)
+    context.setdefault("section", "")
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def redirect(path: str) -> RedirectResponse:
+    """Answer a form post with a 303 to a console page (Post/Redirect/Get)."""
+    return RedirectResponse(path, status_code=303)
+
+
+TITLES = {
+    403: "Not allowed",
+    404: "Not found",
+    409: "Not now",
+    422: "Please check what you entered",
+}
+
+
+class ConsoleRoute(APIRoute):
+    """A console route: a refusal becomes a console page, a missing session the sign-in page."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """Wrap the handler; the session dependency has already rolled back when we catch."""
+        handler = super().get_route_handler()
+
+        async def console_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SignInRequired:
+                return redirect(f"{PREFIX}/login")
+            except DomainError as exc:
+                title = TITLES.get(exc.status, "Something went wrong")
+                page = render(
+                    request, "error.html", status_code=exc.status, title=title, message=exc.message
+                )
+                page.headers.update(exc.headers)
+                return page
+
+        return console_handler
+
+
+def console_static() -> StaticFiles:
+    """Return the console's stylesheet and script."""
+    return StaticFiles(directory=str(_HERE / "static"))
+
+
+class ConsoleHeaders:
+    """ASGI middleware: every /editor response refuses framing and inline script, and is private."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Add the headers to responses under /editor."""
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not (path == PREFIX or path.startswith(PREFIX + "/")):
+            await self.app(scope, receive, send)
+            return
+        preview = path.endswith(("/preview.html", "/preview-markdown"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                extra = {
+                    b"x-frame-options": b"SAMEORIGIN" if preview else b"DENY",
+                    b"content-security-policy": (PREVIEW_CSP if preview else CONSOLE_CSP).encode(),
+                    b"x-content-type-options": b"nosniff",
+                    b"referrer-policy": b"same-origin",
+                    b"cache-control": b"no-store",
+                }
+                if path.startswith(f"{PREFIX}/static/"):
+                    extra[b"cache-control"] = b"no-cache"
+                headers += [(k, v) for k, v in extra.items() if k not in names]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
