@@ -315,10 +315,17 @@ def worker() -> None:
     """Run a delivery worker alone (several may share one PostgreSQL)."""
     import uvloop
 
+    from app.sends.worker import DatabaseUnavailable
+
     ctx = _setup(daemon=True)
-    # uvloop: the worker's event loop is its bottleneck at full speed (see bench/throughput.py).
-    uvloop.run(_run_worker(ctx))
-    ctx.close()
+    try:
+        # uvloop: the worker's event loop is its bottleneck at full speed (bench/throughput.py).
+        uvloop.run(_run_worker(ctx))
+    except DatabaseUnavailable as exc:
+        typer.echo(f"error: worker stopped: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        ctx.close()
 
 
 async def _run_worker(ctx: Context) -> None:
@@ -506,7 +513,7 @@ def dkim_keygen(
 @cli.command("webhook-secret", rich_help_panel=ADMIN)
 def webhook_secret_cmd() -> None:
     """Print the secret a relay uses to sign POST /webhooks/bounce (HMAC-SHA256)."""
-    from app.bounces.verp import webhook_secret
+    from app.sends.verp import webhook_secret
 
     settings = _settings()
     out.print(webhook_secret(settings), highlight=False, soft_wrap=True)

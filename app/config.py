@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = Field(default=60.0, ge=0)
     max_attempts: int = Field(default=8, ge=1)
     poll_interval_seconds: float = Field(default=1.0, gt=0)
+    # A worker whose database stays unreachable this long exits (status 1) for its supervisor.
+    worker_give_up_seconds: float = Field(default=300.0, gt=0)
     # Deprecated and ignored: results are now written with every hand-over group (the crash
     # window is 2 x SMTP_CONNECTIONS); kept so existing .env files still load.
     flush_every: int = Field(default=100, ge=1, le=10_000)

@@ -24,7 +24,7 @@ from app.issues.routes import router as issues_router
 from app.issues.service import send_gate
 from app.metrics.routes import metrics_router
 from app.sends.smtp.mailer import make_mailer
-from app.sends.worker import Worker
+from app.sends.worker import DatabaseUnavailable, Worker
 from app.subscribers.routes import router as subscribers_router
 from app.suppressions.routes import suppressions_router
 from app.web.headers import SecurityHeaders, TrustedHosts
@@ -89,7 +89,15 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
 
 async def _start_worker(ctx: Context, stop: asyncio.Event) -> None:
     worker = Worker(ctx, make_mailer(ctx.settings), gate=send_gate(ctx.renderer))
-    await asyncio.gather(worker.run(stop), run_webhook_sender(ctx, stop))  # webhooks: insight
+
+    async def deliver() -> None:
+        try:
+            await worker.run(stop)
+        except DatabaseUnavailable as exc:
+            # The pages go on answering (healthz says 503); delivery needs a restart.
+            log.error("the delivery worker stopped: %s", exc)
+
+    await asyncio.gather(deliver(), run_webhook_sender(ctx, stop))  # webhooks: insight
 
 
 def _wants_json(request: Request) -> bool:

@@ -18,7 +18,6 @@ from app.bounces.listener import start_bounce_listener
 from app.bounces.parse import classify, parse_report
 from app.bounces.routes import webhooks_router
 from app.bounces.service import bounce_stats, policy_alerts, record_inbound
-from app.bounces.verp import parse_verp, verp_address, webhook_secret
 from app.config import Settings
 from app.context import Context
 from app.db import session_scope
@@ -35,6 +34,7 @@ from app.models import (
     Suppression,
     utcnow,
 )
+from app.sends.verp import parse_verp, verp_address, webhook_secret
 from tests.helpers import add_subscribers
 from tests.smtp_server import free_port
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from app.config import Settings
+from app.context import Context
 from app.issues.check import block_links, check_issue, link_problem
+from app.issues.dispatch import dispatch
 from app.sends.dkim import generate_key
+from tests.helpers import add_subscribers, new_issue, run_worker
+from tests.smtp_server import SMTPTestServer
 
 GOOD_HTML = '<p><a href="http://testserver/unsubscribe/MPXUNSUB">Unsubscribe</a></p>'
 BLOCKS: list[dict[str, Any]] = [
@@ -116,3 +122,26 @@ def test_sender_findings(signed: Settings) -> None:
     # The fake From is morningpost.example, which the DKIM domain does not cover.
     assert codes(found) == [("error", "dkim_misaligned"), ("warning", "default_from")]
     assert "DMARC" in found[0].message
+
+
+def test_a_scheduled_issue_edited_into_failing_the_check_is_not_sent_by_dispatch(
+    client: TestClient, editor: dict[str, str], ctx: Context, smtp_server: SMTPTestServer
+) -> None:
+    """Issue 9, item 9: the pre-send check runs again at the moment a scheduled issue starts."""
+    add_subscribers(ctx, 2)
+    issue = new_issue(client, editor)
+    r = client.post(
+        f"/issues/{issue['id']}/send", json={"send_at": "2099-01-01T06:00:00Z"}, headers=editor
+    )
+    assert r.json()["status"] == "scheduled"
+    broken = [{"type": "markdown", "body": "Read [this](/relative-goes-nowhere)."}]
+    assert (
+        client.patch(f"/issues/{issue['id']}", json={"blocks": broken}, headers=editor).status_code
+        == 200
+    )
+    assert dispatch(ctx, datetime(2099, 1, 1, 7, tzinfo=UTC)) == []
+    run_worker(ctx)
+    got = client.get(f"/issues/{issue['id']}/stats", headers=editor).json()
+    assert got["status"] == "draft" and got["recipients"] == 0
+    assert "pre-send check failed" in got["pause_reason"], got
+    assert smtp_server.handler.received == []

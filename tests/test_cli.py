@@ -13,12 +13,12 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.bounces.verp import verp_address, webhook_secret
 from app.config import Settings
 from app.context import Context
 from app.db import session_scope
 from app.models import Delivery, Subscriber, SubscriberStatus
-from tests.helpers import add_subscribers, cli_env, new_issue
+from app.sends.verp import verp_address, webhook_secret
+from tests.helpers import ROOT, add_subscribers, cli_env, new_issue
 from tests.smtp_server import SMTPTestServer, free_port
 
 
@@ -167,3 +167,30 @@ def test_bounce_listener_records_a_dsn(
         proc.communicate(timeout=30)  # also closes the stderr pipe
     with session_scope(ctx.sessions) as session:
         assert session.get_one(Subscriber, sub_id).status == SubscriberStatus.bounced
+
+
+def test_a_worker_with_a_wrong_database_url_says_so_once_and_exits(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 9, item 10: one line, back off, exit after a while — not a traceback a poll."""
+    env = {
+        **cli_env(settings),
+        "PYTHONPATH": str(ROOT),
+        "MORNINGPOST_DATABASE_URL": f"postgresql://nobody@127.0.0.1:{free_port()}/none",
+        "MORNINGPOST_POLL_INTERVAL_SECONDS": "0.05",
+        "MORNINGPOST_WORKER_GIVE_UP_SECONDS": "4",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "worker"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    err = done.stderr.decode()
+    assert done.returncode == 1, err
+    assert "Traceback" not in err
+    warnings = [line for line in err.splitlines() if "does not answer" in line]
+    assert 1 <= len(warnings) <= 3, err
+    assert err.strip().splitlines()[-1].startswith("error: worker stopped: the database did not")

@@ -9,10 +9,10 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from app.bounces.service import record_inbound
-from app.bounces.verp import PREFIX, parse_verp
 from app.context import Context
 from app.db import session_scope
 from app.models import utcnow
+from app.sends.verp import PREFIX, parse_verp
 
 log = logging.getLogger("morningpost.bounces")
 

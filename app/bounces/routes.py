@@ -2,7 +2,7 @@
 
 Authentication: `X-MorningPost-Signature: sha256=<hex>`, the HMAC-SHA256 of the raw request
 body keyed with the webhook secret. The secret is HMAC-SHA256(newest signing key,
-"morningpost.bounce-webhook") in hex (see app.bounces.verp.webhook_secret); older keys still
+"morningpost.bounce-webhook") in hex (see app.sends.verp.webhook_secret); older keys still
 verify, so rotating MORNINGPOST_SECRET_KEYS does not break a configured relay at once.
 
 Body: the message itself (`message/rfc822`, or any non-JSON type), or JSON
@@ -18,10 +18,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from app.bounces.service import record_inbound
-from app.bounces.verp import webhook_signature_ok
 from app.deps import ContextDep, SessionDep
 from app.errors import InvalidInput, Unauthorized
 from app.models import utcnow
+from app.sends.verp import webhook_signature_ok
 
 SIGNATURE_HEADER = "X-MorningPost-Signature"
 MAX_BODY = 10 * 1024 * 1024

@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.bounces.parse import InboundReport, RecipientReport, parse_report
-from app.bounces.verp import looks_like_verp, parse_verp
 from app.config import Settings
 from app.models import (
     BounceEvent,
@@ -18,6 +17,7 @@ from app.models import (
     Delivery,
     Subscriber,
 )
+from app.sends.verp import looks_like_verp, parse_verp
 from app.suppressions.service import suppress_subscriber
 
 log = logging.getLogger("morningpost.bounces")

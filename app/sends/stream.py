@@ -22,20 +22,90 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import metrics
+from app.config import Settings
 from app.models import Issue, IssueStatus, utcnow
-from app.sends.smtp.mailer import MailerConnection, Outcome, SendResult
+from app.sends.compose import PreparedMessage
+from app.sends.dkim import DkimSigner
+from app.sends.smtp.mailer import Mailer, MailerConnection, Outcome, SendResult
 from app.sends.store import lease, ledger
 from app.sends.store.ledger import Claim, Result
-from app.sends.throttle import RateLimiter, is_error
+from app.sends.throttle import (
+    AdaptiveRate,
+    DomainSchedule,
+    ErrorWatch,
+    RateLimiter,
+    is_error,
+)
+from app.sends.watch import BounceBurst, RelayWatch
 
-if TYPE_CHECKING:
-    from app.sends.worker import Worker
+T = TypeVar("T")
+
+
+class StreamHost(Protocol):
+    """What a stream needs from the worker that runs it (the worker is one; tests may be)."""
+
+    settings: Settings
+    mailer: Mailer
+    owner: str
+    domain: str
+    signer: DkimSigner | None
+    limiter: RateLimiter
+    adaptive: AdaptiveRate
+    domains: DomainSchedule
+    errors: ErrorWatch
+    relay: RelayWatch
+    bursts: BounceBurst
+    clock: Callable[[], datetime]
+
+    def claim_limit(self) -> int:
+        """Return how many rows one claim may take."""
+        ...
+
+    async def db(self, fn: Callable[[Session], T]) -> T:
+        """Run fn(session) in one transaction on a thread."""
+        ...
+
+    async def message_for(self, issue_id: int) -> PreparedMessage | Exception:
+        """Return the issue's prepared message, or why it failed."""
+        ...
+
+    def build(self, claim: Claim, date: str) -> bytes:
+        """Return one recipient's wire bytes."""
+        ...
+
+    def envelope_sender(self, delivery_id: int) -> str:
+        """Return MAIL FROM for a delivery."""
+        ...
+
+    def date_header(self) -> str:
+        """Return the Date header for messages built now."""
+        ...
+
+    def commit(
+        self, results: list[Result], handed: list[int], undo_bounces: set[int] | frozenset[int]
+    ) -> None:
+        """Record results and hand over the next group, in one transaction."""
+        ...
+
+    async def renew(self, ids: list[int]) -> None:
+        """Extend the leases of rows in hand."""
+        ...
+
+    async def pause(self, issue_id: int, reason: str) -> bool:
+        """Pause a send, saying why."""
+        ...
+
+    async def note_alert(self, issue_id: int, text: str) -> None:
+        """Show a relay problem on the send."""
+        ...
+
 
 log = logging.getLogger("morningpost.delivery")
 
@@ -82,7 +152,7 @@ class _Item:
 class DeliveryStream:
     """Claim, send and record deliveries until nothing is due, time is up, or stop is set."""
 
-    def __init__(self, worker: Worker, stop: asyncio.Event) -> None:
+    def __init__(self, worker: StreamHost, stop: asyncio.Event) -> None:
         self.w = worker
         self.s = worker.settings
         self.stop = stop
@@ -169,9 +239,9 @@ class DeliveryStream:
 
     async def _claim_once(self, room: int) -> int:
         w = self.w
-        limit = min(w._claim_limit(), room)
+        limit = min(w.claim_limit(), room)
         started = time.perf_counter()
-        claims = await w._db(
+        claims = await w.db(
             lambda s: ledger.claim_batch(
                 s,
                 w.owner,
@@ -203,7 +273,7 @@ class DeliveryStream:
             ids = [i for i, _ in deferred]
             why = "deferred: recipient domain over its rate (not an attempt)"
             try:
-                await w._db(lambda s: lease.defer(s, w.owner, deferred, utcnow(), why))
+                await w.db(lambda s: lease.defer(s, w.owner, deferred, utcnow(), why))
             except Exception:
                 log.exception("could not defer %d rows; releasing them instead", len(ids))
                 self._give_back(ids)
@@ -371,7 +441,7 @@ class DeliveryStream:
 
     async def _release(self, ids: list[int]) -> None:
         try:
-            await self.w._db(lambda s: lease.release(s, self.w.owner, ids))
+            await self.w.db(lambda s: lease.release(s, self.w.owner, ids))
         except Exception:
             # Still ours; no longer renewed, the leases lapse into `unknown`. Never resent.
             log.exception("could not release %d rows", len(ids))
@@ -386,7 +456,7 @@ class DeliveryStream:
             await asyncio.sleep(STATUS_EVERY)
             issue_ids = {i.claim.issue_id for i in (*self.heap, *self.ready)}
             if issue_ids:
-                rows = await self.w._db(lambda s, ids=issue_ids: _statuses(s, ids))
+                rows = await self.w.db(partial(_statuses, issue_ids=issue_ids))
                 live = {i for i, status in rows if status == IssueStatus.sending}
                 if issue_ids - live:
                     self._drop(issue_ids - live)

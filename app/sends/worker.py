@@ -24,14 +24,14 @@ from email.utils import format_datetime
 from typing import TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
-from app.bounces.verp import verp_address
 from app.context import Context
 from app.db import session_scope
 from app.errors import DomainError
 from app.housekeeping import tidy
 from app.models import Issue, IssueStatus, OutboxKind, Subscriber, utcnow
-from app.sends.compose import PreparedMessage
+from app.sends.compose import PreparedMessage, delivery_bytes, envelope_sender, outbox_message_id
 from app.sends.dkim import DkimSigner, feedback_id
 from app.sends.smtp.mailer import Mailer, MailerConnection, Outcome
 from app.sends.store import lease, ledger, outbox, sends
@@ -53,6 +53,16 @@ REAP_EVERY_SECONDS = 5.0
 T = TypeVar("T")
 
 __all__ = ["RateLimiter", "RenderFailed", "Worker", "new_owner"]
+
+
+class DatabaseUnavailable(Exception):
+    """The database stayed unreachable past WORKER_GIVE_UP_SECONDS; the worker stops."""
+
+
+def _short(exc: DBAPIError) -> str:
+    """Return the first line of a driver error, without SQLAlchemy's background link."""
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    return (text.strip().splitlines() or ["unknown error"])[0][:200]
 
 
 def new_owner() -> str:
@@ -122,17 +132,40 @@ class Worker:
         """Work until `stop` is set; then finish the messages in hand, release the rest, return."""
         self._stop = stop
         log.info("worker %s started", self.owner)
+        down_since: float | None = None  # monotonic time the database stopped answering
         try:
             while not stop.is_set():
+                wait = self.settings.poll_interval_seconds
                 try:
                     busy = await self.run_once()
+                    if down_since is not None:
+                        log.warning("the database answers again; delivering")
+                    down_since = None
+                except DBAPIError as exc:
+                    # Unreachable or refusing: one line, not a traceback a poll; back off, and
+                    # give up after a while so a supervisor sees the process fail.
+                    busy = False
+                    first = down_since is None
+                    down_since = time.monotonic() if down_since is None else down_since
+                    down = time.monotonic() - down_since
+                    if down >= self.settings.worker_give_up_seconds:
+                        raise DatabaseUnavailable(
+                            f"the database did not answer for {down:.0f} s: {_short(exc)}"
+                        ) from None
+                    wait = min(30.0, max(wait, 1.0) * 2 ** min(int(down // 5), 5))
+                    if first or (wait == 30.0 and int(down) % 60 < wait):
+                        log.warning(
+                            "the database does not answer (%s); retrying every %.0f s",
+                            _short(exc),
+                            wait,
+                        )
                 except Exception:
-                    # A database hiccup must not kill a long-running worker; the ledger is intact.
+                    # Anything else must not kill a long-running worker; the ledger is intact.
                     log.exception("delivery iteration failed; retrying shortly")
                     busy = False
                 if not busy:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), self.settings.poll_interval_seconds)
+                        await asyncio.wait_for(stop.wait(), wait)
         finally:
             await self.mailer.aclose()
             log.info("worker %s stopped", self.owner)
@@ -148,26 +181,26 @@ class Worker:
     async def run_once(self) -> bool:
         """Run housekeeping, the outbox and one delivery stream; return whether any was claimed."""
         now = self.clock()
-        started = await self._db(lambda s: sends.start_due_issues(s, now, self.gate))
+        started = await self.db(lambda s: sends.start_due_issues(s, now, self.gate))
         if started:
             log.info("started scheduled issues %s", started)
         await self.expire()
         if time.monotonic() >= self._next_tidy:
             self._next_tidy = time.monotonic() + TIDY_EVERY_SECONDS
-            tidied = await self._db(lambda s: tidy(s, self.settings, now))
+            tidied = await self.db(lambda s: tidy(s, self.settings, now))
             if any(tidied.values()):
                 log.info("housekeeping: %s", tidied)
         sent_outbox = await self._outbox_batch()
         self._messages.clear()  # re-read issues each stream: an edit or a fix is picked up
         sent = await DeliveryStream(self, self._stop).run()
-        finished = await self._db(lambda s: issues_sent(s, sends.finish_issues(s, utcnow())))
+        finished = await self.db(lambda s: issues_sent(s, sends.finish_issues(s, utcnow())))
         if finished:
             log.info("issues %s finished", finished)
         return bool(sent_outbox or sent)
 
     # What the delivery stream calls ---------------------------------------------------------
 
-    def _claim_limit(self) -> int:
+    def claim_limit(self) -> int:
         limit = self.settings.batch_size
         rate = self.settings.rate_per_second
         if rate > 0:
@@ -187,30 +220,15 @@ class Worker:
         return self._messages[issue_id]
 
     def build(self, claim: Claim, date: str) -> bytes:
-        """Return one recipient's wire bytes: two tokens, an address, a date, a Message-ID."""
+        """Return one recipient's wire bytes (see compose.delivery_bytes)."""
         prepared = self._messages[claim.issue_id]
         if isinstance(prepared, Exception):
             raise RenderFailed(str(prepared))
-        tokens = self.ctx.tokens
-        fields = {
-            "to": claim.email,
-            "unsubscribe_token": tokens.unsubscribe_token(claim.subscriber_id, claim.token_nonce),
-            "preferences_token": tokens.preferences_token(claim.subscriber_id, claim.token_nonce),
-            "message_id": claim.message_id,
-            "date": date,
-        }
-        wire = prepared.fill_wire(**fields)
-        if self.signer is None:
-            return wire
-        # The signature covers the message as the receiver reads it (unstuffed); the header
-        # itself never starts a line with a dot, so it goes in front of the stuffed bytes.
-        return self.signer.header(prepared.fill(**fields)) + wire
+        return delivery_bytes(prepared, claim, self.ctx.tokens, date, self.signer)
 
     def envelope_sender(self, delivery_id: int) -> str:
-        """Return MAIL FROM for a delivery: its VERP address when a bounce domain is set."""
-        if self.settings.bounce_domain:
-            return verp_address(delivery_id, self.settings)
-        return self.sender
+        """Return MAIL FROM for a delivery (see compose.envelope_sender)."""
+        return envelope_sender(delivery_id, self.settings)
 
     def date_header(self) -> str:
         """Return the Date header value for messages built now."""
@@ -246,14 +264,14 @@ class Worker:
     async def note_alert(self, issue_id: int, text: str) -> None:
         """Show a relay problem on the send (stats `alerts`) while it lasts."""
         try:
-            await self._db(lambda s: sends.set_alert(s, issue_id, text, utcnow()))
+            await self.db(lambda s: sends.set_alert(s, issue_id, text, utcnow()))
         except Exception:
             log.exception("could not record the alert of issue %d", issue_id)
 
     async def renew(self, ids: list[int]) -> None:
         """Extend the leases of rows in hand, and expire those of workers that died."""
         s = self.settings
-        renewed = await self._db(
+        renewed = await self.db(
             lambda ses: lease.renew_leases(ses, self.owner, ids, utcnow(), s.lease_seconds)
         )
         await self.expire()
@@ -261,14 +279,14 @@ class Worker:
 
     async def expire(self) -> None:
         """End leases that ran out, and at once those of dead workers on this host."""
-        expired = await self._db(lambda s: ledger.expire_leases(s, utcnow()))
+        expired = await self.db(lambda s: ledger.expire_leases(s, utcnow()))
         if time.monotonic() >= self._next_reap:
             self._next_reap = time.monotonic() + REAP_EVERY_SECONDS
             host = self.owner.split(":", 1)[0] + ":"
-            owners = await self._db(lambda s: ledger.lease_owners(s, host))
+            owners = await self.db(lambda s: ledger.lease_owners(s, host))
             dead = [o for o in owners if o != self.owner and not owner_alive(o)]
             if dead:
-                reaped = await self._db(lambda s: ledger.expire_leases(s, utcnow(), dead))
+                reaped = await self.db(lambda s: ledger.expire_leases(s, utcnow(), dead))
                 log.warning(
                     "worker(s) %s on this host are gone: %d of their rows back in the queue, "
                     "%d unknown (they were on the wire)",
@@ -286,7 +304,7 @@ class Worker:
     async def pause(self, issue_id: int, reason: str) -> bool:
         """Pause a send, saying why; return False when it was no longer sending."""
         try:
-            await self._db(
+            await self.db(
                 lambda s: sends.flip_status(
                     s, issue_id, IssueStatus.sending, IssueStatus.paused, reason
                 )
@@ -301,7 +319,7 @@ class Worker:
 
     async def _outbox_batch(self) -> int:
         s = self.settings
-        claims = await self._db(
+        claims = await self.db(
             lambda ses: outbox.claim_outbox(
                 ses, self.owner, s.batch_size, utcnow(), s.lease_seconds
             )
@@ -332,7 +350,7 @@ class Worker:
         )
         unsent = [c.outbox_id for c in claims if c.outbox_id not in outcomes]
         if unsent:
-            await self._db(lambda ses: outbox.release_outbox(ses, self.owner, unsent))
+            await self.db(lambda ses: outbox.release_outbox(ses, self.owner, unsent))
         # "sent" only for what the relay accepted (2xx): the rest says what became of it.
         tally = Counter(str(o) for o in outcomes.values())
         log.info(
@@ -382,7 +400,7 @@ class Worker:
 
     # Helpers -------------------------------------------------------------------------------
 
-    async def _db(self, fn: Callable[..., T]) -> T:
+    async def db(self, fn: Callable[..., T]) -> T:
         """Run fn(session) in one transaction on a thread (sessions are synchronous)."""
 
         def work() -> T:
@@ -393,7 +411,7 @@ class Worker:
 
     async def _prepared_issue(self, issue_id: int, *, test: bool) -> PreparedMessage:
         """Return the issue's PreparedMessage, rendering it once per (issue, version)."""
-        row = await self._db(
+        row = await self.db(
             lambda s: s.execute(
                 select(
                     Issue.subject, Issue.preheader, Issue.slug, Issue.blocks, Issue.updated_at
@@ -426,7 +444,7 @@ class Worker:
         # verify but belong to nobody, so clicking them in a test copy changes nothing.
         sub_id = claim.subscriber_id or 0
         nonce = NOBODY_NONCE
-        msgid = f"<mp.outbox.{claim.outbox_id}.{secrets.token_hex(12)}@{self.domain}>"
+        msgid = outbox_message_id(claim.outbox_id, self.domain)
         if claim.kind == OutboxKind.test and claim.issue_id is not None:
             prepared = await self._prepared_issue(claim.issue_id, test=True)
             sub_id = 0
@@ -434,7 +452,7 @@ class Worker:
             welcome = await asyncio.to_thread(self.ctx.renderer.welcome_email)
             prepared = PreparedMessage.build(welcome, self.settings)
             # Its unsubscribe and preferences links must name this very reader (id + nonce).
-            found = await self._db(
+            found = await self.db(
                 lambda s: s.scalar(select(Subscriber.token_nonce).where(Subscriber.id == sub_id))
             )
             nonce = found or NOBODY_NONCE

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app import metrics
@@ -222,18 +223,28 @@ class WebhookSender:
         """Beat and send until `stop` is set; a database hiccup never ends the loop."""
         next_beat = 0.0
         loop = asyncio.get_running_loop()
+        db_down = False
         while not stop.is_set():
             busy = 0
+            idle = IDLE_SECONDS
             try:
                 if loop.time() >= next_beat:
                     next_beat = loop.time() + HEARTBEAT_SECONDS
                     await self._db(lambda ses: beat(ses, self.owner, utcnow()))
                 busy = await self.send_due()
+                db_down = False
+            except DBAPIError as exc:
+                # The delivery worker reports an unreachable database (once, then backs off);
+                # here one line when it starts is enough, and a slower poll while it lasts.
+                if not db_down:
+                    reason = (str(exc.orig or exc).strip().splitlines() or [""])[0][:200]
+                    log.warning("webhooks wait for the database: %s", reason)
+                db_down, idle = True, max(IDLE_SECONDS, 10.0)
             except Exception:
                 log.exception("webhook sender iteration failed; retrying shortly")
             if not busy:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), IDLE_SECONDS)
+                    await asyncio.wait_for(stop.wait(), idle)
 
 
 async def run_webhook_sender(ctx: Context, stop: asyncio.Event) -> None:

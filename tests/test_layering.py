@@ -1,0 +1,50 @@
+"""The send core depends on nothing above it (issue 10, item 1).
+
+`app/sends/` never imports the issues layer or any edge (HTTP, console, CLI), and inside it
+the worker and the stream do not import each other both ways: the stream names what it needs
+from its host in a Protocol.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SENDS = Path(__file__).resolve().parent.parent / "app" / "sends"
+ABOVE = ("app.issues", "app.web", "app.console", "app.main", "app.cli", "app.bounces", "app.deps")
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, TYPE_CHECKING blocks and function bodies included."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def _above(module: str) -> bool:
+    return any(module == layer or module.startswith(layer + ".") for layer in ABOVE)
+
+
+def test_sends_never_imports_the_layers_above_it() -> None:
+    offenders = {
+        f"{path.relative_to(SENDS.parent.parent)} imports {module}"
+        for path in SENDS.rglob("*.py")
+        for module in _imports(path)
+        if _above(module)
+    }
+    assert offenders == set()
+
+
+def test_the_stream_does_not_import_the_worker() -> None:
+    assert not any(m.startswith("app.sends.worker") for m in _imports(SENDS / "stream.py"))
+
+
+def test_the_check_catches_an_upward_import(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("from app.issues.service import stats\n")
+    assert any(_above(m) for m in _imports(bad))
