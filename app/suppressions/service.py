@@ -218,7 +218,18 @@ def import_csv(
     session: Session, text: str, *, now: datetime, default_reason: str = "manual"
 ) -> tuple[int, int, list[str]]:
     """Add entries from CSV (email or email_hash column); return (added, already, rejected)."""
-    reader = csv.DictReader(io.StringIO(text))
+    # newline="": the csv module does its own line splitting (a lone CR in a field is data).
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return _import_rows(session, reader, now, default_reason)
+    except csv.Error as exc:
+        line = reader.line_num or 1
+        raise InvalidInput(f"line {line}: the CSV cannot be read ({exc}).") from None
+
+
+def _import_rows(
+    session: Session, reader: csv.DictReader[str], now: datetime, default_reason: str
+) -> tuple[int, int, list[str]]:
     columns = {c.strip().lower(): c for c in reader.fieldnames or []}
     if "email" not in columns and "email_hash" not in columns:
         raise InvalidInput("The CSV needs a header row with an email or an email_hash column.")

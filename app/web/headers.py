@@ -33,6 +33,13 @@ ARCHIVE_CSP = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src * data:; font-src *; "
     "script-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'"
 )
+# The API docs page is FastAPI's, with an inline script that starts Swagger UI (assets are
+# served locally, see app/apidocs.py): inline script there, and only there.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+_DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
 _EMAIL_PATHS = re.compile(r"^/(archive/(?!feed\.xml$)[^/]+|issues/\d+/preview)$")
 
 
@@ -106,6 +113,8 @@ class SecurityHeaders:
                     headers.setdefault("X-Frame-Options", frames)
                     archive = scope["path"].startswith("/archive/")
                     csp = (ARCHIVE_CSP if archive else EMAIL_CSP) if email_html else PAGE_CSP
+                    if scope["path"] in _DOCS_PATHS:
+                        csp = DOCS_CSP
                     headers.setdefault("Content-Security-Policy", csp)
             await send(message)
 
