@@ -7,7 +7,7 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
@@ -20,6 +20,7 @@ from app.models import (
     SubscriberStatus,
     Suppression,
 )
+from app.sends.store.log import delivery_page
 from app.subscribers.service import normalize_email, parse_cursor
 from app.tokens import hash_secret
 
@@ -81,36 +82,19 @@ def issue_recipients(
     after: str | None = None,
     limit: int = RECIPIENTS_PAGE,
 ) -> tuple[list[RecipientRow], str | None]:
-    """Return one page of an issue's deliveries with the address, keyset-paged by delivery id."""
+    """Return one page of an issue's per-recipient log (the same pages as the JSON API)."""
     if status and status not in DeliveryStatus.__members__:
         raise InvalidInput(f"Unknown delivery status {status!r}.")
-    cursor = parse_cursor(after)
-    conditions: list[ColumnElement[bool]] = [Delivery.issue_id == issue_id]
-    if status:
-        conditions.append(Delivery.status == status)
-    if q and q.strip():
-        needle = q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(Subscriber.email.like(f"%{needle}%", escape="\\"))
-    if cursor is not None:
-        conditions.append(Delivery.id > cursor)
-    rows = session.execute(
-        select(
-            Delivery.id,
-            Delivery.subscriber_id,
-            Subscriber.email,
-            Delivery.status,
-            Delivery.attempts,
-            Delivery.last_reply,
-            Delivery.updated_at,
+    page = delivery_page(
+        session, issue_id=issue_id, status=status, q=q, after=parse_cursor(after), limit=limit
+    )
+    rows = [
+        RecipientRow(
+            r.id, r.subscriber_id, r.email, r.status, r.attempts, r.last_reply, r.updated_at
         )
-        .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(*conditions)
-        .order_by(Delivery.id)
-        .limit(limit + 1)
-    ).all()
-    items = [RecipientRow(*row) for row in rows[:limit]]
-    next_cursor = str(items[-1].delivery_id) if len(rows) > limit else None
-    return items, next_cursor
+        for r in page.items
+    ]
+    return rows, page.next_cursor
 
 
 @dataclass(frozen=True)
