@@ -375,3 +375,31 @@ def test_duplicate_starts_a_new_draft(
         assert len(rows) == 2
         assert rows[1].status == "draft" and rows[1].blocks == rows[0].blocks
         assert rows[1].preheader == "Start of the week" and rows[1].slug != "monday"
+
+
+def test_send_at_each_readers_local_time(
+    client: TestClient, editor: dict[str, str], csrf: str, ctx: Context
+) -> None:
+    add_subscribers(ctx, 3)
+    issue = new_issue(client, editor)
+    page = client.get(f"/editor/issues/{issue['id']}").text
+    assert "own time" in page and 'action="/editor/issues/' in page
+    bad = client.post(
+        f"/editor/issues/{issue['id']}/send-local",
+        data={"csrf_token": csrf, "local_time": "6 am", "local_date": "2099-12-01"},
+    )
+    assert bad.status_code == 422 and "like 06:00" in bad.text
+    forged = client.post(
+        f"/editor/issues/{issue['id']}/send-local",
+        data={"local_time": "06:00", "local_date": "2099-12-01"},
+    )
+    assert forged.status_code == 403  # no CSRF token: refused, nothing changed
+    done = client.post(
+        f"/editor/issues/{issue['id']}/send-local",
+        data={"csrf_token": csrf, "local_time": "06:00", "local_date": "2099-12-01"},
+    )
+    assert "in their own time zone" in done.text
+    got = client.get(f"/issues/{issue['id']}", headers=editor).json()
+    assert got["status"] == "scheduled" and got["send_at"].startswith("2099-12-01T06:00")
+    stats = client.get(f"/issues/{issue['id']}/stats", headers=editor).json()
+    assert stats["recipients"] == 3 and stats["not_yet_due"] == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from html import escape
 from typing import Annotated
 
@@ -45,6 +46,8 @@ NOTICES = {
     "saved": "Your changes are saved.",
     "test": "A test copy is on its way.",
     "scheduled": "The issue is scheduled.",
+    "local": "Each reader gets the issue at that time in their own time zone; "
+    "those whose moment has passed get it now.",
     "sending": "The send has started.",
     "paused": "The send is paused; nothing more goes out until you resume it.",
     "resumed": "The send continues where it stopped.",
@@ -172,6 +175,7 @@ def issue_page(
         notice=_notice(request),
         error=error,
         now=utcnow(),
+        one_day=timedelta(days=1),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -107,6 +107,29 @@ def schedule(
             service.send_issue(session, issue_id, moment, now, ctx.renderer)
 
     return _act(request, session, ctx, issue_id, "scheduled", run)
+
+
+@router.post("/{issue_id}/send-local")
+def send_local(
+    issue_id: int,
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+    _: EditorDep,
+    local_time: Annotated[str, Form(max_length=8)] = "",
+    local_date: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    """Send at a wall-clock time in each reader's own time zone on a day."""
+
+    def run() -> None:
+        try:
+            wall = time.fromisoformat(local_time)
+            day = date.fromisoformat(local_date)
+        except ValueError:
+            raise InvalidInput("Give a time like 06:00 and a day like 2026-12-01.") from None
+        service.send_issue(session, issue_id, None, utcnow(), ctx.renderer, local=(wall, day))
+
+    return _act(request, session, ctx, issue_id, "local", run)
 
 
 @router.get("/{issue_id}/send")
