@@ -21,7 +21,8 @@ from app.editors import create_editor_token
 from app.main import create_app
 from app.migrate import upgrade_head
 from app.models import Base
-from tests.smtp_server import SMTPTestServer
+from tests.live_server import LiveServer
+from tests.smtp_server import SMTPTestServer, free_port
 
 PG_URL = os.environ.get("MORNINGPOST_TEST_DATABASE_URL", "").strip()
 
@@ -138,3 +139,13 @@ def editor_token(ctx: Context) -> str:
 def editor(editor_token: str) -> dict[str, str]:
     """Return the Authorization header of an editor."""
     return {"Authorization": f"Bearer {editor_token}"}
+
+
+@pytest.fixture
+def live(settings: Settings, engine: Engine) -> Iterator[tuple[str, Context]]:
+    """Serve the app over real HTTP on a free loopback port; links point at it (no worker)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    live_ctx = build_context(settings.model_copy(update={"base_url": url}), engine=engine)
+    with LiveServer(live_ctx, port):
+        yield url, live_ctx

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
-from sqlalchemy.engine import Engine
 
-from app.config import Settings
-from app.context import Context, build_context
+from app.context import Context
 from app.db import session_scope
 from app.editors import create_editor_token
 from tests.helpers import new_issue, run_worker
-from tests.live_server import LiveServer
-from tests.smtp_server import SMTPTestServer, free_port
+from tests.smtp_server import SMTPTestServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
@@ -41,16 +37,6 @@ pytestmark = [
         not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
     ),
 ]
-
-
-@pytest.fixture
-def live(settings: Settings, engine: Engine) -> Iterator[tuple[str, Context]]:
-    """Serve the app over HTTP; links in emails point at the live server."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    ctx = build_context(settings.model_copy(update={"base_url": url}), engine=engine)
-    with LiveServer(ctx, port):
-        yield url, ctx
 
 
 def _shoot(page: Any, name: str) -> None:

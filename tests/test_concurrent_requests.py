@@ -7,35 +7,20 @@ session's commit (issue 9, item 1): two sign-ups for one address hung every requ
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx2
-import pytest
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
 
-from app.config import Settings
-from app.context import Context, build_context
+from app.context import Context
 from app.db import session_scope
 from app.models import Subscriber, SubscriberStatus
 from tests.helpers import add_subscribers
-from tests.live_server import LiveServer
-from tests.smtp_server import free_port
 
 PARALLEL = 4
 # Generous: a healthy server answers in milliseconds; a frozen one never does.
 TIMEOUT = 20.0
-
-
-@pytest.fixture
-def live(settings: Settings, engine: Engine) -> Iterator[tuple[str, Context]]:
-    """Serve the app over real HTTP so requests really run side by side."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    ctx = build_context(settings.model_copy(update={"base_url": url}), engine=engine)
-    with LiveServer(ctx, port):
-        yield url, ctx
 
 
 def _all_at_once(url: str, send: Callable[[httpx2.Client], httpx2.Response]) -> list[int]:

@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import Engine
 
-from app.config import Settings
-from app.context import Context, build_context
+from app.context import Context
 from app.models import utcnow
 from tests.console_support import EMAIL, PASSWORD, add_account
 from tests.helpers import add_subscribers, run_worker
-from tests.smtp_server import SMTPTestServer, free_port
-from tests.test_browser import ARGS, CHROMIUM, LiveServer
+from tests.smtp_server import SMTPTestServer
+from tests.test_browser import ARGS, CHROMIUM
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "test-artifacts" / "console"
@@ -33,16 +30,6 @@ pytestmark = [
         not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
     ),
 ]
-
-
-@pytest.fixture
-def live(settings: Settings, engine: Engine) -> Iterator[tuple[str, Context]]:
-    """Serve the app over HTTP on a free loopback port (no worker inside: the test drives it)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    ctx = build_context(settings.model_copy(update={"base_url": url}), engine=engine)
-    with LiveServer(ctx, port):
-        yield url, ctx
 
 
 def _shoot(page: Any, name: str) -> None:
