@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = Field(default=60.0, ge=0)
     max_attempts: int = Field(default=8, ge=1)
     poll_interval_seconds: float = Field(default=1.0, gt=0)
+    # Rows handed to SMTP and not yet recorded, at most: all that a crash can leave `unknown`.
+    # 0 = 2 x SMTP_CONNECTIONS (the messages on the wire and the next group). A larger window
+    # means fewer database commits per message (faster) and more `unknown` after a crash.
+    handover_window: int = Field(default=0, ge=0, le=10_000)
     # A worker whose database stays unreachable this long exits (status 1) for its supervisor.
     worker_give_up_seconds: float = Field(default=300.0, gt=0)
     # Deprecated and ignored: results are now written with every hand-over group (the crash

@@ -214,6 +214,7 @@ class CpuMeter:
         self.workers = set(workers)
         self._start: tuple[dict[str, float], float, float] = ({}, 0.0, 0.0)
         self._t0 = 0.0
+        self.seconds: dict[str, float] = {}  # CPU seconds by kind, after stop()
 
     def _kind(self, pid: int, command: str) -> str:
         if pid in self.workers:
@@ -250,6 +251,7 @@ class CpuMeter:
         """Return one line: how busy all cores were, and the cores each kind used, since start()."""
         (end, busy, total), elapsed = self._sample(), max(time.monotonic() - self._t0, 1e-9)
         before, busy0, total0 = self._start
+        self.seconds = {k: v - before.get(k, 0.0) for k, v in end.items()}
         used = {k: (v - before.get(k, 0.0)) / elapsed for k, v in end.items()}
         ranked = sorted(used.items(), key=lambda kv: -kv[1])
         parts = [f"{k} {v:.2f}" for k, v in ranked if v >= 0.01]

@@ -151,6 +151,8 @@ def ceilings(port: int, data: bytes, count: int, connections: int) -> tuple[floa
         rates[name] = rate = uvloop.run(run())
         print(f"{name}, {connections} connections: {rate:,.0f} msg/s")
         print(f"  {meter.stop()}")
+        own = meter.seconds.get("this benchmark (API, polling)", 0.0)
+        print(f"  CPU of the sending loop: {own / count * 1e6:,.0f} µs per message")
     return rates[loops[1][0]], rates[loops[2][0]]
 
 
@@ -263,6 +265,8 @@ def end_to_end(
         f"the POST (freeze + render); steady rate {steady:,.0f} msg/s"
     )
     print(f"  {by_kind}")
+    cpu = meter.seconds.get("worker", 0.0)
+    print(f"  CPU of the worker process(es): {cpu / n * 1e6:,.0f} µs per message")
     return n / (last - start).total_seconds()
 
 
@@ -272,6 +276,12 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=20_000)
     parser.add_argument("--connections", type=int, default=4, help="SMTP connections per worker")
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument(
+        "--handover-window",
+        type=int,
+        default=0,
+        help="also run with MORNINGPOST_HANDOVER_WINDOW=N (a wider crash window, fewer commits)",
+    )
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE_URL", ""))
     parser.add_argument(
@@ -297,9 +307,24 @@ def main() -> None:
         one = end_to_end(db_url, port, 1, args.connections, args.batch_size, args.subscribers)
         print(
             f"end to end, 1 worker: {one:,.0f} msg/s  "
-            f"ratio to the lean aiosmtplib ceiling: {one / raw:.2f} (target ≥ 0.9); "
-            f"to the raw pipelined loop: {one / piped:.2f}"
+            f"ratio to the raw pipelined loop: {one / piped:.2f} (target ≥ 0.85); "
+            f"to the lean aiosmtplib loop: {one / raw:.2f}"
         )
+        if args.handover_window:
+            wide = end_to_end(
+                db_url,
+                port,
+                1,
+                args.connections,
+                args.batch_size,
+                args.subscribers,
+                MORNINGPOST_HANDOVER_WINDOW=str(args.handover_window),
+            )
+            print(
+                f"end to end, 1 worker, HANDOVER_WINDOW={args.handover_window}: {wide:,.0f} "
+                f"msg/s  ratio to the raw pipelined loop: {wide / piped:.2f} (a crash may leave "
+                f"up to {args.handover_window} unknown instead of {2 * args.connections})"
+            )
         if args.dkim:
             with tempfile.TemporaryDirectory(prefix="mp-bench-dkim-") as keys:
                 key = Path(keys) / "dkim.pem"

@@ -169,8 +169,9 @@ class DeliveryStream:
         self.min_claim = max(1, self.s.batch_size // 4)
         # Handed over (marked, may be on the wire) and not yet durably recorded: the only rows
         # a crash can leave `unknown`. Never more than `window`.
-        self.window = 2 * self.s.smtp_connections
-        self.group = self.s.smtp_connections
+        connections = self.s.smtp_connections
+        self.window = self.s.handover_window or 2 * connections
+        self.group = max(1, min(self.window // 2, self.s.batch_size))
         self.ready: deque[_Item] = deque()  # handed over, waiting for a connection
         self.exposed: set[int] = set()
         self.results: list[Result] = []  # known outcomes not yet written
@@ -289,8 +290,10 @@ class DeliveryStream:
         while not self.stop.is_set():
             if self.ready:
                 item = self.ready.popleft()
-                if len(self.ready) < self.group:
-                    self.commit_wanted.set()  # hand over the next group while this one sends
+                if len(self.ready) <= self.group // 2:
+                    # Hand over the next group (with the results so far) while these send: one
+                    # transaction per half group keeps the connections fed and the window small.
+                    self.commit_wanted.set()
                 return item
             if self.heap:
                 wait = self.heap[0].slot - time.monotonic()
@@ -361,7 +364,9 @@ class DeliveryStream:
             self.held.difference_update(done)
             self.hungry.set()
             self.wake.set()
-            if self.results or (self.heap and len(self.ready) < self.group):
+            starving = self.heap and len(self.ready) <= self.group // 2
+            tail = self.results and not self.heap and not self.ready
+            if starving or tail:
                 self.commit_wanted.set()
 
     async def _sender(self) -> None:
@@ -386,7 +391,9 @@ class DeliveryStream:
         self.results.append(
             Result(claim.delivery_id, claim.attempts, res.outcome, res.reply, res.suppress)
         )
-        self.commit_wanted.set()
+        if not self.ready and not self.heap:
+            # The tail of a stream: nothing more to hand over that could carry these results.
+            self.commit_wanted.set()
         if w.relay.note(res.alert):
             # Every connection fails the same way: the relay is unusable, not the readers.
             await self._pause(claim.issue_id, f"paused: {res.alert}")

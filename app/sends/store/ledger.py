@@ -7,6 +7,7 @@ status to claim, one statement per outcome group to record (an executemany on SQ
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -268,6 +269,33 @@ def _claim_rows(
     )
 
 
+@functools.cache
+def _sqlite_record(table_name: str, sent: bool) -> Any:
+    """Return the fenced UPDATE that records one outcome group (executemany on SQLite)."""
+    table = D if table_name == D.name else O
+    now = bindparam("b_now", type_=table.c.created_at.type)
+    values: dict[str, Any] = {
+        "status": bindparam("b_status"),
+        "last_reply": bindparam("b_reply"),
+        "next_attempt_at": bindparam("b_next", type_=table.c.next_attempt_at.type),
+        "lease_expires_at": None,
+    }
+    if table is D:
+        values["updated_at"] = now
+    if sent:
+        values["sent_at"] = now
+    # The fence: a row whose lease expired and moved on is no longer ours to write.
+    return (
+        update(table)
+        .where(
+            table.c.id == bindparam("b_id"),
+            table.c.status == DeliveryStatus.sending,
+            table.c.lease_owner == bindparam("b_owner"),
+        )
+        .values(values)
+    )
+
+
 def record_rows(
     session: Session,
     table: Table,
@@ -306,8 +334,11 @@ def record_rows(
         # The fence: a row whose lease expired and moved on is no longer ours to write.
         fence = (table.c.status == DeliveryStatus.sending, table.c.lease_owner == owner)
         if not is_postgres(session):  # SQLite's executemany loops in C: cheap
-            stmt = update(table).where(table.c.id == bindparam("b_id"), *fence)
-            session.connection().execute(stmt.values(values), rows)
+            # A statement built once per shape: building one per call cost the worker more
+            # than the write itself now that results go in with every hand-over group.
+            stmt = _sqlite_record(table.name, status == DeliveryStatus.sent)
+            extra_row = {"b_status": status, "b_owner": owner, "b_now": now}
+            session.connection().execute(stmt, [{**row, **extra_row} for row in rows])
             continue
         # PostgreSQL: one statement per group, the rows passed as arrays and unnested; an
         # executemany would cost the worker a Python round of psycopg work per row.
