@@ -9,9 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from fastapi.testclient import TestClient
+
 from app.config import Settings
+from app.context import Context
 from app.logs import JsonFormatter
-from tests.helpers import ROOT, cli_env
+from tests.helpers import ROOT, add_subscribers, cli_env, new_issue, run_worker
+from tests.smtp_server import SMTPTestServer
 
 
 def test_a_record_becomes_one_json_line_with_its_extra_fields() -> None:
@@ -64,3 +69,26 @@ def test_the_cli_logs_json_lines(settings: Settings, tmp_path: Path) -> None:
     entries = [json.loads(line) for line in lines]  # every line parses
     assert any("capture mailer" in e["message"] for e in entries)
     assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)
+
+
+def test_delivery_lines_carry_the_issue_and_delivery_ids(
+    ctx: Context,
+    client: TestClient,
+    editor: dict[str, str],
+    smtp_server: SMTPTestServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    add_subscribers(ctx, 3)
+    smtp_server.handler.plan("reader1@example.org", "550 5.1.1 No such user")
+    issue = new_issue(client, editor)
+    client.post(f"/issues/{issue['id']}/send", headers=editor)
+    with caplog.at_level(logging.DEBUG, logger="morningpost"):
+        run_worker(ctx)
+    lines = [
+        json.loads(JsonFormatter().format(r)) for r in caplog.records if hasattr(r, "delivery_id")
+    ]
+    assert len(lines) == 3, lines  # one line per delivery at DEBUG
+    failed = [line for line in lines if line["outcome"] == "failed"]
+    assert len(failed) == 1 and failed[0]["level"] == "INFO"
+    assert failed[0]["issue_id"] == issue["id"] and isinstance(failed[0]["delivery_id"], int)
+    assert "550 5.1.1" in failed[0]["message"]

@@ -391,6 +391,22 @@ class DeliveryStream:
         self.results.append(
             Result(claim.delivery_id, claim.attempts, res.outcome, res.reply, res.suppress)
         )
+        if res.outcome in (Outcome.failed, Outcome.unknown) or log.isEnabledFor(logging.DEBUG):
+            # One line per delivery that needs a look (all of them at DEBUG), with its ids as
+            # fields for log shippers (MORNINGPOST_LOG_FORMAT=json).
+            log.log(
+                logging.DEBUG if res.outcome in (Outcome.sent, Outcome.retry) else logging.INFO,
+                "delivery %d of issue %d: %s (%s)",
+                claim.delivery_id,
+                claim.issue_id,
+                res.outcome,
+                res.reply,
+                extra={
+                    "issue_id": claim.issue_id,
+                    "delivery_id": claim.delivery_id,
+                    "outcome": str(res.outcome),
+                },
+            )
         if not self.ready and not self.heap:
             # The tail of a stream: nothing more to hand over that could carry these results.
             self.commit_wanted.set()
@@ -400,7 +416,12 @@ class DeliveryStream:
             return
         if res.alert is not None:
             if w.relay.should_log(res.alert, time.monotonic()):
-                log.warning("relay problem while sending issue %d: %s", claim.issue_id, res.alert)
+                log.warning(
+                    "relay problem while sending issue %d: %s",
+                    claim.issue_id,
+                    res.alert,
+                    extra={"issue_id": claim.issue_id, "delivery_id": claim.delivery_id},
+                )
                 await w.note_alert(claim.issue_id, res.alert)
             return
         if w.adaptive.on_result(res.reply, res.outcome):
@@ -425,7 +446,7 @@ class DeliveryStream:
 
     async def _pause(self, issue_id: int, reason: str) -> None:
         if await self.w.pause(issue_id, reason):
-            log.warning("issue %d %s", issue_id, reason)
+            log.warning("issue %d %s", issue_id, reason, extra={"issue_id": issue_id})
         self._drop({issue_id})
 
     def _drop(self, issue_ids: set[int]) -> None:
