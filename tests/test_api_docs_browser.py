@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from app.context import Context
-from tests.test_browser import ARGS, CHROMIUM, live  # noqa: F401  (live is a fixture)
+from tests.test_browser import ARGS, CHROMIUM
 
 pytestmark = [
     pytest.mark.browser,
@@ -18,7 +18,7 @@ pytestmark = [
 ]
 
 
-def test_docs_render_without_internet(live: tuple[str, Context]) -> None:  # noqa: F811
+def test_docs_render_without_internet(live: tuple[str, Context]) -> None:
     from playwright.sync_api import sync_playwright
 
     url, _ = live
