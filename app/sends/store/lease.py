@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, bindparam, case, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from app.models import DeliveryStatus
@@ -68,7 +69,7 @@ def uncounted_return(table: Table) -> dict[str, Any]:
     return values
 
 
-def hand_over(session: Session, owner: str, ids: Sequence[int], now: datetime) -> None:
+def hand_over(session: Session | Connection, owner: str, ids: Sequence[int], now: datetime) -> None:
     """Mark claimed rows as handed to SMTP: from now on a crash leaves them `unknown`.
 
     One cheap statement per small group, committed before the first byte of those messages

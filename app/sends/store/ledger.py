@@ -31,6 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from app.models import (
@@ -269,6 +270,10 @@ def _claim_rows(
     )
 
 
+def _connection(session: Session | Connection) -> Connection:
+    return session.connection() if isinstance(session, Session) else session
+
+
 @functools.cache
 def _sqlite_record(table_name: str, sent: bool) -> Any:
     """Return the fenced UPDATE that records one outcome group (executemany on SQLite)."""
@@ -297,7 +302,7 @@ def _sqlite_record(table_name: str, sent: bool) -> Any:
 
 
 def record_rows(
-    session: Session,
+    session: Session | Connection,
     table: Table,
     owner: str,
     results: Sequence[Result],
@@ -333,12 +338,12 @@ def record_rows(
             values["sent_at"] = now
         # The fence: a row whose lease expired and moved on is no longer ours to write.
         fence = (table.c.status == DeliveryStatus.sending, table.c.lease_owner == owner)
-        if not is_postgres(session):  # SQLite's executemany loops in C: cheap
+        if _connection(session).dialect.name != "postgresql":  # SQLite's executemany: cheap
             # A statement built once per shape: building one per call cost the worker more
             # than the write itself now that results go in with every hand-over group.
             stmt = _sqlite_record(table.name, status == DeliveryStatus.sent)
             extra_row = {"b_status": status, "b_owner": owner, "b_now": now}
-            session.connection().execute(stmt, [{**row, **extra_row} for row in rows])
+            _connection(session).execute(stmt, [{**row, **extra_row} for row in rows])
             continue
         # PostgreSQL: one statement per group, the rows passed as arrays and unnested; an
         # executemany would cost the worker a Python round of psycopg work per row.
