@@ -121,7 +121,8 @@ def test_sigterm_to_one_of_two_workers_is_graceful(
         smtp_server.handler.wait_for(100, timeout=60)
         (tail,) = stop_all(procs[:1])
         assert procs[0].returncode == 0, tail
-        assert wait_until(lambda: stats(ctx, issue_id)["sent"] == len(emails), 60)
+        # A liveness bound on a shared, noisy machine; it normally takes a few seconds.
+        assert wait_until(lambda: stats(ctx, issue_id)["sent"] == len(emails), 180)
     finally:
         stop_all(procs[1:])
     final = stats(ctx, issue_id)
