@@ -122,7 +122,8 @@ def test_sigterm_to_one_of_two_workers_is_graceful(
         (tail,) = stop_all(procs[:1])
         assert procs[0].returncode == 0, tail
         # A liveness bound on a shared, noisy machine; it normally takes a few seconds.
-        assert wait_until(lambda: stats(ctx, issue_id)["sent"] == len(emails), 180)
+        done = wait_until(lambda: stats(ctx, issue_id)["sent"] == len(emails), 180)
+        assert done, stats(ctx, issue_id)
     finally:
         stop_all(procs[1:])
     final = stats(ctx, issue_id)
