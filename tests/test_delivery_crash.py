@@ -14,7 +14,7 @@ from app.context import Context
 from app.db import session_scope
 from app.models import utcnow
 from app.sends.smtp.mailer import make_mailer
-from app.sends.store import ledger
+from app.sends.store import lease
 from app.sends.worker import Worker
 from tests.helpers import start_worker
 from tests.smtp_server import SMTPTestServer
@@ -59,7 +59,7 @@ def test_sigkill_mid_send_loses_nothing_and_sends_nothing_twice(
 
     # The dead worker's leases run out; pass a future `now` rather than wait for it.
     with session_scope(ctx.sessions) as s:
-        ledger.expire_leases(s, utcnow() + timedelta(seconds=60))
+        lease.expire_leases(s, utcnow() + timedelta(seconds=60))
     asyncio.run(Worker(ctx, make_mailer(settings)).run_until_idle())
 
     final = stats(ctx, issue_id)

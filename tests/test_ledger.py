@@ -84,7 +84,7 @@ def test_fenced_record_ignores_a_lost_lease(ctx: Context) -> None:
     with session_scope(ctx.sessions) as s:
         lease.hand_over(s, "old", [c.delivery_id], utcnow())
     with session_scope(ctx.sessions) as s:
-        assert ledger.expire_leases(s, later) == ledger.Expired(requeued=0, unknown=1)
+        assert lease.expire_leases(s, later) == lease.Expired(requeued=0, unknown=1)
     assert deliveries(ctx, issue_id)["a@x.org"].status == "unknown"
     with session_scope(ctx.sessions) as s:
         ledger.record_results(s, "old", [Result(c.delivery_id, 1, Outcome.sent, "250 ok")], later)
@@ -105,8 +105,8 @@ def test_expiry_requeues_claimed_rows_never_handed_to_smtp(ctx: Context) -> None
         lease.hand_over(s, "dead", [a.delivery_id], utcnow())
     later = utcnow() + timedelta(seconds=30)
     with session_scope(ctx.sessions) as s:
-        assert ledger.expire_leases(s, utcnow()) == ledger.Expired()  # still leased
-        assert ledger.expire_leases(s, later) == ledger.Expired(requeued=2, unknown=1)
+        assert lease.expire_leases(s, utcnow()) == lease.Expired()  # still leased
+        assert lease.expire_leases(s, later) == lease.Expired(requeued=2, unknown=1)
     rows = deliveries(ctx, issue_id)
     assert rows["a@x.org"].status == "unknown"
     assert rows["b@x.org"].status == rows["c@x.org"].status == "pending"
@@ -114,7 +114,7 @@ def test_expiry_requeues_claimed_rows_never_handed_to_smtp(ctx: Context) -> None
     # A dead worker named by its owner id gives its rows back at once, lease or not.
     assert claim(ctx, owner="gone", lease=300)
     with session_scope(ctx.sessions) as s:
-        assert ledger.expire_leases(s, utcnow(), ["gone"]).requeued >= 1
+        assert lease.expire_leases(s, utcnow(), ["gone"]).requeued >= 1
     assert deliveries(ctx, issue_id)["b@x.org"].status == "pending"
 
 

@@ -20,7 +20,7 @@ from app.rendering.blocks import parse_blocks
 from app.rendering.placeholders import LIST_TOKEN_LENGTH
 from app.sends.compose import PreparedMessage, stuff_pieces
 from app.sends.smtp.mailer import _unstuff, dot_stuff, make_mailer
-from app.sends.store import ledger
+from app.sends.store import lease
 from app.sends.worker import Worker
 from tests.conftest import PG_URL
 from tests.helpers import start_worker
@@ -150,7 +150,7 @@ async def test_a_batch_that_outlives_its_lease_is_renewed_not_marked_unknown(
         while True:
             await asyncio.sleep(0.2)
             with session_scope(ctx.sessions) as s:
-                expired.append(ledger.expire_leases(s, utcnow()))
+                expired.append(lease.expire_leases(s, utcnow()))
 
     keeper = asyncio.create_task(another_worker_housekeeping())
     try:

@@ -307,14 +307,14 @@ class Worker:
 
     async def expire(self) -> None:
         """End leases that ran out, and at once those of dead workers on this host."""
-        expired = await self.db(lambda s: ledger.expire_leases(s, utcnow()))
+        expired = await self.db(lambda s: lease.expire_leases(s, utcnow()))
         if time.monotonic() >= self._next_reap:
             self._next_reap = time.monotonic() + REAP_EVERY_SECONDS
             host = self.owner.split(":", 1)[0] + ":"
-            owners = await self.db(lambda s: ledger.lease_owners(s, host))
+            owners = await self.db(lambda s: lease.lease_owners(s, host))
             dead = [o for o in owners if o != self.owner and not owner_alive(o)]
             if dead:
-                reaped = await self.db(lambda s: ledger.expire_leases(s, utcnow(), dead))
+                reaped = await self.db(lambda s: lease.expire_leases(s, utcnow(), dead))
                 log.warning(
                     "worker(s) %s on this host are gone: %d of their rows back in the queue, "
                     "%d unknown (they were on the wire)",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, update
+from sqlalchemy import Table, bindparam, case, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -137,4 +138,62 @@ def release_rows(session: Session, table: Table, owner: str, ids: list[int]) -> 
         )
         # A first attempt goes back to pending; a retry keeps its (already due) time.
         .values(**uncounted_return(table))
+    )
+
+
+@dataclass(frozen=True)
+class Expired:
+    """What an expiry pass did: rows back in the queue, rows whose fate is unknown."""
+
+    requeued: int = 0
+    unknown: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.requeued or self.unknown)
+
+
+def expire_leases(session: Session, now: datetime, owners: Sequence[str] = ()) -> Expired:
+    """End leases that ran out (or, with `owners`, every lease of those dead workers).
+
+    A delivery never handed to SMTP goes back to the queue, uncounted; one that was handed
+    over (and outbox mail, which has no mark) may have reached the relay: `unknown`.
+    """
+    requeued = unknown = 0
+    for table in (D, O):
+        gone = table.c.lease_owner.in_(list(owners)) if owners else table.c.lease_expires_at < now
+        stuck = (table.c.status == DeliveryStatus.sending, gone)
+        extra = {"updated_at": now} if table is D else {}
+        if table is D:
+            back = session.execute(
+                update(D)
+                .where(*stuck, D.c.handed_at.is_(None))
+                .values(
+                    **uncounted_return(D),
+                    last_reply="worker gone before sending it: back in the queue",
+                    **extra,
+                )
+            )
+            requeued += int(back.rowcount)  # type: ignore[attr-defined]
+        result = session.execute(
+            update(table)
+            .where(*stuck)
+            .values(
+                status=DeliveryStatus.unknown,
+                last_reply="worker gone while sending: the relay may have accepted it",
+                lease_expires_at=None,
+                **extra,
+            )
+        )
+        unknown += int(result.rowcount)  # type: ignore[attr-defined]
+    return Expired(requeued, unknown)
+
+
+def lease_owners(session: Session, prefix: str) -> list[str]:
+    """Return the distinct owners holding leases whose id starts with `prefix` (a host)."""
+    return list(
+        session.scalars(
+            select(D.c.lease_owner)
+            .where(D.c.status == DeliveryStatus.sending, D.c.lease_owner.startswith(prefix))
+            .distinct()
+        )
     )
