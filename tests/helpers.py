@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,20 @@ def nonce_of(ctx: Context, subscriber_id: int) -> str:
     """Return the list-token nonce of a subscriber (part of their unsubscribe/preferences links)."""
     with session_scope(ctx.sessions) as session:
         return session.get_one(Subscriber, subscriber_id).token_nonce
+
+
+def deliver_in_thread(ctx: Context, timeout: float = 120) -> None:
+    """Run the worker until idle in its own thread: sync Playwright owns this thread's loop."""
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            run_worker(ctx)
+        except BaseException as exc:  # handed back to the test below
+            failure.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(timeout=timeout)
+    if failure:
+        raise failure[0]

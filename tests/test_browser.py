@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from app.context import Context
 from app.db import session_scope
 from app.editors import create_editor_token
-from tests.helpers import new_issue, run_worker
+from tests.helpers import deliver_in_thread, new_issue
 from tests.smtp_server import SMTPTestServer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -45,23 +44,6 @@ def _shoot(page: Any, name: str) -> None:
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})
         page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
-
-
-def _deliver(ctx: Context) -> None:
-    """Run the worker until idle in its own thread: sync Playwright owns this thread's loop."""
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            run_worker(ctx)
-        except BaseException as exc:  # handed back to the test below
-            failure.append(exc)
-
-    thread = threading.Thread(target=work)
-    thread.start()
-    thread.join(timeout=60)
-    if failure:
-        raise failure[0]
 
 
 def _html_part(msg: EmailMessage) -> str:
@@ -113,7 +95,7 @@ def test_reader_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) 
         _shoot(page, "03-subscribe-error")
 
         # The worker sends the confirmation through the real SMTP server.
-        _deliver(ctx)
+        deliver_in_thread(ctx)
         [confirmation] = smtp_server.handler.wait_for(1)
         confirm_url = _link(confirmation.message(), re.escape(url) + r"/confirm/[^\s>\"]+")
         page.goto(confirm_url)
@@ -131,7 +113,7 @@ def test_reader_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) 
             issue = new_issue(api, editor, slug="first-light", subject="First light")
             sent = api.post(f"/issues/{issue['id']}/send", headers=editor)
             assert sent.status_code == 202, sent.text
-        _deliver(ctx)
+        deliver_in_thread(ctx)
         # Confirmation, welcome (after confirming), then the issue.
         received = smtp_server.handler.wait_for(3)
         [mail] = [r.message() for r in received if r.message()["Subject"] == "First light"]

@@ -4,7 +4,6 @@ preview it at both widths, test it, schedule it, send it, watch it finish, find 
 from __future__ import annotations
 
 import re
-import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from app.context import Context
 from app.models import utcnow
 from tests.console_support import EMAIL, PASSWORD, add_account
-from tests.helpers import add_subscribers, run_worker
+from tests.helpers import add_subscribers, deliver_in_thread
 from tests.smtp_server import SMTPTestServer
 from tests.test_browser import ARGS, CHROMIUM
 
@@ -43,23 +42,6 @@ def _shoot(page: Any, name: str) -> None:
             page.screenshot(path=str(SHOTS / f"{name}-{width}{suffix}.png"), full_page=True)
     page.emulate_media(color_scheme="light")
     page.set_viewport_size({"width": 1280, "height": 900})
-
-
-def _deliver(ctx: Context) -> None:
-    """Run the worker until idle in its own thread: sync Playwright owns this thread's loop."""
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            run_worker(ctx)
-        except BaseException as exc:  # handed back to the test below
-            failure.append(exc)
-
-    thread = threading.Thread(target=work)
-    thread.start()
-    thread.join(timeout=120)
-    if failure:
-        raise failure[0]
 
 
 def test_editor_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) -> None:
@@ -128,7 +110,7 @@ def test_editor_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) 
         page.goto(issue_url)
         page.get_by_role("button", name="Send test copy").click()
         expect(page.get_by_role("status")).to_contain_text("A test copy is on its way.")
-        _deliver(ctx)
+        deliver_in_thread(ctx)
         [test_copy] = smtp_server.handler.wait_for(1)
         message = test_copy.message()
         assert str(message["Subject"]).startswith("[TEST]")
@@ -166,7 +148,7 @@ def test_editor_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) 
         page.goto(f"{issue_url}/results")
 
         # The worker delivers; the results page notices by itself and shows the finished send.
-        _deliver(ctx)
+        deliver_in_thread(ctx)
         smtp_server.handler.wait_for(1 + READERS)
         expect(page.locator(".meta .badge-sent")).to_be_visible(timeout=30_000)
         expect(page.locator(".tile.good .tile-n")).to_have_text(str(READERS))
