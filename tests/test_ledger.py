@@ -168,3 +168,22 @@ def test_cancel_open_and_finish(ctx: Context) -> None:
         "recipients": 3, "pending": 0, "sending": 0, "sent": 1, "retry": 0,
         "failed": 0, "unknown": 0, "cancelled": 2,
     }  # fmt: skip
+
+
+def test_a_row_taken_over_is_never_handed_over_by_its_old_owner(ctx: Context) -> None:
+    """The hand-over is fenced like the result: a stalled worker whose lease moved on gets
+    nothing marked, and only marked rows go on the wire (no second copy)."""
+    add_subscribers(ctx, ["a@x.org", "b@x.org"])
+    issue_id = add_issue(ctx)
+    send_now(ctx, issue_id)
+    a, b = claim(ctx, owner="stalled", lease=5)
+    with session_scope(ctx.sessions) as s:
+        # Judged dead: its leases go back to the queue and a live worker claims them.
+        assert lease.expire_leases(s, utcnow(), ["stalled"]).requeued == 2
+    assert {c.delivery_id for c in claim(ctx, owner="live")} == {a.delivery_id, b.delivery_id}
+    with session_scope(ctx.sessions) as s:
+        assert lease.hand_over(s, "stalled", [a.delivery_id, b.delivery_id], utcnow()) == set()
+        assert lease.hand_over(s, "live", [a.delivery_id], utcnow()) == {a.delivery_id}
+    rows = deliveries(ctx, issue_id)
+    assert rows["a@x.org"].lease_owner == "live" and rows["a@x.org"].handed_at is not None
+    assert rows["b@x.org"].handed_at is None

@@ -61,8 +61,8 @@ class StreamHost(Protocol):
 
     def commit(
         self, results: list[Result], handed: list[int], undo_bounces: set[int] | frozenset[int]
-    ) -> None:
-        """Record results and hand over the next group, in one transaction."""
+    ) -> set[int]:
+        """Record results and hand over the next group; return the ids actually handed."""
         ...
 
     async def renew(self, ids: list[int]) -> None:

@@ -278,7 +278,7 @@ class DeliveryStream:
             handed = [i.claim.delivery_id for i in items]
             self.handing = len(items)  # neither in the heap nor ready: senders must wait
             try:
-                await asyncio.to_thread(self.w.commit, results, handed, self.undo_bounces)
+                marked = await asyncio.to_thread(self.w.commit, results, handed, self.undo_bounces)
             except Exception:
                 # Nothing of this transaction holds: the group was not handed over (back to
                 # the heap), the results stay unwritten (their leases lapse into `unknown`).
@@ -287,8 +287,14 @@ class DeliveryStream:
                     heapq.heappush(self.heap, item)
                 await asyncio.sleep(0.5)
             else:
-                self.ready.extend(items)
-                self.exposed.update(handed)
+                lost = [i.claim.delivery_id for i in items if i.claim.delivery_id not in marked]
+                if lost:
+                    # Another worker took these leases over (this one stalled, or was judged
+                    # dead): they are not ours to send any more.
+                    log.warning("%d claimed rows were taken over; not sending them", len(lost))
+                    self.held.difference_update(lost)
+                self.ready.extend(i for i in items if i.claim.delivery_id in marked)
+                self.exposed.update(marked)
             self.handing = 0
             done = {r.row_id for r in results}
             self.exposed.difference_update(done)
@@ -419,7 +425,7 @@ class DeliveryStream:
                 live = {i for i, status in rows if status == IssueStatus.sending}
                 if issue_ids - live:
                     self._drop(issue_ids - live)
-            if time.monotonic() - renewed_at >= self.s.lease_seconds / 3:
+            if time.monotonic() - renewed_at >= lease.renew_interval(self.s.lease_seconds):
                 renewed_at = time.monotonic()
                 await self.w.renew(sorted(self.held))
 

@@ -19,7 +19,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 from typing import TypeVar
 
@@ -245,8 +245,10 @@ class Worker:
 
     def commit(
         self, results: list[Result], handed: list[int], undo_bounces: set[int] | frozenset[int]
-    ) -> None:
-        """Record results and mark the next group as handed over, in one transaction (thread).
+    ) -> set[int]:
+        """Record results and hand the next group over, in one transaction (on a thread).
+
+        Returns the ids actually handed over: only those may go on the wire.
 
         For sends in `undo_bounces` (a relay refused everyone alike), the 5.1.x failures and
         their suppressions are undone in the same transaction, after the results are written.
@@ -259,14 +261,13 @@ class Worker:
             try:
                 with conn.begin():
                     ledger.record_rows(conn, D, self.owner, results, now, self.policy)
-                    lease.hand_over(conn, self.owner, handed, now)
+                    return lease.hand_over(conn, self.owner, handed, now)
             except Exception:
                 self._close_commit_connection()  # a broken connection is not reused
                 raise
-            return
         with session_scope(self.ctx.sessions) as ses:
             ledger.record_results(ses, self.owner, results, now, policy=self.policy)
-            lease.hand_over(ses, self.owner, handed, now)
+            marked = lease.hand_over(ses, self.owner, handed, now)
             for issue_id in sorted(undo_bounces):
                 requeued, lifted = sends.undo_relay_bounces(ses, issue_id, now)
                 if requeued or lifted:
@@ -277,6 +278,7 @@ class Worker:
                         requeued,
                         lifted,
                     )
+        return marked
 
     def _commit_connection(self) -> Connection:
         if self._commit_conn is None or self._commit_conn.closed:
@@ -311,7 +313,12 @@ class Worker:
         if time.monotonic() >= self._next_reap:
             self._next_reap = time.monotonic() + REAP_EVERY_SECONDS
             host = self.owner.split(":", 1)[0] + ":"
-            owners = await self.db(lambda s: lease.lease_owners(s, host))
+            # Not renewed for three renewal periods: a live worker renews every few seconds.
+            stale = timedelta(
+                seconds=self.settings.lease_seconds
+                - 3 * lease.renew_interval(self.settings.lease_seconds)
+            )
+            owners = await self.db(lambda s: lease.lease_owners(s, host, utcnow() + stale))
             dead = [o for o in owners if o != self.owner and not owner_alive(o)]
             if dead:
                 reaped = await self.db(lambda s: lease.expire_leases(s, utcnow(), dead))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, select, update
+from sqlalchemy import Table, bindparam, case, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -15,6 +15,12 @@ from app.models import DeliveryStatus
 from app.sends.store.rows import D, O
 
 CHUNK = 5000  # ids per statement: keeps parameter lists within every driver's limits
+RENEW_EVERY_SECONDS = 5.0  # at most: a dead neighbour's leases are recognised by their age
+
+
+def renew_interval(lease_seconds: float) -> float:
+    """Return how often a live worker renews the leases of the rows it holds, in seconds."""
+    return min(lease_seconds / 3, RENEW_EVERY_SECONDS)
 
 
 def renew_leases(
@@ -70,16 +76,20 @@ def uncounted_return(table: Table) -> dict[str, Any]:
     return values
 
 
-def hand_over(session: Session | Connection, owner: str, ids: Sequence[int], now: datetime) -> None:
-    """Mark claimed rows as handed to SMTP: from now on a crash leaves them `unknown`.
+def hand_over(
+    session: Session | Connection, owner: str, ids: Sequence[int], now: datetime
+) -> set[int]:
+    """Mark claimed rows as handed to SMTP; return the ids marked (only those may be sent).
 
     One cheap statement per small group, committed before the first byte of those messages
     is written: a claimed row without this mark was never attempted and goes back to the
-    queue when its lease ends.
+    queue when its lease ends. The fence matters here too: a row whose lease another worker
+    took over (this one stalled, or was judged dead) is not marked and must not be sent.
     """
     if not ids:
-        return
-    session.execute(_HAND_OVER, {"ids": list(ids), "owner": owner, "now": now})
+        return set()
+    marked = session.execute(_HAND_OVER, {"ids": list(ids), "owner": owner, "now": now})
+    return {row[0] for row in marked}
 
 
 # Built once: this runs every few messages, and building the statement cost more than running it.
@@ -91,6 +101,7 @@ _HAND_OVER = (
         D.c.lease_owner == bindparam("owner"),
     )
     .values(handed_at=bindparam("now", type_=D.c.created_at.type))
+    .returning(D.c.id)
 )
 
 
@@ -188,12 +199,17 @@ def expire_leases(session: Session, now: datetime, owners: Sequence[str] = ()) -
     return Expired(requeued, unknown)
 
 
-def lease_owners(session: Session, prefix: str) -> list[str]:
-    """Return the distinct owners holding leases whose id starts with `prefix` (a host)."""
+def lease_owners(session: Session, prefix: str, renewed_before: datetime) -> list[str]:
+    """Return owners on this host (`prefix`) whose leases were not renewed lately.
+
+    A live worker renews every few seconds, so its newest lease always ends well after
+    `renewed_before`; only a stopped one (or a stalled one) is listed.
+    """
     return list(
         session.scalars(
             select(D.c.lease_owner)
             .where(D.c.status == DeliveryStatus.sending, D.c.lease_owner.startswith(prefix))
-            .distinct()
+            .group_by(D.c.lease_owner)
+            .having(func.max(D.c.lease_expires_at) < renewed_before)
         )
     )
