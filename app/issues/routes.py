@@ -214,7 +214,7 @@ def stats(issue_id: IdPath, session: SessionDep) -> dict[str, Any]:
 
 @router.get("/{issue_id}/deliveries", response_model=DeliveryPageOut)
 def deliveries(
-    issue_id: int,
+    issue_id: IdPath,
     session: SessionDep,
     status: DeliveryStatus | None = None,
     q: Annotated[str | None, Query(max_length=320)] = None,
@@ -228,6 +228,6 @@ def deliveries(
 
 
 @router.post("/{issue_id}/resend-unknown", status_code=202, response_model=RequeuedOut)
-def resend_unknown(issue_id: int, session: SessionDep) -> Any:
+def resend_unknown(issue_id: IdPath, session: SessionDep) -> Any:
     """Send the deliveries whose fate is unknown again, once (some readers may get two)."""
     return {"requeued": service.resend_unknown(session, issue_id, utcnow())}

@@ -75,7 +75,7 @@ def import_subscribers(file: UploadFile, session: SessionDep, ctx: ContextDep) -
 
 @router.get("/{subscriber_id}/deliveries", response_model=DeliveryPageOut)
 def subscriber_deliveries(
-    subscriber_id: int,
+    subscriber_id: IdPath,
     session: SessionDep,
     status: DeliveryStatus | None = None,
     cursor: Annotated[str | None, Query(max_length=20)] = None,
