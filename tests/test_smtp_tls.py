@@ -8,7 +8,6 @@ runs on are covered: asyncio (tests, `serve`) and uvloop (`morningpost worker`).
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import ipaddress
 import ssl
 from collections.abc import Callable, Iterator
@@ -20,11 +19,9 @@ import uvloop
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from app.sends.smtp.mailer import Outcome, SendResult, SMTPMailer
+from tests.certs import self_signed
 from tests.smtp_server import ScriptedHandler, free_port
 
 USER, PASSWORD = "news", "s3cret pass"
@@ -34,35 +31,8 @@ MESSAGE = b"From: news@a.test\r\nSubject: hi\r\n\r\nover TLS\r\n.leading dot\r\n
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1; return (cert.pem, key.pem)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+    address = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+    return self_signed(tmp_path_factory.mktemp("tls"), "relay.test", address, "cert")
 
 
 def _authenticate(

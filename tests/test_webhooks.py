@@ -4,7 +4,6 @@ disabling after failures, and SSRF refusals."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hashlib
 import hmac
 import ipaddress
@@ -19,9 +18,6 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -36,6 +32,7 @@ from app.suppressions.service import suppress_subscriber
 from app.tokens import ListToken
 from app.webhooks.safety import forbidden
 from app.webhooks.sender import WebhookSender, backoff, beat, run_webhook_sender
+from tests.certs import self_signed
 from tests.smtp_server import SMTPTestServer
 from tests.test_delivery_support import add_issue, add_subscribers, send_now
 
@@ -397,31 +394,7 @@ def test_address_classes(address: str, refused: bool) -> None:
 
 def _certificate(folder: Path, dns_name: str) -> tuple[Path, Path]:
     """Write a self-signed certificate for `dns_name` (no IP in it); return (cert, key)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / f"{dns_name}.pem", folder / f"{dns_name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+    return self_signed(folder, dns_name, x509.DNSName(dns_name), dns_name)
 
 
 @pytest.mark.parametrize(("cert_name", "delivered"), [("localhost", True), ("other.test", False)])
