@@ -44,6 +44,16 @@ def new_nonce() -> str:
     return secrets.token_urlsafe(6)  # 6 bytes → exactly 8 url-safe characters
 
 
+def _prederived(keys: list[str], salt: str) -> Signer:
+    """Return a list-link signer whose per-salt keys are derived once, not at every signature.
+
+    Its tokens are byte for byte those of Signer(keys, salt=salt, digest_method=sha256): the
+    same derivation, done up front. Two list tokens go into every email of a send.
+    """
+    derived = [Signer(key, salt=salt, digest_method=hashlib.sha256).derive_key() for key in keys]
+    return Signer(derived, salt=salt, digest_method=hashlib.sha256, key_derivation="none")
+
+
 class TokenService:
     """Make and check the tokens that go into links; keys are listed oldest first."""
 
@@ -56,8 +66,7 @@ class TokenService:
         self._confirm_max_age = confirm_max_age
         self._undo = URLSafeTimedSerializer(self._keys, salt=UNDO_SALT)
         self._list_signers = {
-            salt: Signer(self._keys, salt=salt, digest_method=hashlib.sha256)
-            for salt in (UNSUBSCRIBE_SALT, PREFERENCES_SALT)
+            salt: _prederived(self._keys, salt) for salt in (UNSUBSCRIBE_SALT, PREFERENCES_SALT)
         }
 
     # Confirmation: time-limited, bound to the address it was sent to.

@@ -191,3 +191,25 @@ def test_the_sqlite_rebuild_keeps_every_delivery_and_outbox_row(tmp_path: Path) 
     assert [s for (s,) in subs] == [1, 2] and [s for (s,) in outbox] == [2]
     assert len(set(nonces)) == 2 and all(len(n) == 8 for n in nonces)
     assert new_id == 3
+
+
+def test_list_tokens_match_itsdangerous_with_every_key() -> None:
+    """Keys derived once give byte for byte the tokens of a plain Signer, and old keys verify."""
+    import hashlib
+
+    from itsdangerous import Signer
+
+    from app.tokens import PREFERENCES_SALT, UNSUBSCRIBE_SALT, TokenService
+
+    old, new = "an-old-key-0123456789abcdef", "the-new-key-0123456789abcdef"
+    tokens = TokenService([old, new], 3600)
+    for salt, make, read in (
+        (UNSUBSCRIBE_SALT, tokens.unsubscribe_token, tokens.open_unsubscribe_token),
+        (PREFERENCES_SALT, tokens.preferences_token, tokens.open_preferences_token),
+    ):
+        token = make(42, "abcdefgh")
+        payload = token.rsplit(".", 1)[0]
+        plain = Signer([old, new], salt=salt, digest_method=hashlib.sha256)
+        assert token == plain.sign(payload).decode()
+        signed_before = Signer(old, salt=salt, digest_method=hashlib.sha256).sign(payload)
+        assert read(signed_before.decode()).subscriber_id == 42
