@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from app.sends.smtp.mailer import Outcome, SendResult, SMTPMailer
+from app.sends.smtp.mailer import HandOver, Outcome, SendResult, SMTPMailer
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 EHLO_PIPELINING = b"250-relay.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
@@ -185,3 +186,108 @@ async def test_a_relay_without_pipelining_gets_one_command_at_a_time() -> None:
     async with relay(script) as (url, _):
         (result,) = await send_all(url, ["r@b.test"])
     assert result.outcome is Outcome.sent
+
+
+async def send_two_at_once(
+    url: str, gates: tuple[HandOver | None, HandOver | None] = (None, None), timeout: float = 2
+) -> list[SendResult]:
+    """Start two sends on one connection together, as two senders of a stream do."""
+    mailer = SMTPMailer(url, timeout=timeout)
+    async with mailer.connection() as conn:
+        results = await asyncio.gather(
+            *(
+                conn.send("news@a.test", to, MESSAGE, gate=gate)
+                for to, gate in zip(("one@b.test", "two@b.test"), gates, strict=True)
+            )
+        )
+    await mailer.aclose()
+    return list(results)
+
+
+async def test_the_next_envelope_rides_with_the_content_before_its_reply() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(EHLO_PIPELINING)
+        assert (await read_envelope(reader))[1] == b"RCPT TO:<one@b.test>\r\n"
+        writer.write(ACCEPT_ENVELOPE)
+        assert (await read_body(reader)).startswith(b"Subject: hi")
+        # No reply to the first message yet: the second envelope must already be here
+        # (RFC 2920 3.1), or this relay waits forever and the client times out.
+        assert (await read_envelope(reader))[1] == b"RCPT TO:<two@b.test>\r\n"
+        writer.write(b"250 first queued\r\n" + ACCEPT_ENVELOPE)  # one packet, in order
+        await read_body(reader)
+        writer.write(b"250 second queued\r\n")
+        assert await reader.readline() == b"QUIT\r\n"
+        writer.write(b"221 bye\r\n")
+
+    async with relay(script) as (url, _):
+        first, second = await send_two_at_once(url)
+    assert (first.outcome, first.reply) == (Outcome.sent, "250 first queued")
+    assert (second.outcome, second.reply) == (Outcome.sent, "250 second queued")
+
+
+async def test_content_waits_for_its_hand_over_and_a_refusal_hangs_up_inside_data() -> None:
+    """The envelope may go before the row is handed over; the content never does."""
+    connections = 0
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.write(EHLO_PIPELINING)
+        if connections == 1:
+            await read_envelope(reader)
+            writer.write(ACCEPT_ENVELOPE)
+            # The hand-over is refused: the client must hang up, not send "." (which would
+            # deliver an empty message) nor any content.
+            assert await reader.read() == b""
+            return
+        await read_envelope(reader)
+        writer.write(ACCEPT_ENVELOPE)
+        await accept_body_then_quit(reader, writer)
+
+    async with relay(script) as (url, seen):
+        mailer = SMTPMailer(url, timeout=2)
+        waited: list[bool] = []
+        async with mailer.connection() as conn:
+            gate = HandOver(lambda: waited.append(True))
+            sending = asyncio.create_task(conn.send("news@a.test", "r@b.test", MESSAGE, gate=gate))
+            await asyncio.sleep(0.2)
+            assert not sending.done() and waited == [True]  # standing at the 354
+            gate.decided.set_result(False)
+            refused = await sending
+            assert refused.withheld and refused.outcome is Outcome.retry
+            gate = HandOver(lambda: None)
+            gate.decided.set_result(True)
+            sent = await conn.send("news@a.test", "r@b.test", MESSAGE, gate=gate)
+        await mailer.aclose()
+    assert sent.outcome is Outcome.sent
+    assert connections == 2
+    assert b".\r\n" not in seen  # DATA was never closed with a lone dot
+
+
+async def test_a_cancelled_send_inside_data_never_leaves_the_connection_for_the_next() -> None:
+    connections = 0
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.write(EHLO_PIPELINING)
+        await read_envelope(reader)
+        writer.write(ACCEPT_ENVELOPE)
+        if connections == 1:
+            assert await reader.read() == b""  # hung up inside DATA, nothing else written
+            return
+        await accept_body_then_quit(reader, writer)
+
+    async with relay(script) as (url, _):
+        mailer = SMTPMailer(url, timeout=2)
+        async with mailer.connection() as conn:
+            gate = HandOver(lambda: None)  # never decided: the worker is told to stop
+            sending = asyncio.create_task(conn.send("news@a.test", "r@b.test", MESSAGE, gate=gate))
+            await asyncio.sleep(0.2)
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sending
+            sent = await conn.send("news@a.test", "r@b.test", MESSAGE)
+        await mailer.aclose()
+    assert sent.outcome is Outcome.sent
+    assert connections == 2

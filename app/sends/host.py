@@ -59,7 +59,7 @@ class StreamHost(Protocol):
         """Return the Date header for messages built now."""
         ...
 
-    def commit(
+    async def commit(
         self, results: list[Result], handed: list[int], undo_bounces: set[int] | frozenset[int]
     ) -> set[int]:
         """Record results and hand over the next group; return the ids actually handed."""

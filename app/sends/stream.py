@@ -2,13 +2,16 @@
 
 The next batch is claimed while the current one is on the wire (a low-water mark). Rows wait
 in a heap ordered by their domain slot, so a throttled domain never holds a connection while
-other mail could go.
+other mail could go. Two senders share each connection: one message's content awaits its reply
+while the next one's envelope is already on its way (SMTPConnection.send).
 
-The crash window is what is on the wire. A claimed row is only *handed over* (may reach the
-relay) after its `handed_at` mark is committed; marks go in small groups, in the same
-transaction that records the results gathered since the last one. The rows that are handed
-and not yet recorded never exceed HANDED_WINDOW (2 × SMTP_CONNECTIONS): after a SIGKILL only
-those can turn `unknown`; every other claimed row goes back to the queue when its lease ends.
+The crash window is what is on the wire. A row's content only goes once its `handed_at` mark
+is committed; its envelope (MAIL, RCPT, DATA, which deliver nothing) may go before, and the
+content waits at the 354 for the mark (a HandOver gate). Marks go in small groups, in the same
+transaction that records the results gathered since the last one; on SQLite that transaction
+runs on the driver, on the loop (store/hot.py). Rows marked and not yet recorded never exceed
+the window (HANDOVER_WINDOW, default 2 × SMTP_CONNECTIONS): after a SIGKILL only those can turn
+`unknown`; every other claimed row goes back to the queue when its lease ends.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import contextlib
 import heapq
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,7 +33,7 @@ from sqlalchemy.orm import Session
 from app import metrics
 from app.models import Issue, IssueStatus, utcnow
 from app.sends.host import StreamHost
-from app.sends.smtp.mailer import MailerConnection, Outcome, SendResult
+from app.sends.smtp.mailer import HandOver, MailerConnection, Outcome, SendResult
 from app.sends.store import lease, ledger
 from app.sends.store.ledger import Claim, Result
 from app.sends.throttle import (
@@ -42,6 +45,7 @@ log = logging.getLogger("morningpost.delivery")
 
 STREAM_SECONDS = 20.0  # a stream ends now and then so housekeeping (outbox, finish) runs
 STATUS_EVERY = 1.0  # how often held rows' issues are checked for a pause or a cancel
+PER_CONNECTION = 2  # messages in flight on one connection (the next envelope is pipelined)
 
 
 class RenderFailed(Exception):
@@ -56,6 +60,7 @@ async def transmit(
     make: Callable[[], Awaitable[bytes]],
     *,
     stuffed: bool,
+    gate: HandOver | None = None,
 ) -> SendResult:
     """Build one message and hand it to the relay; every failure becomes a result, not a raise."""
     try:
@@ -67,7 +72,8 @@ async def transmit(
     await limiter.acquire()
     try:
         started = time.perf_counter()
-        return metrics.smtp_observed(await conn.send(sender, to, data, stuffed=stuffed), started)
+        sent = await conn.send(sender, to, data, stuffed=stuffed, gate=gate)
+        return sent if sent.withheld else metrics.smtp_observed(sent, started)
     except Exception as exc:  # the body may have left: do not guess
         log.exception("mailer raised")
         return SendResult(Outcome.unknown, f"mailer error: {exc}"[:200])
@@ -103,13 +109,16 @@ class DeliveryStream:
         connections = self.s.smtp_connections
         self.window = self.s.handover_window or 2 * connections
         self.group = max(1, min(self.window // 2, self.s.batch_size))
-        self.ready: deque[_Item] = deque()  # handed over, waiting for a connection
+        self.commit_at = max(1, self.window // 4)  # rows a commit should hand over at least
+        # Rows whose envelope is on its way and that wait for their hand-over (the gate each
+        # one's content waits for), oldest first.
+        self.wanted: dict[int, tuple[_Item, HandOver]] = {}
+        self.waiting = 0  # connections standing at a 354 for a hand-over
         self.exposed: set[int] = set()
         self.results: list[Result] = []  # known outcomes not yet written
         self.commit_wanted = asyncio.Event()
         self.committer: asyncio.Task[None] | None = None
         self.senders_done = False
-        self.handing = 0  # rows in the hand-over transaction right now
         self.undo_bounces: set[int] = set()  # sends whose 5.1.x replies were the relay's fault
 
     async def run(self) -> int:
@@ -139,12 +148,12 @@ class DeliveryStream:
         if self.results:  # outcomes of the messages in hand when stop came
             results, self.results = self.results, []
             try:
-                await asyncio.to_thread(self.w.commit, results, [], self.undo_bounces)
+                await self.w.commit(results, [], self.undo_bounces)
             except Exception:
                 log.exception("could not record %d results", len(results))
-        unsent = [item.claim.delivery_id for item in (*self.heap, *self.ready)]
+        self._withhold(set(self.wanted))
+        unsent = [item.claim.delivery_id for item in self.heap]
         self.heap.clear()
-        self.ready.clear()
         self.exposed.difference_update(unsent)
         self._give_back(unsent)
         await asyncio.gather(*self.releases)
@@ -219,27 +228,18 @@ class DeliveryStream:
 
     async def _next(self) -> _Item | None:
         while not self.stop.is_set():
-            if self.ready:
-                item = self.ready.popleft()
-                if len(self.ready) <= self.group // 2:
-                    # Hand over the next group (with the results so far) while these send: one
-                    # transaction per half group keeps the connections fed and the window small.
-                    self.commit_wanted.set()
-                return item
             if self.heap:
                 wait = self.heap[0].slot - time.monotonic()
                 if wait <= 0:
-                    # Due rows wait only for their hand-over mark to be committed.
-                    self.commit_wanted.set()
-                    self.wake.clear()
-                    await self.wake.wait()
-                    continue
+                    item = heapq.heappop(self.heap)
+                    if len(self.heap) <= self.low_water:
+                        self.hungry.set()
+                    return item
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), wait)
-            elif self.producing or self.handing:
-                if self.producing:
-                    self.hungry.set()
+            elif self.producing:
+                self.hungry.set()
                 self.wake.clear()
                 await self.wake.wait()
             else:
@@ -248,18 +248,67 @@ class DeliveryStream:
 
     # Handing over and recording ------------------------------------------------------------
 
+    def _consider_commit(self) -> None:
+        """Ask for a commit when one is worth its cost, or a connection would wait without it.
+
+        A commit costs about as much as sending a message, so each should carry several
+        results and hand several rows over; but rows may only be handed over as results free
+        room in the window. Commit when a quarter of the window can be handed over, when
+        nothing handed over is left in flight (a connection waits), or, with nothing wanted,
+        when results are all there is left to write.
+        """
+        if self.commit_wanted.is_set():
+            return
+        if not self.wanted:
+            if self.results and len(self.exposed) <= len(self.results):
+                self.commit_wanted.set()
+            return
+        room = self._room()
+        if room <= 0:
+            return
+        if self.waiting or self._idle_wire() or min(room, len(self.wanted)) >= self.commit_at:
+            self.commit_wanted.set()
+
+    def _idle_wire(self) -> bool:
+        """Tell whether every row handed over has its result in (so nothing is in flight)."""
+        return len(self.exposed) <= len(self.results)
+
+    def _room(self) -> int:
+        """Return how many rows the next commit may hand over."""
+        recorded_next = sum(1 for r in self.results if r.row_id in self.exposed)
+        return self.window - len(self.exposed) + recorded_next
+
+    def _want(self, item: _Item) -> HandOver:
+        """Queue a row for hand-over; its content waits for the returned gate."""
+        gate = HandOver(self._connection_waits)
+        if self.stop.is_set():  # stopping: nothing more is handed over
+            gate.decided.set_result(False)
+            return gate
+        self.wanted[item.claim.delivery_id] = (item, gate)
+        self._consider_commit()
+        return gate
+
+    def _connection_waits(self) -> None:
+        self.waiting += 1
+        self._consider_commit()
+
+    def _decide(self, delivery_id: int, handed: bool) -> None:
+        entry = self.wanted.pop(delivery_id, None)
+        if entry is None or entry[1].decided.done():
+            return
+        entry[1].decided.set_result(handed)
+        if entry[1].waited:
+            self.waiting -= 1
+
+    def _withhold(self, ids: set[int]) -> None:
+        """Close the gates of rows not handed over yet: they will not be sent."""
+        for delivery_id in ids:
+            self._decide(delivery_id, False)
+
     def _due_group(self) -> list[_Item]:
-        """Pop the due rows that may be handed over now without widening the crash window."""
-        recorded_next = {r.row_id for r in self.results}
-        room = self.window - len(self.exposed - recorded_next) - len(self.ready)
-        want = min(self.group, room)
-        items: list[_Item] = []
-        now = time.monotonic()
-        while self.heap and len(items) < want and self.heap[0].slot <= now:
-            items.append(heapq.heappop(self.heap))
-        if len(self.heap) <= self.low_water:
-            self.hungry.set()
-        return items
+        """Return the oldest wanted rows that may be handed over without widening the window."""
+        want = min(self.group, self._room())
+        return [item for item, _ in list(self.wanted.values())[: max(0, want)]]
 
     async def _commit_loop(self) -> None:
         """Write known results and hand over the next group, one transaction each time."""
@@ -273,46 +322,50 @@ class DeliveryStream:
             results, self.results = self.results, []
             if not items and not results:
                 if finishing:
+                    self._withhold(set(self.wanted))  # no commit will hand these over now
                     return
                 continue
             handed = [i.claim.delivery_id for i in items]
-            self.handing = len(items)  # neither in the heap nor ready: senders must wait
             try:
-                marked = await asyncio.to_thread(self.w.commit, results, handed, self.undo_bounces)
+                marked = await self.w.commit(results, handed, self.undo_bounces)
             except Exception:
-                # Nothing of this transaction holds: the group was not handed over (back to
-                # the heap), the results stay unwritten (their leases lapse into `unknown`).
+                # Nothing of this transaction holds: the group was not handed over (it stays
+                # wanted, its content waits), the results stay unwritten (their leases lapse
+                # into `unknown` if this never recovers).
                 log.exception("could not record %d results", len(results))
-                for item in items:
-                    heapq.heappush(self.heap, item)
                 await asyncio.sleep(0.5)
-            else:
-                lost = [i.claim.delivery_id for i in items if i.claim.delivery_id not in marked]
-                if lost:
-                    # Another worker took these leases over (this one stalled, or was judged
-                    # dead): they are not ours to send any more.
-                    log.warning("%d claimed rows were taken over; not sending them", len(lost))
-                    self.held.difference_update(lost)
-                self.ready.extend(i for i in items if i.claim.delivery_id in marked)
-                self.exposed.update(marked)
-            self.handing = 0
+                self.commit_wanted.set()
+                marked, handed = set(), []
+            lost = {i for i in handed if i not in marked}
+            if lost:
+                # Another worker took these leases over (this one stalled, or was judged
+                # dead): they are not ours to send any more.
+                log.warning("%d claimed rows were taken over; not sending them", len(lost))
+                self.held.difference_update(lost)
+            self.exposed.update(marked)
+            for delivery_id in marked:
+                self._decide(delivery_id, True)
+            self._withhold(lost)
             done = {r.row_id for r in results}
             self.exposed.difference_update(done)
             self.held.difference_update(done)
             self.hungry.set()
             self.wake.set()
-            starving = self.heap and len(self.ready) <= self.group // 2
-            tail = self.results and not self.heap and not self.ready
-            if starving or tail:
-                self.commit_wanted.set()
+            self._consider_commit()
 
     async def _sender(self) -> None:
         async with self.w.mailer.connection() as conn:
-            while (item := await self._next()) is not None:
-                await self._send_one(conn, item.claim)
+            # Two messages per connection: one's content awaits its reply while the next one's
+            # envelope is already on its way (SMTPConnection.send), so the relay never idles.
+            await asyncio.gather(*(self._send_loop(conn) for _ in range(PER_CONNECTION)))
 
-    async def _send_one(self, conn: MailerConnection, claim: Claim) -> None:
+    async def _send_loop(self, conn: MailerConnection) -> None:
+        while (item := await self._next()) is not None:
+            await self._send_one(conn, item)
+
+    async def _send_one(self, conn: MailerConnection, item: _Item) -> None:
         w = self.w
+        claim = item.claim
         date = w.date_header()
 
         async def make() -> bytes:
@@ -322,7 +375,18 @@ class DeliveryStream:
             return await asyncio.to_thread(w.build, claim, date)
 
         sender = w.envelope_sender(claim.delivery_id)
-        res = await transmit(conn, w.limiter, sender, claim.email, make, stuffed=True)
+        # The envelope may go before the hand-over is committed (it delivers nothing); the
+        # content waits for it. So the window holds only rows whose content may be out.
+        gate = self._want(item)
+        try:
+            res = await transmit(
+                conn, w.limiter, sender, claim.email, make, stuffed=True, gate=gate
+            )
+        finally:
+            self._withhold({claim.delivery_id})  # refused or failed before it needed the gate
+        if res.withheld:
+            self._give_back([claim.delivery_id])  # never sent: back to the queue, uncounted
+            return
         self.handled += 1
         self.counts[res.outcome] += 1
         self.results.append(
@@ -344,9 +408,7 @@ class DeliveryStream:
                     "outcome": str(res.outcome),
                 },
             )
-        if not self.ready and not self.heap:
-            # The tail of a stream: nothing more to hand over that could carry these results.
-            self.commit_wanted.set()
+        self._consider_commit()
         if w.relay.note(res.alert):
             # Every connection fails the same way: the relay is unusable, not the readers.
             await self._pause(claim.issue_id, f"paused: {res.alert}")
@@ -392,11 +454,10 @@ class DeliveryStream:
         dropped = [i.claim.delivery_id for i in self.heap if i.claim.issue_id in issue_ids]
         self.heap[:] = keep
         heapq.heapify(self.heap)
-        # Handed over but not yet on the wire: still safe to give back.
-        waiting = [i for i in self.ready if i.claim.issue_id in issue_ids]
-        self.ready = deque(i for i in self.ready if i.claim.issue_id not in issue_ids)
-        dropped += [i.claim.delivery_id for i in waiting]
-        self.exposed.difference_update(dropped)
+        # Not handed over yet: their content never goes (the sends give them back).
+        self._withhold(
+            {i for i, (item, _) in self.wanted.items() if item.claim.issue_id in issue_ids}
+        )
         self._give_back(dropped)
 
     def _give_back(self, ids: list[int]) -> None:
@@ -419,7 +480,8 @@ class DeliveryStream:
         renewed_at = time.monotonic()
         while True:
             await asyncio.sleep(STATUS_EVERY)
-            issue_ids = {i.claim.issue_id for i in (*self.heap, *self.ready)}
+            issue_ids = {i.claim.issue_id for i in self.heap}
+            issue_ids |= {item.claim.issue_id for item, _ in self.wanted.values()}
             if issue_ids:
                 rows = await self.w.db(partial(_statuses, issue_ids=issue_ids))
                 live = {i for i, status in rows if status == IssueStatus.sending}
@@ -431,6 +493,9 @@ class DeliveryStream:
 
     async def _wake_on_stop(self) -> None:
         await self.stop.wait()
+        # Rows whose envelope went but whose content was not handed over are not "in hand":
+        # they go back (their connections hang up inside DATA), the rest finish.
+        self._withhold(set(self.wanted))
         self.wake.set()
         self.hungry.set()
 

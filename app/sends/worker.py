@@ -1,10 +1,11 @@
-"""The delivery worker: housekeeping, the outbox, then a stream of deliveries (sending.py).
+"""The delivery worker: housekeeping, the outbox, then a stream of deliveries (stream.py).
 
 Crash semantics (the in-flight window): a claimed batch is committed as `sending` under this
-worker's lease before any SMTP traffic, leases are renewed while the worker lives, and results
-are written every FLUSH_EVERY messages. If the process dies, the rows it held but had not
-recorded stay in `sending` until their lease expires, then become `unknown`: some of them may
-have reached the relay, so none is resent blindly. Nothing is lost or sent twice by the ledger.
+worker's lease before any SMTP traffic, and leases are renewed while the worker lives. A row's
+content goes on the wire only after its hand-over mark is committed, together with the results
+gathered so far (stream.py). If the process dies, rows never handed over go back to the queue
+when their lease ends; only handed-over rows without a result (at most the window) become
+`unknown`, since they may have reached the relay: none is resent blindly.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from app.context import Context
+from app.db import is_postgres as is_postgres_engine
 from app.db import session_scope
 from app.errors import DomainError
 from app.housekeeping import tidy
@@ -36,6 +38,7 @@ from app.sends.compose import PreparedMessage, delivery_bytes, envelope_sender, 
 from app.sends.dkim import DkimSigner, feedback_id
 from app.sends.smtp.mailer import Mailer, MailerConnection, Outcome
 from app.sends.store import lease, ledger, outbox, sends
+from app.sends.store.hot import SQLiteHotPath
 from app.sends.store.ledger import Claim, Result, RetryPolicy
 from app.sends.store.outbox import OutboxClaim
 from app.sends.store.rows import D
@@ -128,6 +131,11 @@ class Worker:
         self._next_tidy = 0.0  # monotonic time of the next housekeeping pass
         self._next_reap = 0.0  # and of the next look for dead neighbours' leases
         self._commit_conn: Connection | None = None  # used by one commit at a time
+        # SQLite's commits run on the loop, on the driver (store/hot.py); PostgreSQL's on a
+        # thread, since each one waits for the server.
+        self._hot: SQLiteHotPath | None = None
+        if not is_postgres_engine(ctx.engine):
+            self._hot = SQLiteHotPath(ctx.engine, self.owner, self.policy)
 
     # Loops ---------------------------------------------------------------------------------
 
@@ -233,6 +241,8 @@ class Worker:
 
     def envelope_sender(self, delivery_id: int) -> str:
         """Return MAIL FROM for a delivery (see compose.envelope_sender)."""
+        if not self.settings.bounce_domain:
+            return self.sender  # parsed once: the From address does not change mid-run
         return envelope_sender(delivery_id, self.settings)
 
     def date_header(self) -> str:
@@ -243,10 +253,10 @@ class Worker:
             self._date = (format_datetime(utcnow(), usegmt=True), loop_now)
         return self._date[0]
 
-    def commit(
+    async def commit(
         self, results: list[Result], handed: list[int], undo_bounces: set[int] | frozenset[int]
     ) -> set[int]:
-        """Record results and hand the next group over, in one transaction (on a thread).
+        """Record results and hand the next group over, in one transaction.
 
         Returns the ids actually handed over: only those may go on the wire.
 
@@ -254,9 +264,29 @@ class Worker:
         their suppressions are undone in the same transaction, after the results are written.
         """
         now = utcnow()
-        if not undo_bounces and not any(r.suppress for r in results):
-            # The common case, every few messages: a connection of its own, kept open, and
-            # no ORM session (its set-up and bookkeeping cost more than the two statements).
+        plain = not undo_bounces and not any(r.suppress for r in results)
+        if plain and self._hot is not None:
+            # SQLite, every few messages: on the loop, unless another writer holds the lock.
+            try:
+                marked = self._hot.run(results, handed, now)
+            except Exception:
+                self._hot.close()
+                raise
+            if marked is not None:
+                return marked
+        return await asyncio.to_thread(self._commit, results, handed, undo_bounces, now, plain)
+
+    def _commit(
+        self,
+        results: list[Result],
+        handed: list[int],
+        undo_bounces: set[int] | frozenset[int],
+        now: datetime,
+        plain: bool,
+    ) -> set[int]:
+        if plain:
+            # The common case on PostgreSQL: a connection of its own, kept open, and no ORM
+            # session (its set-up and bookkeeping cost more than the two statements).
             conn = self._commit_connection()
             try:
                 with conn.begin():
@@ -286,6 +316,8 @@ class Worker:
         return self._commit_conn
 
     def _close_commit_connection(self) -> None:
+        if self._hot is not None:
+            self._hot.close()
         conn, self._commit_conn = self._commit_conn, None
         if conn is not None:
             with contextlib.suppress(Exception):

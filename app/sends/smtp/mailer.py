@@ -13,7 +13,8 @@ import os
 import re
 import ssl
 import uuid
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +26,17 @@ from aiosmtplib import SMTPException, SMTPResponseException, SMTPTimeoutError
 
 from app.config import Settings
 from app.sends.policy import Outcome, is_hard_bounce
-from app.sends.smtp.wire import ReplyTimeout, Wire, WireError
+from app.sends.smtp.wire import Reply, ReplyTimeout, Wire, WireError
 
-__all__ = ["CaptureMailer", "Mailer", "MailerConnection", "Outcome", "SMTPMailer", "SendResult"]
+__all__ = [
+    "CaptureMailer",
+    "HandOver",
+    "Mailer",
+    "MailerConnection",
+    "Outcome",
+    "SMTPMailer",
+    "SendResult",
+]
 
 
 @dataclass(frozen=True)
@@ -40,18 +49,48 @@ class SendResult:
     # Set when the relay itself is unusable (refused, no STARTTLS, login or TLS refused,
     # silent): a sentence an editor can act on. Such failures are never the reader's.
     alert: str | None = None
+    # The row was never handed over (its gate said no): no content left, give it back uncounted.
+    withheld: bool = False
+
+
+class HandOver:
+    """A row's leave to send its content, decided by a commit; the envelope may go before it."""
+
+    def __init__(self, on_wait: Callable[[], None]) -> None:
+        self.decided: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._on_wait = on_wait  # told when a connection stands waiting for the decision
+        self.waited = False
+
+    def refused(self) -> bool:
+        """Tell whether it was already decided that the content may not go."""
+        return self.decided.done() and not self.decided.result()
+
+    async def wait(self) -> bool:
+        """Return True once the content may go, False if it never may."""
+        if not self.decided.done() and not self.waited:
+            self.waited = True
+            self._on_wait()
+        return await self.decided
 
 
 class MailerConnection(Protocol):
     """One connection to the relay; sends one message at a time."""
 
     async def send(
-        self, sender: str, recipient: str, data: bytes, *, stuffed: bool = False
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        *,
+        stuffed: bool = False,
+        gate: HandOver | None = None,
     ) -> SendResult:
         """Send `data` (CRLF) to one recipient; never raises for SMTP trouble.
 
         stuffed=True: `data` is already dot-stuffed and ends with CRLF.CRLF
         (PreparedMessage.fill_wire), so it goes on the wire as it is.
+        gate: resolved True once the row is handed over (committed), False if it may not be
+        sent; no byte of the content is written before it says True.
         """
         ...
 
@@ -113,6 +152,8 @@ class SMTPConnection:
         self._mailer = mailer
         self._wire: Wire | None = None
         self._dirty = False  # a refused transaction left state on the server: RSET first
+        self._turn = asyncio.Lock()  # from a message's MAIL to the end of its content
+        self._queued: deque[_Envelope] = deque()  # sends waiting for the turn, oldest first
 
     @property
     def usable(self) -> bool:
@@ -143,43 +184,113 @@ class SMTPConnection:
         return wire
 
     async def send(
-        self, sender: str, recipient: str, data: bytes, *, stuffed: bool = False
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        *,
+        stuffed: bool = False,
+        gate: HandOver | None = None,
     ) -> SendResult:
-        """Run one SMTP transaction and classify its outcome."""
+        """Run one SMTP transaction and classify its outcome.
+
+        Two sends may share a connection. When the next one is already waiting as a message's
+        content is written, its MAIL, RCPT and DATA go out in the same write, before that
+        message's reply (RFC 2920 3.1: content may start a command group), so the relay never
+        waits for us. Only in the same write: an envelope sent on its own while a reply is
+        outstanding meets the relay's Nagle delay (40 ms a message). The turn lock keeps each
+        envelope and its content together; replies come back in the order written.
+        """
         mail, rcpt = _path(sender), _path(recipient)
         if mail is None or rcpt is None:
             bad = sender if mail is None else recipient
             return SendResult(Outcome.failed, f"address cannot be sent as plain ASCII: {bad!r}")
+        env = _Envelope(b"MAIL FROM:" + mail, b"RCPT TO:" + rcpt, gate=gate)
+        self._queued.append(env)
         try:
-            wire = await self._ready()
-        except SMTPResponseException as exc:
-            # Greeting, STARTTLS or AUTH refused: the relay's problem, never the recipient's.
-            reply = f"connect: {_reply(exc.code, exc.message)}"
-            return SendResult(Outcome.retry, reply, alert=self._mailer.problem(exc))
-        except (SMTPException, WireError, OSError) as exc:
-            reply = f"connect: {exc}"
-            return SendResult(Outcome.retry, reply, alert=self._mailer.problem(exc))
+            async with self._turn:
+                outcome = await self._transaction(env, data if stuffed else dot_stuff(data))
+        except BaseException:
+            # Cancelled mid-transaction: the relay may sit in DATA, where the next MAIL would
+            # be taken for content. Only a hang-up ends that safely.
+            if env.wire is not None:
+                env.wire.close()
+            raise
+        finally:
+            # Still queued only if cancelled before its turn. (Not remove() and ValueError:
+            # deque formats the missing item's repr into that error, on every message.)
+            if env in self._queued:
+                self._queued.remove(env)
+        if isinstance(outcome, SendResult):
+            return outcome
+        # The next envelope rode along with this content: its sender has the turn already.
+        return await self._final(*outcome)
+
+    async def _transaction(
+        self, env: _Envelope, content: bytes
+    ) -> SendResult | tuple[Wire, asyncio.Future[Reply]]:
+        """Run one transaction holding the turn, to its reply unless the next one rode along.
+
+        Returns the result, or the wire and the reply to wait for once the turn is released.
+        """
+        if env.futures is None:  # not carried by the previous message's write: send it now
+            self._queued.remove(env)
+            if env.gate is not None and env.gate.refused():
+                return _WITHHELD  # refused before anything went out
+            try:
+                env.wire = await self._ready()
+            except SMTPResponseException as exc:
+                # Greeting, STARTTLS or AUTH refused: the relay's problem, never the recipient's.
+                reply = f"connect: {_reply(exc.code, exc.message)}"
+                return SendResult(Outcome.retry, reply, alert=self._mailer.problem(exc))
+            except (SMTPException, WireError, OSError) as exc:
+                reply = f"connect: {exc}"
+                return SendResult(Outcome.retry, reply, alert=self._mailer.problem(exc))
+        wire = env.wire
+        if wire is None:  # futures are only ever set together with the wire
+            return SendResult(Outcome.retry, "internal: envelope written on no connection")
         try:
-            refused = await self._envelope(wire, mail, rcpt)
+            refused = await self._envelope(wire, env)
         except (WireError, OSError) as exc:
-            # The body was not sent yet: whatever broke, nothing can have been accepted.
+            # The content was not sent yet: whatever broke, nothing can have been accepted.
             wire.close()
             return SendResult(Outcome.retry, f"before DATA: {exc}")
         if refused is not None:
             self._dirty = True
             return refused
-        return await self._body(wire, data if stuffed else dot_stuff(data))
+        if env.gate is not None and not await env.gate.wait():
+            # DATA is open and this row may not be sent: only a hang-up closes DATA without
+            # delivering something (a lone "." would send an empty message).
+            wire.close()
+            return _WITHHELD
+        (final,) = wire.expect(1)
+        carried = self._queued.popleft() if wire.pipelining and self._queued else None
+        tail = b""
+        if carried is not None:
+            carried.futures, carried.wire = wire.expect(len(_EXPECTED)), wire
+            tail = carried.commands()
+        try:
+            wire.write(content + tail)  # raises (nothing sent) if the socket is already closing
+        except (WireError, OSError) as exc:
+            wire.close()
+            return SendResult(Outcome.retry, f"disconnected after 354: {exc}")
+        if carried is None:
+            # Nothing rode along: the next envelope must wait for this reply (see send()).
+            return await self._final(wire, final)
+        return wire, final
 
-    async def _envelope(self, wire: Wire, mail: bytes, rcpt: bytes) -> SendResult | None:
-        """Send MAIL, RCPT and DATA; return the refusal, or None once the relay said 354."""
-        commands = (b"MAIL FROM:" + mail, b"RCPT TO:" + rcpt, b"DATA")
-        if wire.pipelining:
+    async def _envelope(self, wire: Wire, env: _Envelope) -> SendResult | None:
+        """Send MAIL, RCPT and DATA (unless already sent); return the refusal, or None on 354."""
+        if env.futures is not None:
+            replies = [await wire.wait(f) for f in env.futures]
+        elif wire.pipelining:
             # One write, three replies (RFC 2920: DATA ends the group).
-            wire.write(b"\r\n".join(commands) + b"\r\n")
-            replies = [await wire.reply() for _ in commands]
+            env.futures = wire.expect(len(_EXPECTED))
+            wire.write(env.commands())
+            replies = [await wire.wait(f) for f in env.futures]
         else:
             replies = []
-            for command, ok in zip(commands, _EXPECTED, strict=True):
+            for command, ok in zip(env.lines(), _EXPECTED, strict=True):
                 replies.append(reply := await wire.command(command))
                 if reply.code not in ok:
                     break
@@ -187,27 +298,21 @@ class SMTPConnection:
             if reply.code not in ok:
                 if replies[-1].code == 354:
                     # DATA was opened although MAIL or RCPT failed: close it empty (RFC 2920).
-                    wire.write(b".\r\n")
-                    await wire.reply()
+                    await wire.command(b".")
                 return _by_code(reply.code, reply.message, may_suppress=may_suppress)
         return None
 
-    async def _body(self, wire: Wire, stuffed: bytes) -> SendResult:
+    async def _final(self, wire: Wire, final: asyncio.Future[Reply]) -> SendResult:
+        """Wait for the reply to a message's content: once it was written, silence is unknown."""
         try:
-            wire.write(stuffed)  # raises (nothing sent) if the socket is already closing
-        except (WireError, OSError) as exc:
-            wire.close()
-            return SendResult(Outcome.retry, f"disconnected after 354: {exc}")
-        try:
-            final = await wire.reply()
+            reply = await wire.wait(final)
         except ReplyTimeout:
             return SendResult(Outcome.unknown, "timed out waiting for the reply to the message")
         except (WireError, OSError) as exc:
-            wire.close()
             return SendResult(Outcome.unknown, f"disconnected after the message was sent: {exc}")
-        if final.code == 250:
-            return SendResult(Outcome.sent, str(final))
-        return _by_code(final.code, final.message, may_suppress=True)
+        if reply.code == 250:
+            return SendResult(Outcome.sent, str(reply))
+        return _by_code(reply.code, reply.message, may_suppress=True)
 
     async def aclose(self) -> None:
         """Say QUIT politely; close regardless."""
@@ -217,6 +322,26 @@ class SMTPConnection:
 
 
 _EXPECTED: tuple[tuple[int, ...], ...] = ((250,), (250, 251), (354,))  # MAIL, RCPT, DATA
+_WITHHELD = SendResult(Outcome.retry, "not sent: the row was not handed over", withheld=True)
+
+
+@dataclass(eq=False)
+class _Envelope:
+    """One transaction's MAIL and RCPT, and where their replies will come once written."""
+
+    mail: bytes
+    rcpt: bytes
+    gate: HandOver | None = None
+    wire: Wire | None = None
+    futures: list[asyncio.Future[Reply]] | None = None  # MAIL, RCPT, DATA, once written
+
+    def lines(self) -> tuple[bytes, bytes, bytes]:
+        """Return the three command lines, without line ends."""
+        return (self.mail, self.rcpt, b"DATA")
+
+    def commands(self) -> bytes:
+        """Return the three commands as one pipelined group."""
+        return b"\r\n".join(self.lines()) + b"\r\n"
 
 
 class SMTPMailer:
@@ -309,9 +434,17 @@ class CaptureConnection:
         self.directory = directory
 
     async def send(
-        self, sender: str, recipient: str, data: bytes, *, stuffed: bool = False
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        *,
+        stuffed: bool = False,
+        gate: HandOver | None = None,
     ) -> SendResult:
         """Write the message to `<Message-ID>.eml` (atomically) and report it sent."""
+        if gate is not None and not await gate.wait():
+            return _WITHHELD
         if stuffed:
             data = _unstuff(data)
         match = _MESSAGE_ID.search(data[:4096])

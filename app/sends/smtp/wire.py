@@ -2,9 +2,11 @@
 
 aiosmtplib opens the session (greeting, EHLO, STARTTLS, AUTH) and we keep it for that. It reads
 exactly one reply per command written, though, so it cannot pipeline: replies that arrive
-together are lost. Once the session is ready, a Wire takes the transport over and reads every
-reply in order, which lets MAIL, RCPT and DATA go out in one write — two round trips per
-message instead of four, which is most of the cost of a message on a fast relay.
+together are lost. Once the session is ready, a Wire takes the transport over. Each write
+first registers the replies it expects (`expect`), and replies fill them strictly in order,
+so MAIL, RCPT and DATA go out in one write, and the next message's MAIL, RCPT and DATA may
+follow a message's content before its reply is in (RFC 2920 3.1: message content may start a
+group). On a fast relay round trips are most of the cost of a message; this leaves about one.
 """
 
 from __future__ import annotations
@@ -45,15 +47,17 @@ class Disconnected(WireError):
 
 
 class _ReplyProtocol(asyncio.Protocol):
-    """Buffers what the relay sends and splits it into complete replies, in order."""
+    """Splits what the relay sends into complete replies and hands them out in order."""
 
     def __init__(self) -> None:
-        self.replies: deque[Reply] = deque()
-        self.waiter: asyncio.Future[bool] | None = None  # True: woken; False: timed out
+        self.replies: deque[Reply] = deque()  # arrived before anyone expected them
+        # Expected replies, in the order their commands were written, each with its timer.
+        self.pending: deque[tuple[asyncio.Future[Reply], asyncio.TimerHandle | None]] = deque()
         self.lost: WireError | None = None
         self._buffer = bytearray()
         self._lines: list[bytes] = []
         self.gone = asyncio.Event()  # set once the socket is really closed
+        self.transport: asyncio.BaseTransport | None = None
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -61,9 +65,6 @@ class _ReplyProtocol(asyncio.Protocol):
             self._split()
         except Disconnected as exc:
             self._fail(exc)
-            return
-        if self.replies:
-            self._wake()
 
     def _split(self) -> None:
         while (end := self._buffer.find(b"\n")) >= 0:
@@ -75,10 +76,40 @@ class _ReplyProtocol(asyncio.Protocol):
             self._lines.append(line[4:].strip(b" \t\r\n"))
             if line[3:4] != b"-":  # "250 text", "250" alone: the reply's last line
                 text = b"\n".join(self._lines).decode("utf-8", "replace")
-                self.replies.append(Reply(int(code), text))
                 self._lines = []
+                self._deliver(Reply(int(code), text))
         if len(self._buffer) > MAX_LINE:
             raise Disconnected("reply line too long")
+
+    def _deliver(self, reply: Reply) -> None:
+        if not self.pending:
+            self.replies.append(reply)
+            return
+        future, timer = self.pending.popleft()
+        if timer is not None:
+            timer.cancel()
+        if not future.done():
+            future.set_result(reply)
+
+    def expect(
+        self, loop: asyncio.AbstractEventLoop, timeout: float | None
+    ) -> asyncio.Future[Reply]:
+        """Return a future for the next reply not yet spoken for; time it out after `timeout`."""
+        future: asyncio.Future[Reply] = loop.create_future()
+        if self.lost is not None:
+            _settle(future, Disconnected(str(self.lost)))
+        elif self.replies and not self.pending:
+            future.set_result(self.replies.popleft())
+        else:
+            timer = None if timeout is None else loop.call_later(timeout, self._expire, timeout)
+            self.pending.append((future, timer))
+        return future
+
+    def _expire(self, timeout: float) -> None:
+        # Replies come in order: one late means every later one is too.
+        self._fail(ReplyTimeout(f"no reply within {timeout:g} s"))
+        if self.transport is not None:
+            self.transport.close()  # a late reply must never be taken for a later command's
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(Disconnected(f"connection lost: {exc}" if exc else "connection closed"))
@@ -87,11 +118,17 @@ class _ReplyProtocol(asyncio.Protocol):
     def _fail(self, exc: WireError) -> None:
         if self.lost is None:
             self.lost = exc
-        self._wake()
+        while self.pending:
+            future, timer = self.pending.popleft()
+            if timer is not None:
+                timer.cancel()
+            _settle(future, type(exc)(str(exc)))
 
-    def _wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(True)
+
+def _settle(future: asyncio.Future[Reply], exc: WireError) -> None:
+    if not future.done():
+        future.set_exception(exc)
+        future.exception()  # retrieved: nobody may be waiting for it any more
 
 
 class Wire:
@@ -104,6 +141,7 @@ class Wire:
         # uvloop's transports do not subclass asyncio's, so no isinstance check.
         self._transport = cast(asyncio.Transport, transport)
         self._protocol = _ReplyProtocol()
+        self._protocol.transport = transport
         transport.set_protocol(self._protocol)  # aiosmtplib's client is not used again
         self.timeout = timeout
         self.pipelining = smtp.supports_extension("pipelining")
@@ -116,43 +154,42 @@ class Wire:
     def write(self, data: bytes) -> None:
         """Queue bytes on the socket; raise Disconnected (nothing sent) if it is closed.
 
-        No flow control: one message per connection is in flight, and a relay that stops
-        reading never answers either, so reply()'s timeout bounds the wait.
+        No flow control: at most two messages per connection are in flight, and a relay that
+        stops reading never answers either, so the reply timeout bounds the wait.
         """
         if not self.is_open:
             raise Disconnected(str(self._protocol.lost or "connection closed"))
         self._transport.write(data)
 
-    async def reply(self) -> Reply:
-        """Return the next reply; raise ReplyTimeout or Disconnected (the wire is then closed)."""
-        protocol = self._protocol
-        if protocol.replies:
-            return protocol.replies.popleft()
+    def expect(self, count: int = 1) -> list[asyncio.Future[Reply]]:
+        """Reserve the next `count` replies, before writing the commands they answer.
+
+        Only the last one is timed: replies come in order, so if it is in time, so were the
+        others.
+        """
         loop = asyncio.get_running_loop()
-        timer = None
+        protocol = self._protocol
+        futures = [protocol.expect(loop, None) for _ in range(count - 1)]
+        futures.append(protocol.expect(loop, self.timeout))
+        return futures
+
+    async def wait(self, future: asyncio.Future[Reply]) -> Reply:
+        """Return a reserved reply; raise ReplyTimeout or Disconnected (the wire is then closed)."""
         try:
-            while not protocol.replies:
-                if protocol.lost is not None:
-                    raise Disconnected(str(protocol.lost))  # a fresh one: no traceback pile-up
-                protocol.waiter = loop.create_future()
-                # A plain timer, not asyncio.wait_for: this runs twice per message.
-                timer = loop.call_later(self.timeout, _expire, protocol.waiter)
-                if not await protocol.waiter:
-                    raise ReplyTimeout(f"no reply within {self.timeout:g} s")
-                timer.cancel()
+            return await future
         except WireError:
             self.close()
             raise
-        finally:
-            if timer is not None:
-                timer.cancel()
-            protocol.waiter = None
-        return protocol.replies.popleft()
+
+    async def reply(self) -> Reply:
+        """Return the next reply; raise ReplyTimeout or Disconnected (the wire is then closed)."""
+        return await self.wait(self.expect(1)[0])
 
     async def command(self, line: bytes) -> Reply:
         """Send one command line and return its reply."""
+        (future,) = self.expect(1)
         self.write(line + b"\r\n")
-        return await self.reply()
+        return await self.wait(future)
 
     def close(self) -> None:
         """Drop the connection without a goodbye."""
@@ -170,8 +207,3 @@ class Wire:
         # close() finishes on a later loop turn: wait, so a loop that ends next leaks nothing.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._protocol.gone.wait(), 1.0)
-
-
-def _expire(waiter: asyncio.Future[bool]) -> None:
-    if not waiter.done():
-        waiter.set_result(False)

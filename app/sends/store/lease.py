@@ -88,12 +88,12 @@ def hand_over(
     """
     if not ids:
         return set()
-    marked = session.execute(_HAND_OVER, {"ids": list(ids), "owner": owner, "now": now})
+    marked = session.execute(HAND_OVER, {"ids": list(ids), "owner": owner, "now": now})
     return {row[0] for row in marked}
 
 
 # Built once: this runs every few messages, and building the statement cost more than running it.
-_HAND_OVER = (
+HAND_OVER = (
     update(D)
     .where(
         D.c.id.in_(bindparam("ids", expanding=True)),

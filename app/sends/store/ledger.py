@@ -159,7 +159,7 @@ def claim_batch(
     sub_ids = [r.subscriber_id for r in rows if r.subscriber_id is not None]
     subs = {
         s.id: s
-        for s in session.execute(
+        for s in _connection(session).execute(
             select(
                 Subscriber.id,
                 Subscriber.email,
@@ -251,8 +251,11 @@ def _claim_rows(
         + tag
         + literal(f"@{domain}>")
     )
+    # On the session's connection (Core): the ORM's bulk-update bookkeeping has nothing to do
+    # for a Table statement, yet cost the worker more than the statement itself.
     return list(
-        session.execute(
+        _connection(session)
+        .execute(
             update(D)
             .where(D.c.id.in_(select(picked.c.id)), D.c.status == status, due)
             .values(
@@ -265,7 +268,8 @@ def _claim_rows(
                 updated_at=now,
             )
             .returning(D.c.id, D.c.issue_id, D.c.subscriber_id, D.c.attempts, D.c.message_id)
-        ).all()
+        )
+        .all()
     )
 
 
@@ -274,7 +278,7 @@ def _connection(session: Session | Connection) -> Connection:
 
 
 @functools.cache
-def _sqlite_record(table_name: str, sent: bool) -> Any:
+def sqlite_record(table_name: str, sent: bool) -> Any:
     """Return the fenced UPDATE that records one outcome group (executemany on SQLite)."""
     table = D if table_name == D.name else O
     now = bindparam("b_now", type_=table.c.created_at.type)
@@ -300,17 +304,10 @@ def _sqlite_record(table_name: str, sent: bool) -> Any:
     )
 
 
-def record_rows(
-    session: Session | Connection,
-    table: Table,
-    owner: str,
-    results: Sequence[Result],
-    now: datetime,
-    policy: RetryPolicy,
-) -> list[tuple[int, int]]:
-    """Write results with one executemany per outcome; return (subscriber, issue) of bounces."""
-    is_delivery = table is D
-    extra = {"updated_at": now} if is_delivery else {}
+def outcome_groups(
+    results: Sequence[Result], now: datetime, policy: RetryPolicy
+) -> dict[str, list[dict[str, Any]]]:
+    """Sort results by the status they leave behind, with each row's reply and next attempt."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in results:
         reply = r.reply[:REPLY_MAX]
@@ -325,6 +322,21 @@ def record_rows(
         else:
             status = DeliveryStatus(r.outcome.value)
         groups.setdefault(status, []).append(row)
+    return groups
+
+
+def record_rows(
+    session: Session | Connection,
+    table: Table,
+    owner: str,
+    results: Sequence[Result],
+    now: datetime,
+    policy: RetryPolicy,
+) -> list[tuple[int, int]]:
+    """Write results with one executemany per outcome; return (subscriber, issue) of bounces."""
+    is_delivery = table is D
+    extra = {"updated_at": now} if is_delivery else {}
+    groups = outcome_groups(results, now, policy)
     for status, rows in groups.items():
         values: dict[str, Any] = {
             "status": status,
@@ -340,7 +352,7 @@ def record_rows(
         if _connection(session).dialect.name != "postgresql":  # SQLite's executemany: cheap
             # A statement built once per shape: building one per call cost the worker more
             # than the write itself now that results go in with every hand-over group.
-            stmt = _sqlite_record(table.name, status == DeliveryStatus.sent)
+            stmt = sqlite_record(table.name, status == DeliveryStatus.sent)
             extra_row = {"b_status": status, "b_owner": owner, "b_now": now}
             _connection(session).execute(stmt, [{**row, **extra_row} for row in rows])
             continue
