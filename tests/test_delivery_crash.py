@@ -107,3 +107,25 @@ def test_sigterm_releases_claims_and_resume_completes(
     assert final["sent"] == RECIPIENTS
     copies = Counter(r.rcpt_tos[0] for r in smtp_server.handler.received)
     assert copies == Counter(emails)
+
+
+def test_a_commit_that_fails_once_loses_no_result_and_hands_nothing_twice(
+    settings: Settings, ctx: Context, smtp_server: SMTPTestServer
+) -> None:
+    """A failed hand-over transaction (a deadlock, a restart) is tried again, not dropped."""
+    issue_id, emails = seed(ctx)
+    failures: list[int] = []
+
+    class FlakyWorker(Worker):
+        async def commit(self, results, handed, undo_bounces):  # type: ignore[no-untyped-def]
+            if results and len(failures) < 2:
+                failures.append(len(results))
+                raise RuntimeError("deadlock detected (simulated)")
+            return await super().commit(results, handed, undo_bounces)
+
+    asyncio.run(FlakyWorker(ctx, make_mailer(settings)).run_until_idle())
+    assert len(failures) == 2
+    final = stats(ctx, issue_id)
+    assert final["sent"] == RECIPIENTS and final["unknown"] == 0
+    copies = Counter(r.rcpt_tos[0] for r in smtp_server.handler.received)
+    assert copies == Counter(emails)  # every reader once

@@ -117,6 +117,10 @@ class DeliveryStream:
         self.exposed: set[int] = set()
         self.results: list[Result] = []  # known outcomes not yet written
         self.commit_wanted = asyncio.Event()
+        # One write on held rows at a time: a renewal, a release and a commit on two
+        # connections lock the same rows in different orders (PostgreSQL found the deadlock).
+        self.writing = asyncio.Lock()
+        self.failures = 0  # commits failed in a row
         self.committer: asyncio.Task[None] | None = None
         self.senders_done = False
         self.undo_bounces: set[int] = set()  # sends whose 5.1.x replies were the relay's fault
@@ -148,7 +152,8 @@ class DeliveryStream:
         if self.results:  # outcomes of the messages in hand when stop came
             results, self.results = self.results, []
             try:
-                await self.w.commit(results, [], self.undo_bounces)
+                async with self.writing:
+                    await self.w.commit(results, [], self.undo_bounces)
             except Exception:
                 log.exception("could not record %d results", len(results))
         self._withhold(set(self.wanted))
@@ -214,7 +219,8 @@ class DeliveryStream:
             ids = [i for i, _ in deferred]
             why = "deferred: recipient domain over its rate (not an attempt)"
             try:
-                await w.db(lambda s: lease.defer(s, w.owner, deferred, utcnow(), why))
+                async with self.writing:
+                    await w.db(lambda s: lease.defer(s, w.owner, deferred, utcnow(), why))
             except Exception:
                 log.exception("could not defer %d rows; releasing them instead", len(ids))
                 self._give_back(ids)
@@ -328,15 +334,25 @@ class DeliveryStream:
                 continue
             handed = [i.claim.delivery_id for i in items]
             try:
-                marked = await self.w.commit(results, handed, self.undo_bounces)
+                async with self.writing:
+                    marked = await self.w.commit(results, handed, self.undo_bounces)
             except Exception:
                 # Nothing of this transaction holds: the group was not handed over (it stays
-                # wanted, its content waits), the results stay unwritten (their leases lapse
-                # into `unknown` if this never recovers).
-                log.exception("could not record %d results", len(results))
+                # wanted, its content waits) and the results are tried again; only a worker
+                # that is stopping gives up on them (their leases then lapse into `unknown`).
+                self.failures += 1
+                if not finishing or self.failures < 3:
+                    # Transient (a deadlock, a restart): try the same results again.
+                    log.exception("could not record %d results; trying again", len(results))
+                    self.results[:0] = results
+                    results = []
+                else:
+                    log.exception("could not record %d results", len(results))
                 await asyncio.sleep(0.5)
                 self.commit_wanted.set()
                 marked, handed = set(), []
+            else:
+                self.failures = 0
             lost = {i for i in handed if i not in marked}
             if lost:
                 # Another worker took these leases over (this one stalled, or was judged
@@ -468,7 +484,8 @@ class DeliveryStream:
 
     async def _release(self, ids: list[int]) -> None:
         try:
-            await self.w.db(lambda s: lease.release(s, self.w.owner, ids))
+            async with self.writing:
+                await self.w.db(lambda s: lease.release(s, self.w.owner, ids))
         except Exception:
             # Still ours; no longer renewed, the leases lapse into `unknown`. Never resent.
             log.exception("could not release %d rows", len(ids))
@@ -490,7 +507,8 @@ class DeliveryStream:
                     self._drop(issue_ids - live)
             if time.monotonic() - renewed_at >= lease.renew_interval(self.s.lease_seconds):
                 renewed_at = time.monotonic()
-                await self.w.renew(sorted(self.held))
+                async with self.writing:
+                    await self.w.renew(sorted(self.held))
 
     async def _wake_on_stop(self) -> None:
         await self.stop.wait()
