@@ -213,3 +213,14 @@ def test_list_tokens_match_itsdangerous_with_every_key() -> None:
         assert token == plain.sign(payload).decode()
         signed_before = Signer(old, salt=salt, digest_method=hashlib.sha256).sign(payload)
         assert read(signed_before.decode()).subscriber_id == 42
+
+
+def test_the_list_token_hmac_is_rfc_2104_for_any_key_length() -> None:
+    import hmac
+    import os
+
+    from app.tokens import _HmacSha256
+
+    for length in (1, 32, 64, 65, 200):  # shorter than, equal to and longer than a block
+        key, message = os.urandom(length), os.urandom(40)
+        assert _HmacSha256(key).digest(message) == hmac.digest(key, message, "sha256")
