@@ -92,6 +92,13 @@ async def raw_ceiling(port: int, data: bytes, count: int, connections: int, lean
     return count / (time.perf_counter() - start)
 
 
+async def read_reply(reader: asyncio.StreamReader) -> bytes:
+    """Read one SMTP reply (its continuation lines too); return its last line."""
+    while (line := await reader.readline())[3:4] == b"-":
+        pass
+    return line
+
+
 async def pipelined_ceiling(port: int, data: bytes, count: int, connections: int) -> float:
     """Send `count` copies over plain asyncio streams, MAIL/RCPT/DATA in one write; msgs/s.
 
@@ -102,25 +109,20 @@ async def pipelined_ceiling(port: int, data: bytes, count: int, connections: int
     stuffed = dot_stuff(data)
     per = [count // connections + (1 if i < count % connections else 0) for i in range(connections)]
 
-    async def reply(reader: asyncio.StreamReader) -> bytes:
-        while (line := await reader.readline())[3:4] == b"-":
-            pass
-        return line
-
     async def one(n: int, offset: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        await reply(reader)
+        await read_reply(reader)
         writer.write(b"EHLO bench.test\r\n")
-        await reply(reader)
+        await read_reply(reader)
         for i in range(n):
             rcpt = f"reader{offset + i}@example.test".encode()
             writer.write(b"MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n" % (sender, rcpt))
-            codes = [(await reply(reader))[:3] for _ in range(3)]
+            codes = [(await read_reply(reader))[:3] for _ in range(3)]
             assert codes == [b"250", b"250", b"354"], codes
             writer.write(stuffed)
-            assert (await reply(reader))[:3] == b"250"
+            assert (await read_reply(reader))[:3] == b"250"
         writer.write(b"QUIT\r\n")
-        await reply(reader)
+        await read_reply(reader)
         writer.close()
 
     start = time.perf_counter()
@@ -139,29 +141,24 @@ async def chained_ceiling(port: int, data: bytes, count: int, connections: int) 
     stuffed = dot_stuff(data)
     per = [count // connections + (1 if i < count % connections else 0) for i in range(connections)]
 
-    async def reply(reader: asyncio.StreamReader) -> bytes:
-        while (line := await reader.readline())[3:4] == b"-":
-            pass
-        return line
-
     def envelope(rcpt: bytes) -> bytes:
         return b"MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n" % (sender, rcpt)
 
     async def one(n: int, offset: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        await reply(reader)
+        await read_reply(reader)
         writer.write(b"EHLO bench.test\r\n")
-        await reply(reader)
+        await read_reply(reader)
         writer.write(envelope(f"reader{offset}@example.test".encode()))
         for i in range(n):
-            codes = [(await reply(reader))[:3] for _ in range(3)]
+            codes = [(await read_reply(reader))[:3] for _ in range(3)]
             assert codes == [b"250", b"250", b"354"], codes
             last = i == n - 1
             nxt = b"" if last else envelope(f"reader{offset + i + 1}@example.test".encode())
             writer.write(stuffed + nxt)
-            assert (await reply(reader))[:3] == b"250"
+            assert (await read_reply(reader))[:3] == b"250"
         writer.write(b"QUIT\r\n")
-        await reply(reader)
+        await read_reply(reader)
         writer.close()
 
     start = time.perf_counter()

@@ -74,7 +74,7 @@ class HandOver:
 
 
 class MailerConnection(Protocol):
-    """One connection to the relay; sends one message at a time."""
+    """One connection to the relay; two sends may share it (the second's envelope pipelined)."""
 
     async def send(
         self,
