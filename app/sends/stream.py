@@ -109,7 +109,10 @@ class DeliveryStream:
         connections = self.s.smtp_connections
         self.window = self.s.handover_window or 2 * connections
         self.group = max(1, min(self.window // 2, self.s.batch_size))
-        self.commit_at = max(1, self.window // 2)  # rows a commit should hand over, unless urgent
+        # Rows a commit should hand over, unless a connection waits: half the window, but
+        # never more than half the senders (only they want rows; a wide window would wait).
+        senders = PER_CONNECTION * connections
+        self.commit_at = max(1, min(self.window, senders) // 2)
         # Rows whose envelope is on its way and that wait for their hand-over (the gate each
         # one's content waits for), oldest first.
         self.wanted: dict[int, tuple[_Item, HandOver]] = {}
