@@ -14,6 +14,7 @@ from app.models import SubscriberStatus, utcnow
 from app.subscribers import service as subscribers
 from app.subscribers.csv_import import import_csv
 from app.suppressions import service as suppressions
+from app.suppressions.schemas import EDITOR_REASONS
 
 router = APIRouter(
     route_class=ConsoleRoute,
@@ -248,6 +249,7 @@ def suppression_list(
         reason=reason,
         lookup=email.strip(),
         reasons=suppressions.REASONS,
+        editor_reasons=EDITOR_REASONS,
         notice=_notice(request),
         error=error,
         form={},
@@ -265,7 +267,7 @@ def suppression_add(
 ) -> Response:
     """Suppress one address; a current subscriber stops receiving issues."""
     try:
-        if reason not in ("manual", "hard_bounce", "soft_bounce", "complaint"):
+        if reason not in EDITOR_REASONS:
             raise InvalidInput("Choose one of the listed reasons.")
         suppressions.add_suppression(
             session, email=email, reason=reason, detail=detail, source="editor", now=utcnow()
@@ -283,6 +285,7 @@ def suppression_add(
             reason="",
             lookup="",
             reasons=suppressions.REASONS,
+            editor_reasons=EDITOR_REASONS,
             notice=None,
             error=exc.message,
             form={"email": email, "reason": reason, "detail": detail},

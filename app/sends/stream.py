@@ -270,7 +270,7 @@ class DeliveryStream:
         if self.commit_wanted.is_set():
             return
         if not self.wanted:
-            if self.results and len(self.exposed) <= len(self.results):
+            if self.results and self._idle_wire():
                 self.commit_wanted.set()
             return
         room = self._room()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 # Reasons an editor may give by hand; the bounce pipeline writes the same ones.
 EditorReason = Literal["manual", "hard_bounce", "soft_bounce", "complaint"]
+EDITOR_REASONS: tuple[str, ...] = get_args(EditorReason)  # what an editor may record
 
 
 class SuppressionIn(BaseModel):

@@ -233,12 +233,13 @@ class SMTPConnection:
 
         Returns the result, or the wire and the reply to wait for once the turn is released.
         """
-        if env.futures is None:  # not carried by the previous message's write: send it now
+        wire = env.wire  # set when the envelope rode along with the previous content
+        if wire is None:  # not carried by the previous message's write: send it now
             self._queued.remove(env)
             if env.gate is not None and env.gate.refused():
                 return _WITHHELD  # refused before anything went out
             try:
-                env.wire = await self._ready()
+                wire = env.wire = await self._ready()
             except SMTPResponseException as exc:
                 # Greeting, STARTTLS or AUTH refused: the relay's problem, never the recipient's.
                 reply = f"connect: {_reply(exc.code, exc.message)}"
@@ -246,9 +247,6 @@ class SMTPConnection:
             except (SMTPException, WireError, OSError) as exc:
                 reply = f"connect: {exc}"
                 return SendResult(Outcome.retry, reply, alert=self._mailer.problem(exc))
-        wire = env.wire
-        if wire is None:  # futures are only ever set together with the wire
-            return SendResult(Outcome.retry, "internal: envelope written on no connection")
         try:
             refused = await self._envelope(wire, env)
         except (WireError, OSError) as exc:
