@@ -291,3 +291,29 @@ async def test_a_cancelled_send_inside_data_never_leaves_the_connection_for_the_
         await mailer.aclose()
     assert sent.outcome is Outcome.sent
     assert connections == 2
+
+
+async def test_two_sends_at_once_to_a_relay_without_pipelining_take_turns() -> None:
+    """Without PIPELINING the second envelope waits for the first message's reply."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"250-relay.test\r\n250 8BITMIME\r\n")
+        for rcpt in (b"one@b.test", b"two@b.test"):
+            for expected in (b"MAIL", b"RCPT", b"DATA"):
+                line = await reader.readline()
+                assert line.startswith(expected), line
+                if expected == b"RCPT":
+                    assert rcpt in line
+                await asyncio.sleep(0.02)
+                assert not reader._buffer  # type: ignore[attr-defined]  # nothing sent ahead
+                writer.write(b"354 go\r\n" if expected == b"DATA" else b"250 Ok\r\n")
+            await read_body(reader)
+            await asyncio.sleep(0.02)
+            assert not reader._buffer  # type: ignore[attr-defined]  # no envelope rode along
+            writer.write(b"250 queued\r\n")
+        assert await reader.readline() == b"QUIT\r\n"
+        writer.write(b"221 bye\r\n")
+
+    async with relay(script) as (url, _):
+        first, second = await send_two_at_once(url)
+    assert first.outcome is Outcome.sent and second.outcome is Outcome.sent
