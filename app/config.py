@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import logging
 import re
@@ -15,7 +17,7 @@ from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -134,6 +136,15 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)  # `worker` serves /metrics; 0 = off
     worker_metrics_host: str = "127.0.0.1"
+    # Email providers' event webhooks (bounces and complaints in each provider's own format).
+    # SES via SNS: the topics we accept, and the hosts a signing certificate may come from.
+    sns_topics: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    sns_cert_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["sns.*.amazonaws.com"]
+    )
+    postmark_webhook_auth: str = ""  # "user:password" for HTTP Basic on /webhooks/postmark
+    sendgrid_public_key: str = ""  # base64 DER (SubjectPublicKeyInfo) of the ECDSA P-256 key
+    mailgun_signing_key: str = ""  # the HTTP webhook signing key
     # Hardening (issue 9): whose X-Forwarded-For/-Proto to believe, and which Host names.
     trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
         default_factory=list
@@ -146,6 +157,32 @@ class Settings(BaseSettings):
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):
             return [h.strip().lower() for h in value.split(",") if h.strip()]
+        return value
+
+    @field_validator("postmark_webhook_auth")
+    @classmethod
+    def _check_postmark(cls, value: str) -> str:
+        if value and ":" not in value:
+            raise ValueError("expected user:password (HTTP Basic credentials)")
+        return value
+
+    @field_validator("sendgrid_public_key")
+    @classmethod
+    def _check_sendgrid(cls, value: str) -> str:
+        if value.strip():
+            try:
+                key = serialization.load_der_public_key(base64.b64decode(value, validate=True))
+            except (binascii.Error, ValueError):
+                raise ValueError("not a base64 DER public key (copy it from SendGrid)") from None
+            if not isinstance(key, ec.EllipticCurvePublicKey):
+                raise ValueError("not an ECDSA public key")
+        return value.strip()
+
+    @field_validator("sns_topics", "sns_cert_hosts", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
     @field_validator("trusted_proxies", mode="before")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -22,7 +23,8 @@ from app.suppressions.service import suppress_subscriber
 
 log = logging.getLogger("morningpost.bounces")
 
-SOURCES = ("smtp", "webhook")
+# The VERP listener, our signed webhook, and each email provider's own webhook.
+SOURCES = ("smtp", "webhook", "ses", "postmark", "sendgrid", "mailgun")
 
 
 class ForgedReport(Exception):
@@ -93,24 +95,54 @@ def record_inbound(
         log.info("inbound report via %s matches none of our deliveries; ignored", source)
         return []
     subscriber = session.get(Subscriber, delivery.subscriber_id) if delivery.subscriber_id else None
-    events: list[BounceEvent] = []
-    for block in _blocks_for(report.recipients, subscriber):
-        event = BounceEvent(
-            delivery_id=delivery.id,
-            subscriber_id=subscriber.id if subscriber else None,
-            kind=block.kind,
-            status_code=block.status_code,
-            diagnostic=block.diagnostic,
-            source=source,
-            received_at=now,
+    return [
+        record_outcome(
+            session,
+            delivery,
+            subscriber,
+            Outcome(block.kind, block.status_code, block.diagnostic),
+            source,
+            settings,
+            now,
         )
-        session.add(event)
-        session.flush()
-        events.append(event)
-        log.info("delivery %s: %s %s via %s", delivery.id, block.kind, block.status_code, source)
-        if subscriber is not None:
-            _decide(session, subscriber, event, source, settings, now)
-    return events
+        for block in _blocks_for(report.recipients, subscriber)
+    ]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a report says happened to one delivery."""
+
+    kind: str  # a BounceKind
+    status_code: str
+    diagnostic: str
+
+
+def record_outcome(
+    session: Session,
+    delivery: Delivery,
+    subscriber: Subscriber | None,
+    outcome: Outcome,
+    source: str,
+    settings: Settings,
+    now: datetime,
+) -> BounceEvent:
+    """Record one outcome of one delivery and apply the suppression rules to its reader."""
+    event = BounceEvent(
+        delivery_id=delivery.id,
+        subscriber_id=subscriber.id if subscriber else None,
+        kind=outcome.kind,
+        status_code=outcome.status_code[:16],
+        diagnostic=outcome.diagnostic[:500],
+        source=source,
+        received_at=now,
+    )
+    session.add(event)
+    session.flush()
+    log.info("delivery %s: %s %s via %s", delivery.id, event.kind, event.status_code, source)
+    if subscriber is not None:
+        _decide(session, subscriber, event, source, settings, now)
+    return event
 
 
 def _decide(

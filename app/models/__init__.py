@@ -1,7 +1,7 @@
 """SQLAlchemy models; importing this package registers every table on Base.metadata."""
 
 from app.models.base import Base, utcnow
-from app.models.bounce import BounceEvent, BounceKind, RateLimitHit
+from app.models.bounce import BounceEvent, BounceKind, ProviderEvent, RateLimitHit
 from app.models.delivery import (
     OPEN_STATUSES,
     Delivery,
@@ -31,6 +31,7 @@ __all__ = [
     "IssueStatus",
     "OutboxKind",
     "OutboxMessage",
+    "ProviderEvent",
     "RateLimitHit",
     "Subscriber",
     "SubscriberStatus",

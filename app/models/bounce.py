@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, utcnow
@@ -36,7 +36,7 @@ class BounceEvent(Base):
     kind: Mapped[str] = mapped_column(String(16))
     status_code: Mapped[str] = mapped_column(String(16), default="")
     diagnostic: Mapped[str] = mapped_column(String(500), default="")
-    source: Mapped[str] = mapped_column(String(16))  # smtp or webhook
+    source: Mapped[str] = mapped_column(String(16))  # smtp, webhook or a provider (ses, …)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
@@ -54,3 +54,24 @@ class RateLimitHit(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     window: Mapped[int] = mapped_column(primary_key=True)  # window start, epoch seconds
     count: Mapped[int] = mapped_column(default=0)
+
+
+class ProviderEvent(Base):
+    """An email provider's event id seen once: a redelivered webhook counts only the first time.
+
+    Mailgun's one-time signature tokens are kept here too (provider "mailgun-token"), so a
+    replayed request is refused even when its event id is new.
+    """
+
+    __tablename__ = "provider_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id"),
+        # The console asks per provider whether (and when) an event last arrived.
+        Index("ix_provider_events_provider_received", "provider", "received_at"),
+    )

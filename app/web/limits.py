@@ -25,6 +25,11 @@ PATH_LIMITS: tuple[tuple[str, int], ...] = (
     ("/subscribers/import", 50 * MB),
     ("/suppressions/import", 50 * MB),
     ("/webhooks/bounce", 10 * MB),
+    # Providers batch their events: SendGrid sends up to thousands in one request.
+    ("/webhooks/sendgrid", 10 * MB),
+    ("/webhooks/ses", 1 * MB),
+    ("/webhooks/postmark", 1 * MB),
+    ("/webhooks/mailgun", 1 * MB),
     ("/issues", 5 * MB),
     ("/editor", 5 * MB),
 )

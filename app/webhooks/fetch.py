@@ -1,0 +1,93 @@
+"""GET one checked URL: the address that was checked is the one connected to, no redirects.
+
+For outbound fetches other than webhook POSTs (an SNS signing certificate, an SNS
+subscription confirmation): the same address rules as webhooks, a size cap and one timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from dataclasses import dataclass
+
+import h11
+
+from app.errors import InvalidInput
+from app.webhooks.safety import check_addresses, parse_target, resolve
+
+USER_AGENT = "MorningPost/1"
+
+
+class FetchError(Exception):
+    """The URL was refused, unreachable, too slow or too large; the message says which."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A response: its status and (at most the cap of) its body."""
+
+    status: int
+    body: bytes
+
+
+async def fetch(
+    url: str, *, timeout: float, allow_private: bool, max_bytes: int, https_only: bool = False
+) -> Fetched:
+    """GET `url` and return the response, or raise FetchError."""
+    try:
+        target = parse_target(url)
+    except InvalidInput as exc:
+        raise FetchError(exc.message) from None
+    if https_only and target.scheme != "https":
+        raise FetchError("only https:// URLs are fetched")
+    try:
+        async with asyncio.timeout(timeout):
+            addresses = await asyncio.to_thread(resolve, target)
+            address = check_addresses(target.host, addresses, allow_private)[0]
+            tls = ssl.create_default_context() if target.scheme == "https" else None
+            reader, writer = await asyncio.open_connection(
+                address, target.port, ssl=tls, server_hostname=target.host if tls else None
+            )
+            try:
+                return await _get(reader, writer, target.path, target.host_header, max_bytes)
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError, ssl.SSLError):
+                    await writer.wait_closed()
+    except InvalidInput as exc:
+        raise FetchError(exc.message) from None
+    except TimeoutError:
+        raise FetchError(f"no answer within {timeout:g} s") from None
+    except (OSError, ssl.SSLError, h11.ProtocolError) as exc:
+        raise FetchError(f"{type(exc).__name__}: {exc}"[:300]) from None
+
+
+async def _get(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    path: str,
+    host: str,
+    max_bytes: int,
+) -> Fetched:
+    conn = h11.Connection(our_role=h11.CLIENT)
+    headers = [("Host", host), ("User-Agent", USER_AGENT), ("Connection", "close")]
+    writer.write(conn.send(h11.Request(method="GET", target=path, headers=headers)) or b"")
+    writer.write(conn.send(h11.EndOfMessage()) or b"")
+    await writer.drain()
+    status: int | None = None
+    body = bytearray()
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(await reader.read(65536))
+        elif isinstance(event, h11.Response):
+            status = event.status_code
+        elif isinstance(event, h11.Data):
+            body += event.data
+            if len(body) > max_bytes:
+                raise FetchError(f"the response is larger than {max_bytes} bytes")
+        elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed) and status is not None:
+            return Fetched(status, bytes(body))
+        elif isinstance(event, h11.ConnectionClosed):
+            raise FetchError("the connection closed before a response")
