@@ -332,6 +332,7 @@ async def _run_worker(ctx: Context) -> None:
     import asyncio
     import signal
 
+    from app.bounces.mailbox import run_bounce_mailbox
     from app.issues.service import send_gate
     from app.metrics.worker_endpoint import serve_worker_metrics
     from app.sends.smtp.mailer import make_mailer
@@ -348,6 +349,7 @@ async def _run_worker(ctx: Context) -> None:
     await asyncio.gather(
         Worker(ctx, make_mailer(ctx.settings), gate=gate).run(stop),
         run_webhook_sender(ctx, stop),
+        run_bounce_mailbox(ctx, stop),  # MORNINGPOST_BOUNCE_MAILBOX, polled every minute
         serve_worker_metrics(ctx, stop),  # MORNINGPOST_WORKER_METRICS_PORT
     )
 

@@ -136,6 +136,29 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)  # `worker` serves /metrics; 0 = off
     worker_metrics_host: str = "127.0.0.1"
+    # A mailbox that receives bounces, for those who cannot point an MX at `morningpost bounces`:
+    # imaps://user:pass@host:993/INBOX, imap://… (STARTTLS required) or pop3s://user:pass@host:995.
+    bounce_mailbox: str = ""
+    bounce_mailbox_folder: str = "Processed"  # IMAP: where handled reports go (POP3 deletes)
+    bounce_mailbox_interval_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("bounce_mailbox")
+    @classmethod
+    def _check_mailbox(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("imaps", "imap", "pop3s"):
+            raise ValueError("use imaps://, imap:// (STARTTLS) or pop3s://user:pass@host/")
+        try:
+            parts.port  # noqa: B018 - a bad port raises here
+        except ValueError:
+            raise ValueError("the port is not a number from 1 to 65535") from None
+        if not parts.hostname or not parts.username or parts.password is None:
+            raise ValueError("the URL needs a user, a password and a host")
+        return value
+
     # Email providers' event webhooks (bounces and complaints in each provider's own format).
     # SES via SNS: the topics we accept, and the hosts a signing certificate may come from.
     sns_topics: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.apidocs import offline_docs_app
+from app.bounces.mailbox import run_bounce_mailbox
 from app.bounces.routes import webhooks_router
 from app.clicks.routes import clicks_router
 from app.config import Settings
@@ -99,7 +100,8 @@ async def _start_worker(ctx: Context, stop: asyncio.Event) -> None:
             # The pages go on answering (healthz says 503); delivery needs a restart.
             log.error("the delivery worker stopped: %s", exc)
 
-    await asyncio.gather(deliver(), run_webhook_sender(ctx, stop))  # webhooks: insight
+    # Next to delivery: outbound webhooks, and the bounce mailbox when one is configured.
+    await asyncio.gather(deliver(), run_webhook_sender(ctx, stop), run_bounce_mailbox(ctx, stop))
 
 
 def _wants_json(request: Request) -> bool:

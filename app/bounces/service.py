@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.bounces.parse import InboundReport, RecipientReport, parse_report
@@ -16,6 +17,7 @@ from app.models import (
     BounceEvent,
     BounceKind,
     Delivery,
+    ProviderEvent,
     Subscriber,
 )
 from app.sends.verp import looks_like_verp, parse_verp
@@ -24,7 +26,7 @@ from app.suppressions.service import suppress_subscriber
 log = logging.getLogger("morningpost.bounces")
 
 # The VERP listener, our signed webhook, and each email provider's own webhook.
-SOURCES = ("smtp", "webhook", "ses", "postmark", "sendgrid", "mailgun")
+SOURCES = ("smtp", "mailbox", "webhook", "ses", "postmark", "sendgrid", "mailgun")
 
 
 class ForgedReport(Exception):
@@ -58,6 +60,17 @@ def find_delivery(
         msgid = msgid if msgid.startswith("<") else f"<{msgid.strip('<>')}>"
         return session.scalars(select(Delivery).where(Delivery.message_id == msgid)).first()
     return None
+
+
+def first_time(session: Session, provider: str, event_id: str, now: datetime) -> bool:
+    """Remember an event id; tell whether this is the first time it is seen."""
+    try:
+        # A savepoint: the same event delivered twice at once fails one insert, not the batch.
+        with session.begin_nested():
+            session.add(ProviderEvent(provider=provider, event_id=event_id[:200], received_at=now))
+    except IntegrityError:
+        return False
+    return True
 
 
 def _blocks_for(

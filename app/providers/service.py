@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.bounces.service import Outcome, record_outcome
+from app.bounces.service import Outcome, first_time, record_outcome
 from app.config import Settings
 from app.models import Delivery, DeliveryStatus, ProviderEvent, Subscriber
 from app.providers.reports import PROVIDERS, ProviderReport
@@ -32,17 +31,6 @@ class Recorded:
     counted: int = 0
     duplicates: int = 0
     unmatched: int = 0
-
-
-def first_time(session: Session, provider: str, event_id: str, now: datetime) -> bool:
-    """Remember an event id; tell whether this is the first time it is seen."""
-    try:
-        # A savepoint: the same event delivered twice at once fails one insert, not the batch.
-        with session.begin_nested():
-            session.add(ProviderEvent(provider=provider, event_id=event_id[:200], received_at=now))
-    except IntegrityError:
-        return False
-    return True
 
 
 def _by_message_id(session: Session, message_id: str) -> Delivery | None:
