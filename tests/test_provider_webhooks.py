@@ -43,6 +43,7 @@ from app.models import (
 )
 from app.providers.ses import host_allowed
 from tests.certs import self_signed
+from tests.console_support import add_account, sign_in
 from tests.helpers import add_subscribers
 
 DATA = Path(__file__).parent / "data" / "providers"
@@ -555,3 +556,21 @@ def test_unconfigured_providers_refuse_everything(client: TestClient) -> None:
         ).status_code
         == 401
     )
+
+
+def test_the_console_settings_show_each_webhook_url_and_whether_an_event_arrived(
+    pclient: TestClient, pctx: Context
+) -> None:
+    add_account(pctx)
+    sign_in(pclient)
+    page = pclient.get("/editor/settings").text
+    for provider in ("ses", "postmark", "sendgrid", "mailgun"):
+        assert f"http://testserver/webhooks/{provider}" in page
+    assert page.count("no event has arrived yet") == 4
+    assert POSTMARK_AUTH.split(":")[1] not in page and MAILGUN_KEY not in page
+    sent = sent_issue(pctx)
+    body = fill("postmark_bounce.json", RCPT=sent.emails[0])
+    pclient.post("/webhooks/postmark", content=body, headers=basic(POSTMARK_AUTH))
+    page = pclient.get("/editor/settings").text
+    assert page.count("no event has arrived yet") == 3
+    assert "Last event received" in page

@@ -13,6 +13,7 @@ from app.console.web import PREFIX, ConsoleRoute, EditorDep, SessionDep, render,
 from app.deps import ContextDep
 from app.issues import service
 from app.models import DeliveryStatus, IssueStatus, utcnow
+from app.providers.service import last_events
 
 router = APIRouter(
     route_class=ConsoleRoute,
@@ -97,8 +98,7 @@ def results(
 
 
 @router.get("/settings")
-def settings_page(request: Request, ctx: ContextDep, _: EditorDep) -> Response:
-    """Show the sending identity, DNS records to publish and which defaults are in use."""
-    return render(
-        request, "settings.html", section="settings", view=settings_view.describe(ctx.settings)
-    )
+def settings_page(request: Request, ctx: ContextDep, session: SessionDep, _: EditorDep) -> Response:
+    """Show the sending identity, DNS records, provider webhooks and which defaults are in use."""
+    view = settings_view.describe(ctx.settings, last_events(session))
+    return render(request, "settings.html", section="settings", view=view)

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from app.config import DEFAULT_FROM, Settings
 from app.sends.dkim import public_key_der, txt_record
+
+
+@dataclass(frozen=True)
+class ProviderLine:
+    """One email provider's webhook: where to point it and whether it has been heard from."""
+
+    name: str
+    url: str
+    setting: str  # the variable that holds its credential
+    configured: bool
+    last_event: datetime | None
 
 
 @dataclass
@@ -22,6 +34,8 @@ class SettingsView:
     bounce_domain: str
     dns: list[tuple[str, str]] = field(default_factory=list)  # (what, record)
     defaults: list[str] = field(default_factory=list)
+    providers: list[ProviderLine] = field(default_factory=list)
+    bounce_mailbox: str = ""
 
 
 def _without_password(url: str) -> str:
@@ -32,7 +46,9 @@ def _without_password(url: str) -> str:
     return f"{parts.scheme}://{user}{host}{port}{parts.path}"
 
 
-def describe(settings: Settings) -> SettingsView:
+def describe(
+    settings: Settings, last_events: dict[str, datetime | None] | None = None
+) -> SettingsView:
     """Return the page's facts; passwords, keys and secrets never appear."""
     domain = settings.sender.domain.lower()
     view = SettingsView(
@@ -47,7 +63,36 @@ def describe(settings: Settings) -> SettingsView:
             else "off: messages are not signed"
         ),
         bounce_domain=settings.verp_domain,
+        bounce_mailbox=(
+            _without_password(settings.bounce_mailbox) if settings.bounce_mailbox else ""
+        ),
     )
+    seen = last_events or {}
+    base = settings.base_url.rstrip("/")
+    view.providers = [
+        ProviderLine(name, f"{base}/webhooks/{key}", setting, configured, seen.get(key))
+        for key, name, setting, configured in (
+            ("ses", "Amazon SES (SNS)", "MORNINGPOST_SNS_TOPICS", bool(settings.sns_topics)),
+            (
+                "postmark",
+                "Postmark",
+                "MORNINGPOST_POSTMARK_WEBHOOK_AUTH",
+                bool(settings.postmark_webhook_auth),
+            ),
+            (
+                "sendgrid",
+                "SendGrid",
+                "MORNINGPOST_SENDGRID_PUBLIC_KEY",
+                bool(settings.sendgrid_public_key),
+            ),
+            (
+                "mailgun",
+                "Mailgun",
+                "MORNINGPOST_MAILGUN_SIGNING_KEY",
+                bool(settings.mailgun_signing_key),
+            ),
+        )
+    ]
     if settings.dkim_enabled and settings.dkim_private_key_path is not None:
         try:
             der = public_key_der(settings.dkim_private_key_path.read_bytes())
