@@ -14,6 +14,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.apidocs import offline_docs_app
+from app.audience.routes import segments_router, tags_router
 from app.bounces.mailbox import run_bounce_mailbox
 from app.bounces.routes import webhooks_router
 from app.clicks.routes import clicks_router
@@ -40,7 +41,7 @@ from app.webhooks.sender import run_webhook_sender
 log = logging.getLogger("morningpost")
 
 # Paths whose clients are programs: they always get JSON errors.
-API_PREFIXES = ("/issues", "/subscribers", "/suppressions", "/healthz", "/webhooks")
+API_PREFIXES = ("/issues", "/subscribers", "/suppressions", "/segments", "/healthz", "/webhooks")
 
 
 def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI:
@@ -72,7 +73,9 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.include_router(reading_router)  # home, archive, feed: before any catch-all path
     app.include_router(web_router)
     app.include_router(issues_router)
+    app.include_router(tags_router)  # POST /subscribers/tags before /subscribers/{id}
     app.include_router(subscribers_router)
+    app.include_router(segments_router)
     app.include_router(suppressions_router)
     app.include_router(webhooks_router)
     app.include_router(providers_router)

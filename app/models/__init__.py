@@ -1,5 +1,6 @@
 """SQLAlchemy models; importing this package registers every table on Base.metadata."""
 
+from app.models.audience import Segment, SubscriberTag
 from app.models.base import Base, utcnow
 from app.models.bounce import BounceEvent, BounceKind, ProviderEvent, RateLimitHit
 from app.models.delivery import (
@@ -33,8 +34,10 @@ __all__ = [
     "OutboxMessage",
     "ProviderEvent",
     "RateLimitHit",
+    "Segment",
     "Subscriber",
     "SubscriberStatus",
+    "SubscriberTag",
     "Suppression",
     "Webhook",
     "WebhookDelivery",

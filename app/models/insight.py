@@ -78,7 +78,11 @@ class Click(Base):
     scanner: Mapped[bool] = mapped_column(default=False)
     clicked_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (Index("ix_clicks_issue_url", "issue_id", "url"),)
+    __table_args__ = (
+        Index("ix_clicks_issue_url", "issue_id", "url"),
+        # Segments ask whether a reader clicked anything within a period.
+        Index("ix_clicks_subscriber_clicked", "subscriber_id", "clicked_at"),
+    )
 
 
 class Heartbeat(Base):

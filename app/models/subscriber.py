@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Index, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Index, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, utcnow
+
+if TYPE_CHECKING:
+    from app.models.audience import SubscriberTag
 from app.tokens import new_nonce
 
 
@@ -45,6 +49,18 @@ class Subscriber(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     # Part of every list token: a token names this row, not merely whoever holds this id.
     token_nonce: Mapped[str] = mapped_column(String(8), default=new_nonce)
+    # Editor-set facts about the reader (plan, company, …): strings, numbers and booleans.
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    # Read-only, loaded with the row in one extra query per page (selectin); the database
+    # deletes them with the reader (ON DELETE CASCADE).
+    tag_rows: Mapped[list[SubscriberTag]] = relationship(
+        lazy="selectin", order_by="SubscriberTag.tag", viewonly=True
+    )
+
+    @property
+    def tags(self) -> list[str]:
+        """Return the reader's tags, sorted."""
+        return [row.tag for row in self.tag_rows]
 
     # AUTOINCREMENT: SQLite would otherwise give an erased subscriber's id to the next one.
     __table_args__ = (

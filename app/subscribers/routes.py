@@ -106,6 +106,7 @@ def patch_subscriber(
         name=body.name,
         status=SubscriberStatus(body.status) if body.status else None,
         timezone=body.timezone,
+        attributes=body.attributes,
     )
     return SubscriberOut.model_validate(row)
 

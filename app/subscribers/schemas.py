@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,6 +38,8 @@ class SubscriberPatch(BaseModel):
     name: str | None = Field(default=None, max_length=1000)
     status: Literal["active", "unsubscribed"] | None = None
     timezone: str | None = Field(default=None, max_length=200)
+    # Merged into the reader's attributes; a null value removes that attribute.
+    attributes: dict[str, Any] | None = None
 
 
 class SubscriberOut(BaseModel):
@@ -58,6 +60,8 @@ class SubscriberOut(BaseModel):
     unsubscribed_at: datetime | None
     paused_until: datetime | None
     timezone: str
+    tags: list[str] = []
+    attributes: dict[str, Any] = {}
 
 
 class SubscriberPage(BaseModel):

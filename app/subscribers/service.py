@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import ColumnElement, or_, select
@@ -12,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import metrics
+from app.audience.attributes import merge_attributes
 from app.config import is_time_zone
 from app.errors import BadToken, Conflict, InvalidInput, NotFound
 from app.models import OutboxKind, OutboxMessage, Subscriber, SubscriberStatus, Suppression
@@ -481,9 +483,12 @@ def update_subscriber(
     name: str | None = None,
     status: SubscriberStatus | None = None,
     timezone: str | None = None,
+    attributes: dict[str, Any] | None = None,
 ) -> Subscriber:
-    """Change an address, a name, the time zone or the status (active/unsubscribed) as an editor."""
+    """Change an address, a name, the time zone, attributes or the status as an editor."""
     row = get_subscriber(session, subscriber_id)
+    if attributes is not None:
+        row.attributes = merge_attributes(row.attributes, attributes)
     zone = clean_timezone(timezone)
     if zone is not None:
         row.timezone = zone

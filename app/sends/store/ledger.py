@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     String,
     Table,
+    and_,
     bindparam,
     case,
     cast,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -69,13 +71,26 @@ def _suppressed(email_hash: Any) -> ColumnElement[bool]:
     return exists().where(Suppression.email_hash == email_hash)
 
 
+def eligible_readers(now: datetime) -> ColumnElement[bool]:
+    """Return who may receive an issue now: active, not pausing, not suppressed."""
+    return and_(
+        Subscriber.status == SubscriberStatus.active,
+        or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now),
+        ~_suppressed(Subscriber.email_hash),
+    )
+
+
 def freeze_recipients(
-    session: Session, issue_id: int, due_by_zone: Mapping[str, datetime] | None = None
+    session: Session,
+    issue_id: int,
+    due_by_zone: Mapping[str, datetime] | None = None,
+    audience: ColumnElement[bool] | None = None,
 ) -> int:
-    """Queue a pending delivery for every active, unsuppressed, unpaused subscriber; count them.
+    """Queue a pending delivery for every eligible reader (of `audience`, if given); count them.
 
     With `due_by_zone` (a local-time send) each row is due at its reader's zone's moment,
     held in next_attempt_at, which the claim honours; a zone not listed is due at once.
+    `audience` is a condition on Subscriber (a segment's), compiled by the caller.
     """
     now = utcnow()
     ts = D.c.created_at.type
@@ -95,9 +110,8 @@ def freeze_recipients(
         literal(now, ts),
         due,
     ).where(
-        Subscriber.status == SubscriberStatus.active,
-        or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now),
-        ~_suppressed(Subscriber.email_hash),
+        eligible_readers(now),
+        audience if audience is not None else true(),
         ~exists().where(Delivery.issue_id == issue_id, Delivery.subscriber_id == Subscriber.id),
     )
     cols = [

@@ -1,0 +1,61 @@
+"""Saved segments: a name and a filter; counts and samples of the readers they match."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.audience.filter_sql import compile_filter
+from app.errors import Conflict, InvalidInput, NotFound
+from app.models import Segment, Subscriber
+from app.sends.store.ledger import eligible_readers
+
+SAMPLE = 10
+
+
+def audience_clause(filter_text: str, now: datetime) -> ColumnElement[bool]:
+    """Return who a filter reaches now: eligible readers (as a send freezes them) who match."""
+    return and_(eligible_readers(now), compile_filter(filter_text, now))
+
+
+def create_segment(session: Session, name: str, filter_text: str, now: datetime) -> Segment:
+    """Save a segment; its filter must parse."""
+    name = " ".join(name.split()) if isinstance(name, str) else ""
+    if not name or len(name) > 200:
+        raise InvalidInput("A segment needs a name of 1 to 200 characters.")
+    compile_filter(filter_text, now)  # refuse a broken filter now, not at send time
+    segment = Segment(name=name, filter=filter_text, created_at=now, updated_at=now)
+    try:
+        with session.begin_nested():
+            session.add(segment)
+    except IntegrityError:
+        raise Conflict(f"A segment named {name!r} exists already.") from None
+    return segment
+
+
+def get_segment(session: Session, segment_id: int) -> Segment:
+    """Return one segment or raise NotFound."""
+    segment = session.get(Segment, segment_id)
+    if segment is None:
+        raise NotFound("No such segment.")
+    return segment
+
+
+def list_segments(session: Session) -> list[Segment]:
+    """Return every segment by name."""
+    return list(session.scalars(select(Segment).order_by(Segment.name)))
+
+
+def count_matching(session: Session, where: ColumnElement[bool]) -> int:
+    """Return how many readers match."""
+    return int(session.scalar(select(func.count()).select_from(Subscriber).where(where)) or 0)
+
+
+def sample_matching(session: Session, where: ColumnElement[bool]) -> list[str]:
+    """Return the addresses of the first readers that match, by id."""
+    return list(
+        session.scalars(select(Subscriber.email).where(where).order_by(Subscriber.id).limit(SAMPLE))
+    )
