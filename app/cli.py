@@ -332,6 +332,7 @@ async def _run_worker(ctx: Context) -> None:
     import asyncio
     import signal
 
+    from app.automations.feeds import run_feed_poller
     from app.bounces.mailbox import run_bounce_mailbox
     from app.issues.service import send_gate
     from app.metrics.worker_endpoint import serve_worker_metrics
@@ -350,6 +351,7 @@ async def _run_worker(ctx: Context) -> None:
         Worker(ctx, make_mailer(ctx.settings), gate=gate).run(stop),
         run_webhook_sender(ctx, stop),
         run_bounce_mailbox(ctx, stop),  # MORNINGPOST_BOUNCE_MAILBOX, polled every minute
+        run_feed_poller(ctx, stop),  # RSS/Atom feeds into issues
         serve_worker_metrics(ctx, stop),  # MORNINGPOST_WORKER_METRICS_PORT
     )
 

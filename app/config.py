@@ -131,6 +131,7 @@ class Settings(BaseSettings):
     webhook_disable_after: int = Field(default=50, ge=1)  # consecutive failed attempts
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     webhook_allow_private: bool = False  # let webhooks reach private/loopback addresses
+    feeds_allow_private: bool = False  # let RSS/Atom feeds be fetched from private addresses
     click_counts: bool = True  # rewrite the HTML part's links to signed /l/<token> redirects
     track_readers: bool = False  # per-reader clicks: not implemented, see the README
     log_format: Literal["text", "json"] = "text"

@@ -15,6 +15,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.apidocs import offline_docs_app
 from app.audience.routes import segments_router, tags_router
+from app.automations.feeds import run_feed_poller
+from app.automations.routes import poll_router as feed_poll_router
+from app.automations.routes import router as feeds_router
 from app.bounces.mailbox import run_bounce_mailbox
 from app.bounces.routes import webhooks_router
 from app.clicks.routes import clicks_router
@@ -41,7 +44,15 @@ from app.webhooks.sender import run_webhook_sender
 log = logging.getLogger("morningpost")
 
 # Paths whose clients are programs: they always get JSON errors.
-API_PREFIXES = ("/issues", "/subscribers", "/suppressions", "/segments", "/healthz", "/webhooks")
+API_PREFIXES = (
+    "/issues",
+    "/subscribers",
+    "/suppressions",
+    "/segments",
+    "/feeds",
+    "/healthz",
+    "/webhooks",
+)
 
 
 def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI:
@@ -76,6 +87,8 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.include_router(tags_router)  # POST /subscribers/tags before /subscribers/{id}
     app.include_router(subscribers_router)
     app.include_router(segments_router)
+    app.include_router(feeds_router)
+    app.include_router(feed_poll_router)
     app.include_router(suppressions_router)
     app.include_router(webhooks_router)
     app.include_router(providers_router)
@@ -104,7 +117,12 @@ async def _start_worker(ctx: Context, stop: asyncio.Event) -> None:
             log.error("the delivery worker stopped: %s", exc)
 
     # Next to delivery: outbound webhooks, and the bounce mailbox when one is configured.
-    await asyncio.gather(deliver(), run_webhook_sender(ctx, stop), run_bounce_mailbox(ctx, stop))
+    await asyncio.gather(
+        deliver(),
+        run_webhook_sender(ctx, stop),
+        run_bounce_mailbox(ctx, stop),
+        run_feed_poller(ctx, stop),
+    )
 
 
 def _wants_json(request: Request) -> bool:

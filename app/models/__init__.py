@@ -12,6 +12,7 @@ from app.models.delivery import (
 )
 from app.models.editor import EditorToken
 from app.models.editor_account import EditorAccount, EditorSession
+from app.models.feed import Feed, FeedItem
 from app.models.insight import Click, Heartbeat, Webhook, WebhookDelivery, WebhookDeliveryStatus
 from app.models.issue import Issue, IssueStatus
 from app.models.subscriber import Subscriber, SubscriberStatus, Suppression
@@ -27,6 +28,8 @@ __all__ = [
     "EditorAccount",
     "EditorSession",
     "EditorToken",
+    "Feed",
+    "FeedItem",
     "Heartbeat",
     "Issue",
     "IssueStatus",

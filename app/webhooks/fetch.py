@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import h11
 
@@ -25,16 +25,23 @@ class FetchError(Exception):
 
 @dataclass(frozen=True)
 class Fetched:
-    """A response: its status and (at most the cap of) its body."""
+    """A response: its status, its headers (names lower-case) and (at most the cap of) its body."""
 
     status: int
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 async def fetch(
-    url: str, *, timeout: float, allow_private: bool, max_bytes: int, https_only: bool = False
+    url: str,
+    *,
+    timeout: float,
+    allow_private: bool,
+    max_bytes: int,
+    https_only: bool = False,
+    headers: dict[str, str] | None = None,
 ) -> Fetched:
-    """GET `url` and return the response, or raise FetchError."""
+    """GET `url` (redirects are answers, not followed) and return the response, or FetchError."""
     try:
         target = parse_target(url)
     except InvalidInput as exc:
@@ -50,7 +57,8 @@ async def fetch(
                 address, target.port, ssl=tls, server_hostname=target.host if tls else None
             )
             try:
-                return await _get(reader, writer, target.path, target.host_header, max_bytes)
+                extra = list((headers or {}).items())
+                return await _get(reader, writer, target.path, target.host_header, max_bytes, extra)
             finally:
                 writer.close()
                 with contextlib.suppress(OSError, ssl.SSLError):
@@ -69,13 +77,15 @@ async def _get(
     path: str,
     host: str,
     max_bytes: int,
+    extra: list[tuple[str, str]],
 ) -> Fetched:
     conn = h11.Connection(our_role=h11.CLIENT)
-    headers = [("Host", host), ("User-Agent", USER_AGENT), ("Connection", "close")]
+    headers = [("Host", host), ("User-Agent", USER_AGENT), ("Connection", "close"), *extra]
     writer.write(conn.send(h11.Request(method="GET", target=path, headers=headers)) or b"")
     writer.write(conn.send(h11.EndOfMessage()) or b"")
     await writer.drain()
     status: int | None = None
+    got: dict[str, str] = {}
     body = bytearray()
     while True:
         event = conn.next_event()
@@ -83,11 +93,12 @@ async def _get(
             conn.receive_data(await reader.read(65536))
         elif isinstance(event, h11.Response):
             status = event.status_code
+            got = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
         elif isinstance(event, h11.Data):
             body += event.data
             if len(body) > max_bytes:
                 raise FetchError(f"the response is larger than {max_bytes} bytes")
         elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed) and status is not None:
-            return Fetched(status, bytes(body))
+            return Fetched(status, bytes(body), got)
         elif isinstance(event, h11.ConnectionClosed):
             raise FetchError("the connection closed before a response")

@@ -83,7 +83,7 @@ def forbidden(ip: IPAddress) -> bool:
 def check_addresses(host: str, addresses: list[str], allow_private: bool) -> list[str]:
     """Return the addresses to connect to; refuse (InvalidInput) if any is forbidden."""
     if not addresses:
-        raise InvalidInput(f"The webhook host {host!r} does not resolve to any address.")
+        raise InvalidInput(f"The host {host!r} does not resolve to any address.")
     if allow_private:
         return addresses
     for raw in addresses:
@@ -91,7 +91,7 @@ def check_addresses(host: str, addresses: list[str], allow_private: bool) -> lis
         if forbidden(ip):
             # Any forbidden answer refuses the name: a mixed answer is a rebinding tool.
             raise InvalidInput(
-                f"The webhook host {host!r} resolves to {ip}, a private, loopback, link-local "
+                f"The host {host!r} resolves to {ip}, a private, loopback, link-local "
                 "or otherwise non-public address; set MORNINGPOST_WEBHOOK_ALLOW_PRIVATE=true "
                 "to allow it."
             )
@@ -103,7 +103,7 @@ def resolve(target: Target) -> list[str]:
     try:
         infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise InvalidInput(f"The webhook host {target.host!r} does not resolve: {exc}") from None
+        raise InvalidInput(f"The host {target.host!r} does not resolve: {exc}") from None
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
