@@ -12,7 +12,7 @@ from app.models.delivery import (
 from app.models.editor import EditorToken
 from app.models.editor_account import EditorAccount, EditorSession
 from app.models.insight import Click, Heartbeat, Webhook, WebhookDelivery, WebhookDeliveryStatus
-from app.models.issue import Issue, IssueStatus
+from app.models.issue import FrozenIssue, Issue, IssueStatus
 from app.models.subscriber import Subscriber, SubscriberStatus, Suppression
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "EditorAccount",
     "EditorSession",
     "EditorToken",
+    "FrozenIssue",
     "Heartbeat",
     "Issue",
     "IssueStatus",
