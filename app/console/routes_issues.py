@@ -71,8 +71,8 @@ Get daily AI insights delivered every morning.
 
 STALE = (
     "Someone else saved this issue while you were editing it, so your changes are not saved "
-    "yet. Their saved text is shown below yours; merge what you need into your text and save "
-    "again."
+    "yet. Their saved text is shown first, yours is still in the form: merge what you need "
+    "into your text and save again."
 )
 
 
