@@ -171,11 +171,15 @@ def update_issue(
         .returning(Issue.id)
         .execution_options(synchronize_session=False)
     ).first()
+    # Read the row as it is now (a lost compare-and-set: why; a won one: what it became).
+    now_issue = session.scalars(
+        select(Issue).where(Issue.id == issue_id).execution_options(populate_existing=True)
+    ).one_or_none()
+    if now_issue is None:
+        raise NotFound(f"No issue {issue_id}.")
     if saved is None:
-        session.refresh(issue)
-        raise _not_editable(issue) if issue.status not in EDITABLE else _stale(issue)
-    session.refresh(issue)
-    return issue
+        raise _not_editable(now_issue) if now_issue.status not in EDITABLE else _stale(now_issue)
+    return now_issue
 
 
 def _draft_of(issue: Issue, values: dict[str, Any]) -> Issue:
