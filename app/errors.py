@@ -59,3 +59,19 @@ class TemplateError(DomainError):
 
     status = 422
     code = "template_error"
+
+
+class PreconditionFailed(DomainError):
+    """The editor's copy is stale: the issue changed since they read it (If-Match)."""
+
+    status = 412
+    code = "precondition_failed"
+
+    def __init__(self, message: str, etag: str | None = None) -> None:
+        super().__init__(message)
+        self.etag = etag
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Return the current ETag, so a client can fetch and merge before it saves again."""
+        return {"ETag": self.etag} if self.etag else {}

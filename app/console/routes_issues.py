@@ -25,7 +25,7 @@ from app.console.web import (
 )
 from app.context import Context
 from app.deps import ContextDep
-from app.errors import DomainError
+from app.errors import DomainError, PreconditionFailed
 from app.issues import service
 from app.issues.markdown_format import issue_to_markdown, parse_issue_markdown
 from app.issues.schemas import IssueIn, IssuePatch
@@ -67,6 +67,13 @@ Write the lead here. **Bold**, _italic_ and [links](https://example.org) work.
 ## Subscribe to The AI Morning Post {subscribe}
 Get daily AI insights delivered every morning.
 """
+
+
+STALE = (
+    "Someone else saved this issue while you were editing it, so your changes are not saved "
+    "yet. Their saved text is shown first, yours is still in the form: merge what you need "
+    "into your text and save again."
+)
 
 
 def _notice(request: Request) -> str | None:
@@ -197,8 +204,14 @@ def edit_issue(issue_id: int, request: Request, session: SessionDep, _: EditorDe
         section="issues",
         issue=issue,
         markdown=issue_to_markdown(issue),
+        version=issue.version,
         error=None,
     )
+
+
+def _form_version(raw: str) -> int | None:
+    """Return the version a form was opened at (None: a form without one saves as before)."""
+    return int(raw) if raw.isdigit() and len(raw) < 10 else None
 
 
 @router.post("/{issue_id}/edit")
@@ -209,24 +222,36 @@ def save_issue(
     ctx: ContextDep,
     _: EditorDep,
     markdown: Annotated[str, Form(max_length=MARKDOWN_MAX)] = "",
+    version: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    """Save the Markdown text over the issue's subject, preheader and blocks."""
+    """Save the Markdown text over the issue's subject, preheader and blocks.
+
+    The form carries the version it was opened at: if someone saved since, nothing is
+    overwritten; the page shows their saved text beside this editor's, which stays in the form.
+    """
     try:
         data = parse_issue_markdown(markdown)
         patch = IssuePatch(subject=data.subject, preheader=data.preheader, blocks=data.blocks)
         if data.slug:
             patch.slug = data.slug
-        service.update_issue(session, issue_id, patch, ctx.renderer)
+        service.update_issue(
+            session, issue_id, patch, ctx.renderer, if_version=_form_version(version)
+        )
     except DomainError as exc:
         session.rollback()
+        issue = _issue_or_404(session, issue_id)
+        stale = isinstance(exc, PreconditionFailed)
         return render(
             request,
             "issue_edit.html",
-            status_code=exc.status,
+            status_code=409 if stale else exc.status,
             section="issues",
-            issue=_issue_or_404(session, issue_id),
+            issue=issue,
             markdown=markdown,
-            error=exc.message,
+            # After a conflict the form names the saved version: saving again is deliberate.
+            version=issue.version if stale else version,
+            theirs=issue_to_markdown(issue) if stale else None,
+            error=STALE if stale else exc.message,
         )
     return redirect(f"{PREFIX}/issues/{issue_id}?done=saved")
 
@@ -262,7 +287,9 @@ def edit_blocks(issue_id: int, request: Request, session: SessionDep, _: EditorD
     """Show the block-by-block editor: one form section per block."""
     issue = _issue_or_404(session, issue_id)
     sections = [block_form.to_form(b) for b in issue.blocks]
-    return _blocks_page(request, issue, issue.subject, issue.preheader, sections)
+    return _blocks_page(
+        request, issue, issue.subject, issue.preheader, sections, version=str(issue.version)
+    )
 
 
 def _blocks_page(
@@ -272,8 +299,10 @@ def _blocks_page(
     preheader: str,
     sections: list[block_form.BlockForm],
     *,
+    version: str,
     error: str | None = None,
     status: int = 200,
+    theirs: str | None = None,
 ) -> Response:
     return render(
         request,
@@ -285,6 +314,8 @@ def _blocks_page(
         preheader=preheader,
         sections=sections,
         block_types=BLOCK_TYPES,
+        version=version,
+        theirs=theirs,
         error=error,
     )
 
@@ -302,27 +333,68 @@ def save_blocks(
     issue = _issue_or_404(session, issue_id)
     subject = str(form.get("subject") or "")[:300]
     preheader = str(form.get("preheader") or "")[:300]
+    version = str(form.get("version") or "")[:20]
     try:
         sections = block_form.read_form(form)
     except DomainError as exc:
         return _blocks_page(
-            request, issue, subject, preheader, [], error=exc.message, status=exc.status
+            request,
+            issue,
+            subject,
+            preheader,
+            [],
+            version=version,
+            error=exc.message,
+            status=exc.status,
         )
     if form.get("action") == "add":
         # Adding changes nothing stored: the new, empty section is filled in first.
         sections.append(block_form.blank(str(form.get("new_type") or "")))
-        return _blocks_page(request, issue, subject, preheader, sections)
+        return _blocks_page(request, issue, subject, preheader, sections, version=version)
     try:
         blocks = [block_form.to_block(s, n) for n, s in enumerate(sections, start=1)]
         patch = IssuePatch(subject=subject, preheader=preheader, blocks=blocks)
-        service.update_issue(session, issue_id, patch, ctx.renderer)
+        service.update_issue(
+            session, issue_id, patch, ctx.renderer, if_version=_form_version(version)
+        )
     except ValidationError as exc:
         session.rollback()
         message = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
-        return _blocks_page(request, issue, subject, preheader, sections, error=message, status=422)
+        return _blocks_page(
+            request,
+            issue,
+            subject,
+            preheader,
+            sections,
+            version=version,
+            error=message,
+            status=422,
+        )
     except DomainError as exc:
         session.rollback()
+        if isinstance(exc, PreconditionFailed):
+            # Nothing is overwritten and nothing typed is lost: their text is shown, these
+            # sections stay in the form, which now names the saved version.
+            saved = _issue_or_404(session, issue_id)
+            return _blocks_page(
+                request,
+                saved,
+                subject,
+                preheader,
+                sections,
+                version=str(saved.version),
+                theirs=issue_to_markdown(saved),
+                error=STALE,
+                status=409,
+            )
         return _blocks_page(
-            request, issue, subject, preheader, sections, error=exc.message, status=exc.status
+            request,
+            issue,
+            subject,
+            preheader,
+            sections,
+            version=version,
+            error=exc.message,
+            status=exc.status,
         )
     return redirect(f"{PREFIX}/issues/{issue_id}?done=saved")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 
@@ -120,15 +120,39 @@ def list_issues(session: SessionDep, status: str | None = None) -> Any:
 
 
 @router.get("/{issue_id}", response_model=IssueOut)
-def get_issue(issue_id: IdPath, session: SessionDep) -> Any:
-    """Return one issue."""
-    return service.get_issue(session, issue_id)
+def get_issue(issue_id: IdPath, session: SessionDep, response: Response) -> Any:
+    """Return one issue; its ETag names the version to give PATCH as If-Match."""
+    issue = service.get_issue(session, issue_id)
+    response.headers["ETag"] = service.issue_etag(issue)
+    return issue
 
 
-@router.patch("/{issue_id}", response_model=IssueOut)
-def update_issue(issue_id: IdPath, patch: IssuePatch, session: SessionDep, ctx: ContextDep) -> Any:
-    """Change a draft or scheduled issue."""
-    return service.update_issue(session, issue_id, patch, ctx.renderer)
+@router.patch(
+    "/{issue_id}",
+    response_model=IssueOut,
+    responses={
+        409: {"description": "The issue is no longer a draft or scheduled (its send started)."},
+        412: {"description": "If-Match names an older version: someone saved in between."},
+    },
+)
+def update_issue(
+    issue_id: IdPath,
+    patch: IssuePatch,
+    session: SessionDep,
+    ctx: ContextDep,
+    response: Response,
+    if_match: Annotated[str | None, Header(max_length=200)] = None,
+) -> Any:
+    """Change a draft or scheduled issue; with If-Match, only if nobody saved since (else 412)."""
+    issue = service.update_issue(
+        session,
+        issue_id,
+        patch,
+        ctx.renderer,
+        if_version=service.etag_version(issue_id, if_match),
+    )
+    response.headers["ETag"] = service.issue_etag(issue)
+    return issue
 
 
 @router.delete("/{issue_id}", status_code=204)

@@ -150,6 +150,7 @@ class IssueOut(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    version: int = Field(description="Counts edits; the ETag of GET /issues/{id} carries it.")
 
 
 class SendOut(BaseModel):

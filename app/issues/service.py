@@ -8,12 +8,12 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.bounces.service import bounce_stats, policy_alerts
 from app.clicks.service import click_counts
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from app.issues.check import Finding, check_issue
 from app.issues.schemas import IssueIn, IssuePatch
 from app.models import (
@@ -36,6 +36,7 @@ from app.sends.store.sends import (
     cancel_send,
     flip_status,
     requeue_unknown,
+    schedule_send,
     start_local_send,
     start_send,
     waves,
@@ -99,29 +100,107 @@ def create_issue(session: Session, data: IssueIn, renderer: Renderer) -> Issue:
     return issue
 
 
-def update_issue(session: Session, issue_id: int, patch: IssuePatch, renderer: Renderer) -> Issue:
-    """Change a draft or scheduled issue."""
+def issue_etag(issue: Issue) -> str:
+    """Return the ETag of an issue: its id and the version of its content and schedule."""
+    return f'"{issue.id}-{issue.version}"'
+
+
+def etag_version(issue_id: int, if_match: str | None) -> int | None:
+    """Return the version an If-Match header names for this issue (None: no condition).
+
+    `*` or no header means no condition (old scripts keep working); a tag that names no
+    version of this issue is version 0, which never matches, so the save is refused (412).
+    """
+    if if_match is None or if_match.strip() == "*":
+        return None
+    for tag in if_match.split(","):
+        tag = tag.strip().removeprefix("W/").strip('"')
+        prefix, _, number = tag.partition("-")
+        if prefix == str(issue_id) and number.isdigit() and len(number) < 10:
+            return int(number)
+    return 0
+
+
+def update_issue(
+    session: Session,
+    issue_id: int,
+    patch: IssuePatch,
+    renderer: Renderer,
+    *,
+    if_version: int | None = None,
+) -> Issue:
+    """Change a draft or scheduled issue, at `if_version` when given (else PreconditionFailed).
+
+    The save is a compare-and-set on the status (and the version): an edit never lands on a
+    send that started after it read the issue (Conflict), nor over another editor's save
+    made after the version it was given (PreconditionFailed).
+    """
     issue = get_issue(session, issue_id)
+    if if_version is not None and issue.version != if_version:
+        raise _stale(issue)
     if issue.status not in EDITABLE:
-        raise Conflict(
-            f"Issue {issue_id} is {issue.status}; only drafts and scheduled issues change."
-        )
+        raise _not_editable(issue)
     fields = patch.model_fields_set
+    values: dict[str, Any] = {}
     if "subject" in fields and patch.subject is not None:
-        issue.subject = patch.subject
+        values["subject"] = patch.subject
     if "preheader" in fields and patch.preheader is not None:
-        issue.preheader = patch.preheader
+        values["preheader"] = patch.preheader
     if "slug" in fields and patch.slug is not None:
-        issue.slug = _free_slug(session, patch.slug, explicit=True, issue_id=issue.id)
+        values["slug"] = _free_slug(session, patch.slug, explicit=True, issue_id=issue.id)
     if "blocks" in fields and patch.blocks is not None:
-        issue.blocks = parse_blocks(patch.blocks)
+        values["blocks"] = parse_blocks(patch.blocks)
     if "send_at" in fields:
         if issue.status == IssueStatus.scheduled and patch.send_at is None:
             raise InvalidInput("A scheduled issue needs a send_at; cancel it to stop the send.")
-        issue.send_at = patch.send_at
-    compile_issue(renderer, issue)
-    session.flush()
-    return issue
+        values["send_at"] = patch.send_at
+    # A text that cannot render is refused now, before anything is written.
+    compile_issue(renderer, _draft_of(issue, values))
+    if not values:
+        return issue
+    saved = session.execute(
+        update(Issue)
+        .where(
+            Issue.id == issue_id,
+            Issue.status.in_(EDITABLE),
+            # Without If-Match an old script's save still wins over a newer one, as before;
+            # it still never lands on a send that has started.
+            *([Issue.version == issue.version] if if_version is not None else []),
+        )
+        .values(**values, version=Issue.version + 1, updated_at=utcnow())
+        .returning(Issue.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    # Read the row as it is now (a lost compare-and-set: why; a won one: what it became).
+    now_issue = session.scalars(
+        select(Issue).where(Issue.id == issue_id).execution_options(populate_existing=True)
+    ).one_or_none()
+    if now_issue is None:
+        raise NotFound(f"No issue {issue_id}.")
+    if saved is None:
+        raise _not_editable(now_issue) if now_issue.status not in EDITABLE else _stale(now_issue)
+    return now_issue
+
+
+def _draft_of(issue: Issue, values: dict[str, Any]) -> Issue:
+    """Return an unsaved copy of the issue with `values` applied (to render before saving)."""
+    fields = ("subject", "preheader", "slug", "blocks")
+    return Issue(**{f: values.get(f, getattr(issue, f)) for f in fields})
+
+
+def _stale(issue: Issue) -> PreconditionFailed:
+    return PreconditionFailed(
+        f"Issue {issue.id} was changed by someone else since you read it (it is at version "
+        f"{issue.version} now); read it again, merge, and save.",
+        issue_etag(issue),
+    )
+
+
+def _not_editable(issue: Issue) -> Conflict:
+    return Conflict(
+        f"Issue {issue.id} is {issue.status}; only drafts and scheduled issues change "
+        "(a send that has started keeps the version it started with)."
+    )
 
 
 def delete_issue(session: Session, issue_id: int) -> None:
@@ -178,7 +257,10 @@ def send_issue(
     issue = get_issue(session, issue_id)
     if issue.status != IssueStatus.draft:
         raise Conflict(f"Issue {issue_id} is already {issue.status}; it is never sent twice.")
-    # Never freeze recipients for an issue that cannot render or would hurt delivery.
+    # Never freeze recipients for an issue that cannot render or would hurt delivery. The
+    # start below is a compare-and-set on the version checked here: an edit saved meanwhile
+    # makes it a Conflict, never a send of text this check did not see.
+    checked = issue.version
     errors = [f.message for f in pre_send_check(renderer, issue) if f.level == "error"]
     if errors:
         raise InvalidInput("The issue cannot be sent: " + " ".join(errors))
@@ -186,16 +268,15 @@ def send_issue(
         wall, day = local
         due = local_moments(session, wall, day, renderer.settings.default_timezone)
         count, status = start_local_send(
-            session, issue_id, now, due, (wall.strftime("%H:%M"), day.isoformat())
+            session, issue_id, now, due, (wall.strftime("%H:%M"), day.isoformat()), checked
         )
         session.refresh(issue)
         return {"id": issue.id, "status": status, "recipients": count, "send_at": issue.send_at}
     if send_at is not None and send_at > now:
-        issue.status = IssueStatus.scheduled
-        issue.send_at = send_at
-        session.flush()
+        schedule_send(session, issue_id, send_at, checked)
+        session.refresh(issue)
         return {"id": issue.id, "status": issue.status, "recipients": 0, "send_at": send_at}
-    recipients = start_send(session, issue_id, now)
+    recipients = start_send(session, issue_id, now, checked)
     session.refresh(issue)
     return {"id": issue.id, "status": issue.status, "recipients": recipients, "send_at": None}
 

@@ -14,7 +14,7 @@ from app.models.editor import EditorToken
 from app.models.editor_account import EditorAccount, EditorSession
 from app.models.feed import Feed, FeedItem
 from app.models.insight import Click, Heartbeat, Webhook, WebhookDelivery, WebhookDeliveryStatus
-from app.models.issue import Issue, IssueStatus
+from app.models.issue import FrozenIssue, Issue, IssueStatus
 from app.models.subscriber import Subscriber, SubscriberStatus, Suppression
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "EditorToken",
     "Feed",
     "FeedItem",
+    "FrozenIssue",
     "Heartbeat",
     "Issue",
     "IssueStatus",

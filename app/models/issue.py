@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, utcnow
@@ -48,3 +48,26 @@ class Issue(Base):
     # (YYYY-MM-DD) in their own zone; its recipients are frozen when the editor sends.
     local_time: Mapped[str | None] = mapped_column(String(5), default=None)
     local_date: Mapped[str | None] = mapped_column(String(10), default=None)
+    # Counts edits of the content and schedule (subject, preheader, slug, blocks, send_at):
+    # the ETag of GET /issues/{id}, and what an edit and a send start compare-and-set on.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+
+
+class FrozenIssue(Base):
+    """The content a send sends: copied from the issue when the send starts, never changed.
+
+    One send is one version: the worker renders from this row, not from the live issue, so an
+    edit that slips in later (or a worker restart) never splits the readers between two texts.
+    """
+
+    __tablename__ = "frozen_issues"
+
+    issue_id: Mapped[int] = mapped_column(
+        ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int]
+    subject: Mapped[str] = mapped_column(String(250))
+    preheader: Mapped[str] = mapped_column(String(250))
+    slug: Mapped[str] = mapped_column(String(120))
+    blocks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    frozen_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from email.utils import format_datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
@@ -38,6 +38,7 @@ from app.sends.compose import PreparedMessage, delivery_bytes, envelope_sender, 
 from app.sends.dkim import DkimSigner, feedback_id
 from app.sends.smtp.mailer import Mailer, MailerConnection, Outcome
 from app.sends.store import lease, ledger, outbox, sends
+from app.sends.store.frozen import frozen_content
 from app.sends.store.hot import SQLiteHotPath
 from app.sends.store.ledger import Claim, Result, RetryPolicy
 from app.sends.store.outbox import OutboxClaim
@@ -124,7 +125,7 @@ class Worker:
         self.sender = s.sender.addr_spec
         # DKIM is signed over each recipient's exact bytes; None when no key is configured.
         self.signer = DkimSigner.from_settings(s)
-        self._prepared: OrderedDict[tuple[int, datetime, bool], PreparedMessage] = OrderedDict()
+        self._prepared: OrderedDict[tuple[int, int, bool], PreparedMessage] = OrderedDict()
         self._messages: dict[int, PreparedMessage | Exception] = {}
         self._date = ("", 0.0)
         self._stop = asyncio.Event()
@@ -477,15 +478,22 @@ class Worker:
         return await asyncio.to_thread(work)
 
     async def _prepared_issue(self, issue_id: int, *, test: bool) -> PreparedMessage:
-        """Return the issue's PreparedMessage, rendering it once per (issue, version)."""
-        row = await self.db(
-            lambda s: s.execute(
-                select(
-                    Issue.subject, Issue.preheader, Issue.slug, Issue.blocks, Issue.updated_at
-                ).where(Issue.id == issue_id)
-            ).one()
-        )
-        key = (issue_id, row.updated_at, test)
+        """Return the issue's PreparedMessage, rendering it once per (issue, version).
+
+        A delivery renders the send's frozen content (one send is one version, whatever the
+        live issue says now); a test copy renders the issue as it is being edited.
+        """
+        if test:
+            row: Any = await self.db(
+                lambda s: s.execute(
+                    select(
+                        Issue.subject, Issue.preheader, Issue.slug, Issue.blocks, Issue.version
+                    ).where(Issue.id == issue_id)
+                ).one()
+            )
+        else:
+            row = await self.db(lambda s: frozen_content(s, issue_id, utcnow()))
+        key = (issue_id, row.version, test)
         if key in self._prepared:
             self._prepared.move_to_end(key)
             return self._prepared[key]

@@ -16,11 +16,13 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound
 from app.models import OPEN_STATUSES, Delivery, DeliveryStatus, Issue, IssueStatus
+from app.sends.store.frozen import freeze_content
 from app.sends.store.ledger import bounce_detail, cancel_open, freeze_recipients
 from app.suppressions.service import lift_send_bounces
 
 # Returns why an issue must not be sent now (the pre-send check's errors), or None.
 SendGate = Callable[[Session, int], str | None]
+STARTABLE = (IssueStatus.draft, IssueStatus.scheduled)
 
 
 def _status_of(session: Session, issue_id: int) -> str:
@@ -30,25 +32,27 @@ def _status_of(session: Session, issue_id: int) -> str:
     return str(status)
 
 
-def start_send(session: Session, issue_id: int, now: datetime) -> int:
-    """Flip a draft or scheduled issue to `sending` and freeze its recipients; return their count.
+def start_send(session: Session, issue_id: int, now: datetime, version: int | None = None) -> int:
+    """Flip a draft or scheduled issue to `sending`, freeze its content and recipients.
 
-    The flip is a compare-and-set on the status, so of two concurrent callers exactly one wins
-    and the other gets Conflict; the freeze happens in the same transaction as the flip.
+    Returns the recipient count. The flip is a compare-and-set on the status (and, given
+    `version`, on the version the caller checked), so of two concurrent callers exactly one
+    wins, and an edit committed after the caller's check makes this a Conflict instead of a
+    send of unchecked text. The content and the recipients are frozen in the same transaction.
     """
+    conditions = [Issue.id == issue_id, Issue.status.in_(STARTABLE)]
+    if version is not None:
+        conditions.append(Issue.version == version)
     flipped = session.execute(
         update(Issue)
-        .where(
-            Issue.id == issue_id,
-            Issue.status.in_([IssueStatus.draft, IssueStatus.scheduled]),
-        )
+        .where(*conditions)
         .values(status=IssueStatus.sending, started_at=now, pause_reason=None, alert=None)
         .returning(Issue.id, Issue.local_time, Issue.recipients)
         .execution_options(synchronize_session=False)
     ).first()
     if flipped is None:
-        status = _status_of(session, issue_id)
-        raise Conflict(f"Issue {issue_id} is already {status}; it cannot be sent again.")
+        raise _lost_start(session, issue_id, version, STARTABLE)
+    freeze_content(session, issue_id, now)
     if flipped.local_time is not None:
         return int(flipped.recipients)  # a local-time send froze its list when it was sent
     count = freeze_recipients(session, issue_id)
@@ -61,32 +65,64 @@ def start_send(session: Session, issue_id: int, now: datetime) -> int:
     return count
 
 
+def _lost_start(
+    session: Session, issue_id: int, version: int | None, startable: tuple[IssueStatus, ...]
+) -> Conflict:
+    """Say why a start's compare-and-set matched nothing: another start, or a newer edit."""
+    status = _status_of(session, issue_id)
+    if status in startable and version is not None:
+        return Conflict(
+            f"Issue {issue_id} was edited while its send was being checked; nothing was sent. "
+            "Look at it again and send it."
+        )
+    return Conflict(f"Issue {issue_id} is already {status}; it cannot be sent again.")
+
+
+def schedule_send(session: Session, issue_id: int, send_at: datetime, version: int) -> None:
+    """Schedule a draft (at the version the caller checked) for `send_at`, or raise Conflict."""
+    flipped = session.execute(
+        update(Issue)
+        .where(Issue.id == issue_id, Issue.status == IssueStatus.draft, Issue.version == version)
+        .values(status=IssueStatus.scheduled, send_at=send_at)
+        .returning(Issue.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if flipped is None:
+        raise _lost_start(session, issue_id, version, (IssueStatus.draft,))
+
+
 def start_due_issues(session: Session, now: datetime, gate: SendGate | None = None) -> list[int]:
     """Start every scheduled issue whose send_at has passed; return the ids this call started.
 
     With a gate, an issue that fails it at this moment (edited after it was scheduled) is not
     sent: it goes back to `draft` with the reason in `pause_reason`, for the editor to see.
     """
-    due = session.scalars(
-        select(Issue.id)
+    # The version is read before the gate runs: if an edit commits after it, the start's
+    # compare-and-set fails and the next poll checks the new text (never unchecked text).
+    due = session.execute(
+        select(Issue.id, Issue.version)
         .where(Issue.status == IssueStatus.scheduled, Issue.send_at <= now)
         .order_by(Issue.send_at, Issue.id)
     ).all()
     started = []
-    for issue_id in due:
+    for issue_id, version in due:
         refusal = gate(session, issue_id) if gate is not None else None
         if refusal:
             session.execute(
                 update(Issue)
-                .where(Issue.id == issue_id, Issue.status == IssueStatus.scheduled)
+                .where(
+                    Issue.id == issue_id,
+                    Issue.status == IssueStatus.scheduled,
+                    Issue.version == version,
+                )
                 .values(status=IssueStatus.draft, pause_reason=f"not sent: {refusal}"[:500])
                 .execution_options(synchronize_session=False)
             )
             continue
         try:
-            start_send(session, issue_id, now)
+            start_send(session, issue_id, now, version)
         except Conflict:
-            continue  # another dispatcher or worker took it first
+            continue  # another dispatcher or worker took it first, or an edit came after
         started.append(issue_id)
     return started
 
@@ -223,16 +259,21 @@ def start_local_send(
     now: datetime,
     due_by_zone: Mapping[str, datetime],
     local: tuple[str, str],
+    version: int | None = None,
 ) -> tuple[int, IssueStatus]:
     """Freeze a draft's recipients now, each due at its own zone's moment; return (count, status).
 
     The issue is `sending` once its first reader is due (at once if anyone's moment has
     passed), else `scheduled` with send_at at that first moment, when the worker or the cron
-    starts it without freezing again. Only a draft can be sent: any other status is Conflict.
+    starts it without freezing the list again. The content is frozen when it turns `sending`.
+    Only a draft can be sent (at `version`, when given): anything else is Conflict.
     """
+    conditions = [Issue.id == issue_id, Issue.status == IssueStatus.draft]
+    if version is not None:
+        conditions.append(Issue.version == version)
     flipped = session.execute(
         update(Issue)
-        .where(Issue.id == issue_id, Issue.status == IssueStatus.draft)
+        .where(*conditions)
         .values(
             status=IssueStatus.scheduled,
             local_time=local[0],
@@ -244,8 +285,7 @@ def start_local_send(
         .execution_options(synchronize_session=False)
     ).first()
     if flipped is None:
-        status = _status_of(session, issue_id)
-        raise Conflict(f"Issue {issue_id} is already {status}; it is never sent twice.")
+        raise _lost_start(session, issue_id, version, (IssueStatus.draft,))
     count = freeze_recipients(session, issue_id, due_by_zone)
     first = session.scalar(
         select(sa_func.min(sa_func.coalesce(Delivery.next_attempt_at, now))).where(
@@ -265,6 +305,8 @@ def start_local_send(
         )
         .execution_options(synchronize_session=False)
     )
+    if status == IssueStatus.sending:
+        freeze_content(session, issue_id, now)
     return count, status
 
 

@@ -1,0 +1,76 @@
+"""The frozen content of a send: one send is one version.
+
+`freeze_content` copies an issue's subject, preheader, slug and blocks into `frozen_issues` in
+the transaction that moves it to `sending`, after the compare-and-set on its status (and
+version): the issue's row is then locked (PostgreSQL) or the database is (SQLite), so the copy
+is exactly the version that was checked and started, and no edit can commit beside it. The
+worker renders only from here (`frozen_content`), so a later edit, a later wave of a local-time
+send, resend-unknown or a worker restart all send the same text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from typing import cast as typed
+
+from sqlalchemy import Table, literal, select
+from sqlalchemy.orm import Session
+
+from app.errors import NotFound
+from app.models import FrozenIssue, Issue
+from app.sends.store.rows import _insert
+
+F = typed(Table, FrozenIssue.__table__)
+
+
+@dataclass(frozen=True)
+class FrozenContent:
+    """What a send renders: the issue's text as it was when the send started."""
+
+    issue_id: int
+    version: int
+    subject: str
+    preheader: str
+    slug: str
+    blocks: list[dict[str, Any]]
+
+
+def freeze_content(session: Session, issue_id: int, now: datetime) -> None:
+    """Copy the issue's content as the send's version; a send frozen already keeps its own.
+
+    Call in the transaction that flipped the issue to `sending`, after the flip.
+    """
+    source = select(
+        Issue.id,
+        Issue.version,
+        Issue.subject,
+        Issue.preheader,
+        Issue.slug,
+        Issue.blocks,
+        literal(now, F.c.frozen_at.type),
+    ).where(Issue.id == issue_id)
+    cols = ["issue_id", "version", "subject", "preheader", "slug", "blocks", "frozen_at"]
+    session.execute(
+        _insert(session, F)
+        .from_select(cols, source)
+        .on_conflict_do_nothing(index_elements=["issue_id"])
+    )
+
+
+def frozen_content(session: Session, issue_id: int, now: datetime) -> FrozenContent:
+    """Return the content a started send sends.
+
+    A send started by code that predates the freeze (or a row made by hand) has none yet: the
+    first reader freezes it then, once, so every copy still carries one version.
+    """
+    row = session.get(FrozenIssue, issue_id)
+    if row is None:
+        if session.scalar(select(Issue.id).where(Issue.id == issue_id)) is None:
+            raise NotFound(f"No issue {issue_id}.")
+        freeze_content(session, issue_id, now)
+        row = session.get_one(FrozenIssue, issue_id)
+    return FrozenContent(
+        row.issue_id, row.version, row.subject, row.preheader, row.slug, list(row.blocks)
+    )
