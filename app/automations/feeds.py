@@ -16,7 +16,7 @@ import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from app.automations.durations import next_run, parse_schedule
@@ -203,6 +203,7 @@ def due_feeds(ctx: Context) -> list[int]:
 
 async def run_feed_poller(ctx: Context, stop: asyncio.Event) -> None:
     """Poll due feeds until `stop`; one feed's trouble never stops the others."""
+    db_down = False
     while not stop.is_set():
         try:
             ids = await asyncio.to_thread(due_feeds, ctx)
@@ -210,7 +211,14 @@ async def run_feed_poller(ctx: Context, stop: asyncio.Event) -> None:
                 if stop.is_set():
                     break
                 await poll_feed(ctx, feed_id)
-        except Exception:  # a database hiccup: say so and try again at the next tick
+            db_down = False
+        except DBAPIError as exc:
+            # The delivery worker reports an unreachable database; one line here is enough.
+            if not db_down:
+                reason = (str(exc.orig or exc).strip().splitlines() or [""])[0][:200]
+                log.warning("feeds wait for the database: %s", reason)
+            db_down = True
+        except Exception:  # a bug in one poll must not stop the others: log it, go on
             log.exception("the feed poller failed; trying again")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), IDLE_SECONDS)
+            await asyncio.wait_for(stop.wait(), IDLE_SECONDS * (4 if db_down else 1))

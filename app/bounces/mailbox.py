@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
+from sqlalchemy.exc import DBAPIError
+
 from app.bounces.parse import parse_report
 from app.bounces.service import first_time, record_inbound
 from app.config import Settings
@@ -255,9 +257,12 @@ async def run_bounce_mailbox(ctx: Context, stop: asyncio.Event) -> None:
             if handled:
                 log.info("bounce mailbox: %d reports handled, %d messages left", handled, kept)
             last_error = ""
-        except MailboxError as exc:
-            if str(exc) != last_error:  # one line per new problem, not one a minute
-                log.warning("bounce mailbox unavailable: %s", exc)
-                last_error = str(exc)
+        except (MailboxError, DBAPIError) as exc:
+            problem = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
+            if problem != last_error:  # one line per new problem, not one a minute
+                log.warning("bounce mailbox: %s", problem)
+                last_error = problem
+        except Exception:  # a bug must not stop the worker beside it: log it, poll again
+            log.exception("bounce mailbox poll failed; trying again")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), settings.bounce_mailbox_interval_seconds)
