@@ -8,6 +8,7 @@ from app.console import (
     routes_auth,
     routes_dashboard,
     routes_issues,
+    routes_media,
     routes_people,
     routes_sending,
 )
@@ -23,4 +24,5 @@ def install_console(app: FastAPI) -> None:
     app.include_router(routes_issues.router)
     app.include_router(routes_sending.router)
     app.include_router(routes_people.router)
+    app.include_router(routes_media.router)
     app.add_middleware(ConsoleHeaders)

@@ -33,13 +33,19 @@ class IssueLike(Protocol):
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem: `error` blocks a send, `warning` does not."""
+    """One problem: `error` blocks a send, `warning` does not.
+
+    `block` numbers the block it concerns from 1 (None: the whole issue); `line` is the line of
+    the issue's Markdown form (GET /issues/{id}/markdown, the console's editor), when known.
+    """
 
     level: Literal["error", "warning"]
     code: str
     message: str
+    block: int | None = None
+    line: int | None = None
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, Any]:
         """Return the JSON shape."""
         return asdict(self)
 
@@ -187,21 +193,21 @@ def link_problem(url: str) -> str | None:
 def _links(blocks: Any) -> list[Finding]:
     found: list[Finding] = []
     seen: set[str] = set()
-    for url in block_links(blocks):
-        if url in seen:
-            continue
-        seen.add(url)
-        problem = link_problem(url)
-        if problem:
-            found.append(Finding("error", "malformed_link", f"The link {url!r} {problem}."))
-        elif urlsplit(url).scheme.lower() == "http":
-            found.append(
-                Finding(
-                    "warning",
-                    "insecure_link",
+    numbered = list(enumerate(blocks, start=1)) if isinstance(blocks, list) else [(None, blocks)]
+    for number, block in numbered:
+        for url in block_links([block]):
+            if url in seen:
+                continue
+            seen.add(url)
+            problem = link_problem(url)
+            if problem:
+                message = f"The link {url!r} {problem}."
+                found.append(Finding("error", "malformed_link", message, block=number))
+            elif urlsplit(url).scheme.lower() == "http":
+                message = (
                     f"The link {url!r} is not HTTPS; some mail clients warn readers about "
-                    "plain-HTTP links.",
+                    "plain-HTTP links."
                 )
-            )
+                found.append(Finding("warning", "insecure_link", message, block=number))
     errors = [f for f in found if f.level == "error"][:MAX_LINK_FINDINGS]
     return errors + [f for f in found if f.level == "warning"][:MAX_LINK_FINDINGS]

@@ -25,6 +25,9 @@ PATH_LIMITS: tuple[tuple[str, int], ...] = (
     ("/subscribers/import", 50 * MB),
     ("/suppressions/import", 50 * MB),
     ("/webhooks/bounce", 10 * MB),
+    # Images: MEDIA_MAX_BYTES (10 MB by default) refuses first, with its own message.
+    ("/media", 10 * MB + 64 * KB),
+    ("/editor/media", 10 * MB + 64 * KB),
     ("/issues", 5 * MB),
     ("/editor", 5 * MB),
 )

@@ -1,0 +1,55 @@
+"""Where in the issue's Markdown form a block, or a text inside it, is: for the preflight's lines.
+
+The Markdown form is the one GET /issues/{id}/markdown returns and the console's editor shows;
+each block starts at a `## ` heading (a first masthead with a date is the front matter's `date:`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.errors import InvalidInput
+from app.issues.markdown_format import to_markdown
+
+
+class IssueLines:
+    """The Markdown lines of an issue and the line each block starts on."""
+
+    def __init__(self, subject: str, preheader: str, slug: str | None, blocks: list[Any]) -> None:
+        try:
+            text = to_markdown(subject=subject, preheader=preheader, slug=slug, blocks=blocks)
+        except (InvalidInput, KeyError, TypeError):
+            text = ""  # blocks that do not validate have no Markdown form: no lines then
+        self.lines = text.split("\n")
+        self.starts: list[int] = []  # 1-based line of block n (index n - 1)
+        body_from = 0
+        if text:
+            closing = self.lines.index("---", 1)
+            body_from = closing + 1
+            first = blocks[0] if blocks else {}
+            if first.get("type") == "masthead" and first.get("date"):
+                date_line = next(
+                    (i for i in range(1, closing) if self.lines[i].startswith("date:")), 0
+                )
+                self.starts.append(date_line + 1)
+        for index in range(body_from, len(self.lines)):
+            if self.lines[index].startswith("## "):
+                self.starts.append(index + 1)
+
+    def block_line(self, block: int | None) -> int | None:
+        """Return the line block number `block` (from 1) starts on."""
+        if block is None or not 1 <= block <= len(self.starts):
+            return None
+        return self.starts[block - 1]
+
+    def find(self, block: int | None, needle: str) -> int | None:
+        """Return the first line of block `block` holding `needle`, else the block's first line."""
+        start = self.block_line(block)
+        if start is None or block is None:
+            return None
+        end = self.starts[block] - 1 if block < len(self.starts) else len(self.lines)
+        if needle:
+            for number in range(start, end + 1):
+                if needle in self.lines[number - 1]:
+                    return number
+        return start
