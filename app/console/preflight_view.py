@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import anyio.from_thread
+from sqlalchemy.orm import Session
 
 from app.context import Context
 from app.issues import service
@@ -67,7 +68,7 @@ class Checklist:
         return sum(f.level == "warning" for r in self.rules for f in r.findings)
 
 
-def checklist(ctx: Context, issue: Issue, *, links: bool) -> Checklist:
+def checklist(ctx: Context, session: Session, issue: Issue, *, links: bool) -> Checklist:
     """Run the preflight (fetching links only when asked: it is slow) and group it by rule.
 
     Called from a sync route, so in a worker thread: the fetches run on the event loop.
@@ -76,6 +77,9 @@ def checklist(ctx: Context, issue: Issue, *, links: bool) -> Checklist:
     report = service.preflight(ctx.renderer, issue, size_of)
     found = list(report.findings)
     if links and report.targets:
+        # Nothing was written; end the transaction before seconds of network I/O (on SQLite a
+        # transaction holds the write lock, and every other request would wait for it).
+        session.commit()
         found += anyio.from_thread.run(service.check_links, ctx.links, report)
     rules = [Rule(key, title) for key, title, _ in RULES]
     by_key = {r.key: r for r in rules}

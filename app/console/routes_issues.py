@@ -255,7 +255,7 @@ def preview_page(
 ) -> Response:
     """Show the email at phone and desktop width side by side, with the preflight checklist."""
     issue = _issue_or_404(session, issue_id)
-    report = checklist(ctx, issue, links=links)  # links are fetched only when asked (slow)
+    report = checklist(ctx, session, issue, links=links)  # links are fetched only when asked (slow)
     return render(request, "issue_preview.html", section="issues", issue=issue, preflight=report)
 
 

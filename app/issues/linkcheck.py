@@ -54,12 +54,14 @@ class LinkChecker:
         cache_seconds: float,
         allow_private: bool,
         clock: Callable[[], float] = time.monotonic,
+        resolver: Callable[[Target], list[str]] = resolve,
     ) -> None:
         self.timeout = timeout
         self.concurrency = concurrency
         self.cache_seconds = cache_seconds
         self.allow_private = allow_private
         self.clock = clock
+        self.resolver = resolver  # blocking (getaddrinfo); run in a thread
         self._cache: dict[str, tuple[float, LinkStatus]] = {}
 
     async def check(self, urls: list[str]) -> dict[str, LinkStatus]:
@@ -98,7 +100,7 @@ class LinkChecker:
             async with asyncio.timeout(self.timeout):
                 for _ in range(MAX_REDIRECTS + 1):
                     target = parse_target(current)
-                    addresses = await asyncio.to_thread(resolve, target)
+                    addresses = await asyncio.to_thread(self.resolver, target)
                     addresses = check_addresses(target.host, addresses, self.allow_private)
                     status, location, length = await _ask(addresses[0], target, "HEAD")
                     if status in (405, 501):  # HEAD not implemented: ask for the page itself

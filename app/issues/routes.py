@@ -169,8 +169,11 @@ def check(
     size_of = own_media_size(ctx.media, ctx.settings.base_url)
     report = service.preflight(ctx.renderer, issue, size_of)
     found = list(report.findings)
-    if links:
-        # This handler runs in a worker thread; the fetches run on the event loop meanwhile.
+    if links and report.targets:
+        # Nothing was written: end the transaction before seconds of network I/O (on SQLite a
+        # transaction holds the write lock). This handler runs in a worker thread; the fetches
+        # run on the event loop meanwhile.
+        session.commit()
         found += anyio.from_thread.run(service.check_links, ctx.links, report)
     return preflight_json(report, found, links_checked=links)
 
