@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -262,6 +263,12 @@ def test_links_that_fail_are_warnings_with_their_block(
     assert all(i["level"] == "warning" for i in report["items"] if i["code"].startswith("link"))
     assert ("GET", "/nohead") in site.hits  # HEAD said 405: asked again with GET
     assert [i["block"] for i in by_code(report, "image_heavy")] == [3]
+    # Every finding about a URL points at the line that holds it.
+    markdown = client.get(f"/issues/{issue_id}/markdown", headers=editor).text.split("\n")
+    for item in report["items"]:
+        if item["code"] in ("insecure_link", "link_broken"):
+            quoted = re.search(r"https?://[^\s']+", item["message"])
+            assert quoted and quoted.group(0) in markdown[item["line"] - 1], item
     assert report["links_checked"] is True and report["ok"] is True
 
     # Cached: a second check asks the site nothing.

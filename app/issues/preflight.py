@@ -287,9 +287,16 @@ def link_findings(
     return found
 
 
+_URL_IN_MESSAGE = re.compile(r"(?:https?|mailto):[^\s'\"]+")
+
+
 def locate(findings: list[Finding], lines: IssueLines) -> list[Finding]:
-    """Give findings that name a block but no line the line that block starts on."""
-    return [
-        replace(f, line=lines.block_line(f.block)) if f.block and f.line is None else f
-        for f in findings
-    ]
+    """Give findings that name a block but no line a line: where the URL they quote is, else
+    the block's first line."""
+    out: list[Finding] = []
+    for f in findings:
+        if f.block and f.line is None:
+            quoted = _URL_IN_MESSAGE.search(f.message)
+            f = replace(f, line=lines.find(f.block, quoted.group(0) if quoted else ""))
+        out.append(f)
+    return out

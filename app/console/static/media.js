@@ -22,10 +22,11 @@
     function insert(markdown, start, end) {
       textarea.focus();
       textarea.setSelectionRange(start, end);
-      // Own line for the image: Markdown reads it as an image paragraph.
-      var before = textarea.value.slice(0, start);
-      var lead = before && !/\n$/.test(before) ? "\n" : "";
-      textarea.setRangeText(lead + markdown + "\n", start, end, "end");
+      // A paragraph of its own: blank lines around the image, none doubled.
+      var before = textarea.value.slice(0, start), after = textarea.value.slice(end);
+      var lead = !before || /\n\n$/.test(before) ? "" : /\n$/.test(before) ? "\n" : "\n\n";
+      var trail = !after ? "\n" : /^\n\n/.test(after) ? "" : /^\n/.test(after) ? "\n" : "\n\n";
+      textarea.setRangeText(lead + markdown + trail, start, end, "end");
       textarea.dispatchEvent(new Event("input", { bubbles: true })); // live preview, autosave
     }
 
