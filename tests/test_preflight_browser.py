@@ -108,7 +108,22 @@ def test_images_and_the_preflight_checklist(live: tuple[str, Context], tmp_path:
         )
         expect(page.locator("[data-upload-status]")).to_contain_text("Replace DESCRIBE THIS IMAGE")
         assert "![DESCRIBE THIS IMAGE](" in textarea.input_value()
-        # The live preview follows: both images, each a paragraph of its own.
+        # A paste of an image (a screenshot, say) works the same way.
+        page.once("dialog", lambda d: d.accept("A pasted screenshot"))
+        page.evaluate(
+            """(b64) => {
+                const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+                const dt = new DataTransfer();
+                dt.items.add(new File([bytes], "image.png", {type: "image/jpeg"}));
+                const ta = document.getElementById("markdown");
+                ta.focus(); ta.setSelectionRange(ta.value.length, ta.value.length);
+                const paste = {clipboardData: dt, bubbles: true, cancelable: true};
+                ta.dispatchEvent(new ClipboardEvent("paste", paste));
+            }""",
+            data,
+        )
+        expect(textarea).to_have_value(re.compile(r"!\[A pasted screenshot\]\(http"))
+        # The live preview follows: the images, each a paragraph of its own.
         frame = page.frame_locator("#preview-frame")
         expect(frame.locator("img[alt='DESCRIBE THIS IMAGE']")).to_be_visible()
         expect(frame.locator("img[alt='A red and blue test card']")).to_be_visible()
