@@ -41,7 +41,7 @@ class Site:
 
             def _answer(self, method: str) -> None:
                 site.hits.append((method, self.path))
-                if self.path == "/slow":
+                if self.path.startswith("/slow"):
                     site.slow_arrived.set()
                     site.release.wait(10)
                     self.send_response(200)
@@ -349,3 +349,20 @@ def test_the_allow_private_flag_reaches_the_checker(ctx: Context) -> None:
     ctx.settings = ctx.settings.model_copy(update={"link_check_allow_private": True})
     ctx._links = None
     assert ctx.links.allow_private is True
+
+
+async def test_a_whole_check_is_bounded_and_shares_one_gate(site: Site) -> None:
+    # One link at a time, each allowed 0.4 s, the whole check 1.2 s: of five slow links,
+    # three time out in turn and the two still waiting are reported as not checked.
+    checker = LinkChecker(
+        timeout=0.4, concurrency=1, cache_seconds=60, allow_private=True, resolver=resolver
+    )
+    urls = [f"{site.url}/slow?{n}" for n in range(5)]
+    result = await checker.check(urls)
+    errors = [result[u].error or "" for u in urls]
+    assert sum("no answer within 0.4 s" in e for e in errors) >= 2
+    assert sum("ran out of time" in e for e in errors) >= 1
+    assert all(result[u].status is None for u in urls)
+    # Links that ran out of time are asked again next time (not cached as failures).
+    late = [u for u in urls if "ran out of time" in (result[u].error or "")]
+    assert all(u not in checker._cache for u in late)

@@ -25,6 +25,7 @@ from app.webhooks.safety import Target, check_addresses, parse_target, resolve
 USER_AGENT = "MorningPost-LinkCheck/1 (+pre-send check of a newsletter)"
 MAX_REDIRECTS = 5
 MAX_LINKS = 100  # per check; an issue with more gets the first hundred checked
+TOTAL_FACTOR = 3  # a whole check takes at most this many per-link timeouts
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,14 @@ class LinkChecker:
         self.clock = clock
         self.resolver = resolver  # blocking (getaddrinfo); run in a thread
         self._cache: dict[str, tuple[float, LinkStatus]] = {}
+        self._gate: asyncio.Semaphore | None = None
 
     async def check(self, urls: list[str]) -> dict[str, LinkStatus]:
-        """Return the status of each distinct URL (at most MAX_LINKS of them)."""
+        """Return the status of each distinct URL (at most MAX_LINKS of them).
+
+        The whole check ends within TOTAL_FACTOR x timeout: links still waiting then are
+        reported as not checked (and not cached), so a page never waits minutes.
+        """
         wanted = list(dict.fromkeys(urls))[:MAX_LINKS]
         now = self.clock()
         results: dict[str, LinkStatus] = {}
@@ -76,7 +82,10 @@ class LinkChecker:
                 results[url] = cached[1]
             else:
                 todo.append(url)
-        gate = asyncio.Semaphore(self.concurrency)
+        if self._gate is None:
+            # One gate per checker (per process): two checks at once share the concurrency.
+            self._gate = asyncio.Semaphore(self.concurrency)
+        gate = self._gate
 
         async def one(url: str) -> None:
             async with gate:
@@ -84,7 +93,16 @@ class LinkChecker:
             results[url] = status
             self._cache[url] = (self.clock() + self.cache_seconds, status)
 
-        await asyncio.gather(*(one(u) for u in todo))
+        tasks = [asyncio.create_task(one(u)) for u in todo]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=self.timeout * TOTAL_FACTOR)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        for url in todo:
+            results.setdefault(
+                url, LinkStatus(url, None, "not checked: the check ran out of time", refused=True)
+            )
         self._prune()
         return {u: results[u] for u in wanted}
 
