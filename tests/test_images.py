@@ -11,6 +11,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from app.console import block_form
 from app.context import Context
 from app.issues.markdown_format import parse_issue_markdown, to_markdown
 from app.media.images import MAX_PIXELS
@@ -69,6 +70,7 @@ def test_upload_is_resized_stripped_stored_by_hash_and_served_immutable(
     assert served.content == data
     assert served.headers["content-type"] == "image/jpeg"
     assert served.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in served.headers["content-security-policy"]
     assert "immutable" in served.headers["cache-control"]
     assert "max-age=31536000" in served.headers["cache-control"]
     again = client.get(f"/media/{name}", headers={"If-None-Match": served.headers["etag"]})
@@ -225,3 +227,11 @@ def test_an_image_block_must_point_at_a_web_url(client: TestClient, editor: dict
     )
     assert resp.status_code == 422
     assert "http(s) URL of an image" in resp.json()["detail"]
+
+
+def test_the_block_editor_edits_an_image_block() -> None:
+    block = parse_blocks([IMAGE_BLOCKS[1]])[0]
+    form = block_form.to_form(block)
+    assert form.values["alt"] == "A cat asleep on a keyboard"
+    assert parse_blocks([block_form.to_block(form, 1)]) == [block]
+    assert set(block_form.blank("image").values) == {"url", "alt", "caption", "link"}
