@@ -90,17 +90,34 @@ def test_orientation_is_applied_before_exif_is_dropped(
     assert (resp.json()["width"], resp.json()["height"]) == (200, 400)
 
 
-def test_png_webp_and_gif_keep_their_type(client: TestClient, editor: dict[str, str]) -> None:
+def test_png_webp_and_gif_keep_their_type_and_lose_their_metadata(
+    client: TestClient, editor: dict[str, str]
+) -> None:
     for fmt, ext in (("PNG", "png"), ("WEBP", "webp"), ("GIF", "gif")):
         image = Image.new("RGB", (1500, 300), (10, 120, 10))
+        exif = Image.Exif()
+        exif[MAKE] = "SecretCam"
         out = io.BytesIO()
-        image.save(out, format=fmt)
+        image.save(out, format=fmt, **({} if fmt == "GIF" else {"exif": exif.tobytes()}))
         resp = upload(client, editor, out.getvalue(), name=f"x.{ext}")
         assert resp.status_code == 201, resp.text
         assert resp.json()["name"].endswith(f".{ext}")
         assert resp.json()["width"] == 1200
         served = client.get(f"/media/{resp.json()['name']}")
         assert served.headers["content-type"] == f"image/{ext}"
+        assert b"SecretCam" not in served.content
+        assert len(Image.open(io.BytesIO(served.content)).getexif()) == 0
+
+
+def test_an_animated_gif_stays_animated(client: TestClient, editor: dict[str, str]) -> None:
+    frames = [Image.new("RGB", (1500, 500), colour) for colour in ("red", "green", "blue")]
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], duration=200)
+    resp = upload(client, editor, out.getvalue(), name="a.gif")
+    assert resp.status_code == 201, resp.text
+    served = Image.open(io.BytesIO(client.get(f"/media/{resp.json()['name']}").content))
+    assert served.size == (1200, 400)
+    assert getattr(served, "n_frames", 1) == 3
 
 
 def test_a_text_file_named_png_is_refused_by_its_content(
