@@ -286,6 +286,8 @@ def test_private_addresses_are_not_fetched_without_the_flag(
     issue_id = create(client, editor, [{"type": "markdown", "body": f"[Site]({site.url}/ok)"}])
     [item] = by_code(check(client, editor, issue_id, links=True), "link_not_checked")
     assert "non-public address" in item["message"]
+    assert "MORNINGPOST_LINK_CHECK_ALLOW_PRIVATE=true" in item["message"]
+    assert "webhook" not in item["message"]
     assert site.hits == []
 
 

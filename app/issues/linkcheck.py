@@ -101,7 +101,8 @@ class LinkChecker:
             await asyncio.gather(*late, return_exceptions=True)
         for url in todo:
             results.setdefault(
-                url, LinkStatus(url, None, "not checked: the check ran out of time", refused=True)
+                url,
+                LinkStatus(url, None, "the check ran out of time before this link", refused=True),
             )
         self._prune()
         return {u: results[u] for u in wanted}
@@ -129,7 +130,11 @@ class LinkChecker:
                     return LinkStatus(url, status, length=length)
                 return LinkStatus(url, None, f"more than {MAX_REDIRECTS} redirects")
         except InvalidInput as exc:
-            return LinkStatus(url, None, exc.message, refused=True)
+            # The address rules are the webhooks'; the sentence names this check's own flag.
+            message = exc.message.replace("webhook host", "host").replace(
+                "MORNINGPOST_WEBHOOK_ALLOW_PRIVATE", "MORNINGPOST_LINK_CHECK_ALLOW_PRIVATE"
+            )
+            return LinkStatus(url, None, message, refused=True)
         except TimeoutError:
             return LinkStatus(url, None, f"no answer within {self.timeout:g} s")
         except (OSError, ssl.SSLError, h11.ProtocolError, ValueError) as exc:
