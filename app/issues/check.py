@@ -6,10 +6,13 @@ service may run where outbound HTTP is not allowed).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
+
+from markdown_it import MarkdownIt
 
 from app.config import Settings, dkim_alignment_error
 from app.rendering.markdown import markdown_parser
@@ -144,9 +147,15 @@ def _sender(settings: Settings) -> list[Finding]:
     return found
 
 
+@functools.cache
+def _parser() -> MarkdownIt:
+    # Built once: a parser is costly to build, and parsing does not change it.
+    return markdown_parser()
+
+
 def block_links(blocks: Any) -> list[str]:
     """Return every link target in the blocks: url fields and links inside Markdown bodies."""
-    md = markdown_parser()
+    md = _parser()
     out: list[str] = []
 
     def walk(node: Any, key: str = "") -> None:

@@ -13,28 +13,43 @@ from app.issues.markdown_format import to_markdown
 
 
 class IssueLines:
-    """The Markdown lines of an issue and the line each block starts on."""
+    """The Markdown lines of an issue and the line each block starts on (worked out on first
+    use: an issue without findings never pays for writing its Markdown)."""
 
     def __init__(self, subject: str, preheader: str, slug: str | None, blocks: list[Any]) -> None:
+        self._args = (subject, preheader, slug, blocks)
+        self._lines: list[str] | None = None
+        self._starts: list[int] = []  # 1-based line of block n (index n - 1)
+
+    @property
+    def lines(self) -> list[str]:
+        """Return the issue's Markdown, line by line (empty when the blocks do not validate)."""
+        if self._lines is None:
+            self._lines = self._index()
+        return self._lines
+
+    @property
+    def starts(self) -> list[int]:
+        """Return the line each block starts on, block 1 first."""
+        self.lines  # noqa: B018 - computes both on first use
+        return self._starts
+
+    def _index(self) -> list[str]:
+        subject, preheader, slug, blocks = self._args
         try:
             text = to_markdown(subject=subject, preheader=preheader, slug=slug, blocks=blocks)
         except (InvalidInput, KeyError, TypeError):
-            text = ""  # blocks that do not validate have no Markdown form: no lines then
-        self.lines = text.split("\n")
-        self.starts: list[int] = []  # 1-based line of block n (index n - 1)
-        body_from = 0
-        if text:
-            closing = self.lines.index("---", 1)
-            body_from = closing + 1
-            first = blocks[0] if blocks else {}
-            if first.get("type") == "masthead" and first.get("date"):
-                date_line = next(
-                    (i for i in range(1, closing) if self.lines[i].startswith("date:")), 0
-                )
-                self.starts.append(date_line + 1)
-        for index in range(body_from, len(self.lines)):
-            if self.lines[index].startswith("## "):
-                self.starts.append(index + 1)
+            return []  # blocks that do not validate have no Markdown form: no lines then
+        lines = text.split("\n")
+        closing = lines.index("---", 1)
+        first = blocks[0] if blocks else {}
+        if first.get("type") == "masthead" and first.get("date"):
+            date_line = next((i for i in range(1, closing) if lines[i].startswith("date:")), 0)
+            self._starts.append(date_line + 1)
+        for index in range(closing + 1, len(lines)):
+            if lines[index].startswith("## "):
+                self._starts.append(index + 1)
+        return lines
 
     def block_line(self, block: int | None) -> int | None:
         """Return the line block number `block` (from 1) starts on."""

@@ -6,10 +6,13 @@ links that do not answer, lives in app.issues.linkcheck and never gates a send.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
+
+from markdown_it import MarkdownIt
 
 from app.issues.check import Finding
 from app.issues.locate import IssueLines
@@ -52,8 +55,14 @@ class Link:
     text: str
 
 
+@functools.cache
+def _parser() -> MarkdownIt:
+    # Built once: a parser is costly to build, and parsing does not change it.
+    return markdown_parser()
+
+
 def _inline_tokens(text: str) -> list[Any]:
-    md = markdown_parser()
+    md = _parser()
     out: list[Any] = []
     for token in md.parse(text):
         out.extend(token.children or [])
@@ -208,13 +217,13 @@ def _text_part(text: str | None) -> list[Finding]:
 
 def content_findings(
     subject: str,
-    blocks: list[dict[str, Any]],
+    found: tuple[list[Link], list[Image]],
     text: str | None,
     lines: IssueLines,
     size_of: Callable[[str], int | None] | None = None,
 ) -> list[Finding]:
-    """Return the findings of the content rules, each with its block and line."""
-    links, images = collect(blocks)
+    """Return the findings of the content rules (over `collect`'s links and images)."""
+    links, images = found
     return [
         *_subject(subject),
         *_images(images, lines, size_of),
@@ -223,9 +232,11 @@ def content_findings(
     ]
 
 
-def network_targets(blocks: list[dict[str, Any]], own_prefix: str) -> list[tuple[int, str]]:
+def network_targets(
+    found: tuple[list[Link], list[Image]], own_prefix: str
+) -> list[tuple[int, str]]:
     """Return (block, url) of every web link and image worth fetching (not our own server's)."""
-    links, images = collect(blocks)
+    links, images = found
     seen: set[str] = set()
     out: list[tuple[int, str]] = []
     for block, url in [(x.block, x.url) for x in links] + [(x.block, x.url) for x in images]:

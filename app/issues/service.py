@@ -19,8 +19,13 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.issues.check import Finding, check_issue
 from app.issues.linkcheck import LinkChecker
 from app.issues.locate import IssueLines
-from app.issues.preflight import collect as collect_images
-from app.issues.preflight import content_findings, link_findings, locate, network_targets
+from app.issues.preflight import (
+    collect,
+    content_findings,
+    link_findings,
+    locate,
+    network_targets,
+)
 from app.issues.schemas import IssueIn, IssuePatch
 from app.models import (
     Issue,
@@ -264,16 +269,16 @@ def preflight(
     size = len(html.encode("utf-8"))
     blocks = list(issue.blocks)
     lines = IssueLines(issue.subject, issue.preheader, issue.slug, blocks)
+    links_and_images = collect(blocks)  # every link with its text, every image with its alt
     found = check_issue(renderer.settings, size, issue, html)
-    found += content_findings(issue.subject, blocks, compiled.text, lines, size_of)
+    found += content_findings(issue.subject, links_and_images, compiled.text, lines, size_of)
     own = f"{renderer.settings.base_url}/"
-    _, images = collect_images(blocks)
     return Preflight(
         findings=_sorted(locate(found, lines)),
         html_bytes=size,
         lines=lines,
-        targets=network_targets(blocks, own),
-        image_urls=frozenset(i.url for i in images),
+        targets=network_targets(links_and_images, own),
+        image_urls=frozenset(i.url for i in links_and_images[1]),
     )
 
 
