@@ -368,3 +368,14 @@ async def test_a_whole_check_is_bounded_and_shares_one_gate(site: Site) -> None:
     # Links that ran out of time are asked again next time (not cached as failures).
     late = [u for u in urls if "ran out of time" in (result[u].error or "")]
     assert all(u not in checker._cache for u in late)
+
+
+def test_images_on_this_server_are_not_judged_as_outside_links(
+    client: TestClient, editor: dict[str, str]
+) -> None:
+    # BASE_URL is http://testserver here (no dot, plain HTTP), as a development one may be.
+    up = client.post("/media", files={"file": ("s.png", _png(20, 20), "image/png")}, headers=editor)
+    blocks = [{"type": "image", "url": up.json()["url"], "alt": "A dot"}]
+    report = check(client, editor, create(client, editor, blocks))
+    assert not [i for i in report["items"] if i["code"] in ("malformed_link", "insecure_link")]
+    assert report["ok"] is True

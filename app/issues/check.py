@@ -68,7 +68,7 @@ def check_issue(
                 "(often the masthead) next to the subject instead.",
             )
         )
-    found += _links(issue.blocks)
+    found += _links(issue.blocks, f"{settings.base_url}/")
     found += _sender(settings)
     if not settings.postal_address:
         found.append(
@@ -199,13 +199,15 @@ def link_problem(url: str) -> str | None:
     return None
 
 
-def _links(blocks: Any) -> list[Finding]:
+def _links(blocks: Any, own_prefix: str) -> list[Finding]:
     found: list[Finding] = []
+    # This server's own addresses (uploaded images, the archive) are judged like the footer's
+    # links: BASE_URL is the operator's choice, and a development one is often an IP address.
     seen: set[str] = set()
     numbered = list(enumerate(blocks, start=1)) if isinstance(blocks, list) else [(None, blocks)]
     for number, block in numbered:
         for url in block_links([block]):
-            if url in seen:
+            if url in seen or url.startswith(own_prefix):
                 continue
             seen.add(url)
             problem = link_problem(url)
