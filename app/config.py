@@ -176,6 +176,27 @@ class Settings(BaseSettings):
     # Host names answered besides BASE_URL's and localhost (e.g. "news.example.org,www.…").
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Images (issue 22): uploads stored by content hash under VAR_DIR/media, or in an
+    # S3-compatible bucket named by MEDIA_URL (s3://bucket/prefix?endpoint=…&region=…).
+    media_url: str = ""
+    # At most 10 MB: the request limit of /media (app.web.limits) is 10 MB and a form's overhead.
+    media_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=10 * 1024 * 1024)
+    # Preflight link checks: per-link timeout, links fetched at once, minutes a result is kept.
+    link_check_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    link_check_concurrency: int = Field(default=8, ge=1, le=64)
+    link_check_cache_seconds: int = Field(default=600, ge=0)
+    link_check_allow_private: bool = False  # let the link check reach private/loopback hosts
+
+    @field_validator("media_url")
+    @classmethod
+    def _check_media_url(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme != "s3" or not parts.netloc:
+                raise ValueError("must look like s3://bucket/prefix?endpoint=https://…&region=…")
+        return value
+
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:

@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings, ensure_secret_keys
 from app.db import make_engine, make_sessionmaker
+from app.issues.linkcheck import LinkChecker
+from app.media.store import MediaStore, make_store
 from app.rendering.compile import Renderer
 from app.tokens import TokenService
 
@@ -22,6 +24,8 @@ class Context:
     sessions: sessionmaker[Session]
     tokens: TokenService
     _renderer: Renderer | None = field(default=None, repr=False)
+    _media: MediaStore | None = field(default=None, repr=False)
+    _links: LinkChecker | None = field(default=None, repr=False)
 
     @property
     def renderer(self) -> Renderer:
@@ -29,6 +33,26 @@ class Context:
         if self._renderer is None:
             self._renderer = Renderer(self.settings)
         return self._renderer
+
+    @property
+    def media(self) -> MediaStore:
+        """Return where uploaded images live (VAR_DIR/media, or the MEDIA_URL bucket)."""
+        if self._media is None:
+            self._media = make_store(self.settings.var_dir, self.settings.media_url)
+        return self._media
+
+    @property
+    def links(self) -> LinkChecker:
+        """Return the preflight's link checker (one per process: its cache is shared)."""
+        if self._links is None:
+            s = self.settings
+            self._links = LinkChecker(
+                timeout=s.link_check_timeout_seconds,
+                concurrency=s.link_check_concurrency,
+                cache_seconds=s.link_check_cache_seconds,
+                allow_private=s.link_check_allow_private,
+            )
+        return self._links
 
     def close(self) -> None:
         """Release the connection pool."""

@@ -27,6 +27,7 @@ from app.context import Context, build_context
 from app.errors import DomainError
 from app.issues.routes import router as issues_router
 from app.issues.service import send_gate
+from app.media.routes import media_api_router, media_files_router
 from app.metrics.routes import metrics_router
 from app.providers.routes import providers_router
 from app.sends.smtp.mailer import make_mailer
@@ -52,6 +53,7 @@ API_PREFIXES = (
     "/feeds",
     "/healthz",
     "/webhooks",
+    "/media",
 )
 
 
@@ -96,6 +98,8 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.include_router(metrics_router)
     app.include_router(outbound_webhooks_router)
     app.include_router(clicks_router)
+    app.include_router(media_api_router)  # images: upload (editors), files (everyone)
+    app.include_router(media_files_router)
     app.mount("/static", static_files(), name="static")
     install_console(app)  # the editor console under /editor/
     _install_error_handlers(app)

@@ -251,6 +251,17 @@ EVERY_TYPE: dict[str, list[dict[str, Any]]] = {
         {"type": "markdown", "body": "Free **Markdown**.\n\n> quoted\n\n---\n\nafter a rule"},
         {"type": "markdown", "body": "Date: not a field\n##\n## {lead}"},
     ],
+    "image": [
+        {"type": "image", "url": "https://a.org/cat.jpg", "alt": "A cat"},
+        {"type": "image", "url": "https://a.org/c.png", "alt": "", "caption": "A caption {x}"},
+        {
+            "type": "image",
+            "url": "https://a.org/(b).png",
+            "alt": "brackets ] [ and (parens)",
+            "caption": '"quoted"',
+            "link": "https://a.org/story",
+        },
+    ],
 }
 
 
@@ -433,6 +444,7 @@ PIECES = [
     "{", "}", '"', "—", " — ", ":", "Kicker: ", "Intro: ", "Summary: ", "Date: ", "  ", "\t",
     "`", "```", "---", "https://x.org", "{lead}", "\\",
 ]  # fmt: skip
+IMAGE_URLS = ["https://a.org/x.png", "https://a.org/(b).jpg", "https://a.org/)"]
 URLS = [None, "https://a.org/x", "https://a.org/(b)", "mailto:a@b.org", "https://a.org/)"]
 
 
@@ -475,6 +487,9 @@ def _random_block(rng: random.Random) -> dict[str, Any]:
         },
         "subscribe": lambda: {"title": s(), "body": s(10)},
         "markdown": lambda: {"body": s(12)},
+        "image": lambda: {
+            "url": rng.choice(IMAGE_URLS), "alt": s(), "caption": opt(), "link": rng.choice(URLS),
+        },
     }[kind]()  # fmt: skip
     return {"type": kind, **{k: v for k, v in block.items() if v is not None}}
 

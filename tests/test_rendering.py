@@ -48,6 +48,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     },
     "subscribe": {"type": "subscribe", "title": "Subscribe title", "body": "Join us."},
     "markdown": {"type": "markdown", "body": "Plain *markdown* paragraph."},
+    "image": {"type": "image", "url": "https://a.example/i.png", "alt": "Alt", "caption": "Cap"},
 }
 
 

@@ -32,6 +32,7 @@ FIELDS: dict[str, list[tuple[str, str]]] = {
     "movers": [("title", "line"), ("intro", "text")],
     "subscribe": [("title", "line"), ("body", "text")],
     "markdown": [("body", "text")],
+    "image": [("url", "line"), ("alt", "line"), ("caption", "line"), ("link", "line")],
 }
 # Item lists per type: the key and the parts of one line, in order.
 ITEMS: dict[str, tuple[str, list[str]]] = {

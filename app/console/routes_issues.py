@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from app.console import block_form
+from app.console.preflight_view import checklist
 from app.console.web import (
     PREFIX,
     ConsoleRoute,
@@ -269,10 +270,18 @@ def duplicate_issue(issue_id: int, session: SessionDep, ctx: ContextDep, _: Edit
 
 
 @router.get("/{issue_id}/preview")
-def preview_page(issue_id: int, request: Request, session: SessionDep, _: EditorDep) -> Response:
-    """Show the email at phone and desktop width side by side."""
+def preview_page(
+    issue_id: int,
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+    _: EditorDep,
+    links: bool = False,
+) -> Response:
+    """Show the email at phone and desktop width side by side, with the preflight checklist."""
     issue = _issue_or_404(session, issue_id)
-    return render(request, "issue_preview.html", section="issues", issue=issue)
+    report = checklist(ctx, session, issue, links=links)  # links are fetched only when asked (slow)
+    return render(request, "issue_preview.html", section="issues", issue=issue, preflight=report)
 
 
 @router.get("/{issue_id}/preview.html")

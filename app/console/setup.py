@@ -9,6 +9,7 @@ from app.console import (
     routes_dashboard,
     routes_feeds,
     routes_issues,
+    routes_media,
     routes_people,
     routes_sending,
 )
@@ -25,4 +26,5 @@ def install_console(app: FastAPI) -> None:
     app.include_router(routes_sending.router)
     app.include_router(routes_people.router)
     app.include_router(routes_feeds.router)
+    app.include_router(routes_media.router)
     app.add_middleware(ConsoleHeaders)

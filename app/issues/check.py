@@ -6,10 +6,13 @@ service may run where outbound HTTP is not allowed).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
+
+from markdown_it import MarkdownIt
 
 from app.config import Settings, dkim_alignment_error
 from app.rendering.markdown import markdown_parser
@@ -33,13 +36,19 @@ class IssueLike(Protocol):
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem: `error` blocks a send, `warning` does not."""
+    """One problem: `error` blocks a send, `warning` does not.
+
+    `block` numbers the block it concerns from 1 (None: the whole issue); `line` is the line of
+    the issue's Markdown form (GET /issues/{id}/markdown, the console's editor), when known.
+    """
 
     level: Literal["error", "warning"]
     code: str
     message: str
+    block: int | None = None
+    line: int | None = None
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, Any]:
         """Return the JSON shape."""
         return asdict(self)
 
@@ -59,7 +68,7 @@ def check_issue(
                 "(often the masthead) next to the subject instead.",
             )
         )
-    found += _links(issue.blocks)
+    found += _links(issue.blocks, f"{settings.base_url}/")
     found += _sender(settings)
     if not settings.postal_address:
         found.append(
@@ -138,9 +147,15 @@ def _sender(settings: Settings) -> list[Finding]:
     return found
 
 
+@functools.cache
+def _parser() -> MarkdownIt:
+    # Built once: a parser is costly to build, and parsing does not change it.
+    return markdown_parser()
+
+
 def block_links(blocks: Any) -> list[str]:
     """Return every link target in the blocks: url fields and links inside Markdown bodies."""
-    md = markdown_parser()
+    md = _parser()
     out: list[str] = []
 
     def walk(node: Any, key: str = "") -> None:
@@ -184,24 +199,26 @@ def link_problem(url: str) -> str | None:
     return None
 
 
-def _links(blocks: Any) -> list[Finding]:
+def _links(blocks: Any, own_prefix: str) -> list[Finding]:
     found: list[Finding] = []
+    # This server's own addresses (uploaded images, the archive) are judged like the footer's
+    # links: BASE_URL is the operator's choice, and a development one is often an IP address.
     seen: set[str] = set()
-    for url in block_links(blocks):
-        if url in seen:
-            continue
-        seen.add(url)
-        problem = link_problem(url)
-        if problem:
-            found.append(Finding("error", "malformed_link", f"The link {url!r} {problem}."))
-        elif urlsplit(url).scheme.lower() == "http":
-            found.append(
-                Finding(
-                    "warning",
-                    "insecure_link",
+    numbered = list(enumerate(blocks, start=1)) if isinstance(blocks, list) else [(None, blocks)]
+    for number, block in numbered:
+        for url in block_links([block]):
+            if url in seen or url.startswith(own_prefix):
+                continue
+            seen.add(url)
+            problem = link_problem(url)
+            if problem:
+                message = f"The link {url!r} {problem}."
+                found.append(Finding("error", "malformed_link", message, block=number))
+            elif urlsplit(url).scheme.lower() == "http":
+                message = (
                     f"The link {url!r} is not HTTPS; some mail clients warn readers about "
-                    "plain-HTTP links.",
+                    "plain-HTTP links."
                 )
-            )
+                found.append(Finding("warning", "insecure_link", message, block=number))
     errors = [f for f in found if f.level == "error"][:MAX_LINK_FINDINGS]
     return errors + [f for f in found if f.level == "warning"][:MAX_LINK_FINDINGS]

@@ -29,6 +29,10 @@ The grammar (also in docs/markdown-issues.md):
     movers    `- [Name](https://…) (+312%) — note`, the change in parentheses is required
   `**Title**` may replace `[Title](url)` everywhere; lines indented under an item continue its
   description; an item may also be written as a JSON object: `- {"title": "…", "url": "…"}`.
+* An image block: `## Caption {image}` (or `## {image}` without a caption), an optional
+  `Link: https://…` line, then the image as `![Alt text](https://…/media/….jpg)`. `Alt:` and
+  `Url:` field lines may replace the `![…](…)` line (the writer uses them when the alt text
+  holds brackets).
 * A body line that starts with `##` would start a block: indent it by one space. One leading
   space is removed from every text line that starts with spaces and `##`.
 
@@ -63,6 +67,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "links": ("intro",),
     "trending": ("intro",),
     "movers": ("intro",),
+    "image": ("link", "alt", "url"),
 }
 UNTITLED = ("masthead", "markdown")
 BODY_TYPES = ("lead", "article", "subscribe", "markdown")
@@ -82,6 +87,7 @@ _NEEDS_ESCAPE = re.compile(r"^ *##")
 _LINK = re.compile(r"^\[(?P<title>[^\]]*)\]\((?P<url>\S*?)\)(?=[ \t]|$)")
 _BOLD = re.compile(r"^\*\*(?P<title>.+?)\*\*(?=[ \t]|$)")
 _METRIC = re.compile(r"^\((?P<metric>[^()]*)\)(?=[ \t]|$)")
+_IMAGE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<url>\S*?)\)$")
 _SEPARATOR = re.compile(r"^(?:—|–|--|-|:)(?:[ \t]+|$)")
 _LOC = re.compile(r"^(?:groups\[(?P<g>\d+)\](?:\.items\[(?P<gi>\d+)\])?|items\[(?P<i>\d+)\])\.?")
 
@@ -424,10 +430,29 @@ def _group_heading(text: str) -> dict[str, Any]:
     return {"source": text}
 
 
+def _parse_image(src: _Src, data: dict[str, Any], block: _Block) -> None:
+    """Read the `![Alt](url)` line of an image block (the only text it holds)."""
+    for number, text in src.lines:
+        if not text.strip():
+            continue
+        match = _IMAGE.match(text.strip())
+        if match is None or "url" in data:
+            raise _fail(
+                number,
+                "an image block holds one image line, e.g. '![What it shows](https://…/a.jpg)'",
+            )
+        data["alt"], data["url"] = match["alt"], match["url"]
+    if "url" not in data:
+        raise _fail(block.line, "an image block needs its image: '![What it shows](https://…)'")
+
+
 def _parse_block(kind: str, title: str, line: int, src: _Src) -> _Block:
     block = _Block(kind, line, {"type": kind})
     data = block.data
-    if kind in UNTITLED:
+    if kind == "image":
+        if title:
+            data["caption"] = title
+    elif kind in UNTITLED:
         if title:
             raise _fail(line, f"a {kind} block has no title: write '## {{{kind}}}'")
     elif title:
@@ -444,6 +469,8 @@ def _parse_block(kind: str, title: str, line: int, src: _Src) -> _Block:
             data["body"] = body
     elif kind in LIST_TYPES:
         _parse_list_block(kind, rest, data, block)
+    elif kind == "image":
+        _parse_image(rest, data, block)
     elif kind == "opinion":
         _parse_opinion(rest, data, block)
     elif kind == "trending":
@@ -569,8 +596,20 @@ def _item_line(kind: str, item: dict[str, Any]) -> str:
     return "- " + (text if same else _item_text(kind, item, plain=False))
 
 
+def _image_markdown(block: dict[str, Any], safe: bool) -> list[str]:
+    caption = block.get("caption") or ""
+    out = [_heading(caption, "image") if caption else "## {image}"]
+    if block.get("link"):
+        out.append(f"Link: {block['link']}")
+    if safe:
+        return [*out, f"Alt: {_quoted(block['alt'])}", f"Url: {block['url']}"]
+    return [*out, "", f"![{block['alt']}]({block['url']})"]
+
+
 def _block_markdown(block: dict[str, Any], safe: bool) -> list[str]:
     kind = block["type"]
+    if kind == "image":
+        return _image_markdown(block, safe)
     out = [_heading(block.get("title") or "", kind)]
     fields = [(k, block[k]) for k in FIELDS.get(kind, ()) if block.get(k) is not None]
     if kind in ("cards", "links", "trending", "movers") and not safe:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
+import anyio.from_thread
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
@@ -13,6 +14,7 @@ from app.deps import ContextDep, IdPath, SessionDep, require_editor
 from app.errors import InvalidInput
 from app.issues import service
 from app.issues.markdown_format import issue_to_markdown, parse_issue_markdown
+from app.issues.preflight_json import preflight_json
 from app.issues.schemas import (
     IssueIn,
     IssueOut,
@@ -23,6 +25,7 @@ from app.issues.schemas import (
     TestSendIn,
     TestSendOut,
 )
+from app.media.service import own_media_size
 from app.models import DeliveryStatus, utcnow
 from app.sends.schemas import DeliveryPageOut
 from app.sends.store.log import MAX_LIMIT
@@ -181,13 +184,22 @@ def preview(issue_id: IdPath, session: SessionDep, ctx: ContextDep) -> HTMLRespo
 
 
 @router.get("/{issue_id}/check")
-def check(issue_id: IdPath, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
-    """List what would block or hurt this issue's send (also run before every send)."""
-    findings = service.pre_send_check(ctx.renderer, service.get_issue(session, issue_id))
-    return {
-        "ok": not any(f.level == "error" for f in findings),
-        "findings": [f.as_dict() for f in findings],
-    }
+def check(
+    issue_id: IdPath, session: SessionDep, ctx: ContextDep, links: bool = True
+) -> dict[str, Any]:
+    """Run the preflight: what would block or hurt this issue's send (the cheap part also runs
+    before every send). `links=false` skips fetching the links (slow; warnings only)."""
+    issue = service.get_issue(session, issue_id)
+    size_of = own_media_size(ctx.media, ctx.settings.base_url)
+    report = service.preflight(ctx.renderer, issue, size_of)
+    found = list(report.findings)
+    if links and report.targets:
+        # Nothing was written: end the transaction before seconds of network I/O (on SQLite a
+        # transaction holds the write lock). This handler runs in a worker thread; the fetches
+        # run on the event loop meanwhile.
+        session.commit()
+        found += anyio.from_thread.run(service.check_links, ctx.links, report)
+    return preflight_json(report, found, links_checked=links)
 
 
 @router.post("/{issue_id}/test", status_code=202, response_model=TestSendOut)

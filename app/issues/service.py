@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,6 +17,15 @@ from app.bounces.service import bounce_stats, policy_alerts
 from app.clicks.service import click_counts
 from app.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from app.issues.check import Finding, check_issue
+from app.issues.linkcheck import LinkChecker
+from app.issues.locate import IssueLines
+from app.issues.preflight import (
+    collect,
+    content_findings,
+    link_findings,
+    locate,
+    network_targets,
+)
 from app.issues.schemas import IssueIn, IssuePatch
 from app.models import (
     Issue,
@@ -310,11 +321,60 @@ def local_moments(
     return moments
 
 
-def pre_send_check(renderer: Renderer, issue: Issue) -> list[Finding]:
-    """Render the issue and list what would block or hurt its send, errors first."""
+@dataclass(frozen=True)
+class Preflight:
+    """The cheap part of an issue's preflight, and what the slow (network) part needs."""
+
+    findings: list[Finding]
+    html_bytes: int
+    lines: IssueLines
+    targets: list[tuple[int, str]]  # (block, url) to fetch: links and images elsewhere
+    image_urls: frozenset[str]
+
+    @property
+    def ok(self) -> bool:
+        """Tell whether nothing blocks the send."""
+        return not any(f.level == "error" for f in self.findings)
+
+
+def _sorted(findings: list[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: (f.level != "error", f.block or 0))
+
+
+def preflight(
+    renderer: Renderer, issue: Issue, size_of: Callable[[str], int | None] | None = None
+) -> Preflight:
+    """Render the issue and run every rule that needs no network; `size_of` weighs own images."""
     compiled = compile_issue(renderer, issue)
     html = compiled.html
-    return check_issue(renderer.settings, len(html.encode("utf-8")), issue, html)
+    size = len(html.encode("utf-8"))
+    blocks = list(issue.blocks)
+    lines = IssueLines(issue.subject, issue.preheader, issue.slug, blocks)
+    links_and_images = collect(blocks)  # every link with its text, every image with its alt
+    found = check_issue(renderer.settings, size, issue, html)
+    found += content_findings(issue.subject, links_and_images, compiled.text, lines, size_of)
+    own = f"{renderer.settings.base_url}/"
+    return Preflight(
+        findings=_sorted(locate(found, lines)),
+        html_bytes=size,
+        lines=lines,
+        targets=network_targets(links_and_images, own),
+        image_urls=frozenset(i.url for i in links_and_images[1]),
+    )
+
+
+async def check_links(checker: LinkChecker, report: Preflight) -> list[Finding]:
+    """Fetch the report's links (bounded, cached) and return warnings for those that fail."""
+    statuses = await checker.check([url for _, url in report.targets])
+    return link_findings(report.targets, statuses, set(report.image_urls), report.lines)
+
+
+def pre_send_check(renderer: Renderer, issue: Issue) -> list[Finding]:
+    """Render the issue and list what would block or hurt its send, errors first.
+
+    No network: links are not fetched here (that is slow, and only ever a warning).
+    """
+    return preflight(renderer, issue).findings
 
 
 def send_gate(renderer: Renderer) -> SendGate:

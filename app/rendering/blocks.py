@@ -44,9 +44,23 @@ def _url(value: str) -> str:
     return value
 
 
+def _alt(value: str) -> str:
+    # One line; may be empty so a draft saves, and the pre-send check then refuses to send it.
+    return _SPACES.sub(" ", _CONTROL.sub("", value)).strip()
+
+
+def _image_url(value: str) -> str:
+    value = _url(value)
+    if not value.lower().startswith(("http://", "https://")):
+        raise ValueError("must be an http(s) URL of an image")
+    return value
+
+
 Line = Annotated[str, Field(max_length=300), AfterValidator(_line)]
 Text = Annotated[str, Field(max_length=20_000), AfterValidator(_text)]
 Url = Annotated[str, Field(max_length=900), AfterValidator(_url)]
+Alt = Annotated[str, Field(max_length=500), AfterValidator(_alt)]
+ImageUrl = Annotated[str, Field(max_length=900), AfterValidator(_image_url)]
 
 
 class _Model(BaseModel):
@@ -166,6 +180,14 @@ class MarkdownBlock(_Model):
     body: Text
 
 
+class ImageBlock(_Model):
+    type: Literal["image"]
+    url: ImageUrl
+    alt: Alt = ""
+    caption: Line | None = None
+    link: Url | None = None
+
+
 _MODELS: dict[str, type[_Model]] = {
     "masthead": Masthead,
     "lead": Lead,
@@ -178,6 +200,7 @@ _MODELS: dict[str, type[_Model]] = {
     "movers": Movers,
     "subscribe": Subscribe,
     "markdown": MarkdownBlock,
+    "image": ImageBlock,
 }
 
 BLOCK_TYPES: tuple[str, ...] = tuple(_MODELS)

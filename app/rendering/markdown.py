@@ -11,9 +11,9 @@ from markupsafe import Markup
 
 ALLOWED_TAGS = {
     "p", "br", "strong", "em", "b", "i", "a", "ul", "ol", "li",
-    "blockquote", "code", "pre", "h2", "h3", "h4", "hr",
+    "blockquote", "code", "pre", "h2", "h3", "h4", "hr", "img",
 }  # fmt: skip
-ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}}
 URL_SCHEMES = {"http", "https", "mailto"}
 WIDTH = 72
 
@@ -105,6 +105,12 @@ class _TextMaker(HTMLParser):
             self.href.append(dict(attrs).get("href"))
         elif tag == "br":
             self.buffer.append(" ")
+        elif tag == "img":
+            # The text part has no pictures: the alt text says what it shows, a link shows it.
+            found = dict(attrs)
+            alt = " ".join((found.get("alt") or "").split()) or "no description"
+            src = found.get("src")
+            self.buffer.append(f"[Image: {alt}]" + (f" {self.links.ref(src)}" if src else ""))
         elif tag in ("ul", "ol"):
             self.lists.append([0] if tag == "ol" else [])
         elif tag == "li" and self.lists:

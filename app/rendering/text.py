@@ -107,6 +107,16 @@ def _markdown(b: Block, links: LinkList, ctx: dict[str, Any]) -> list[str]:
     return [html_to_text(b["body_html"], links)]
 
 
+def _image(b: Block, links: LinkList, ctx: dict[str, Any]) -> list[str]:
+    alt = b.get("alt") or "no description"
+    out = [wrap(f"[Image: {alt}] {links.ref(b['url'])}")]
+    if b.get("caption"):
+        out.append(wrap(b["caption"]))
+    if b.get("link"):
+        out.append(f"Link: {links.ref(b['link'])}")
+    return ["\n".join(out)]
+
+
 _WRITERS: dict[str, Callable[[Block, LinkList, dict[str, Any]], list[str]]] = {
     "masthead": _masthead,
     "lead": _story,
@@ -119,6 +129,7 @@ _WRITERS: dict[str, Callable[[Block, LinkList, dict[str, Any]], list[str]]] = {
     "movers": _movers,
     "subscribe": _subscribe,
     "markdown": _markdown,
+    "image": _image,
 }
 
 

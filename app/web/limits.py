@@ -30,6 +30,9 @@ PATH_LIMITS: tuple[tuple[str, int], ...] = (
     ("/webhooks/ses", 1 * MB),
     ("/webhooks/postmark", 1 * MB),
     ("/webhooks/mailgun", 1 * MB),
+    # Images: MEDIA_MAX_BYTES (10 MB by default) refuses first, with its own message.
+    ("/media", 10 * MB + 64 * KB),
+    ("/editor/media", 10 * MB + 64 * KB),
     ("/issues", 5 * MB),
     ("/editor", 5 * MB),
 )

@@ -1,0 +1,1 @@
+"""Images editors upload: checked, resized and stripped once, stored by content hash."""
