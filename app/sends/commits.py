@@ -18,6 +18,7 @@ from app.context import Context
 from app.db import is_postgres as is_postgres_engine
 from app.db import session_scope
 from app.models import utcnow
+from app.sends.hooks import SendHooks
 from app.sends.store import lease, ledger, sends
 from app.sends.store.hot import SQLiteHotPath
 from app.sends.store.ledger import Result, RetryPolicy
@@ -29,10 +30,14 @@ log = logging.getLogger("morningpost.delivery")
 class CommitRouter:
     """Record results and hand rows over, on the cheapest path the database allows."""
 
-    def __init__(self, ctx: Context, owner: str, policy: RetryPolicy) -> None:
+    def __init__(
+        self, ctx: Context, owner: str, policy: RetryPolicy, hooks: SendHooks | None = None
+    ) -> None:
         self.ctx = ctx
         self.owner = owner
         self.policy = policy
+        # What becomes of bounces (suppressions) is the layers above's, handed in.
+        self.hooks = hooks or SendHooks()
         self._commit_conn: Connection | None = None  # used by one commit at a time
         # SQLite's commits run on the loop, on the driver (store/hot.py); PostgreSQL's on a
         # thread, since each one waits for the server.
@@ -87,10 +92,13 @@ class CommitRouter:
                 self._close_commit_connection()  # a broken connection is not reused
                 raise
         with session_scope(self.ctx.sessions) as ses:
-            ledger.record_results(ses, self.owner, results, now, policy=self.policy)
+            bounced = ledger.record_results(ses, self.owner, results, now, policy=self.policy)
+            if bounced:  # suppressed in this very transaction, with the results
+                self.hooks.bounced(ses, bounced, now)
             marked = lease.hand_over(ses, self.owner, handed, now)
             for issue_id in sorted(undo_bounces):
-                requeued, lifted = sends.undo_relay_bounces(ses, issue_id, now)
+                requeued = sends.requeue_relay_bounces(ses, issue_id, now)
+                lifted = self.hooks.bounces_undone(ses, issue_id, now)
                 if requeued or lifted:
                     log.warning(
                         "issue %d: the relay refused readers alike; %d deliveries queued again, "

@@ -21,14 +21,14 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
-from app import metrics
 from app.context import Context
 from app.db import OnThread
-from app.housekeeping import tidy
 from app.models import utcnow
 from app.sends.commits import CommitRouter
 from app.sends.dkim import DkimSigner
+from app.sends.hooks import SendHooks
 from app.sends.ledger_port import StreamLedger
 from app.sends.messages import MessageCache, RenderFailed
 from app.sends.outbox import OutboxSender
@@ -37,11 +37,9 @@ from app.sends.reaper import Reaper
 from app.sends.smtp.mailer import Mailer
 from app.sends.store import sends
 from app.sends.store.ledger import Result, RetryPolicy
-from app.sends.store.sends import SendGate
 from app.sends.stream import DeliveryStream
 from app.sends.throttle import AdaptiveRate, DomainSchedule, ErrorWatch, RateLimiter
 from app.sends.watch import BounceBurst, RelayWatch
-from app.webhooks.events import issues_sent
 
 log = logging.getLogger("morningpost.delivery")
 
@@ -75,13 +73,14 @@ class Worker:
         mailer: Mailer,
         *,
         owner: str | None = None,
-        gate: SendGate | None = None,
+        hooks: SendHooks | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.ctx = ctx
-        # Run at the moment a scheduled issue starts (the pre-send check), passed in by the
-        # caller so the send core never depends on the issues layer above it.
-        self.gate = gate
+        # What the layers above do with the core's facts (the pre-send check, suppressions,
+        # webhooks, tidying, metrics), passed in so the core never imports them. Built by
+        # app/delivery.py; a bare worker (tests, benches) acts on none of them.
+        self.hooks = h = hooks or SendHooks()
         # What time it is for "who is due" (scheduled issues, local-time waves); tests set it.
         self.clock = clock
         self.settings = s = ctx.settings
@@ -102,17 +101,8 @@ class Worker:
         )
         self.db = OnThread(ctx.sessions)
         self.messages = MessageCache(ctx, self.db, self.signer)
-        self.commits = CommitRouter(ctx, self.owner, self.policy)
+        self.commits = CommitRouter(ctx, self.owner, self.policy, h)
         self.reaper = Reaper(s, self.owner, self.db)
-        self.ledger = StreamLedger(
-            s,
-            self.owner,
-            self.db,
-            commit=self.commit,  # bound here, so a subclass's commit is the one streams use
-            reaper=self.reaper,
-            clock=clock,
-            observe_claim=metrics.claim_observed,
-        )
         self.outbox = OutboxSender(
             ctx,
             mailer,
@@ -123,7 +113,7 @@ class Worker:
             limiter=self.limiter,
             relay=self.relay,
             signer=self.signer,
-            observe=metrics.smtp_observed,
+            observe=h.observe_smtp,
         )
         self._stop = asyncio.Event()
         self._next_tidy = 0.0  # monotonic time of the next housekeeping pass
@@ -185,31 +175,49 @@ class Worker:
     async def run_once(self) -> bool:
         """Run housekeeping, the outbox and one delivery stream; return whether any was claimed."""
         now = self.clock()
-        started = await self.db(lambda s: sends.start_due_issues(s, now, self.gate))
+        started = await self.db(lambda s: sends.start_due_issues(s, now, self.hooks.gate))
         if started:
             log.info("started scheduled issues %s", started)
         await self.reaper.expire()
         if time.monotonic() >= self._next_tidy:
             self._next_tidy = time.monotonic() + TIDY_EVERY_SECONDS
-            tidied = await self.db(lambda s: tidy(s, self.settings, now))
+            tidied = await self.db(lambda s: self.hooks.tidy(s, now))
             if any(tidied.values()):
                 log.info("housekeeping: %s", tidied)
         sent_outbox = await self.outbox.batch(self._stop)
         self.messages.new_stream()  # re-read issues each stream: an edit or a fix is picked up
+        # Built per stream: it holds the worker's commit, and a worker holding it back would
+        # be a cycle that keeps the commit connection open until the cyclic GC runs.
+        ledger = StreamLedger(
+            self.settings,
+            self.owner,
+            self.db,
+            commit=self.commit,  # bound here, so a subclass's commit is the one streams use
+            reaper=self.reaper,
+            clock=self.clock,
+            observe_claim=self.hooks.observe_claim,
+        )
         stream = DeliveryStream(
             self.settings,
             self.mailer,
             self.messages,
-            self.ledger,
+            ledger,
             self.throttles,
             self._stop,
-            observe=metrics.smtp_observed,
+            observe=self.hooks.observe_smtp,
         )
         sent = await stream.run()
-        finished = await self.db(lambda s: issues_sent(s, sends.finish_issues(s, utcnow())))
+        finished = await self.db(self._finish_issues)
         if finished:
             log.info("issues %s finished", finished)
         return bool(sent_outbox or sent)
+
+    def _finish_issues(self, session: Session) -> list[int]:
+        """Mark sends with nothing left open as sent, and tell the layers above, in one go."""
+        finished = sends.finish_issues(session, utcnow())
+        if finished:
+            self.hooks.finished(session, finished)  # issue.sent, in this very transaction
+        return finished
 
     def commit(
         self, results: list[Result], handed: list[int], undo_bounces: set[int] | frozenset[int]

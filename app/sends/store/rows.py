@@ -41,6 +41,18 @@ class Result:
     suppress: bool = False
 
 
+@dataclass(frozen=True)
+class Bounced:
+    """A fact for the layers above: readers a relay refused (5.1.x) during one issue's send.
+
+    Their deliveries are recorded `failed`; suppressing them is for the caller, in the same
+    transaction (the worker's hooks, app/delivery.py).
+    """
+
+    issue_id: int
+    subscriber_ids: tuple[int, ...]
+
+
 def _insert(session: Session, table: Table) -> Any:
     """Return a dialect INSERT that supports ON CONFLICT DO NOTHING."""
     dialect = session.get_bind().dialect.name
