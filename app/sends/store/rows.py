@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from typing import cast as typed
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.models import Delivery, OutboxMessage
@@ -51,12 +49,6 @@ class Bounced:
 
     issue_id: int
     subscriber_ids: tuple[int, ...]
-
-
-def _insert(session: Session, table: Table) -> Any:
-    """Return a dialect INSERT that supports ON CONFLICT DO NOTHING."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def is_postgres(session: Session) -> bool:
