@@ -65,6 +65,14 @@ def test_the_stream_does_not_import_the_worker() -> None:
     assert not any(m.startswith("app.sends.worker") for m in _imports(SENDS / "stream.py"))
 
 
+def test_the_stream_knows_its_collaborators_by_their_ports_only() -> None:
+    """The stream is handed a message source, a ledger port and throttles (issue 18, item 4)."""
+    hosts = ("worker", "ledger_port", "commits", "outbox", "reaper", "host")
+    for name in ("stream.py", "handover.py"):
+        imported = _imports(SENDS / name)
+        assert not {m for m in imported for h in hosts if m.startswith(f"app.sends.{h}")}, name
+
+
 def test_the_check_catches_an_upward_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from app.issues.service import stats\n")

@@ -1,12 +1,17 @@
-"""The delivery worker: housekeeping, the outbox, then a stream of deliveries (stream.py).
+"""The delivery worker: the main loop, and nothing else.
+
+Each turn: start the sends that are due, end dead leases (reaper.py), tidy now and then, send
+an outbox batch (outbox.py), run one stream of deliveries (stream.py, handover.py), and mark
+the sends with nothing left open as finished. The render cache is messages.py, commit routing
+commits.py; what the layers above do with the core's facts comes in as hooks (hooks.py), wired
+by app/delivery.py, the one place a Worker is built for real.
 
 Crash semantics (the in-flight window): a claimed batch is committed as `sending` under this
 worker's lease before any SMTP traffic, and leases are renewed while the worker lives. A row's
 content goes on the wire only after its hand-over mark is committed, together with the results
 gathered so far (stream.py). If the process dies, rows never handed over go back to the queue
 when their lease ends; only handed-over rows without a result (at most the window) become
-`unknown`, since they may have reached the relay: none is resent blindly.
-"""
+`unknown`, since they may have reached the relay: none is resent blindly."""
 
 from __future__ import annotations
 
