@@ -192,12 +192,13 @@ def _deliver(ctx: Context, issue_ids: list[int] | None, settings: Settings | Non
     """Deliver in-process until nothing is due, drawing one progress bar per issue."""
     import asyncio
 
+    from app.delivery import build_worker
     from app.issues.dispatch import deliver_until_done
     from app.sends.smtp.mailer import make_mailer
 
-    mailer = make_mailer(settings or ctx.settings)
+    worker = build_worker(ctx, make_mailer(settings or ctx.settings))
     with _progress_display() as on_progress:
-        asyncio.run(deliver_until_done(ctx, mailer, issue_ids, on_progress=on_progress))
+        asyncio.run(deliver_until_done(ctx, worker, issue_ids, on_progress=on_progress))
 
 
 @cli.command(rich_help_panel=SEND)
@@ -334,10 +335,8 @@ async def _run_worker(ctx: Context) -> None:
 
     from app.automations.feeds import run_feed_poller
     from app.bounces.mailbox import run_bounce_mailbox
-    from app.issues.service import send_gate
+    from app.delivery import build_worker
     from app.metrics.worker_endpoint import serve_worker_metrics
-    from app.sends.smtp.mailer import make_mailer
-    from app.sends.worker import Worker
     from app.webhooks.sender import run_webhook_sender
 
     stop = asyncio.Event()
@@ -345,10 +344,9 @@ async def _run_worker(ctx: Context) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         # Graceful: the worker finishes the message in hand and releases the rest.
         loop.add_signal_handler(sig, stop.set)
-    gate = send_gate(ctx.renderer)  # the pre-send check runs again when a scheduled issue starts
     # The webhook sender (and the heartbeat) runs next to the delivery worker.
     await asyncio.gather(
-        Worker(ctx, make_mailer(ctx.settings), gate=gate).run(stop),
+        build_worker(ctx).run(stop),
         run_webhook_sender(ctx, stop),
         run_bounce_mailbox(ctx, stop),  # MORNINGPOST_BOUNCE_MAILBOX, polled every minute
         run_feed_poller(ctx, stop),  # RSS/Atom feeds into issues

@@ -75,9 +75,9 @@ class Settings(BaseSettings):
     handover_window: int = Field(default=0, ge=0, le=10_000)
     # A worker whose database stays unreachable this long exits (status 1) for its supervisor.
     worker_give_up_seconds: float = Field(default=300.0, gt=0)
-    # Deprecated and ignored: results are now written with every hand-over group (the crash
-    # window is 2 x SMTP_CONNECTIONS); kept so existing .env files still load.
-    flush_every: int = Field(default=100, ge=1, le=10_000)
+    # Dead: results are written with every hand-over group (the crash window is the hand-over
+    # window). Still accepted, whatever its value, so old .env files load; start-up warns.
+    flush_every: int | str | None = None
     # Per-recipient-domain limits, messages/s: "gmail.com=20,yahoo.com=10"; other domains get
     # DOMAIN_RATE_DEFAULT (0 = no per-domain limit). Each worker enforces its own share.
     domain_rates: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
@@ -406,6 +406,11 @@ def load_settings(**overrides: object) -> Settings:
         err = exc.errors()[0]
         msg = str(err["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"{_field_env_name(err['loc'])}: {msg}") from None
+    if settings.flush_every is not None:
+        log.warning(
+            "MORNINGPOST_FLUSH_EVERY is no longer used and is ignored (results are written "
+            "with every hand-over group, see HANDOVER_WINDOW); remove it"
+        )
     misaligned = dkim_alignment_error(settings)
     if misaligned:
         # Receivers enforcing DMARC would reject every message: refuse to start instead.

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+T = TypeVar("T")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -63,6 +66,22 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+class OnThread:
+    """Run fn(session) in one transaction each, on a thread (sessions are synchronous)."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+
+    async def __call__(self, fn: Callable[[Session], T]) -> T:
+        """Run fn(session) in its own transaction on a thread; return what it returned."""
+
+        def work() -> T:
+            with session_scope(self.factory) as session:
+                return fn(session)
+
+        return await asyncio.to_thread(work)
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -24,14 +24,13 @@ from app.clicks.routes import clicks_router
 from app.config import Settings
 from app.console.setup import install_console
 from app.context import Context, build_context
+from app.delivery import build_worker
 from app.errors import DomainError
 from app.issues.routes import router as issues_router
-from app.issues.service import send_gate
 from app.media.routes import media_api_router, media_files_router
 from app.metrics.routes import metrics_router
 from app.providers.routes import providers_router
-from app.sends.smtp.mailer import make_mailer
-from app.sends.worker import DatabaseUnavailable, Worker
+from app.sends.worker import DatabaseUnavailable
 from app.subscribers.routes import router as subscribers_router
 from app.suppressions.routes import suppressions_router
 from app.web.headers import SecurityHeaders, TrustedHosts
@@ -111,7 +110,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
 
 
 async def _start_worker(ctx: Context, stop: asyncio.Event) -> None:
-    worker = Worker(ctx, make_mailer(ctx.settings), gate=send_gate(ctx.renderer))
+    worker = build_worker(ctx)
 
     async def deliver() -> None:
         try:

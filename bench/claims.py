@@ -3,7 +3,7 @@
     python bench/claims.py [--rows 40000] [--batch 250] [--database postgresql://…]
 
 No SMTP: each claimer (a thread with its own connection, as a worker's database thread is)
-claims a batch, records it `sent` FLUSH_EVERY (100) rows at a time, and repeats until the
+claims a batch, records it `sent` 100 rows at a time, and repeats until the
 send is done. Prints the time per claimed and per recorded row, and rows/s overall, for one
 claimer and for two sharing the send through SKIP LOCKED. Also the first and last claims'
 time, which shows whether a claim's cost grows as the send proceeds.

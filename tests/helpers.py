@@ -12,10 +12,8 @@ from typing import Any
 
 from app.context import Context
 from app.db import session_scope
-from app.issues.service import send_gate
+from app.delivery import build_worker
 from app.models import Subscriber, SubscriberStatus, utcnow
-from app.sends.smtp.mailer import make_mailer
-from app.sends.worker import Worker
 from app.tokens import hash_secret
 
 SIMPLE_BLOCKS: list[dict[str, Any]] = [
@@ -48,8 +46,7 @@ def add_subscribers(
 
 def run_worker(ctx: Context) -> None:
     """Deliver everything that is due now, in-process, against the test SMTP server."""
-    worker = Worker(ctx, make_mailer(ctx.settings), gate=send_gate(ctx.renderer))
-    asyncio.run(worker.run_until_idle())
+    asyncio.run(build_worker(ctx).run_until_idle())
 
 
 def new_issue(client: Any, editor: dict[str, str], **fields: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,23 @@ def test_defaults_need_no_configuration(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert settings.smtp_url is None  # the capture mailer
     assert settings.base_url == "http://127.0.0.1:8000"
     assert settings.sender.domain.endswith(".example")
+
+
+@pytest.mark.parametrize("value", ["100", "0", "lots"])
+def test_the_dead_flush_every_setting_still_loads_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, value: str
+) -> None:
+    """An old .env with FLUSH_EVERY (issue 18): any value starts, and the log says it is unused."""
+    monkeypatch.setenv("MORNINGPOST_FLUSH_EVERY", value)
+    with caplog.at_level(logging.WARNING, logger="morningpost"):
+        load_settings()
+    assert "MORNINGPOST_FLUSH_EVERY is no longer used" in caplog.text
+
+
+def test_no_flush_every_no_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="morningpost"):
+        load_settings()
+    assert "FLUSH_EVERY" not in caplog.text
 
 
 def test_secret_key_generated_once_and_reused(tmp_path: Path) -> None:

@@ -13,12 +13,12 @@ from sqlalchemy import select
 from app.config import Settings
 from app.context import Context
 from app.db import session_scope
+from app.delivery import build_worker
 from app.errors import Conflict
 from app.models import Issue, OutboxKind, OutboxMessage, Suppression, utcnow
 from app.rendering import placeholders
 from app.sends.smtp.mailer import CaptureMailer, make_mailer
 from app.sends.store.sends import start_send
-from app.sends.worker import Worker
 from app.tokens import hash_secret
 from tests.smtp_server import HANGUP, STALL, SMTPTestServer
 from tests.test_delivery_support import (
@@ -33,7 +33,7 @@ from tests.test_delivery_support import (
 
 async def run(ctx: Context) -> None:
     """Deliver everything claimable now through the configured relay."""
-    await Worker(ctx, make_mailer(ctx.settings)).run_until_idle()
+    await build_worker(ctx).run_until_idle()
 
 
 async def test_full_send_reaches_every_active_subscriber_once(
@@ -238,7 +238,7 @@ async def test_refused_mail_from_is_retry(
     issue_id = add_issue(ctx)
     send_now(ctx, issue_id)
     mailer = make_mailer(ctx.settings)
-    assert await Worker(ctx, mailer).run_once()
+    assert await build_worker(ctx, mailer).run_once()
     await mailer.aclose()
     row = deliveries(ctx, issue_id)["grey@example.org"]
     assert row.status == "retry"
@@ -252,7 +252,7 @@ async def test_unreachable_relay_is_retry(settings: Settings, ctx: Context) -> N
     issue_id = add_issue(ctx)
     send_now(ctx, issue_id)
     mailer = make_mailer(settings)
-    await Worker(ctx, mailer).run_once()
+    await build_worker(ctx, mailer).run_once()
     await mailer.aclose()
     assert deliveries(ctx, issue_id)["a@example.org"].status == "retry"
 
@@ -280,7 +280,7 @@ async def test_capture_mailer_writes_parseable_eml(settings: Settings, ctx: Cont
     send_now(ctx, issue_id)
     mailer = make_mailer(settings)
     assert isinstance(mailer, CaptureMailer)
-    await Worker(ctx, mailer).run_until_idle()
+    await build_worker(ctx, mailer).run_until_idle()
     files = sorted(settings.outbox_dir.glob("*.eml"))
     assert len(files) == 2
     rows = deliveries(ctx, issue_id)

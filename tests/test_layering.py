@@ -1,8 +1,10 @@
-"""The send core depends on nothing above it (issue 10, item 1).
+"""The send core depends on nothing above it (issue 10, item 1; issue 18, item 3).
 
-`app/sends/` never imports the issues layer or any edge (HTTP, console, CLI), and inside it
-the worker and the stream do not import each other both ways: the stream names what it needs
-from its host in a Protocol.
+`app/sends/` never imports the domains above it (subscribers, suppressions, bounces, webhooks,
+clicks, housekeeping, issues) or any edge (HTTP, console, CLI, the app, metrics): what it must
+tell them (bounced readers, finished sends) it returns as facts, and the worker is handed
+callables for them (app/delivery.py wires them). Inside it the stream does not import the
+worker: it is handed narrow collaborators (ports.py).
 """
 
 from __future__ import annotations
@@ -11,7 +13,26 @@ import ast
 from pathlib import Path
 
 SENDS = Path(__file__).resolve().parent.parent / "app" / "sends"
-ABOVE = ("app.issues", "app.web", "app.console", "app.main", "app.cli", "app.bounces", "app.deps")
+DOMAINS = (
+    "app.subscribers",
+    "app.suppressions",
+    "app.bounces",
+    "app.webhooks",
+    "app.clicks",
+    "app.housekeeping",
+    "app.issues",
+)
+EDGES = (
+    "app.web",
+    "app.console",
+    "app.cli",
+    "app.cli_editor",
+    "app.main",
+    "app.deps",
+    "app.metrics",
+    "app.delivery",
+)
+ABOVE = DOMAINS + EDGES
 
 
 def _imports(path: Path) -> set[str]:
@@ -44,7 +65,25 @@ def test_the_stream_does_not_import_the_worker() -> None:
     assert not any(m.startswith("app.sends.worker") for m in _imports(SENDS / "stream.py"))
 
 
+def test_the_stream_knows_its_collaborators_by_their_ports_only() -> None:
+    """The stream is handed a message source, a ledger port and throttles (issue 18, item 4)."""
+    hosts = ("worker", "ledger_port", "commits", "outbox", "reaper", "host")
+    for name in ("stream.py", "handover.py"):
+        imported = _imports(SENDS / name)
+        assert not {m for m in imported for h in hosts if m.startswith(f"app.sends.{h}")}, name
+
+
 def test_the_check_catches_an_upward_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from app.issues.service import stats\n")
     assert any(_above(m) for m in _imports(bad))
+
+
+def test_the_check_catches_every_layer_above(tmp_path: Path) -> None:
+    for layer in ABOVE:
+        bad = tmp_path / "bad.py"
+        bad.write_text(f"import {layer}.anything\nfrom {layer} import thing\n")
+        assert all(_above(m) for m in _imports(bad)), layer
+    sibling = tmp_path / "ok.py"
+    sibling.write_text("from app import models\nfrom app.sends.store import ledger\n")
+    assert not any(_above(m) for m in _imports(sibling))

@@ -13,10 +13,8 @@ from sqlalchemy import update
 
 from app.context import Context
 from app.db import session_scope
-from app.issues.service import send_gate
+from app.delivery import build_worker
 from app.models import Subscriber, utcnow
-from app.sends.smtp.mailer import make_mailer
-from app.sends.worker import Worker
 from tests.helpers import add_subscribers, new_issue
 from tests.smtp_server import SMTPTestServer
 
@@ -38,9 +36,7 @@ def _readers(ctx: Context) -> None:
 
 
 def _deliver_at(ctx: Context, moment: datetime) -> None:
-    worker = Worker(
-        ctx, make_mailer(ctx.settings), gate=send_gate(ctx.renderer), clock=lambda: moment
-    )
+    worker = build_worker(ctx, clock=lambda: moment)
     asyncio.run(worker.run_until_idle())
 
 

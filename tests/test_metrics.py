@@ -16,10 +16,9 @@ from sqlalchemy import func, select
 
 from app.context import Context
 from app.db import session_scope
+from app.delivery import build_worker
 from app.metrics.process import classify
 from app.models import DeliveryStatus, Heartbeat
-from app.sends.smtp.mailer import make_mailer
-from app.sends.worker import Worker
 from app.webhooks.sender import run_webhook_sender
 from tests.helpers import start_worker
 from tests.smtp_server import SMTPTestServer, free_port
@@ -67,7 +66,7 @@ def test_deliveries_gauge_and_smtp_counters_match_a_real_send(
     assert queued[("morningpost_deliveries", ("status=pending",))] == 6
     assert queued[("morningpost_queue_depth", ())] == 6
 
-    asyncio.run(Worker(ctx, make_mailer(ctx.settings)).run_until_idle())
+    asyncio.run(build_worker(ctx).run_until_idle())
     after = scrape(client, editor)
 
     def delta(name: str, *labels: str) -> float:

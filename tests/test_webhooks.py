@@ -24,9 +24,8 @@ from sqlalchemy.orm import Session
 
 from app.context import Context, build_context
 from app.db import make_engine, session_scope
+from app.delivery import build_worker
 from app.models import Subscriber, WebhookDelivery, utcnow
-from app.sends.smtp.mailer import make_mailer
-from app.sends.worker import Worker
 from app.subscribers.service import confirm, unsubscribe
 from app.suppressions.service import suppress_subscriber
 from app.tokens import ListToken
@@ -158,7 +157,7 @@ def test_every_event_reaches_the_receiver_signed(
     smtp_server.handler.plan("gone@example.org", "550 5.1.1 No such user")
     issue_id = add_issue(ctx)
     send_now(ctx, issue_id)
-    asyncio.run(Worker(ctx, make_mailer(ctx.settings)).run_until_idle())
+    asyncio.run(build_worker(ctx).run_until_idle())
 
     drain(ctx)
 

@@ -14,7 +14,6 @@ from app.context import Context
 from app.db import session_scope
 from app.issues import service as issue_service
 from app.models import Issue, IssueStatus, utcnow
-from app.sends.smtp.mailer import Mailer
 from app.sends.store.sends import start_due_issues
 from app.sends.worker import Worker
 
@@ -49,12 +48,14 @@ def _snapshot(
 
 async def deliver_until_done(
     ctx: Context,
-    mailer: Mailer,
+    worker: Worker,
     issue_ids: list[int] | None,
     on_progress: Progress | None = None,
 ) -> None:
-    """Run a worker until the issues (default: every issue sending now) leave `sending`."""
-    worker = Worker(ctx, mailer, gate=issue_service.send_gate(ctx.renderer))
+    """Run a worker (app/delivery.py builds it) until the issues leave `sending`.
+
+    By default the issues are every issue sending now.
+    """
     if issue_ids is None:
         issue_ids, _ = await asyncio.to_thread(_snapshot, ctx, None)
     watched = issue_ids
@@ -82,4 +83,4 @@ async def deliver_until_done(
         reporter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reporter
-        await mailer.aclose()
+        await worker.mailer.aclose()

@@ -93,8 +93,3 @@ def wrap_lines(html: str, limit: int = SOFT_LIMIT) -> str:
             length = len(out) - last_break - 1
             last_break = -1
     return "".join(out)
-
-
-def longest_line(text: str) -> int:
-    """Return the length in octets of the longest line."""
-    return max((len(line.encode()) for line in text.splitlines()), default=0)

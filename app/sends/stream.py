@@ -11,7 +11,11 @@ content waits at the 354 for the mark (a HandOver gate). Marks go in small group
 transaction that records the results gathered since the last one; on SQLite that transaction
 runs on the driver, on the loop (store/hot.py). Rows marked and not yet recorded never exceed
 the window (HANDOVER_WINDOW, default 2 × SMTP_CONNECTIONS): after a SIGKILL only those can turn
-`unknown`; every other claimed row goes back to the queue when its lease ends.
+`unknown`; every other claimed row goes back to the queue when its lease ends. That half of
+the stream, the hand-over window and the commit loop, is in handover.py.
+
+A stream knows no worker: it is handed narrow collaborators (ports.py), a message source
+(messages.py), a ledger port (ledger_port.py) and the throttles.
 """
 
 from __future__ import annotations
@@ -23,19 +27,16 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from app import metrics
-from app.models import Issue, IssueStatus, utcnow
-from app.sends.host import StreamHost
-from app.sends.smtp.mailer import HandOver, MailerConnection, Outcome, SendResult
-from app.sends.store import lease, ledger
-from app.sends.store.ledger import Claim, Result
+from app.config import Settings
+from app.models import IssueStatus, utcnow
+from app.sends.handover import PER_CONNECTION, HandOvers, _Item
+from app.sends.messages import RenderFailed
+from app.sends.ports import LedgerPort, MessageSource, Observe, Throttles, unobserved
+from app.sends.smtp.mailer import HandOver, Mailer, MailerConnection, Outcome, SendResult
+from app.sends.store import lease
+from app.sends.store.ledger import Result
 from app.sends.throttle import (
     RateLimiter,
     is_error,
@@ -45,11 +46,8 @@ log = logging.getLogger("morningpost.delivery")
 
 STREAM_SECONDS = 20.0  # a stream ends now and then so housekeeping (outbox, finish) runs
 STATUS_EVERY = 1.0  # how often held rows' issues are checked for a pause or a cancel
-PER_CONNECTION = 2  # messages in flight on one connection (the next envelope is pipelined)
 
-
-class RenderFailed(Exception):
-    """The issue could not be rendered; its claims are retried later."""
+__all__ = ["DeliveryStream", "RenderFailed", "transmit"]
 
 
 async def transmit(
@@ -61,6 +59,7 @@ async def transmit(
     *,
     stuffed: bool,
     gate: HandOver | None = None,
+    observe: Observe = unobserved,
 ) -> SendResult:
     """Build one message and hand it to the relay; every failure becomes a result, not a raise."""
     try:
@@ -73,25 +72,39 @@ async def transmit(
     try:
         started = time.perf_counter()
         sent = await conn.send(sender, to, data, stuffed=stuffed, gate=gate)
-        return sent if sent.withheld else metrics.smtp_observed(sent, started)
+        return sent if sent.withheld else observe(sent, started)
     except Exception as exc:  # the body may have left: do not guess
         log.exception("mailer raised")
         return SendResult(Outcome.unknown, f"mailer error: {exc}"[:200])
 
 
-@dataclass(order=True)
-class _Item:
-    slot: float
-    seq: int
-    claim: Claim = field(compare=False)
-
-
-class DeliveryStream:
+class DeliveryStream(HandOvers):
     """Claim, send and record deliveries until nothing is due, time is up, or stop is set."""
 
-    def __init__(self, worker: StreamHost, stop: asyncio.Event) -> None:
-        self.w = worker
-        self.s = worker.settings
+    def __init__(
+        self,
+        settings: Settings,
+        mailer: Mailer,
+        messages: MessageSource,
+        ledger: LedgerPort,
+        throttles: Throttles,
+        stop: asyncio.Event,
+        *,
+        observe: Observe = unobserved,
+    ) -> None:
+        super().__init__(settings)
+        self.s = settings
+        self.mailer = mailer
+        self.messages = messages
+        self.ledger = ledger
+        # The throttles, each held directly: the per-message path looks each up once.
+        self.limiter = throttles.limiter
+        self.adaptive = throttles.adaptive
+        self.domains = throttles.domains
+        self.errors = throttles.errors
+        self.relay = throttles.relay
+        self.bursts = throttles.bursts
+        self.observe = observe
         self.stop = stop
         self.heap: list[_Item] = []
         self.held: set[int] = set()  # claimed, not yet recorded, released or deferred
@@ -104,29 +117,10 @@ class DeliveryStream:
         self.handled = 0
         self.releases: list[asyncio.Task[None]] = []  # rows being given back
         self.min_claim = max(1, self.s.batch_size // 4)
-        # Handed over (marked, may be on the wire) and not yet durably recorded: the only rows
-        # a crash can leave `unknown`. Never more than `window`.
-        connections = self.s.smtp_connections
-        self.window = self.s.handover_window or 2 * connections
-        self.group = max(1, min(self.window // 2, self.s.batch_size))
-        # Rows a commit should hand over, unless a connection waits: half the window, but
-        # never more than half the senders (only they want rows; a wide window would wait).
-        senders = PER_CONNECTION * connections
-        self.commit_at = max(1, min(self.window, senders) // 2)
-        # Rows whose envelope is on its way and that wait for their hand-over (the gate each
-        # one's content waits for), oldest first.
-        self.wanted: dict[int, tuple[_Item, HandOver]] = {}
-        self.waiting = 0  # connections standing at a 354 for a hand-over
-        self.exposed: set[int] = set()
-        self.results: list[Result] = []  # known outcomes not yet written
-        self.commit_wanted = asyncio.Event()
         # One write on held rows at a time: a renewal, a release and a commit on two
         # connections lock the same rows in different orders (PostgreSQL found the deadlock).
         self.writing = asyncio.Lock()
-        self.failures = 0  # commits failed in a row
-        self.committer: asyncio.Task[None] | None = None
         self.senders_done = False
-        self.undo_bounces: set[int] = set()  # sends whose 5.1.x replies were the relay's fault
 
     async def run(self) -> int:
         """Run the stream; return how many claimed rows were handled."""
@@ -156,7 +150,7 @@ class DeliveryStream:
             results, self.results = self.results, []
             try:
                 async with self.writing:
-                    await self.w.commit(results, [], self.undo_bounces)
+                    await self.ledger.commit(results, [], self.undo_bounces)
             except Exception:
                 log.exception("could not record %d results", len(results))
         self._withhold(set(self.wanted))
@@ -187,31 +181,17 @@ class DeliveryStream:
             self.wake.set()
 
     async def _claim_once(self, room: int) -> int:
-        w = self.w
-        limit = min(w.claim_limit(), room)
-        started = time.perf_counter()
-        claims = await w.db(
-            lambda s: ledger.claim_batch(
-                s,
-                w.owner,
-                limit,
-                utcnow(),
-                self.s.lease_seconds,
-                domain=w.domain,
-                due_at=w.clock(),
-            )
-        )
-        metrics.claim_observed(started, len(claims))
+        claims = await self.ledger.claim(room)
         if not claims:
             return 0
         self.held.update(c.delivery_id for c in claims)
         for issue_id in {c.issue_id for c in claims}:
-            await w.message_for(issue_id)
+            await self.messages.message_for(issue_id)
         now, wall = time.monotonic(), utcnow()
         deferred: list[tuple[int, datetime]] = []
-        w.domains.forget_deferrals()
+        self.domains.forget_deferrals()
         for c in claims:
-            slot, delay = w.domains.reserve(c.email, now)
+            slot, delay = self.domains.reserve(c.email, now)
             if delay:
                 deferred.append((c.delivery_id, wall + timedelta(seconds=delay)))
                 continue
@@ -223,7 +203,7 @@ class DeliveryStream:
             why = "deferred: recipient domain over its rate (not an attempt)"
             try:
                 async with self.writing:
-                    await w.db(lambda s: lease.defer(s, w.owner, deferred, utcnow(), why))
+                    await self.ledger.defer(deferred, why)
             except Exception:
                 log.exception("could not defer %d rows; releasing them instead", len(ids))
                 self._give_back(ids)
@@ -255,126 +235,8 @@ class DeliveryStream:
                 return None
         return None
 
-    # Handing over and recording ------------------------------------------------------------
-
-    def _consider_commit(self) -> None:
-        """Ask for a commit when one is worth its cost, or a connection would wait without it.
-
-        A commit costs about as much as sending a message, so each should carry several
-        results and hand several rows over; but rows may only be handed over as results free
-        room in the window. Commit when half the window can be handed over, when a connection
-        stands at a 354 waiting for its row's mark, when nothing handed over is left in
-        flight, or, with nothing wanted, when results are all there is left to write. (Half,
-        not a quarter: on 2 shared cores the halved commit cost outweighs the rare waits.)
-        """
-        if self.commit_wanted.is_set():
-            return
-        if not self.wanted:
-            if self.results and self._idle_wire():
-                self.commit_wanted.set()
-            return
-        room = self._room()
-        if room <= 0:
-            return
-        if self.waiting or self._idle_wire() or min(room, len(self.wanted)) >= self.commit_at:
-            self.commit_wanted.set()
-
-    def _idle_wire(self) -> bool:
-        """Tell whether every row handed over has its result in (so nothing is in flight)."""
-        return len(self.exposed) <= len(self.results)
-
-    def _room(self) -> int:
-        """Return how many rows the next commit may hand over."""
-        recorded_next = sum(1 for r in self.results if r.row_id in self.exposed)
-        return self.window - len(self.exposed) + recorded_next
-
-    def _want(self, item: _Item) -> HandOver:
-        """Queue a row for hand-over; its content waits for the returned gate."""
-        gate = HandOver(self._connection_waits)
-        if self.stop.is_set():  # stopping: nothing more is handed over
-            gate.decided.set_result(False)
-            return gate
-        self.wanted[item.claim.delivery_id] = (item, gate)
-        self._consider_commit()
-        return gate
-
-    def _connection_waits(self) -> None:
-        self.waiting += 1
-        self._consider_commit()
-
-    def _decide(self, delivery_id: int, handed: bool) -> None:
-        entry = self.wanted.pop(delivery_id, None)
-        if entry is None or entry[1].decided.done():
-            return
-        entry[1].decided.set_result(handed)
-        if entry[1].waited:
-            self.waiting -= 1
-
-    def _withhold(self, ids: set[int]) -> None:
-        """Close the gates of rows not handed over yet: they will not be sent."""
-        for delivery_id in ids:
-            self._decide(delivery_id, False)
-
-    def _due_group(self) -> list[_Item]:
-        """Return the oldest wanted rows that may be handed over without widening the window."""
-        want = min(self.group, self._room())
-        return [item for item, _ in list(self.wanted.values())[: max(0, want)]]
-
-    async def _commit_loop(self) -> None:
-        """Write known results and hand over the next group, one transaction each time."""
-        while True:
-            finishing = self.senders_done or self.stop.is_set()
-            if not finishing:
-                await self.commit_wanted.wait()
-                finishing = self.senders_done or self.stop.is_set()
-            self.commit_wanted.clear()
-            items = [] if finishing else self._due_group()
-            results, self.results = self.results, []
-            if not items and not results:
-                if finishing:
-                    self._withhold(set(self.wanted))  # no commit will hand these over now
-                    return
-                continue
-            handed = [i.claim.delivery_id for i in items]
-            try:
-                async with self.writing:
-                    marked = await self.w.commit(results, handed, self.undo_bounces)
-            except Exception:
-                # Nothing of this transaction holds: the group was not handed over (it stays
-                # wanted, its content waits) and the results are tried again; only a worker
-                # that is stopping gives up on them (their leases then lapse into `unknown`).
-                self.failures += 1
-                if not finishing or self.failures < 3:
-                    # Transient (a deadlock, a restart): try the same results again.
-                    log.exception("could not record %d results; trying again", len(results))
-                    self.results[:0] = results
-                    results = []
-                else:
-                    log.exception("could not record %d results", len(results))
-                await asyncio.sleep(0.5)
-                self.commit_wanted.set()
-                marked, handed = set(), []
-            else:
-                self.failures = 0
-            lost = {i for i in handed if i not in marked}
-            if lost:
-                # Another worker took these leases over (this one stalled, or was judged
-                # dead): they are not ours to send any more.
-                log.warning("%d claimed rows were taken over; not sending them", len(lost))
-                self.held.difference_update(lost)
-            self.exposed.update(marked)
-            for delivery_id in marked:
-                self._decide(delivery_id, True)
-            self._withhold(lost)
-            done = {r.row_id for r in results}
-            self.exposed.difference_update(done)
-            self.held.difference_update(done)
-            self.hungry.set()
-            self.wake.set()
-            self._consider_commit()
-
     async def _sender(self) -> None:
-        async with self.w.mailer.connection() as conn:
+        async with self.mailer.connection() as conn:
             # Two messages per connection: one's content awaits its reply while the next one's
             # envelope is already on its way (SMTPConnection.send), so the relay never idles.
             await asyncio.gather(*(self._send_loop(conn) for _ in range(PER_CONNECTION)))
@@ -384,23 +246,30 @@ class DeliveryStream:
             await self._send_one(conn, item)
 
     async def _send_one(self, conn: MailerConnection, item: _Item) -> None:
-        w = self.w
+        m = self.messages
         claim = item.claim
-        date = w.date_header()
+        date = m.date_header()
 
         async def make() -> bytes:
-            if w.signer is None:
-                return w.build(claim, date)
+            if m.signer is None:
+                return m.build(claim, date)
             # RSA signing releases the GIL: on a thread it keeps the loop free to send.
-            return await asyncio.to_thread(w.build, claim, date)
+            return await asyncio.to_thread(m.build, claim, date)
 
-        sender = w.envelope_sender(claim.delivery_id)
+        sender = m.envelope_sender(claim.delivery_id)
         # The envelope may go before the hand-over is committed (it delivers nothing); the
         # content waits for it. So the window holds only rows whose content may be out.
         gate = self._want(item)
         try:
             res = await transmit(
-                conn, w.limiter, sender, claim.email, make, stuffed=True, gate=gate
+                conn,
+                self.limiter,
+                sender,
+                claim.email,
+                make,
+                stuffed=True,
+                gate=gate,
+                observe=self.observe,
             )
         finally:
             self._withhold({claim.delivery_id})  # refused or failed before it needed the gate
@@ -429,34 +298,34 @@ class DeliveryStream:
                 },
             )
         self._consider_commit()
-        if w.relay.note(res.alert):
+        if self.relay.note(res.alert):
             # Every connection fails the same way: the relay is unusable, not the readers.
             await self._pause(claim.issue_id, f"paused: {res.alert}")
             return
         if res.alert is not None:
-            if w.relay.should_log(res.alert, time.monotonic()):
+            if self.relay.should_log(res.alert, time.monotonic()):
                 log.warning(
                     "relay problem while sending issue %d: %s",
                     claim.issue_id,
                     res.alert,
                     extra={"issue_id": claim.issue_id, "delivery_id": claim.delivery_id},
                 )
-                await w.note_alert(claim.issue_id, res.alert)
+                await self.ledger.note_alert(claim.issue_id, res.alert)
             return
-        if w.adaptive.on_result(res.reply, res.outcome):
+        if self.adaptive.on_result(res.reply, res.outcome):
             self.counts["slowdowns"] += 1
         hard = res.suppress and res.outcome == Outcome.failed
-        burst = w.bursts.note(claim.issue_id, claim.email, res.reply, hard)
+        burst = self.bursts.note(claim.issue_id, claim.email, res.reply, hard)
         if burst is not None:
             # Undone in every commit from now on, so late replies of the same burst are too.
             self.undo_bounces.add(claim.issue_id)
             self.commit_wanted.set()
             await self._pause(claim.issue_id, burst.reason())
             return
-        share = w.errors.note(claim.issue_id, is_error(res.outcome, res.reply))
+        share = self.errors.note(claim.issue_id, is_error(res.outcome, res.reply))
         if share is not None:
             reason = (
-                f"paused automatically: {share:.0%} of the last {w.errors.window} deliveries "
+                f"paused automatically: {share:.0%} of the last {self.errors.window} deliveries "
                 f"failed; last reply: {res.reply}"
             )[:500]
             await self._pause(claim.issue_id, reason)
@@ -464,7 +333,11 @@ class DeliveryStream:
     # Housekeeping --------------------------------------------------------------------------
 
     async def _pause(self, issue_id: int, reason: str) -> None:
-        if await self.w.pause(issue_id, reason):
+        try:
+            paused = await self.ledger.pause(issue_id, reason)
+        finally:
+            self.errors.forget(issue_id)
+        if paused:
             log.warning("issue %d %s", issue_id, reason, extra={"issue_id": issue_id})
         self._drop({issue_id})
 
@@ -488,7 +361,7 @@ class DeliveryStream:
     async def _release(self, ids: list[int]) -> None:
         try:
             async with self.writing:
-                await self.w.db(lambda s: lease.release(s, self.w.owner, ids))
+                await self.ledger.release(ids)
         except Exception:
             # Still ours; no longer renewed, the leases lapse into `unknown`. Never resent.
             log.exception("could not release %d rows", len(ids))
@@ -504,14 +377,14 @@ class DeliveryStream:
             issue_ids = {i.claim.issue_id for i in self.heap}
             issue_ids |= {item.claim.issue_id for item, _ in self.wanted.values()}
             if issue_ids:
-                rows = await self.w.db(partial(_statuses, issue_ids=issue_ids))
+                rows = await self.ledger.statuses(issue_ids)
                 live = {i for i, status in rows if status == IssueStatus.sending}
                 if issue_ids - live:
                     self._drop(issue_ids - live)
             if time.monotonic() - renewed_at >= lease.renew_interval(self.s.lease_seconds):
                 renewed_at = time.monotonic()
                 async with self.writing:
-                    await self.w.renew(sorted(self.held))
+                    await self.ledger.renew(sorted(self.held))
 
     async def _wake_on_stop(self) -> None:
         await self.stop.wait()
@@ -524,12 +397,6 @@ class DeliveryStream:
     def _log_line(self, what: str) -> None:
         c = self.counts
         parts = [f"{k} {c[k]}" for k in ("sent", "retry", "failed", "unknown", "deferred") if c[k]]
-        rate = self.w.limiter.rate
-        slow = f"; slowed to {rate:.0f}/s by the relay" if self.w.adaptive.slowed else ""
+        rate = self.limiter.rate
+        slow = f"; slowed to {rate:.0f}/s by the relay" if self.adaptive.slowed else ""
         log.info("%s: %s%s", what, ", ".join(parts) or "nothing sent yet", slow)
-
-
-def _statuses(session: Session, issue_ids: set[int]) -> list[tuple[int, str]]:
-    """Return (id, status) of the given issues."""
-    rows = session.execute(select(Issue.id, Issue.status).where(Issue.id.in_(issue_ids)))
-    return [(i, status) for i, status in rows]

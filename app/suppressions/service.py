@@ -92,6 +92,11 @@ def suppress_subscriber(
     session.flush()
 
 
+def bounce_detail(issue_id: int) -> str:
+    """Return the suppression detail of 5.1.x replies during one issue's send."""
+    return f"5.1.x reply during the send of issue {issue_id}"
+
+
 def suppress_bounced(
     session: Session, subscriber_ids: Iterable[int], now: datetime, detail: str
 ) -> None:

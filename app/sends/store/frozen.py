@@ -16,11 +16,12 @@ from typing import Any
 from typing import cast as typed
 
 from sqlalchemy import Table, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
 from app.models import FrozenIssue, Issue
-from app.sends.store.rows import _insert
+from app.sends.store.rows import is_postgres
 
 F = typed(Table, FrozenIssue.__table__)
 
@@ -52,8 +53,10 @@ def freeze_content(session: Session, issue_id: int, now: datetime) -> None:
         literal(now, F.c.frozen_at.type),
     ).where(Issue.id == issue_id)
     cols = ["issue_id", "version", "subject", "preheader", "slug", "blocks", "frozen_at"]
+    # ON CONFLICT DO NOTHING (each dialect's own INSERT): a send frozen already keeps its own.
+    dialect_insert = postgresql.insert if is_postgres(session) else sqlite.insert
     session.execute(
-        _insert(session, F)
+        dialect_insert(F)
         .from_select(cols, source)
         .on_conflict_do_nothing(index_elements=["issue_id"])
     )

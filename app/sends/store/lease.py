@@ -53,13 +53,6 @@ def renew_leases(
     return renewed
 
 
-def renew_outbox_leases(
-    session: Session, owner: str, ids: Sequence[int], now: datetime, lease_seconds: int
-) -> int:
-    """Extend the lease of outbox rows this worker still holds."""
-    return renew_leases(session, owner, ids, now, lease_seconds, table=O)
-
-
 def uncounted_return(table: Table) -> dict[str, Any]:
     """Values that hand a claimed row back as if the claim had not counted as an attempt."""
     values: dict[str, Any] = {

@@ -47,12 +47,11 @@ from app.models import (
 )
 from app.sends.policy import Outcome, RetryPolicy
 from app.sends.store.lease import release, release_rows
-from app.sends.store.rows import Claim, D, O, Result, is_postgres
-from app.suppressions.service import suppress_bounced
-from app.webhooks import events
+from app.sends.store.rows import Bounced, Claim, D, O, Result, is_postgres
 
 # Re-exported: callers know these as parts of the ledger.
 __all__ = [
+    "Bounced",
     "Claim",
     "D",
     "O",
@@ -406,23 +405,18 @@ def record_results(
     now: datetime,
     *,
     policy: RetryPolicy | None = None,
-) -> None:
-    """Record delivery results still leased by `owner`; hard bounces suppress the address."""
+) -> list[Bounced]:
+    """Record delivery results still leased by `owner`; return the hard bounces, by issue.
+
+    The caller acts on them (suppresses the addresses) in the same transaction.
+    """
     if not results:
-        return
+        return []
     bounced = record_rows(session, D, owner, results, now, policy or RetryPolicy())
     by_issue: dict[int, list[int]] = {}
     for subscriber_id, issue_id in bounced:
         by_issue.setdefault(issue_id, []).append(subscriber_id)
-    for issue_id, subscriber_ids in by_issue.items():
-        # The detail names the send, so a relay found at fault can have them lifted again.
-        suppress_bounced(session, subscriber_ids, now, detail=bounce_detail(issue_id))
-        events.subscribers_event(session, events.SUBSCRIBER_BOUNCED, subscriber_ids, "hard_bounce")
-
-
-def bounce_detail(issue_id: int) -> str:
-    """Return the suppression detail of 5.1.x replies during one issue's send."""
-    return f"5.1.x reply during the send of issue {issue_id}"
+    return [Bounced(issue_id, tuple(ids)) for issue_id, ids in by_issue.items()]
 
 
 def cancel_open(session: Session, issue_id: int) -> int:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from typing import cast as typed
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.models import Delivery, OutboxMessage
@@ -41,10 +39,16 @@ class Result:
     suppress: bool = False
 
 
-def _insert(session: Session, table: Table) -> Any:
-    """Return a dialect INSERT that supports ON CONFLICT DO NOTHING."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+@dataclass(frozen=True)
+class Bounced:
+    """A fact for the layers above: readers a relay refused (5.1.x) during one issue's send.
+
+    Their deliveries are recorded `failed`; suppressing them is for the caller, in the same
+    transaction (the worker's hooks, app/delivery.py).
+    """
+
+    issue_id: int
+    subscriber_ids: tuple[int, ...]
 
 
 def is_postgres(session: Session) -> bool:

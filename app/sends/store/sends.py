@@ -17,8 +17,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, NotFound
 from app.models import OPEN_STATUSES, Delivery, DeliveryStatus, Issue, IssueStatus
 from app.sends.store.frozen import freeze_content
-from app.sends.store.ledger import bounce_detail, cancel_open, freeze_recipients
-from app.suppressions.service import lift_send_bounces
+from app.sends.store.ledger import cancel_open, freeze_recipients
 
 # Returns why an issue must not be sent now (the pre-send check's errors), or None.
 SendGate = Callable[[Session, int], str | None]
@@ -218,11 +217,11 @@ def requeue_unknown(session: Session, issue_id: int, now: datetime) -> int:
     return count
 
 
-def undo_relay_bounces(session: Session, issue_id: int, now: datetime) -> tuple[int, int]:
-    """After a relay refused everyone alike: requeue those failed rows, lift their suppressions.
+def requeue_relay_bounces(session: Session, issue_id: int, now: datetime) -> int:
+    """After a relay refused everyone alike: put those failed rows back in the queue; count them.
 
-    Returns (deliveries queued again, suppressions lifted). The attempt is not counted: the
-    mailbox was never asked.
+    The attempt is not counted: the mailbox was never asked. Lifting the suppressions those
+    replies wrote is for the caller, in the same transaction (the worker's hooks).
     """
     requeued = session.execute(
         update(Delivery)
@@ -239,8 +238,7 @@ def undo_relay_bounces(session: Session, issue_id: int, now: datetime) -> tuple[
         )
         .execution_options(synchronize_session=False)
     )
-    lifted = lift_send_bounces(session, bounce_detail(issue_id), now)
-    return int(requeued.rowcount), lifted  # type: ignore[attr-defined]
+    return int(requeued.rowcount)  # type: ignore[attr-defined]
 
 
 def set_alert(session: Session, issue_id: int, text: str, now: datetime) -> None:

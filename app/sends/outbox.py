@@ -1,0 +1,191 @@
+"""The outbox (confirmations, welcome mail, test copies): small, sent one batch at a time.
+
+Moved from worker.py as it was (issue 18, item 4): claimed and recorded like deliveries, over
+connections of their own, recorded at the end of the batch (store/outbox.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from email.utils import format_datetime
+
+from sqlalchemy import select
+
+from app.context import Context
+from app.db import OnThread, session_scope
+from app.models import OutboxKind, Subscriber, utcnow
+from app.sends.compose import PreparedMessage, outbox_message_id
+from app.sends.dkim import DkimSigner
+from app.sends.messages import MessageCache, RenderFailed
+from app.sends.ports import Observe, unobserved
+from app.sends.smtp.mailer import Mailer, MailerConnection, Outcome
+from app.sends.store import outbox
+from app.sends.store.ledger import Result, RetryPolicy
+from app.sends.store.outbox import OutboxClaim
+from app.sends.stream import transmit
+from app.sends.throttle import RateLimiter
+from app.sends.watch import RelayWatch
+from app.tokens import NOBODY_NONCE
+
+log = logging.getLogger("morningpost.delivery")
+
+
+class OutboxSender:
+    """Send one batch of the outbox over concurrent connections, and record it."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        mailer: Mailer,
+        owner: str,
+        *,
+        db: OnThread,
+        policy: RetryPolicy,
+        messages: MessageCache,
+        limiter: RateLimiter,
+        relay: RelayWatch,
+        signer: DkimSigner | None,
+        observe: Observe = unobserved,
+    ) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.mailer = mailer
+        self.owner = owner
+        self.db = db
+        self.policy = policy
+        self.messages = messages  # test copies are filled from the issue's prepared message
+        self.limiter = limiter
+        self.relay = relay
+        self.signer = signer
+        self.observe = observe  # each SMTP result, for metrics
+        self.domain = ctx.settings.sender.domain
+        self.sender = ctx.settings.sender.addr_spec
+        self._stop = asyncio.Event()
+
+    async def batch(self, stop: asyncio.Event) -> int:
+        """Send one batch of due outbox messages (until `stop`); return how many were claimed."""
+        self._stop = stop
+        return await self._outbox_batch()
+
+    async def _outbox_batch(self) -> int:
+        s = self.settings
+        claims = await self.db(
+            lambda ses: outbox.claim_outbox(
+                ses, self.owner, s.batch_size, utcnow(), s.lease_seconds
+            )
+        )
+        if not claims:
+            return 0
+        date = format_datetime(utcnow(), usegmt=True)
+        data: dict[int, bytes | Exception] = {}
+        for c in claims:
+            try:
+                data[c.outbox_id] = await self._outbox_bytes(c, date)
+            except Exception as exc:  # a broken template must not block the rest
+                log.exception("outbox message %d could not be built", c.outbox_id)
+                data[c.outbox_id] = RenderFailed(str(exc))
+
+        def build(claim_id: int) -> bytes:
+            value = data[claim_id]
+            if isinstance(value, Exception):
+                raise value
+            return value
+
+        def record(results: list[Result]) -> None:
+            with session_scope(self.ctx.sessions) as ses:
+                outbox.record_outbox(ses, self.owner, results, utcnow(), policy=self.policy)
+
+        outcomes = await self._send_all(
+            [(c.outbox_id, c.attempts, c.to_address) for c in claims], build, record
+        )
+        unsent = [c.outbox_id for c in claims if c.outbox_id not in outcomes]
+        if unsent:
+            await self.db(lambda ses: outbox.release_outbox(ses, self.owner, unsent))
+        # "sent" only for what the relay accepted (2xx): the rest says what became of it.
+        tally = Counter(str(o) for o in outcomes.values())
+        log.info(
+            "outbox: %s", ", ".join(f"{n} {what}" for what, n in sorted(tally.items())) or "none"
+        )
+        return len(claims)
+
+    async def _send_all(
+        self,
+        items: list[tuple[int, int, str]],
+        build: Callable[[int], bytes],
+        record: Callable[[list[Result]], None],
+    ) -> dict[int, Outcome]:
+        """Send (row id, attempts, address) items over concurrent connections; record at the end."""
+        queue: asyncio.Queue[tuple[int, int, str]] = asyncio.Queue()
+        for item in items:
+            queue.put_nowait(item)
+        outcomes: dict[int, Outcome] = {}
+        results: list[Result] = []
+
+        async def one(conn: MailerConnection, row_id: int, attempts: int, to: str) -> None:
+            async def make() -> bytes:
+                return build(row_id)
+
+            res = await transmit(
+                conn, self.limiter, self.sender, to, make, stuffed=False, observe=self.observe
+            )
+            if res.alert is not None and self.relay.should_log(res.alert, time.monotonic()):
+                log.warning("relay problem while sending a confirmation or test: %s", res.alert)
+            outcomes[row_id] = res.outcome
+            results.append(Result(row_id, attempts, res.outcome, res.reply, res.suppress))
+
+        async def sender_task() -> None:
+            async with self.mailer.connection() as conn:
+                while not self._stop.is_set():
+                    try:
+                        item = queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        return
+                    await one(conn, *item)
+
+        n = max(1, min(self.settings.smtp_connections, len(items)))
+        try:
+            await asyncio.gather(*(sender_task() for _ in range(n)))
+        finally:
+            # Shielded so a cancelled worker still writes what it knows.
+            await asyncio.shield(asyncio.to_thread(record, results))
+        return outcomes
+
+    async def _outbox_bytes(self, claim: OutboxClaim, date: str) -> bytes:
+        tokens = self.ctx.tokens
+        # Test copies are not deliveries: their links carry tokens for subscriber 0, which
+        # verify but belong to nobody, so clicking them in a test copy changes nothing.
+        sub_id = claim.subscriber_id or 0
+        nonce = NOBODY_NONCE
+        msgid = outbox_message_id(claim.outbox_id, self.domain)
+        if claim.kind == OutboxKind.test and claim.issue_id is not None:
+            prepared = await self.messages.prepared_issue(claim.issue_id, test=True)
+            sub_id = 0
+        elif claim.kind == OutboxKind.welcome:  # issue 12: list mail, filled like an issue
+            welcome = await asyncio.to_thread(self.ctx.renderer.welcome_email)
+            prepared = PreparedMessage.build(welcome, self.settings)
+            # Its unsubscribe and preferences links must name this very reader (id + nonce).
+            found = await self.db(
+                lambda s: s.scalar(select(Subscriber.token_nonce).where(Subscriber.id == sub_id))
+            )
+            nonce = found or NOBODY_NONCE
+        else:
+            token = tokens.confirm_token(sub_id, claim.to_address)
+            url = f"{self.settings.base_url}/confirm/{token}"
+
+            def render() -> PreparedMessage:
+                compiled = self.ctx.renderer.confirmation_email(confirm_url=url)
+                return PreparedMessage.build(compiled, self.settings, list_headers=False)
+
+            prepared = await asyncio.to_thread(render)
+        data = prepared.fill(
+            to=claim.to_address,
+            unsubscribe_token=tokens.unsubscribe_token(sub_id, nonce),
+            preferences_token=tokens.preferences_token(sub_id, nonce),
+            message_id=msgid,
+            date=date,
+        )
+        return self.signer.sign(data) if self.signer else data
