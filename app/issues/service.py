@@ -36,6 +36,7 @@ from app.sends.store.sends import (
     cancel_send,
     flip_status,
     requeue_unknown,
+    resume_send,
     start_local_send,
     start_send,
     waves,
@@ -268,7 +269,7 @@ def pause_issue(
 
 def resume_issue(session: Session, issue_id: int, now: datetime) -> dict[str, Any]:
     """Resume a paused issue where it stopped: the ledger knows who still waits."""
-    flip_status(session, issue_id, IssueStatus.paused, IssueStatus.sending, None)
+    resume_send(session, issue_id, now)
     return {"id": issue_id, "status": IssueStatus.sending.value, "pause_reason": None}
 
 

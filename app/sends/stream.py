@@ -451,7 +451,7 @@ class DeliveryStream:
             # Undone in every commit from now on, so late replies of the same burst are too.
             self.undo_bounces.add(claim.issue_id)
             self.commit_wanted.set()
-            await self._pause(claim.issue_id, burst.reason())
+            await self._pause(claim.issue_id, burst.reason(), undo_bounces=True)
             return
         share = w.errors.note(claim.issue_id, is_error(res.outcome, res.reply))
         if share is not None:
@@ -463,8 +463,8 @@ class DeliveryStream:
 
     # Housekeeping --------------------------------------------------------------------------
 
-    async def _pause(self, issue_id: int, reason: str) -> None:
-        if await self.w.pause(issue_id, reason):
+    async def _pause(self, issue_id: int, reason: str, undo_bounces: bool = False) -> None:
+        if await self.w.pause(issue_id, reason, undo_bounces):
             log.warning("issue %d %s", issue_id, reason, extra={"issue_id": issue_id})
         self._drop({issue_id})
 

@@ -27,6 +27,7 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from app.context import Context
 from app.db import is_postgres as is_postgres_engine
@@ -368,14 +369,20 @@ class Worker:
                 expired.unknown,
             )
 
-    async def pause(self, issue_id: int, reason: str) -> bool:
-        """Pause a send, saying why; return False when it was no longer sending."""
+    async def pause(self, issue_id: int, reason: str, undo_bounces: bool = False) -> bool:
+        """Pause a send, saying why; return False when it was no longer sending.
+
+        With `undo_bounces` (a relay burst), the 5.1.x failures recorded so far and their
+        suppressions are undone in the same transaction: a crash after the pause leaves none.
+        """
+
+        def flip(ses: Session) -> None:
+            sends.flip_status(ses, issue_id, IssueStatus.sending, IssueStatus.paused, reason)
+            if undo_bounces:
+                sends.undo_relay_bounces(ses, issue_id, utcnow())
+
         try:
-            await self.db(
-                lambda s: sends.flip_status(
-                    s, issue_id, IssueStatus.sending, IssueStatus.paused, reason
-                )
-            )
+            await self.db(flip)
         except DomainError:
             return False
         finally:

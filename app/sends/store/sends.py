@@ -22,6 +22,9 @@ from app.suppressions.service import lift_send_bounces
 # Returns why an issue must not be sent now (the pre-send check's errors), or None.
 SendGate = Callable[[Session, int], str | None]
 
+# How a pause for a relay burst (watch.Burst) begins: resuming such a send undoes once more.
+RELAY_BURST_PAUSE = "paused: the relay refused"
+
 
 def _status_of(session: Session, issue_id: int) -> str:
     status = session.scalar(select(Issue.status).where(Issue.id == issue_id))
@@ -110,6 +113,18 @@ def flip_status(
     if done is None:
         status = _status_of(session, issue_id)
         raise Conflict(f"Issue {issue_id} is {status}, not {old}.")
+
+
+def resume_send(session: Session, issue_id: int, now: datetime) -> None:
+    """Resume a paused send; after a relay burst, undo the 5.1.x failures recorded meanwhile.
+
+    Results in flight when the burst paused the send (in this worker or another process) may
+    have been recorded as hard bounces since: the resume lifts them before anyone is skipped.
+    """
+    reason = session.scalar(select(Issue.pause_reason).where(Issue.id == issue_id))
+    flip_status(session, issue_id, IssueStatus.paused, IssueStatus.sending, None)
+    if reason and reason.startswith(RELAY_BURST_PAUSE):
+        undo_relay_bounces(session, issue_id, now)
 
 
 def cancel_send(
