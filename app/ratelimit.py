@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.addresses import canonical_address
 from app.db import session_scope
 from app.errors import DomainError
 from app.models import RateLimitHit
@@ -117,7 +118,9 @@ def mailbox_key(email: str) -> str:
     `victim+1@…`, `victim+2@…` all reach `victim@…`: counted apart, thirty of them would
     each get a confirmation email, which is how a mailbox is bombed through a sign-up form.
     """
-    address = email.strip().lower()
+    # The canonical form every stored address has (NFKC, IDNA, full stops): `ｍailhost.net`,
+    # `ⓜailhost.net` and `mailhost。net` are one mailbox and so one count.
+    address = canonical_address(email)
     local, at, domain = address.rpartition("@")
     if not at:
         return address

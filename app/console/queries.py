@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.addresses import normalize_email
 from app.errors import InvalidInput
 from app.models import (
     Delivery,
@@ -21,7 +22,7 @@ from app.models import (
     Suppression,
 )
 from app.sends.store.log import delivery_page
-from app.subscribers.service import normalize_email, parse_cursor
+from app.subscribers.service import parse_cursor
 from app.tokens import hash_secret
 
 RECIPIENTS_PAGE = 50

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.addresses import normalize_email
 from app.bounces.service import bounce_stats, policy_alerts
 from app.clicks.service import click_counts
 from app.errors import Conflict, InvalidInput, NotFound
@@ -41,7 +42,7 @@ from app.sends.store.sends import (
     start_send,
     waves,
 )
-from app.subscribers.service import normalize_email, parse_cursor
+from app.subscribers.service import parse_cursor
 from app.tokens import TokenService
 
 EDITABLE = (IssueStatus.draft, IssueStatus.scheduled)

@@ -19,9 +19,10 @@ from typing import IO, Any, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.addresses import normalize_email
 from app.errors import InvalidInput
 from app.models import Subscriber, SubscriberStatus, Suppression
-from app.subscribers.service import clean_name, clean_timezone, normalize_email
+from app.subscribers.service import clean_name, clean_timezone
 from app.tokens import hash_secret
 
 CHUNK_SIZE = 500

@@ -19,9 +19,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.addresses import normalize_email
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Subscriber, SubscriberStatus, Suppression
-from app.subscribers.service import normalize_email, parse_cursor
+from app.subscribers.service import parse_cursor
 from app.tokens import hash_secret
 from app.webhooks import events
 
