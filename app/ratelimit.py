@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.addresses import canonical_address
 from app.db import session_scope
 from app.errors import DomainError
 from app.models import RateLimitHit
@@ -79,8 +80,8 @@ def _upsert(session: Session, key: str, window: int) -> int:
     return int(session.execute(stmt).scalar_one())
 
 
-def hit(session: Session, limit: Limit, subject: str, now: datetime) -> Decision:
-    """Count one request of `subject` against `limit` and say whether it is allowed."""
+def _count(session: Session, limit: Limit, subject: str, now: datetime) -> tuple[int, int, float]:
+    """Count one request; return (this window's count, the previous one's, seconds into this)."""
     key = hash_secret(f"{limit.name}:{subject}")
     w = limit.window_seconds
     ts = now.timestamp()
@@ -94,7 +95,19 @@ def hit(session: Session, limit: Limit, subject: str, now: datetime) -> Decision
         )
         or 0
     )
-    elapsed = ts - window
+    return current, previous, ts - window
+
+
+def tally(session: Session, limit: Limit, subject: str, now: datetime) -> float:
+    """Count one request of `subject` and return how many fell in the sliding window."""
+    current, previous, elapsed = _count(session, limit, subject, now)
+    return previous * (1 - elapsed / limit.window_seconds) + current
+
+
+def hit(session: Session, limit: Limit, subject: str, now: datetime) -> Decision:
+    """Count one request of `subject` against `limit` and say whether it is allowed."""
+    current, previous, elapsed = _count(session, limit, subject, now)
+    w = limit.window_seconds
     weight = 1 - elapsed / w
     if previous * weight + current <= limit.count:
         return Decision(True)
@@ -117,7 +130,9 @@ def mailbox_key(email: str) -> str:
     `victim+1@…`, `victim+2@…` all reach `victim@…`: counted apart, thirty of them would
     each get a confirmation email, which is how a mailbox is bombed through a sign-up form.
     """
-    address = email.strip().lower()
+    # The canonical form every stored address has (NFKC, IDNA, full stops): `ｍailhost.net`,
+    # `ⓜailhost.net` and `mailhost。net` are one mailbox and so one count.
+    address = canonical_address(email)
     local, at, domain = address.rpartition("@")
     if not at:
         return address

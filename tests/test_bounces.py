@@ -213,6 +213,16 @@ def test_webhook_rejects_bad_signatures(hooks: TestClient, ctx: Context) -> None
     assert hooks.post("/webhooks/bounce", content=body, headers=good).status_code == 202
 
 
+def test_webhook_answers_401_to_a_signature_that_is_not_ascii(
+    hooks: TestClient, ctx: Context
+) -> None:
+    """Issue 17 item 10: `sha256=é` without authentication was a 500."""
+    body = (DATA / "dsn_5_1_1.eml").read_bytes()
+    for value in ("sha256=é".encode(), "sha256=é".encode("latin-1"), b"sha256=\xff\xfe"):
+        r = hooks.post("/webhooks/bounce", content=body, headers={"X-MorningPost-Signature": value})
+        assert r.status_code == 401, (value, r.text)
+
+
 def test_forged_verp_is_ignored(hooks: TestClient, ctx: Context) -> None:
     sub_id = add_subscribers(ctx, 1)[0]
     delivery_id = make_deliveries(ctx, [sub_id])[0]

@@ -85,11 +85,12 @@ def test_click_redirects_and_counts_outside_the_scanner_window(
 
     (issue,) = client.get("/issues", headers=editor).json()
     stats = client.get(f"/issues/{issue['id']}/stats", headers=editor).json()
+    # Followed twice from one client: one click (issue 17 item 10).
     assert stats["clicks"] == [
-        {"url": "https://example.org/a", "count": 2, "scanner_clicks": 1, "readers": 0}
+        {"url": "https://example.org/a", "count": 1, "scanner_clicks": 1, "readers": 0}
     ]
     with session_scope(ctx.sessions) as s:
-        assert s.scalars(select(Click.subscriber_id)).all() == [None, None, None]
+        assert s.scalars(select(Click.subscriber_id)).all() == [None, None]
 
 
 def test_a_tampered_token_is_a_400(client: TestClient, ctx: Context) -> None:
@@ -197,3 +198,47 @@ def test_readers_are_tracked_only_when_opted_in(
     with session_scope(ctx.sessions) as s:
         last = s.scalars(select(Click).order_by(Click.id.desc())).first()
         assert last is not None and last.subscriber_id is None
+
+
+def _click_rows(ctx: Context) -> int:
+    with session_scope(ctx.sessions) as s:
+        return len(s.scalars(select(Click.id)).all())
+
+
+def test_repeated_anonymous_clicks_count_once_per_client_and_link(
+    client: TestClient, ctx: Context, editor: dict[str, str], smtp_server: SMTPTestServer
+) -> None:
+    """Issue 17 item 10: 200 requests to /l/<token> raised the count from 0 to 200."""
+    html, _ = sent_parts(ctx, smtp_server)
+    path = LINK.findall(html)[0].removeprefix("http://testserver")
+    age_the_send(ctx)
+    codes = {client.get(path, follow_redirects=False).status_code for _ in range(200)}
+    assert codes == {302}  # the redirect keeps working
+    assert _click_rows(ctx) == 1
+    # Another reader, somewhere else, is another click.
+    app = client.app
+    with TestClient(app, base_url="http://testserver", client=("203.0.113.8", 5000)) as other:
+        for _ in range(3):
+            resp = other.get(path, follow_redirects=False)
+            assert resp.status_code == 302
+            assert resp.headers["location"] == "https://example.org/a"
+    (issue,) = client.get("/issues", headers=editor).json()
+    stats = client.get(f"/issues/{issue['id']}/stats", headers=editor).json()
+    assert stats["clicks"][0]["count"] == 2 and _click_rows(ctx) == 2
+
+
+def test_a_reader_named_link_counts_one_click_per_reader(
+    client: TestClient, ctx: Context, editor: dict[str, str], smtp_server: SMTPTestServer
+) -> None:
+    ctx.settings.track_readers = True
+    html, _ = sent_parts(ctx, smtp_server)
+    path = LINK.findall(html)[0].removeprefix("http://testserver")
+    age_the_send(ctx)
+    # The same reader from many places (phone, laptop, a rotating proxy): one click.
+    for n in range(30):
+        with TestClient(client.app, client=(f"198.51.100.{n}", 5000)) as c:
+            assert c.get(path, follow_redirects=False).status_code == 302
+    (issue,) = client.get("/issues", headers=editor).json()
+    stats = client.get(f"/issues/{issue['id']}/stats", headers=editor).json()
+    assert stats["clicks"][0]["count"] == 1 and stats["clicks"][0]["readers"] == 1
+    assert _click_rows(ctx) == 1

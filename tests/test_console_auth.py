@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.console.accounts import add_editor, remove_editor, verify_login
-from app.console.login_limits import LOGIN_PER_ACCOUNT
+from app.console.login_limits import LOGIN_PER_ACCOUNT_CLIENT
 from app.console.sessions import ABSOLUTE, IDLE, load_session, start_session
 from app.context import Context, build_context
 from app.db import session_scope
@@ -117,10 +117,10 @@ def test_wrong_password_and_unknown_address_get_the_same_answer(
     assert "set-cookie" not in wrong.headers
 
 
-def test_repeated_attempts_lock_the_account_even_with_the_right_password(
+def test_repeated_attempts_from_one_client_are_refused_even_with_the_right_password(
     client: TestClient, account: None
 ) -> None:
-    for _ in range(LOGIN_PER_ACCOUNT.count):
+    for _ in range(LOGIN_PER_ACCOUNT_CLIENT.count):
         bad = client.post("/editor/login", data={"email": EMAIL, "password": "guess guess guess"})
         assert bad.status_code == 401
     locked = client.post("/editor/login", data={"email": EMAIL, "password": PASSWORD})

@@ -82,3 +82,53 @@ def test_the_cli_import_is_all_or_nothing_too(
     )
     assert result.returncode == 1 and "Line 2004" in result.stderr
     assert _count(ctx) == 0
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cells(text: str) -> list[str]:
+    import csv
+
+    return [cell for row in csv.reader(io.StringIO(text, newline="")) for cell in row]
+
+
+def test_every_csv_export_neutralises_formulas_in_every_column(
+    ctx: Context, client: TestClient, editor: dict[str, str]
+) -> None:
+    """Issue 17 item 10: the email column of an export was left raw (`=cmd|…@mailhost.net`)."""
+    from tests.console_support import add_account, sign_in
+
+    hostile = ["=cmd|'/Ccalc'!A0@mailhost.net", "+1@mailhost.net", "-x@mailhost.net"]
+    for n, email in enumerate(hostile):
+        r = client.post(
+            "/subscribers",
+            json={"email": email, "name": ["@SUM(1)", "\tTab", "=2+3"][n], "status": "active"},
+            headers=editor,
+        )
+        assert r.status_code == 201, r.text
+        client.post("/suppressions", json={"email": email, "reason": "manual"}, headers=editor)
+    add_account(ctx)
+    sign_in(client)
+    exports = {
+        url: client.get(url, headers=editor)
+        for url in (
+            "/editor/subscribers/export.csv",
+            "/editor/suppressions/export.csv",
+            "/suppressions/export.csv",
+        )
+    }
+    for url, resp in exports.items():
+        assert resp.status_code == 200, (url, resp.text)
+        raw = [c for c in _cells(resp.text) if c]
+        assert not [c for c in raw if c.startswith(FORMULA_STARTS)], (url, raw)
+    people = exports["/editor/subscribers/export.csv"].text
+    # Neutralised with a leading apostrophe, the text itself kept.
+    assert "'=cmd|'/ccalc'!a0@mailhost.net" in people and "'+1@mailhost.net" in people
+
+
+def test_an_export_imports_again_as_it_was() -> None:
+    from app.csvsafe import neutralise, restore
+
+    for value in ("=cmd|'/c'!a0@mailhost.net", "+1", "-", "@x", "\tx", "'=kept", "plain", ""):
+        assert restore(neutralise(value)) == value

@@ -18,7 +18,7 @@ from app.config import Settings
 from app.context import Context, build_context
 from app.db import session_scope
 from app.main import create_app
-from app.models import Subscriber
+from app.models import OutboxMessage, Subscriber
 from app.ratelimit import mailbox_key, network_key
 from app.web.proxies import client_ip, client_scheme
 from tests.helpers import ROOT, cli_env
@@ -165,3 +165,34 @@ def test_ipv6_clients_are_counted_per_64_network() -> None:
     assert network_key("2001:db8:1:2::1") == network_key("2001:db8:1:2:ffff::9")
     assert network_key("2001:db8:1:2::1") != network_key("2001:db8:1:3::1")
     assert network_key("203.0.113.5") == "203.0.113.5"
+
+
+def test_unicode_domain_forms_share_one_per_mailbox_limit(ctx: Context, client: TestClient) -> None:
+    """Issue 17 item 8: `ｍailhost.net`, `ⓜailhost.net`, `mailhost。net` are one mailbox."""
+    codes = [
+        client.post("/subscribe", json={"email": f"victim+{i}@mailhost.net"}).status_code
+        for i in range(6)
+    ]
+    assert codes == [202] * 5 + [429]
+    forms = (
+        "victim+6@ｍailhost.net",
+        "victim+7@ⓜailhost.net",
+        "victim+8@mailhost。net",
+        "victim+9@mailhost．net",
+        "victim+10@MAILHOST.NET.",
+        "victim+11@ｍａｉｌｈｏｓｔ｡ｎｅｔ",
+    )
+    assert [client.post("/subscribe", json={"email": e}).status_code for e in forms] == [429] * 6
+    with session_scope(ctx.sessions) as session:
+        letters = list(session.scalars(select(OutboxMessage.to_address)))
+        stored = set(session.scalars(select(Subscriber.email)))
+    assert len(letters) == 5 and {a.rpartition("@")[2] for a in letters} == {"mailhost.net"}
+    assert {a.rpartition("@")[2] for a in stored} == {"mailhost.net"}
+
+
+def test_mailbox_key_folds_unicode_domains() -> None:
+    assert mailbox_key("Victim+1@ｍailhost。net") == "victim@mailhost.net"
+    assert mailbox_key("victim@ⓜailhost.net") == "victim@mailhost.net"
+    assert mailbox_key("victim@bücher.example") == "victim@xn--bcher-kva.example"
+    # Not an address at all: still one key per mailbox-looking string, never an error.
+    assert mailbox_key("not an address") == "not an address"

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from app.config import Settings
 from app.context import Context, build_context
 from app.db import session_scope
-from app.models import Subscriber, Suppression
+from app.models import Subscriber, Suppression, utcnow
 from tests.helpers import add_subscribers, new_issue, run_worker
 from tests.smtp_server import SMTPTestServer, free_port
 
@@ -150,3 +150,95 @@ def test_relay_watch_needs_a_streak() -> None:
     assert watch.note(None) is False  # one success resets the streak
     assert [watch.note("x") for _ in range(4)] == [False, False, False, True]
     asyncio.run(asyncio.sleep(0))
+
+
+def _gmail_reply(n: int) -> str:
+    """Return Gmail's multi-line 'no such user', with its per-message id, as Gmail words it."""
+    msg_id = f"{(n * 2654435761) & 0xFFFFFFFFFFFF:012x}-{n * 7919 % 99991:05d}si{n}ab.{n % 97}"
+    return (
+        "550-5.1.1 The email account that you tried to reach does not exist. Please try\r\n"
+        "550-5.1.1 double-checking the recipient's email address for typos or\r\n"
+        "550-5.1.1 unnecessary spaces. For more information, go to\r\n"
+        f"550 5.1.1  https://support.google.com/mail/?p=NoSuchUser {msg_id} - gsmtp"
+    )
+
+
+@pytest.mark.parametrize(
+    ("domains", "per_message_id"),
+    [
+        (["a.example", "b.example", "c.example", "d.example"], True),
+        (["a.example", "b.example"], False),
+    ],
+    ids=["gmail-ids", "two-domains"],
+)
+def test_a_relay_burst_is_caught_early_and_undone(
+    domains: list[str],
+    per_message_id: bool,
+    ctx: Context,
+    client: TestClient,
+    editor: dict[str, str],
+    smtp_server: SMTPTestServer,
+) -> None:
+    """Issue 17 item 6: replies differing only by an id, or a list on two domains, are a burst."""
+    per_domain = 600 // len(domains)
+    ids = [i for d in domains for i in add_subscribers(ctx, per_domain, domain=d)]
+    with session_scope(ctx.sessions) as session:
+        emails = list(session.scalars(select(Subscriber.email)))
+    for n, email in enumerate(emails):
+        reply = _gmail_reply(n) if per_message_id else "550 5.1.1 <x> User unknown"
+        smtp_server.handler.plan(email, reply)
+    issue = new_issue(client, editor)
+    assert client.post(f"/issues/{issue['id']}/send", headers=editor).status_code == 202
+    run_worker(ctx)
+
+    stats = client.get(f"/issues/{issue['id']}/stats", headers=editor).json()
+    assert stats["status"] == "paused", stats
+    assert "the relay's fault" in (stats["pause_reason"] or ""), stats
+    # Caught early: no more than 10 % of the readers were ever refused (and so suppressed)...
+    asked = sum(smtp_server.handler.attempts.values())
+    assert asked <= len(ids) // 10, asked
+    # ...and the pause undid all of it.
+    with session_scope(ctx.sessions) as session:
+        assert session.scalar(select(func.count()).select_from(Suppression)) == 0
+        statuses = set(session.scalars(select(Subscriber.status).where(Subscriber.id.in_(ids))))
+    assert statuses == {"active"}
+    assert stats["failed"] == 0, stats
+
+    smtp_server.handler.script.clear()
+    client.post(f"/issues/{issue['id']}/resume", headers=editor)
+    run_worker(ctx)
+    stats = client.get(f"/issues/{issue['id']}/stats", headers=editor).json()
+    assert stats["status"] == "sent" and stats["sent"] == len(ids), stats
+
+
+def test_resuming_after_a_relay_burst_lifts_bounces_recorded_late(
+    ctx: Context, client: TestClient, editor: dict[str, str], smtp_server: SMTPTestServer
+) -> None:
+    """A result in flight elsewhere (another worker) recorded after the pause is undone too."""
+    from app.models import Delivery, DeliveryStatus
+    from app.suppressions.service import bounce_detail, suppress_bounced
+
+    ids = add_subscribers(ctx, 100, domain="one.example")  # one domain: still a burst
+    smtp_server.handler.default_answer = "550 5.1.1 <x> Recipient address rejected"
+    issue = new_issue(client, editor)
+    client.post(f"/issues/{issue['id']}/send", headers=editor)
+    run_worker(ctx)
+    stats = client.get(f"/issues/{issue['id']}/stats", headers=editor).json()
+    assert stats["status"] == "paused" and "1 domain " in stats["pause_reason"], stats
+
+    # Another worker's straggler: failed with 5.1.1 and suppressed after the pause.
+    late = ids[-1]
+    with session_scope(ctx.sessions) as session:
+        session.execute(
+            Delivery.__table__.update()
+            .where(Delivery.subscriber_id == late)
+            .values(status=DeliveryStatus.failed, last_reply="550 5.1.1 <x> rejected")
+        )
+        suppress_bounced(session, [late], utcnow(), detail=bounce_detail(issue["id"]))
+    smtp_server.handler.default_answer = None
+    assert client.post(f"/issues/{issue['id']}/resume", headers=editor).status_code == 200
+    with session_scope(ctx.sessions) as session:
+        assert session.scalar(select(func.count()).select_from(Suppression)) == 0
+    run_worker(ctx)
+    stats = client.get(f"/issues/{issue['id']}/stats", headers=editor).json()
+    assert stats["status"] == "sent" and stats["sent"] == len(ids), stats

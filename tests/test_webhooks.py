@@ -391,6 +391,38 @@ def test_address_classes(address: str, refused: bool) -> None:
     assert forbidden(ipaddress.ip_address(address)) is refused
 
 
+@pytest.mark.parametrize(
+    ("address", "refused"),
+    [
+        ("fec0::1", True),  # site-local (deprecated, RFC 3879): still routed inside some sites
+        ("feff::1", True),
+        ("3fff::1", True),  # documentation (RFC 9637)
+        ("192.88.99.1", True),  # 6to4 relay anycast (deprecated, RFC 7526)
+        ("64:ff9b::a00:1", True),  # NAT64 well-known prefix wrapping 10.0.0.1
+        ("64:ff9b::7f00:1", True),  # ... wrapping 127.0.0.1
+        ("64:ff9b::808:808", False),  # ... wrapping 8.8.8.8: an IPv6-only host's way out
+        ("64:ff9b:1::808:808", True),  # NAT64 local-use prefix (RFC 8215)
+        ("::a00:1", True),  # IPv4-compatible (deprecated)
+        ("::ffff:0:a00:1", True),  # IPv4-translated (SIIT)
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", True),  # Teredo wrapping 10.0.0.1
+        ("2002:808:808::1", False),  # 6to4 wrapping a public address
+        ("5f00::1", True),  # SRv6 SIDs
+        ("100::1", True),  # discard-only
+        ("2001:db8::1", True),
+        ("2620:fe::fe", False),
+    ],
+)
+def test_deprecated_and_special_ranges_are_refused(address: str, refused: bool) -> None:
+    """Issue 17 item 10: `fec0::/10` was accepted; so were other special ranges."""
+    assert forbidden(ipaddress.ip_address(address)) is refused
+
+
+def test_a_site_local_webhook_url_is_refused(client: TestClient, editor: dict[str, str]) -> None:
+    url = "http://[fec0::1]/hook"
+    resp = client.post("/webhooks", json={"url": url, "events": ["issue.sent"]}, headers=editor)
+    assert resp.status_code == 422, resp.text
+
+
 def _certificate(folder: Path, dns_name: str) -> tuple[Path, Path]:
     """Write a self-signed certificate for `dns_name` (no IP in it); return (cert, key)."""
     return self_signed(folder, dns_name, x509.DNSName(dns_name), dns_name)

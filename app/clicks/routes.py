@@ -8,6 +8,7 @@ from fastapi.responses import RedirectResponse
 from app.clicks.service import follow
 from app.deps import ContextDep, SessionDep
 from app.models import utcnow
+from app.web.proxies import client_ip
 
 clicks_router = APIRouter(tags=["clicks"])
 
@@ -17,7 +18,9 @@ clicks_router = APIRouter(tags=["clicks"])
 @clicks_router.get("/l/{token}")
 def click(token: str, request: Request, session: SessionDep, ctx: ContextDep) -> RedirectResponse:
     """Redirect (302) to the link's URL; a tampered token is a 400. HEAD is not counted."""
-    url = follow(session, ctx.settings, token, utcnow(), record=request.method == "GET")
+    record = request.method == "GET"
+    client = client_ip(request, ctx.settings)
+    url = follow(session, ctx.settings, token, utcnow(), record=record, client=client)
     return _redirect(url)
 
 
@@ -29,7 +32,10 @@ def click_by_reader(
     """The same, from a link carrying its reader (MORNINGPOST_TRACK_READERS=true)."""
     subscriber_id = ctx.tokens.read_preferences_token(reader)  # 400 when tampered
     record = request.method == "GET"
-    url = follow(session, ctx.settings, token, utcnow(), record=record, reader=subscriber_id)
+    client = client_ip(request, ctx.settings)
+    url = follow(
+        session, ctx.settings, token, utcnow(), record=record, reader=subscriber_id, client=client
+    )
     return _redirect(url)
 
 

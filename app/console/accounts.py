@@ -8,9 +8,10 @@ from pwdlib import PasswordHash
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.addresses import normalize_email
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import EditorAccount
-from app.subscribers.service import clean_name, normalize_email
+from app.subscribers.service import clean_name
 
 PASSWORD_MIN = 12
 PASSWORD_MAX = 1024

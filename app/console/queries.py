@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +9,8 @@ from datetime import datetime
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.addresses import normalize_email
+from app.csvsafe import csv_writer
 from app.errors import InvalidInput
 from app.models import (
     Delivery,
@@ -21,7 +22,7 @@ from app.models import (
     Suppression,
 )
 from app.sends.store.log import delivery_page
-from app.subscribers.service import normalize_email, parse_cursor
+from app.subscribers.service import parse_cursor
 from app.tokens import hash_secret
 
 RECIPIENTS_PAGE = 50
@@ -139,22 +140,17 @@ def find_suppression(session: Session, email: str) -> Suppression | None:
 def subscribers_csv(session: Session) -> str:
     """Return every subscriber as CSV: email, name, status, created_at, confirmed_at."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csv_writer(buf)
     writer.writerow(("email", "name", "status", "created_at", "confirmed_at"))
     stmt = select(Subscriber).order_by(Subscriber.id).execution_options(yield_per=1000)
     for row in session.scalars(stmt):
         writer.writerow(
             (
                 row.email,
-                _csv_safe(row.name),
+                row.name,
                 row.status,
                 row.created_at.isoformat(),
                 row.confirmed_at.isoformat() if row.confirmed_at else "",
             )
         )
     return buf.getvalue()
-
-
-def _csv_safe(value: str) -> str:
-    # A name typed by a reader opens in a spreadsheet: a leading = + - @ would run as a formula.
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

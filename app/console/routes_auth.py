@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from app.console.accounts import verify_login
-from app.console.login_limits import check_login
+from app.console.login_limits import LoginVerdict, check_login
 from app.console.sessions import (
     ABSOLUTE,
     end_session,
@@ -29,14 +31,11 @@ from app.console.web import (
 )
 from app.deps import ContextDep
 from app.models import utcnow
+from app.web.proxies import client_ip
 
 router = APIRouter(route_class=ConsoleRoute, prefix=PREFIX, include_in_schema=False)
 
 WRONG = "That email address and password do not match an editor account."
-
-
-def _client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def _same_origin(request: Request) -> bool:
@@ -55,21 +54,33 @@ def login_form(request: Request, session: SessionDep) -> Response:
     return render(request, "login.html", email="", error=None)
 
 
-@router.post("/login")
-def login(
-    request: Request,
-    ctx: ContextDep,
-    session: SessionDep,
-    email: Annotated[str, Form(max_length=400)] = "",
-    password: Annotated[str, Form(max_length=2000)] = "",
-) -> Response:
-    """Check the password; on success set the session cookie and go to the dashboard."""
+async def login_gate(
+    request: Request, ctx: ContextDep, email: Annotated[str, Form(max_length=400)] = ""
+) -> LoginVerdict:
+    """Refuse a foreign origin, count the attempt, and hold it while its account is slowed."""
     if not _same_origin(request):
         # There is no session yet to hold a CSRF token: a foreign page must not sign a
         # browser in to an account of its choosing (login CSRF).
         raise CsrfRefused("Sign in from this site's own sign-in page.")
+    verdict = await run_in_threadpool(
+        check_login, ctx.sessions, client_ip(request, ctx.settings), email, utcnow()
+    )
+    if verdict.allowed and verdict.delay:
+        # Asleep on the loop, not in a thread: a flood of slowed attempts holds no thread.
+        await asyncio.sleep(verdict.delay)
+    return verdict
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    session: SessionDep,
+    decision: Annotated[LoginVerdict, Depends(login_gate)],
+    email: Annotated[str, Form(max_length=400)] = "",
+    password: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Check the password; on success set the session cookie and go to the dashboard."""
     now = utcnow()
-    decision = check_login(ctx.sessions, _client_ip(request), email, now)
     if not decision.allowed:
         minutes = max(1, round(decision.retry_after / 60))
         error = f"Too many sign-in attempts. Please wait about {minutes} min and try again."

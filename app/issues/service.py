@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.addresses import normalize_email
 from app.bounces.service import bounce_stats, policy_alerts
 from app.clicks.service import click_counts
 from app.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
@@ -47,12 +48,14 @@ from app.sends.store.sends import (
     cancel_send,
     flip_status,
     requeue_unknown,
+    resume_send,
     schedule_send,
     start_local_send,
     start_send,
     waves,
 )
-from app.subscribers.service import normalize_email, parse_cursor
+from app.subscribers.service import parse_cursor
+from app.suppressions.service import bounce_detail, lift_send_bounces
 from app.tokens import TokenService
 
 EDITABLE = (IssueStatus.draft, IssueStatus.scheduled)
@@ -409,7 +412,8 @@ def pause_issue(
 
 def resume_issue(session: Session, issue_id: int, now: datetime) -> dict[str, Any]:
     """Resume a paused issue where it stopped: the ledger knows who still waits."""
-    flip_status(session, issue_id, IssueStatus.paused, IssueStatus.sending, None)
+    if resume_send(session, issue_id, now):
+        lift_send_bounces(session, bounce_detail(issue_id), now)  # the relay was at fault
     return {"id": issue_id, "status": IssueStatus.sending.value, "pause_reason": None}
 
 

@@ -16,7 +16,6 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from app.sends.ledger_port import ObserveClaim, unobserved_claim
 from app.sends.ports import Observe, unobserved
 from app.sends.store.rows import Bounced
 from app.sends.store.sends import SendGate
@@ -24,6 +23,8 @@ from app.sends.store.sends import SendGate
 # Act on hard bounces just recorded (suppress the readers, tell webhooks), in that transaction.
 OnBounced = Callable[[Session, Sequence[Bounced], datetime], None]
 # Undo what bounces of one send caused (a relay refused everyone alike); return how many.
+# Called with the perf_counter() a claim began at and how many rows it took (metrics).
+ObserveClaim = Callable[[float, int], None]
 OnBouncesUndone = Callable[[Session, int, datetime], int]
 # Act on sends just finished (issue.sent), in the transaction that finished them.
 OnFinished = Callable[[Session, Sequence[int]], None]
@@ -33,6 +34,10 @@ Tidy = Callable[[Session, datetime], Mapping[str, int]]
 
 def _ignore_bounces(session: Session, bounced: Sequence[Bounced], now: datetime) -> None:
     """Do nothing with bounces."""
+
+
+def unobserved_claim(started: float, claimed: int) -> None:
+    """Record nothing (no metrics wired in)."""
 
 
 def _nothing_undone(session: Session, issue_id: int, now: datetime) -> int:

@@ -19,19 +19,13 @@ from app.config import Settings
 from app.db import OnThread
 from app.errors import DomainError
 from app.models import Issue, IssueStatus, utcnow
+from app.sends.hooks import ObserveClaim, OnBouncesUndone, SendHooks, unobserved_claim
 from app.sends.ports import Commit
 from app.sends.reaper import Reaper
 from app.sends.store import lease, ledger, sends
 from app.sends.store.rows import Claim
 
 log = logging.getLogger("morningpost.delivery")
-
-# Called with the perf_counter() a claim began at and how many rows it took (metrics).
-ObserveClaim = Callable[[float, int], None]
-
-
-def unobserved_claim(started: float, claimed: int) -> None:
-    """Record nothing (no metrics wired in)."""
 
 
 class StreamLedger:
@@ -47,6 +41,7 @@ class StreamLedger:
         reaper: Reaper,
         clock: Callable[[], datetime],
         observe_claim: ObserveClaim = unobserved_claim,
+        bounces_undone: OnBouncesUndone | None = None,
     ) -> None:
         self.settings = settings
         self.owner = owner
@@ -55,6 +50,8 @@ class StreamLedger:
         self.reaper = reaper
         self.clock = clock
         self.observe_claim = observe_claim
+        # Lifts the suppressions a relay burst's replies wrote (a hook; none in a bare worker).
+        self.bounces_undone = bounces_undone or SendHooks().bounces_undone
         self.domain = settings.sender.domain
 
     def claim_limit(self) -> int:
@@ -100,14 +97,23 @@ class StreamLedger:
         """Extend the leases of rows in hand, and expire those of workers that died."""
         await self.reaper.renew(ids)
 
-    async def pause(self, issue_id: int, reason: str) -> bool:
-        """Pause a send, saying why; return False when it was no longer sending."""
+    async def pause(self, issue_id: int, reason: str, undo_bounces: bool = False) -> bool:
+        """Pause a send, saying why; return False when it was no longer sending.
+
+        With `undo_bounces` (a relay burst), the 5.1.x failures recorded so far go back to the
+        queue and their suppressions are lifted in the same transaction: a crash after the
+        pause leaves none.
+        """
+
+        def flip(ses: Session) -> None:
+            sends.flip_status(ses, issue_id, IssueStatus.sending, IssueStatus.paused, reason)
+            if undo_bounces:
+                now = utcnow()
+                sends.requeue_relay_bounces(ses, issue_id, now)
+                self.bounces_undone(ses, issue_id, now)
+
         try:
-            await self.db(
-                lambda s: sends.flip_status(
-                    s, issue_id, IssueStatus.sending, IssueStatus.paused, reason
-                )
-            )
+            await self.db(flip)
         except DomainError:
             return False
         return True

@@ -77,8 +77,8 @@ class LedgerPort(Protocol):
         """Extend the leases of rows in hand."""
         ...
 
-    async def pause(self, issue_id: int, reason: str) -> bool:
-        """Pause a send, saying why; return False when it was no longer sending."""
+    async def pause(self, issue_id: int, reason: str, undo_bounces: bool = False) -> bool:
+        """Pause a send, saying why (undoing a relay burst's bounces in the same step)."""
         ...
 
     async def note_alert(self, issue_id: int, text: str) -> None:

@@ -320,7 +320,7 @@ class DeliveryStream(HandOvers):
             # Undone in every commit from now on, so late replies of the same burst are too.
             self.undo_bounces.add(claim.issue_id)
             self.commit_wanted.set()
-            await self._pause(claim.issue_id, burst.reason())
+            await self._pause(claim.issue_id, burst.reason(), undo_bounces=True)
             return
         share = self.errors.note(claim.issue_id, is_error(res.outcome, res.reply))
         if share is not None:
@@ -332,9 +332,9 @@ class DeliveryStream(HandOvers):
 
     # Housekeeping --------------------------------------------------------------------------
 
-    async def _pause(self, issue_id: int, reason: str) -> None:
+    async def _pause(self, issue_id: int, reason: str, undo_bounces: bool = False) -> None:
         try:
-            paused = await self.ledger.pause(issue_id, reason)
+            paused = await self.ledger.pause(issue_id, reason, undo_bounces)
         finally:
             self.errors.forget(issue_id)
         if paused:

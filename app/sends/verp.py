@@ -70,10 +70,11 @@ def webhook_signature_ok(body: bytes, header: str | None, settings: Settings) ->
     """Check `X-MorningPost-Signature: sha256=<hex>` over the raw body against every key."""
     if not header or not header.startswith("sha256="):
         return False
-    given = header.removeprefix("sha256=").strip().lower()
+    # Compared as bytes: compare_digest raises on non-ASCII text (`sha256=é` was a 500).
+    given = header.removeprefix("sha256=").strip().lower().encode("utf-8", "replace")
     for key in ensure_secret_keys(settings):
         secret = derived_key(key, WEBHOOK_SALT).hex().encode()
-        expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
+        expected = hmac.new(secret, body, hashlib.sha256).hexdigest().encode()
         if hmac.compare_digest(given, expected):
             return True
     return False

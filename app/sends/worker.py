@@ -201,6 +201,7 @@ class Worker:
             reaper=self.reaper,
             clock=self.clock,
             observe_claim=self.hooks.observe_claim,
+            bounces_undone=self.hooks.bounces_undone,
         )
         stream = DeliveryStream(
             self.settings,

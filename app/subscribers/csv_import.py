@@ -19,9 +19,11 @@ from typing import IO, Any, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.addresses import normalize_email
+from app.csvsafe import restore
 from app.errors import InvalidInput
 from app.models import Subscriber, SubscriberStatus, Suppression
-from app.subscribers.service import clean_name, clean_timezone, normalize_email
+from app.subscribers.service import clean_name, clean_timezone
 from app.tokens import hash_secret
 
 CHUNK_SIZE = 500
@@ -119,7 +121,8 @@ class _Columns:
 
 
 def _cell(cells: list[str], col: int | None) -> str:
-    return cells[col] if col is not None and col < len(cells) else ""
+    # restore: a file we exported carries '= for =, and imports again as it was.
+    return restore(cells[col]) if col is not None and col < len(cells) else ""
 
 
 def _header(file: IO[bytes] | IO[str]) -> tuple[Iterator[tuple[int, list[str]]], _Columns]:

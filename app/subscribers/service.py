@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import metrics
+from app.addresses import normalize_email
 from app.audience.attributes import merge_attributes
 from app.config import is_time_zone
 from app.errors import BadToken, Conflict, InvalidInput, NotFound
@@ -23,8 +23,6 @@ from app.tokens import ListToken, TokenService, email_tag, hash_secret, micros
 from app.webhooks import events
 
 NAME_MAX = 200
-EMAIL_MAX = 320
-LOCAL_PART_MAX = 64
 PAGE_MAX = 200
 PAUSE_MAX_WEEKS = 26
 CONSENT_SOURCES = ("form", "api", "import", "editor")
@@ -39,29 +37,6 @@ class SubscribeOutcome(enum.StrEnum):
 
     created, resent, reopened = "created", "resent", "reopened"
     throttled, already_active, refused = "throttled", "already_active", "refused"
-
-
-def normalize_email(raw: str) -> str:
-    """Return the normalised address (lower-cased, IDNA domain) or raise InvalidInput."""
-    if not isinstance(raw, str) or not raw.strip():
-        raise InvalidInput("Please enter an email address.")
-    if "\r" in raw or "\n" in raw:
-        raise InvalidInput("An email address cannot contain a line break.")
-    candidate = raw.strip()
-    if len(candidate) > EMAIL_MAX:
-        raise InvalidInput("That email address is too long.")
-    if len(candidate.rpartition("@")[0]) > LOCAL_PART_MAX:
-        # RFC 5321 §4.5.3.1.1: relays may refuse longer ones, so we would never reach it.
-        raise InvalidInput(
-            f"The part before the @ can be at most {LOCAL_PART_MAX} characters long."
-        )
-    try:
-        result = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError as exc:
-        raise InvalidInput(f"That doesn't look like an email address: {exc}") from None
-    # ascii_email carries the IDNA (punycode) form of the domain; lower-casing the local part
-    # too is what every mainstream provider does and keeps one row per person.
-    return (result.ascii_email or result.normalized).lower()
 
 
 def clean_name(raw: str | None) -> str:

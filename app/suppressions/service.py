@@ -19,9 +19,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.addresses import normalize_email
+from app.csvsafe import csv_writer, restore
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Subscriber, SubscriberStatus, Suppression
-from app.subscribers.service import normalize_email, parse_cursor
+from app.subscribers.service import parse_cursor
 from app.tokens import hash_secret
 from app.webhooks import events
 
@@ -211,7 +213,7 @@ def export_csv(session: Session) -> str:
     # Built whole inside the request's transaction (~100 bytes a row): a streamed body would
     # outlive the request session.
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csv_writer(buf)
     writer.writerow(EXPORT_COLUMNS)
     stmt = select(Suppression).order_by(Suppression.id).execution_options(yield_per=1000)
     for row in session.scalars(stmt):
@@ -265,7 +267,7 @@ def _row_hash(record: dict[str, str], columns: dict[str, str]) -> tuple[str | No
         if not _HASH.fullmatch(digest):
             return None, "email_hash is not a SHA-256 hex digest"
         return digest, ""
-    raw = (record.get(columns.get("email", ""), "") or "").strip()
+    raw = restore((record.get(columns.get("email", ""), "") or "").strip())
     if not raw:
         return None, "no address"
     try:

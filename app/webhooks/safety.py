@@ -59,15 +59,41 @@ def parse_target(url: str) -> Target:
     return Target(parts.scheme, host, port or (443 if parts.scheme == "https" else 80), path)
 
 
+# Ranges the standard library still calls global but that no webhook should reach: deprecated
+# site-local IPv6, the newer IPv6 documentation block, the 6to4 relay anycast, and the NAT64
+# local-use prefix (a site's own translator, to whatever IPv4 it chooses).
+_NOT_PUBLIC = tuple(
+    ipaddress.ip_network(n)
+    for n in ("fec0::/10", "3fff::/20", "192.88.99.0/24", "64:ff9b:1::/48", "5f00::/8")
+)
+# The NAT64 well-known prefix (RFC 6052) carries an IPv4 address in its last 32 bits; an
+# IPv6-only host reaches the IPv4 world through it, so it is judged by the address inside.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """Return the IPv4 address an IPv6 one wraps (mapped, NAT64, 6to4, Teredo), if any."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+
+
 def forbidden(ip: IPAddress) -> bool:
-    """Tell whether an address is private, loopback, link-local, multicast, reserved or unset."""
+    """Tell whether an address is anything but plainly public (private, special, deprecated).
+
+    An IPv6 address wrapping an IPv4 one is refused when the inner one is; ::ffff:8.8.8.8 and
+    64:ff9b::8.8.8.8 are judged as 8.8.8.8.
+    """
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            # ::ffff:10.0.0.1 is the IPv4 address inside it, judged as such.
-            return forbidden(ip.ipv4_mapped)
-        # 6to4 and Teredo addresses wrap an IPv4 address that a relay may reach.
-        inner = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if inner is not None and forbidden(inner):
+        inner = _embedded(ip)
+        if inner is not None:
+            if forbidden(inner):
+                return True
+            if ip.ipv4_mapped is not None or ip in _NAT64:
+                return False  # the connection goes to the IPv4 address, which is public
+        if ip.is_site_local:
             return True
     return (
         ip.is_private
@@ -77,6 +103,7 @@ def forbidden(ip: IPAddress) -> bool:
         or ip.is_reserved
         or ip.is_unspecified
         or not ip.is_global  # also shared (100.64/10), benchmarking and documentation ranges
+        or any(ip in net for net in _NOT_PUBLIC if net.version == ip.version)
     )
 
 

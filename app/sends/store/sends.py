@@ -23,6 +23,9 @@ from app.sends.store.ledger import cancel_open, freeze_recipients
 SendGate = Callable[[Session, int], str | None]
 STARTABLE = (IssueStatus.draft, IssueStatus.scheduled)
 
+# How a pause for a relay burst (watch.Burst) begins: resuming such a send undoes once more.
+RELAY_BURST_PAUSE = "paused: the relay refused"
+
 
 def _status_of(session: Session, issue_id: int) -> str:
     status = session.scalar(select(Issue.status).where(Issue.id == issue_id))
@@ -145,6 +148,21 @@ def flip_status(
     if done is None:
         status = _status_of(session, issue_id)
         raise Conflict(f"Issue {issue_id} is {status}, not {old}.")
+
+
+def resume_send(session: Session, issue_id: int, now: datetime) -> bool:
+    """Resume a paused send; after a relay burst, requeue the 5.1.x failures recorded meanwhile.
+
+    Results in flight when the burst paused the send (in this worker or another process) may
+    have been recorded as hard bounces since. Returns True when the pause was such a burst:
+    the caller then lifts the suppressions those replies wrote, in this transaction.
+    """
+    reason = session.scalar(select(Issue.pause_reason).where(Issue.id == issue_id))
+    flip_status(session, issue_id, IssueStatus.paused, IssueStatus.sending, None)
+    if reason and reason.startswith(RELAY_BURST_PAUSE):
+        requeue_relay_bounces(session, issue_id, now)
+        return True
+    return False
 
 
 def cancel_send(
