@@ -325,6 +325,24 @@ def favicon() -> Response:
     return Response(status_code=204, headers={"Cache-Control": "public, max-age=604800"})
 
 
+# Token pages (confirm, unsubscribe, preferences) and the console are nobody's search result.
+ROBOTS_TXT = (
+    "User-agent: *\n"
+    "Disallow: /confirm/\n"
+    "Disallow: /unsubscribe/\n"
+    "Disallow: /preferences/\n"
+    "Disallow: /editor/\n"
+)
+
+
+@router.get("/robots.txt", include_in_schema=False)
+async def robots() -> Response:
+    """Tell crawlers to leave token pages alone (also the benchmark's fixed-page ceiling)."""
+    return Response(
+        ROBOTS_TXT, media_type="text/plain", headers={"Cache-Control": "public, max-age=86400"}
+    )
+
+
 @router.get("/healthz")
 def healthz(ctx: ContextDep) -> Response:
     """Answer 200 when the database answers a SELECT 1, else 503."""
