@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,16 +28,20 @@ from app.sends.smtp.mailer import make_mailer
 from app.sends.worker import DatabaseUnavailable, Worker
 from app.subscribers.routes import router as subscribers_router
 from app.suppressions.routes import suppressions_router
+from app.web.cache import PageCache, Recent
 from app.web.headers import SecurityHeaders, TrustedHosts
 from app.web.limits import RequestLimits
 from app.web.pages import error_page, static_files
 from app.web.reading import router as reading_router
 from app.web.routes import router as web_router
+from app.web.stamp import ping
 from app.webhooks.routes import outbound_webhooks_router
 from app.webhooks.sender import run_webhook_sender
 
 log = logging.getLogger("morningpost")
 
+# How long a successful database check answers /healthz.
+HEALTH_SECONDS = 1.0
 # Paths whose clients are programs: they always get JSON errors.
 API_PREFIXES = ("/issues", "/subscribers", "/suppressions", "/healthz", "/webhooks")
 
@@ -67,6 +72,9 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    # Public pages from memory until an issue changes; /healthz from a check a second old.
+    app.state.pages = PageCache(ctx.engine, settings)
+    app.state.health = Recent(partial(ping, ctx.engine), HEALTH_SECONDS)
     app.include_router(reading_router)  # home, archive, feed: before any catch-all path
     app.include_router(web_router)
     app.include_router(issues_router)

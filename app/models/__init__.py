@@ -13,6 +13,7 @@ from app.models.editor import EditorToken
 from app.models.editor_account import EditorAccount, EditorSession
 from app.models.insight import Click, Heartbeat, Webhook, WebhookDelivery, WebhookDeliveryStatus
 from app.models.issue import Issue, IssueStatus
+from app.models.page_stamp import PageStamp
 from app.models.subscriber import Subscriber, SubscriberStatus, Suppression
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "IssueStatus",
     "OutboxKind",
     "OutboxMessage",
+    "PageStamp",
     "RateLimitHit",
     "Subscriber",
     "SubscriberStatus",
