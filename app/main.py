@@ -28,11 +28,12 @@ from app.sends.smtp.mailer import make_mailer
 from app.sends.worker import DatabaseUnavailable, Worker
 from app.subscribers.routes import router as subscribers_router
 from app.suppressions.routes import suppressions_router
-from app.web.cache import PageCache, Recent
+from app.web.cache import CachedPages, PageCache, Recent
 from app.web.headers import SecurityHeaders, TrustedHosts
 from app.web.limits import RequestLimits
 from app.web.pages import error_page, static_files
 from app.web.reading import router as reading_router
+from app.web.routes import probes as probes_router
 from app.web.routes import router as web_router
 from app.web.stamp import ping
 from app.webhooks.routes import outbound_webhooks_router
@@ -75,6 +76,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     # Public pages from memory until an issue changes; /healthz from a check a second old.
     app.state.pages = PageCache(ctx.engine, settings)
     app.state.health = Recent(partial(ping, ctx.engine), HEALTH_SECONDS)
+    app.include_router(probes_router)  # /healthz, /robots.txt: matched first, asked most
     app.include_router(reading_router)  # home, archive, feed: before any catch-all path
     app.include_router(web_router)
     app.include_router(issues_router)
@@ -89,6 +91,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     install_console(app)  # the editor console under /editor/
     _install_error_handlers(app)
     # Hardening (issue 9): body limits while streaming, trusted hosts, frame/CSP headers.
+    app.add_middleware(CachedPages, cache=app.state.pages)  # innermost: after every check
     app.add_middleware(RequestLimits, respond=_error)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(TrustedHosts, settings=settings, respond=_error)

@@ -26,7 +26,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -52,6 +52,7 @@ class Figures:
     p99_ms: float
     max_ms: float
     errors: int  # non-2xx/3xx answers and socket errors
+    cpu_us: float = 0.0  # the server process's CPU time per answered request
 
 
 def ensure_wrk() -> str:
@@ -97,9 +98,15 @@ def seed_issues(database_url: str, count: int) -> list[str]:
     return slugs
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system, all threads) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def serve(database_url: str, workdir: Path) -> Iterator[str]:
-    """Run `python -m app serve` on a free loopback port; yield its base URL."""
+def serve(database_url: str, workdir: Path) -> Iterator[tuple[str, int]]:
+    """Run `python -m app serve` on a free loopback port; yield its base URL and pid."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MORNINGPOST_")}
     env.update(
@@ -132,7 +139,7 @@ def serve(database_url: str, workdir: Path) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"serve did not start: {log.read_text()[-2000:]}")
             time.sleep(0.1)
-        yield base
+        yield base, proc.pid
     finally:
         proc.terminate()
         try:
@@ -143,8 +150,10 @@ def serve(database_url: str, workdir: Path) -> Iterator[str]:
 
 
 def _ms(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)([a-z]+)", value).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit]
+    found = re.fullmatch(r"([\d.]+)([a-z]+)", value)
+    if found is None:
+        raise RuntimeError(f"wrk printed a latency of {value!r}")
+    return float(found.group(1)) * _UNITS[found.group(2)]
 
 
 def run_wrk(
@@ -156,7 +165,7 @@ def run_wrk(
         cmd += ["-H", header]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
     latency = re.search(r"Latency\s+(\S+)\s+\S+\s+(\S+)", out)
-    p99 = re.search(r"99%\s+(\S+)", out)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)  # the distribution's line
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if not (latency and p99 and rate):
         raise RuntimeError(f"could not read wrk's output:\n{out}")
@@ -199,7 +208,7 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="mp-pages-") as tmp,
     ):
         slugs = seed_issues(url, args.issues)
-        with serve(url, Path(tmp)) as base:
+        with serve(url, Path(tmp)) as (base, pid):
             issue = f"/archive/{slugs[len(slugs) // 2]}"
             routes: list[tuple[str, str, tuple[str, ...]]] = [
                 ("ceiling", CEILING, ()),
@@ -219,28 +228,36 @@ def main() -> None:
             # every route instead of landing on one; medians below.
             for _ in range(args.rounds):
                 for name, path, headers in routes:
+                    before = cpu_seconds(pid)
                     figures = run_wrk(wrk, base + path, args.seconds, args.connections, headers)
+                    used = cpu_seconds(pid) - before
+                    answered = figures.rate * args.seconds
+                    figures = replace(figures, cpu_us=used / answered * 1e6 if answered else 0)
                     runs.setdefault(name, []).append(figures)
     ceiling = _median([f.rate for f in runs["ceiling"]])
+    ceiling_cpu = _median([f.cpu_us for f in runs["ceiling"]])
     db = "PostgreSQL" if args.database else "SQLite"
     print(
         f"\npublic pages, one `serve` process, {db}, {args.issues} sent issues; wrk"
         f" {args.connections} connections, {args.rounds} rounds x {args.seconds:g} s per route;"
         f" medians over the rounds (ceiling = {CEILING}, a small fixed page)\n"
+        "cpu µs = the server's CPU time per request, less disturbed by neighbours than req/s;"
+        " its ratio is the ceiling's over the route's\n"
     )
     print(
         f"{'route':<15} {'path':<30} {'req/s':>7} {'mean ms':>8} {'p99 ms':>7} {'max ms':>7}"
-        f" {'ratio':>6} {'errors':>6}  req/s per round"
+        f" {'ratio':>6} {'cpu µs':>7} {'ratio':>6} {'errors':>6}  req/s per round"
     )
     for name, path, _ in routes:
         figures = runs[name]
         rate = _median([f.rate for f in figures])
+        cpu = _median([f.cpu_us for f in figures])
         shown = path if len(path) <= 30 else path[:29] + "…"
         print(
             f"{name:<15} {shown:<30} {rate:>7,.0f} {_median([f.mean_ms for f in figures]):>8.1f}"
             f" {_median([f.p99_ms for f in figures]):>7.1f} {max(f.max_ms for f in figures):>7.0f}"
-            f" {rate / ceiling:>6.2f} {sum(f.errors for f in figures):>6}  "
-            + " ".join(f"{f.rate:,.0f}" for f in figures)
+            f" {rate / ceiling:>6.2f} {cpu:>7.0f} {ceiling_cpu / cpu:>6.2f}"
+            f" {sum(f.errors for f in figures):>6}  " + " ".join(f"{f.rate:,.0f}" for f in figures)
         )
 
 

@@ -151,18 +151,27 @@ def test_an_edit_moves_etag_and_last_modified(client: TestClient, ctx: Context) 
     )
 
 
-def test_cached_pages_keep_the_security_headers(client: TestClient, ctx: Context) -> None:
+def test_cached_pages_keep_the_security_headers(
+    instances: Callable[..., tuple[TestClient, TestClient]], ctx: Context
+) -> None:
     _publish(ctx)
-    for _ in range(2):  # a render, then the cache
-        issue = client.get("/archive/hello")
+    a, _ = instances(page_cache_seconds=60)
+    seen = _checkouts(a.app.state.ctx.engine)  # type: ignore[attr-defined]
+    rendered = 0
+    for _ in range(2):  # a render, then a hit answered before routing
+        rendered = rendered or len(seen)
+        issue = a.get("/archive/hello")
         assert "frame-ancestors 'self'" in issue.headers["content-security-policy"]
         assert issue.headers["x-frame-options"] == "SAMEORIGIN"
-        home = client.get("/")
+        home = a.get("/")
         assert "frame-ancestors 'none'" in home.headers["content-security-policy"]
         assert home.headers["x-frame-options"] == "DENY"
-        for r in (issue, home, client.get("/archive/feed.xml")):
+        for r in (issue, home, a.get("/archive/feed.xml")):
             assert r.headers["x-content-type-options"] == "nosniff"
             assert r.headers["referrer-policy"] == "no-referrer"
+        # The host check still comes first.
+        assert a.get("/archive/hello", headers={"host": "evil.example"}).status_code == 400
+    assert len(seen) == rendered  # the second round came from memory
 
 
 # The cache itself ---------------------------------------------------------------------------------

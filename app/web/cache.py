@@ -1,11 +1,12 @@
 """Rendered public pages kept in memory until the database's page stamp moves; ETags and 304s.
 
 A spike of readers on one issue costs one render per process, then a dictionary look-up per
-request. Each process asks the database at most every PAGE_CACHE_SECONDS (one primary-key
-read, shared by all requests waiting at that moment) whether anything a page shows changed;
-triggers on `issues` move the stamp in the writer's own transaction (migration 0017), and a
-process with other code, templates or newsletter settings moves it when it starts. So an
-edit, a send, a cancel or a deletion shows in every process within PAGE_CACHE_SECONDS.
+request, made before routing (CachedPages). Each process asks the database at most every
+PAGE_CACHE_SECONDS (one primary-key read, shared by all requests waiting at that moment)
+whether anything a page shows changed; triggers on `issues` move the stamp in the writer's own
+transaction (migration 0017), and a process with other code, templates or newsletter settings
+moves it when it starts. So an edit, a send, a cancel or a deletion shows in every process
+within PAGE_CACHE_SECONDS.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from anyio import to_thread
 from sqlalchemy import Engine
 from starlette.datastructures import Headers
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
 from app.models import utcnow
@@ -61,6 +63,12 @@ class Recent(Generic[T]):
             running.add_done_callback(_retrieve)
         # Shielded: a reader who hangs up must not cancel the fetch others are waiting for.
         return await asyncio.shield(running)
+
+    def peek(self) -> T | None:
+        """Return the value while it is trusted, else None (never waits, never fetches)."""
+        if asyncio.get_running_loop().time() < self._until:
+            return self._value
+        return None
 
     async def _refresh(self) -> T:
         loop = asyncio.get_running_loop()
@@ -154,6 +162,14 @@ class PageCache:
         self._renders: dict[tuple[str, int], asyncio.Future[Page]] = {}
         self._size = size
 
+    def hit(self, key: str) -> Page | None:
+        """Return the page under `key` when it is current and the stamp was checked lately."""
+        stamp = self._stamp.peek()
+        held = self._pages.get(key)
+        if stamp is None or held is None or held[0] != stamp.counter:
+            return None
+        return held[1]
+
     async def page(self, key: str, render: Render) -> Page:
         """Return the page under `key`, rendering it (once, for all who wait) when stale."""
         stamp = await self._stamp.get()
@@ -195,3 +211,25 @@ class PageCache:
         if stamp is None:
             raise RuntimeError("the page_stamps row cannot be created")
         return stamp
+
+
+class CachedPages:
+    """Answer a GET for a page that is in the cache and current before routing (pure ASGI).
+
+    Pages are kept under their path, so any path found here is one of the cached routes; a
+    miss, a stale stamp or any other request goes on to the app, whose handler renders and
+    fills the cache. Placed inside the host check, the body limits and the security headers.
+    """
+
+    def __init__(self, app: ASGIApp, cache: PageCache) -> None:
+        self.app = app
+        self.cache = cache
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the cached page, or hand the request on."""
+        if scope["type"] == "http" and scope["method"] == "GET":
+            page = self.cache.hit(scope["path"])
+            if page is not None:
+                await page.response(Headers(scope=scope))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -37,34 +37,35 @@ def _context(request: Request) -> Context:
     return ctx
 
 
-async def _answer(request: Request, key: str, render: Render) -> Response:
+async def _answer(request: Request, render: Render) -> Response:
+    # Kept under the path: app.web.cache.CachedPages answers the next GET of it before routing.
     cache: PageCache = request.app.state.pages
-    page = await cache.page(key, render)
+    page = await cache.page(request.scope["path"], render)
     return page.response(request.headers)
 
 
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> Response:
     """Show the newsletter's front page: name, tagline, sign-up, the latest issues."""
-    return await _answer(request, "home", lambda: _home(request))
+    return await _answer(request, lambda: _home(request))
 
 
 @router.get("/archive", response_class=HTMLResponse)
 async def archive_list(request: Request) -> Response:
     """List published issues, newest first, with their own date and an excerpt."""
-    return await _answer(request, "archive", lambda: _archive(request))
+    return await _answer(request, lambda: _archive(request))
 
 
 @router.get("/archive/feed.xml")
 async def feed(request: Request) -> Response:
     """Return an Atom feed of published issues."""
-    return await _answer(request, "feed", lambda: _feed(_context(request)))
+    return await _answer(request, lambda: _feed(_context(request)))
 
 
 @router.get("/archive/{slug}", response_class=HTMLResponse)
 async def archive_issue(slug: str, request: Request) -> Response:
     """Return the web version of one published issue inside the site's header and sign-up call."""
-    return await _answer(request, f"issue/{slug}", lambda: _issue(request, slug))
+    return await _answer(request, lambda: _issue(request, slug))
 
 
 def _home(request: Request) -> tuple[bytes, str]:
