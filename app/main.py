@@ -91,7 +91,8 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     install_console(app)  # the editor console under /editor/
     _install_error_handlers(app)
     # Hardening (issue 9): body limits while streaming, trusted hosts, frame/CSP headers.
-    app.add_middleware(CachedPages, cache=app.state.pages)  # innermost: after every check
+    # Innermost, after every check: cached pages and a healthy /healthz before routing.
+    app.add_middleware(CachedPages, cache=app.state.pages, health=app.state.health)
     app.add_middleware(RequestLimits, respond=_error)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(TrustedHosts, settings=settings, respond=_error)

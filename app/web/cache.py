@@ -64,11 +64,13 @@ class Recent(Generic[T]):
         # Shielded: a reader who hangs up must not cancel the fetch others are waiting for.
         return await asyncio.shield(running)
 
+    def fresh(self) -> bool:
+        """Tell whether the last fetch succeeded less than `seconds` ago (never waits)."""
+        return asyncio.get_running_loop().time() < self._until
+
     def peek(self) -> T | None:
         """Return the value while it is trusted, else None (never waits, never fetches)."""
-        if asyncio.get_running_loop().time() < self._until:
-            return self._value
-        return None
+        return self._value if self.fresh() else None
 
     async def _refresh(self) -> T:
         loop = asyncio.get_running_loop()
@@ -213,22 +215,36 @@ class PageCache:
         return stamp
 
 
+# What /healthz says while its last check holds: the bytes JSONResponse({"status": "ok"}) sends.
+_HEALTHY = (
+    b'{"status":"ok"}',
+    ((b"content-length", b"15"), (b"content-type", b"application/json")),
+)
+
+
 class CachedPages:
-    """Answer a GET for a page that is in the cache and current before routing (pure ASGI).
+    """Answer what memory already knows before routing (pure ASGI): cached pages, a healthy probe.
 
     Pages are kept under their path, so any path found here is one of the cached routes; a
     miss, a stale stamp or any other request goes on to the app, whose handler renders and
-    fills the cache. Placed inside the host check, the body limits and the security headers.
+    fills the cache. /healthz is answered here only while its last database check holds
+    (the healthz handler makes that check and answers everything else). Placed inside the host
+    check, the body limits and the security headers.
     """
 
-    def __init__(self, app: ASGIApp, cache: PageCache) -> None:
+    def __init__(self, app: ASGIApp, cache: PageCache, health: Recent[None]) -> None:
         self.app = app
         self.cache = cache
+        self.health = health
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the cached page, or hand the request on."""
+        """Send the cached answer, or hand the request on."""
         if scope["type"] == "http" and scope["method"] == "GET":
-            page = self.cache.hit(scope["path"])
+            path = scope["path"]
+            if path == "/healthz" and self.health.fresh():
+                await _Prepared(200, *_HEALTHY)(scope, receive, send)
+                return
+            page = self.cache.hit(path)
             if page is not None:
                 await page.response(Headers(scope=scope))(scope, receive, send)
                 return
