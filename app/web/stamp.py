@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 from sqlalchemy import Engine, text
@@ -46,15 +47,22 @@ class Stamp:
 
 def site_fingerprint(settings: Settings) -> str:
     """Return a hash of everything besides the database a page is made from."""
-    digest = hashlib.blake2b(digest_size=16)
+    digest = hashlib.blake2b(_sources_digest(), digest_size=16)
     for name in _SITE_SETTINGS:
         digest.update(f"{name}={getattr(settings, name)!r}\n".encode())
+    return digest.hexdigest()
+
+
+@cache
+def _sources_digest() -> bytes:
+    # Once per process: the code and templates a process runs do not change under it.
+    digest = hashlib.blake2b(digest_size=16)
     for root in _SOURCES:
         for path in sorted(root.rglob("*")):
             if path.suffix in _SUFFIXES and path.is_file():
                 digest.update(str(path.relative_to(root)).encode() + b"\0")
                 digest.update(path.read_bytes())
-    return digest.hexdigest()
+    return digest.digest()
 
 
 def read_stamp(engine: Engine) -> Stamp | None:
