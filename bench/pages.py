@@ -1,14 +1,16 @@
 """Benchmark: the public pages under a spike, beside the same process's fixed-page ceiling.
 
-    python bench/pages.py [--seconds 3] [--rounds 3] [--connections 32] [--issues 30]
+    python bench/pages.py [--seconds 2] [--rounds 5] [--connections 32] [--issues 30]
         [--database postgresql://postgres@127.0.0.1:5432/test]
 
 Starts `python -m app serve` (uvicorn, httptools, uvloop, its delivery worker idle) against a
 scratch database holding `--issues` sent issues of the seed content (examples/ai-morning-post.json),
 then points wrk (apt package `wrk`, installed when missing) with `--connections` connections at
-each route for `--seconds` seconds, `--rounds` times over. The ceiling is /robots.txt, a small
-fixed page served by the same process through the same middlewares; each route's ratio is its
-median rate over the median ceiling. Only 127.0.0.1 ever receives traffic.
+each route for `--seconds` seconds, `--rounds` times, each time right after a run on the
+ceiling: /robots.txt, a small fixed page served by the same process through the same
+middlewares. A route's ratio is the median of its rate over the ceiling's just before it; the
+server's CPU time per request is printed too, as neighbours on a shared machine disturb it
+less. Only 127.0.0.1 ever receives traffic.
 """
 
 from __future__ import annotations
@@ -195,14 +197,18 @@ def _median(values: list[float]) -> float:
 def main() -> None:
     """Measure the ceiling and each public route, round after round; print the medians."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="per route and round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=2.0, help="one wrk run")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--issues", type=int, default=30)
     parser.add_argument("--database", default=None, help="a PostgreSQL URL (default: SQLite)")
+    parser.add_argument("--ceiling", default=CEILING, help="the fixed-page route to compare to")
     args = parser.parse_args()
     wrk = ensure_wrk()
     runs: dict[str, list[Figures]] = {}
+    ratios: dict[
+        str, list[tuple[float, float]]
+    ] = {}  # (req/s, CPU) against the ceiling just before
     with (
         scratch_database(args.database) as url,
         tempfile.TemporaryDirectory(prefix="mp-pages-") as tmp,
@@ -211,7 +217,6 @@ def main() -> None:
         with serve(url, Path(tmp)) as (base, pid):
             issue = f"/archive/{slugs[len(slugs) // 2]}"
             routes: list[tuple[str, str, tuple[str, ...]]] = [
-                ("ceiling", CEILING, ()),
                 ("issue page", issue, ()),
                 ("archive", "/archive", ()),
                 ("home", "/", ()),
@@ -222,42 +227,52 @@ def main() -> None:
             etag = etag_of(base + issue)
             if etag:
                 routes.append(("issue page 304", issue, (f"If-None-Match: {etag}",)))
-            for _, path, headers in routes:  # warm: first renders, connections, caches
+
+            def measure(path: str, headers: tuple[str, ...] = ()) -> Figures:
+                before = cpu_seconds(pid)
+                figures = run_wrk(wrk, base + path, args.seconds, args.connections, headers)
+                answered = figures.rate * args.seconds
+                used = cpu_seconds(pid) - before
+                return replace(figures, cpu_us=used / answered * 1e6 if answered else 0)
+
+            for _, path, headers in [("ceiling", args.ceiling, ()), *routes]:  # warm: first renders
                 run_wrk(wrk, base + path, 1, args.connections, headers)
-            # Round after round, so a neighbour's burst on this shared machine spreads over
-            # every route instead of landing on one; medians below.
+            # Each route right after a ceiling run, round after round: on this shared machine a
+            # neighbour's burst then lands on one pair, and the medians of the pairs' ratios
+            # leave it out.
             for _ in range(args.rounds):
                 for name, path, headers in routes:
-                    before = cpu_seconds(pid)
-                    figures = run_wrk(wrk, base + path, args.seconds, args.connections, headers)
-                    used = cpu_seconds(pid) - before
-                    answered = figures.rate * args.seconds
-                    figures = replace(figures, cpu_us=used / answered * 1e6 if answered else 0)
+                    ceiling = measure(args.ceiling)
+                    figures = measure(path, headers)
+                    runs.setdefault("ceiling", []).append(ceiling)
                     runs.setdefault(name, []).append(figures)
-    ceiling = _median([f.rate for f in runs["ceiling"]])
-    ceiling_cpu = _median([f.cpu_us for f in runs["ceiling"]])
+                    ratios.setdefault(name, []).append(
+                        (figures.rate / ceiling.rate, ceiling.cpu_us / figures.cpu_us)
+                    )
     db = "PostgreSQL" if args.database else "SQLite"
     print(
         f"\npublic pages, one `serve` process, {db}, {args.issues} sent issues; wrk"
-        f" {args.connections} connections, {args.rounds} rounds x {args.seconds:g} s per route;"
-        f" medians over the rounds (ceiling = {CEILING}, a small fixed page)\n"
-        "cpu µs = the server's CPU time per request, less disturbed by neighbours than req/s;"
-        " its ratio is the ceiling's over the route's\n"
+        f" {args.connections} connections, {args.seconds:g} s a run; each route {args.rounds}"
+        f" times, each time right after the ceiling ({args.ceiling}, a small fixed page)\n"
+        "figures are medians; ratio = the route's req/s over the ceiling's just before it;"
+        " cpu µs = the server's CPU time per request (less disturbed by neighbours),"
+        " its ratio the ceiling's over the route's\n"
     )
     print(
         f"{'route':<15} {'path':<30} {'req/s':>7} {'mean ms':>8} {'p99 ms':>7} {'max ms':>7}"
-        f" {'ratio':>6} {'cpu µs':>7} {'ratio':>6} {'errors':>6}  req/s per round"
+        f" {'ratio':>6} {'cpu µs':>7} {'ratio':>6} {'errors':>6}  ratio per run"
     )
-    for name, path, _ in routes:
+    for name, path, _ in [("ceiling", args.ceiling, ()), *routes]:
         figures = runs[name]
-        rate = _median([f.rate for f in figures])
-        cpu = _median([f.cpu_us for f in figures])
+        pairs = ratios.get(name, [(1.0, 1.0)])
         shown = path if len(path) <= 30 else path[:29] + "…"
         print(
-            f"{name:<15} {shown:<30} {rate:>7,.0f} {_median([f.mean_ms for f in figures]):>8.1f}"
+            f"{name:<15} {shown:<30} {_median([f.rate for f in figures]):>7,.0f}"
+            f" {_median([f.mean_ms for f in figures]):>8.1f}"
             f" {_median([f.p99_ms for f in figures]):>7.1f} {max(f.max_ms for f in figures):>7.0f}"
-            f" {rate / ceiling:>6.2f} {cpu:>7.0f} {ceiling_cpu / cpu:>6.2f}"
-            f" {sum(f.errors for f in figures):>6}  " + " ".join(f"{f.rate:,.0f}" for f in figures)
+            f" {_median([r for r, _ in pairs]):>6.2f} {_median([f.cpu_us for f in figures]):>7.0f}"
+            f" {_median([c for _, c in pairs]):>6.2f} {sum(f.errors for f in figures):>6}  "
+            + " ".join(f"{r:.2f}" for r, _ in pairs)
         )
 
 
