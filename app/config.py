@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     newsletter_name: str = "The AI Morning Post"
     newsletter_tagline: str = "Artificial Intelligence • Machine Learning • Future Tech"
     list_id: str = ""
+    # Public pages are cached in memory; each process asks the database at most this often
+    # whether an issue changed, so an edit shows everywhere within this many seconds.
+    page_cache_seconds: float = Field(default=1.0, ge=0, le=60)
 
     # Deliverability: DKIM signing (all three or none), VERP bounces, list hygiene.
     dkim_selector: str = ""

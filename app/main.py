@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,16 +34,21 @@ from app.providers.routes import providers_router
 from app.sends.worker import DatabaseUnavailable
 from app.subscribers.routes import router as subscribers_router
 from app.suppressions.routes import suppressions_router
+from app.web.cache import CachedPages, PageCache, Recent
 from app.web.headers import SecurityHeaders, TrustedHosts
 from app.web.limits import RequestLimits
 from app.web.pages import error_page, static_files
 from app.web.reading import router as reading_router
+from app.web.routes import probes as probes_router
 from app.web.routes import router as web_router
+from app.web.stamp import ping
 from app.webhooks.routes import outbound_webhooks_router
 from app.webhooks.sender import run_webhook_sender
 
 log = logging.getLogger("morningpost")
 
+# How long a successful database check answers /healthz.
+HEALTH_SECONDS = 1.0
 # Paths whose clients are programs: they always get JSON errors.
 API_PREFIXES = (
     "/issues",
@@ -82,6 +88,10 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    # Public pages from memory until an issue changes; /healthz from a check a second old.
+    app.state.pages = PageCache(ctx.engine, settings)
+    app.state.health = Recent(partial(ping, ctx.engine), HEALTH_SECONDS)
+    app.include_router(probes_router)  # /healthz, /robots.txt: matched first, asked most
     app.include_router(reading_router)  # home, archive, feed: before any catch-all path
     app.include_router(web_router)
     app.include_router(issues_router)
@@ -103,6 +113,8 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     install_console(app)  # the editor console under /editor/
     _install_error_handlers(app)
     # Hardening (issue 9): body limits while streaming, trusted hosts, frame/CSP headers.
+    # Innermost, after every check: cached pages and a healthy /healthz before routing.
+    app.add_middleware(CachedPages, cache=app.state.pages, health=app.state.health)
     app.add_middleware(RequestLimits, respond=_error)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(TrustedHosts, settings=settings, respond=_error)

@@ -102,6 +102,9 @@ def settings(db_url: str, smtp_server: SMTPTestServer, tmp_path: Path) -> Settin
         smtp_connections=2,
         batch_size=50,
         run_worker=False,
+        # Each page request asks the database whether an issue changed, so a test sees its own
+        # writes at once; tests/test_page_cache.py checks the cache with its real bound.
+        page_cache_seconds=0,
     )
 
 

@@ -15,6 +15,7 @@ from app.models.editor_account import EditorAccount, EditorSession
 from app.models.feed import Feed, FeedItem
 from app.models.insight import Click, Heartbeat, Webhook, WebhookDelivery, WebhookDeliveryStatus
 from app.models.issue import FrozenIssue, Issue, IssueStatus
+from app.models.page_stamp import PageStamp
 from app.models.subscriber import Subscriber, SubscriberStatus, Suppression
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "IssueStatus",
     "OutboxKind",
     "OutboxMessage",
+    "PageStamp",
     "ProviderEvent",
     "RateLimitHit",
     "Segment",

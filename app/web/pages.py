@@ -25,15 +25,29 @@ ERROR_TITLES = {
 }
 
 
-def render_page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """Render templates/<name> with the newsletter identity in its context."""
+def page_context(request: Request, **context: Any) -> dict[str, Any]:
+    """Return a template's context: the request, the newsletter identity, then `context`."""
     ctx = request.app.state.ctx
     context.setdefault("newsletter_name", ctx.settings.newsletter_name)
     context.setdefault("tagline", ctx.settings.newsletter_tagline)
     context.setdefault("base_url", ctx.settings.base_url)
     context.setdefault("postal_address", ctx.settings.postal_address)
     context.setdefault("welcome_email", ctx.settings.welcome_email)
-    return templates.TemplateResponse(request, name, context, status_code=status)
+    context.setdefault("request", request)
+    return context
+
+
+def render_page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """Render templates/<name> with the newsletter identity in its context."""
+    return templates.TemplateResponse(
+        request, name, page_context(request, **context), status_code=status
+    )
+
+
+def page_html(request: Request, name: str, **context: Any) -> bytes:
+    """Return the bytes render_page would send, for a page kept in the page cache."""
+    html: str = templates.get_template(name).render(page_context(request, **context))
+    return html.encode("utf-8")
 
 
 def error_page(request: Request, status: int, message: str) -> HTMLResponse:

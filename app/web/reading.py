@@ -7,54 +7,92 @@ from fastapi.responses import HTMLResponse, Response
 from feedgen.feed import FeedGenerator
 
 from app.config import Settings
-from app.deps import ContextDep, SessionDep
+from app.context import Context
+from app.db import session_scope
 from app.issues import archive, summary
 from app.issues.summary import IssueEntry
 from app.models import Issue
 from app.rendering import html as htmlpost
-from app.web.pages import render_page, templates
+from app.web.cache import PageCache, Render
+from app.web.pages import page_html, templates
 
 router = APIRouter(tags=["public"])
 
 HOME_ISSUES = 5
 FEED_ISSUES = 50
 FEED_TYPE = "application/atom+xml"
+HTML_TYPE = "text/html; charset=utf-8"
+
+# These four are what a shared link brings thousands of readers to at once: each is answered
+# from the page cache (app.web.cache), so the handlers are `async def` and take no dependency
+# that would cost a thread hop per request; the render below runs in a thread, once per change.
 
 
 def _entries(issues: list[Issue]) -> list[IssueEntry]:
     return [summary.entry(issue) for issue in issues]
 
 
+def _context(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+async def _answer(request: Request, render: Render) -> Response:
+    # Kept under the path: app.web.cache.CachedPages answers the next GET of it before routing.
+    cache: PageCache = request.app.state.pages
+    page = await cache.page(request.scope["path"], render)
+    return page.response(request.headers)
+
+
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, session: SessionDep) -> Response:
+async def home(request: Request) -> Response:
     """Show the newsletter's front page: name, tagline, sign-up, the latest issues."""
-    entries = _entries(archive.published_issues(session, limit=HOME_ISSUES))
-    return render_page(request, "home.html", entries=entries)
+    return await _answer(request, lambda: _home(request))
 
 
 @router.get("/archive", response_class=HTMLResponse)
-def archive_list(request: Request, session: SessionDep) -> Response:
+async def archive_list(request: Request) -> Response:
     """List published issues, newest first, with their own date and an excerpt."""
-    return render_page(request, "archive.html", entries=_entries(archive.published_issues(session)))
+    return await _answer(request, lambda: _archive(request))
 
 
 @router.get("/archive/feed.xml")
-def feed(ctx: ContextDep, session: SessionDep) -> Response:
+async def feed(request: Request) -> Response:
     """Return an Atom feed of published issues."""
-    entries = _entries(archive.published_issues(session, limit=FEED_ISSUES))
-    return Response(
-        atom_feed(ctx.settings, entries),
-        media_type=FEED_TYPE,
-        headers={"Cache-Control": "public, max-age=300"},
-    )
+    return await _answer(request, lambda: _feed(_context(request)))
 
 
 @router.get("/archive/{slug}", response_class=HTMLResponse)
-def archive_issue(slug: str, request: Request, ctx: ContextDep, session: SessionDep) -> Response:
+async def archive_issue(slug: str, request: Request) -> Response:
     """Return the web version of one published issue inside the site's header and sign-up call."""
-    issue = archive.published_issue(session, slug)
-    page = archive.web_version(ctx.renderer, issue)
-    entry = summary.entry(issue)
+    return await _answer(request, lambda: _issue(request, slug))
+
+
+def _home(request: Request) -> tuple[bytes, str]:
+    with session_scope(_context(request).sessions) as session:
+        entries = _entries(archive.published_issues(session, limit=HOME_ISSUES))
+    return page_html(request, "home.html", entries=entries), HTML_TYPE
+
+
+def _archive(request: Request) -> tuple[bytes, str]:
+    with session_scope(_context(request).sessions) as session:
+        entries = _entries(archive.published_issues(session))
+    return page_html(request, "archive.html", entries=entries), HTML_TYPE
+
+
+def _feed(ctx: Context) -> tuple[bytes, str]:
+    with session_scope(ctx.sessions) as session:
+        entries = _entries(archive.published_issues(session, limit=FEED_ISSUES))
+    return atom_feed(ctx.settings, entries), FEED_TYPE
+
+
+def _issue(request: Request, slug: str) -> tuple[bytes, str]:
+    ctx = _context(request)
+    with session_scope(ctx.sessions) as session:
+        issue = archive.published_issue(session, slug)
+        page = archive.web_version(ctx.renderer, issue)
+        entry = summary.entry(issue)
+        subject = issue.subject
     settings = ctx.settings
     chrome = {
         "request": request,
@@ -64,7 +102,7 @@ def archive_issue(slug: str, request: Request, ctx: ContextDep, session: Session
     head = htmlpost.meta_tags(
         [
             ("name", "twitter:card", "summary"),
-            ("name", "twitter:title", issue.subject),
+            ("name", "twitter:title", subject),
             ("name", "twitter:description", entry.excerpt),
             ("property", "article:published_time", entry.when.isoformat()),
         ]
@@ -77,7 +115,7 @@ def archive_issue(slug: str, request: Request, ctx: ContextDep, session: Session
     page = htmlpost.add_to_head(page, head)
     page = _after_body_open(page, templates.get_template("_issue_header.html").render(chrome))
     page = page.replace("</body>", templates.get_template("_issue_signup.html").render(chrome), 1)
-    return HTMLResponse(page, headers={"Cache-Control": "public, max-age=300"})
+    return page.encode("utf-8"), HTML_TYPE
 
 
 def atom_feed(settings: Settings, entries: list[IssueEntry]) -> bytes:

@@ -1,7 +1,7 @@
 """provider events: each email provider's event ids seen, so a redelivery counts once
 
 Revision ID: 0018
-Revises: 0010
+Revises: 0017
 Create Date: 2026-12-07 02:10:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from app.models.base import UTCDateTime
 
 revision: str = "0018"
-down_revision: str | None = "0010"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
