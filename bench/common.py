@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -190,10 +191,14 @@ def start_workers(n: int, env: dict[str, str], cwd: Path) -> list[subprocess.Pop
 
 
 def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM the workers (graceful) and wait for them."""
+    """SIGTERM the workers (graceful) and wait for them.
+
+    Under BENCH_WORKER_PREFIX the process is the profiler: SIGINT makes py-spy write its file.
+    """
     for p in procs:
         if p.poll() is None:
-            p.terminate()
+            profiled = os.environ.get("BENCH_WORKER_PREFIX")
+            p.send_signal(signal.SIGINT if profiled else signal.SIGTERM)
     for p in procs:
         try:
             p.wait(timeout=60)

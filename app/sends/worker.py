@@ -25,11 +25,9 @@ from email.utils import format_datetime
 from typing import TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from app.context import Context
-from app.db import is_postgres as is_postgres_engine
 from app.db import session_scope
 from app.errors import DomainError
 from app.housekeeping import tidy
@@ -38,10 +36,9 @@ from app.sends.compose import PreparedMessage, delivery_bytes, envelope_sender, 
 from app.sends.dkim import DkimSigner, feedback_id
 from app.sends.smtp.mailer import Mailer, MailerConnection, Outcome
 from app.sends.store import lease, ledger, outbox, sends
-from app.sends.store.hot import SQLiteHotPath
 from app.sends.store.ledger import Claim, Result, RetryPolicy
 from app.sends.store.outbox import OutboxClaim
-from app.sends.store.rows import D
+from app.sends.store.paths import commit_path
 from app.sends.store.sends import SendGate
 from app.sends.stream import DeliveryStream, RenderFailed, transmit
 from app.sends.throttle import AdaptiveRate, DomainSchedule, ErrorWatch, RateLimiter
@@ -130,12 +127,9 @@ class Worker:
         self._stop = asyncio.Event()
         self._next_tidy = 0.0  # monotonic time of the next housekeeping pass
         self._next_reap = 0.0  # and of the next look for dead neighbours' leases
-        self._commit_conn: Connection | None = None  # used by one commit at a time
-        # SQLite's commits run on the loop, on the driver (store/hot.py); PostgreSQL's on a
-        # thread, since each one waits for the server.
-        self._hot: SQLiteHotPath | None = None
-        if not is_postgres_engine(ctx.engine):
-            self._hot = SQLiteHotPath(ctx.engine, self.owner, self.policy)
+        # Plain commits (results, hand-overs) take the database's own path (store/paths.py).
+        self.commits = commit_path(ctx.engine, self.owner, self.policy)
+        self.commit_overlap = self.commits.overlap  # commits the stream may keep in flight
 
     # Loops ---------------------------------------------------------------------------------
 
@@ -205,7 +199,11 @@ class Worker:
                 log.info("housekeeping: %s", tidied)
         sent_outbox = await self._outbox_batch()
         self._messages.clear()  # re-read issues each stream: an edit or a fix is picked up
-        sent = await DeliveryStream(self, self._stop).run()
+        try:
+            sent = await DeliveryStream(self, self._stop).run()
+        finally:
+            # Connections of the commit path live as long as a stream (they reopen cheaply).
+            self.commits.close()
         finished = await self.db(lambda s: issues_sent(s, sends.finish_issues(s, utcnow())))
         if finished:
             log.info("issues %s finished", finished)
@@ -264,17 +262,11 @@ class Worker:
         their suppressions are undone in the same transaction, after the results are written.
         """
         now = utcnow()
-        plain = not undo_bounces and not any(r.suppress for r in results)
-        if plain and self._hot is not None:
-            # SQLite, every few messages: on the loop, unless another writer holds the lock.
-            try:
-                marked = self._hot.run(results, handed, now)
-            except Exception:
-                self._hot.close()
-                raise
+        if not undo_bounces and not any(r.suppress for r in results):
+            marked = await self.commits.commit(results, handed, now)
             if marked is not None:
                 return marked
-        return await asyncio.to_thread(self._commit, results, handed, undo_bounces, now, plain)
+        return await asyncio.to_thread(self._commit, results, handed, undo_bounces, now)
 
     def _commit(
         self,
@@ -282,19 +274,8 @@ class Worker:
         handed: list[int],
         undo_bounces: set[int] | frozenset[int],
         now: datetime,
-        plain: bool,
     ) -> set[int]:
-        if plain:
-            # The common case on PostgreSQL: a connection of its own, kept open, and no ORM
-            # session (its set-up and bookkeeping cost more than the two statements).
-            conn = self._commit_connection()
-            try:
-                with conn.begin():
-                    ledger.record_rows(conn, D, self.owner, results, now, self.policy)
-                    return lease.hand_over(conn, self.owner, handed, now)
-            except Exception:
-                self._close_commit_connection()  # a broken connection is not reused
-                raise
+        # Hard bounces suppress addresses (and tell webhooks); a burst undoes them: a session.
         with session_scope(self.ctx.sessions) as ses:
             ledger.record_results(ses, self.owner, results, now, policy=self.policy)
             marked = lease.hand_over(ses, self.owner, handed, now)
@@ -310,18 +291,8 @@ class Worker:
                     )
         return marked
 
-    def _commit_connection(self) -> Connection:
-        if self._commit_conn is None or self._commit_conn.closed:
-            self._commit_conn = self.ctx.engine.connect()
-        return self._commit_conn
-
     def _close_commit_connection(self) -> None:
-        if self._hot is not None:
-            self._hot.close()
-        conn, self._commit_conn = self._commit_conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
+        self.commits.close()
 
     async def note_alert(self, issue_id: int, text: str) -> None:
         """Show a relay problem on the send (stats `alerts`) while it lasts."""
