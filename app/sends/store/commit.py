@@ -41,6 +41,7 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
+    case,
     func,
     update,
 )
@@ -91,51 +92,73 @@ def outcome_groups(
 
 
 @functools.cache
-def record_statement(dialect: str, table_name: str, sent: bool) -> Update:
-    """Return the fenced UPDATE that records one outcome group on this database."""
+def record_statement(dialect: str, table_name: str, sent: bool = False) -> Update:
+    """Return the fenced UPDATE that records results on this database.
+
+    SQLite: one row per execution, one statement per outcome group (`sent` sets sent_at).
+    PostgreSQL: every result in one statement, the rows passed as arrays and unnested.
+    """
     table = D if table_name == D.name else O
     now = bindparam("b_now", type_=table.c.created_at.type)
-    values: dict[str, Any] = {
-        "status": bindparam("b_status", type_=String()),
-        "lease_expires_at": None,
-    }
+    values: dict[str, Any] = {"lease_expires_at": None}
     if table is D:
         values["updated_at"] = now
-    if sent:
-        values["sent_at"] = now
     owned = fence(table, bindparam("b_owner", type_=String()))
     if dialect != POSTGRES:
-        # One row per execution (executemany).
+        values["status"] = bindparam("b_status", type_=String())
         values["last_reply"] = bindparam("b_reply", type_=String())
         values["next_attempt_at"] = bindparam("b_next", type_=table.c.next_attempt_at.type)
+        if sent:
+            values["sent_at"] = now
         return update(table).where(table.c.id == bindparam("b_id"), *owned).values(values)
     v = (
         func.unnest(
             bindparam("b_ids", type_=ARRAY(BigInteger)),
+            bindparam("b_statuses", type_=ARRAY(String)),
             bindparam("b_replies", type_=ARRAY(String)),
             bindparam("b_nexts", type_=ARRAY(DateTime(timezone=True))),
         )
-        .table_valued("id", "reply", "next_at")
+        .table_valued("id", "status", "reply", "next_at")
         .render_derived(name="v")
     )
-    values.update(last_reply=v.c.reply, next_attempt_at=v.c.next_at)
+    values.update(
+        status=v.c.status,
+        last_reply=v.c.reply,
+        next_attempt_at=v.c.next_at,
+        sent_at=case((v.c.status == DeliveryStatus.sent.value, now), else_=table.c.sent_at),
+    )
     return update(table).where(table.c.id == v.c.id, *owned).values(values)
 
 
-def record_params(
-    dialect: str, owner: str, status: str, rows: list[dict[str, Any]], now: datetime
-) -> list[dict[str, Any]]:
-    """Return the parameters of record_statement for one outcome group (one set per execution)."""
-    shared = {"b_status": status, "b_owner": owner, "b_now": now}
-    if dialect != POSTGRES:
-        return [{**shared, **row} for row in rows]
-    return [
-        {
+def record_batches(
+    dialect: str,
+    table: Table,
+    owner: str,
+    results: Sequence[Result],
+    now: datetime,
+    policy: RetryPolicy,
+) -> list[tuple[Update, list[dict[str, Any]]]]:
+    """Return what records `results`: each statement with its parameter sets (executemany)."""
+    if not results:
+        return []
+    groups = outcome_groups(results, now, policy)
+    shared = {"b_owner": owner, "b_now": now}
+    if dialect == POSTGRES:
+        rows = [(status, row) for status, group in groups.items() for row in group]
+        params = {
             **shared,
-            "b_ids": [r["b_id"] for r in rows],
-            "b_replies": [r["b_reply"] for r in rows],
-            "b_nexts": [r["b_next"] for r in rows],
+            "b_ids": [row["b_id"] for _, row in rows],
+            "b_statuses": [status for status, _ in rows],
+            "b_replies": [row["b_reply"] for _, row in rows],
+            "b_nexts": [row["b_next"] for _, row in rows],
         }
+        return [(record_statement(dialect, table.name), [params])]
+    return [
+        (
+            record_statement(dialect, table.name, status == DeliveryStatus.sent),
+            [{**shared, "b_status": status, **row} for row in group],
+        )
+        for status, group in groups.items()
     ]
 
 
@@ -147,11 +170,9 @@ def write_results(
     now: datetime,
     policy: RetryPolicy,
 ) -> None:
-    """Write results, fenced by the lease, one statement (or executemany) per outcome group."""
-    dialect = conn.dialect.name
-    for status, rows in outcome_groups(results, now, policy).items():
-        stmt = record_statement(dialect, table.name, status == DeliveryStatus.sent)
-        conn.execute(stmt, record_params(dialect, owner, status, rows, now))
+    """Write results, fenced by the lease (see record_batches)."""
+    for stmt, params in record_batches(conn.dialect.name, table, owner, results, now, policy):
+        conn.execute(stmt, params if len(params) > 1 else params[0])
 
 
 # Hand over ---------------------------------------------------------------------------------
@@ -167,6 +188,18 @@ def hand_over_statement(dialect: str) -> Update:
         return update(D).where(D.c.id == bindparam("b_id"), *owned).values(handed_at=now)
     ids = any_(bindparam("ids", type_=ARRAY(BigInteger)))
     return update(D).where(D.c.id == ids, *owned).values(handed_at=now).returning(D.c.id)
+
+
+@functools.cache
+def commit_statement() -> Update:
+    """Return PostgreSQL's whole commit as one statement: record (a CTE), then hand over.
+
+    One statement is one round trip and, outside a transaction block, one transaction: the
+    results and the marks land together or not at all. The two touch different rows (a row
+    handed over now has no result yet), so neither sees the other's writes.
+    """
+    recorded = record_statement(POSTGRES, D.name).cte("recorded")
+    return hand_over_statement(POSTGRES).add_cte(recorded)
 
 
 def hand_over_params(

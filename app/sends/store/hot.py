@@ -24,15 +24,12 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
 
-from app.models import DeliveryStatus
 from app.sends.policy import RetryPolicy
 from app.sends.store.commit import (
     DriverStatement,
     hand_over_params,
     hand_over_statement,
-    outcome_groups,
-    record_params,
-    record_statement,
+    record_batches,
 )
 from app.sends.store.rows import D, Result
 
@@ -48,14 +45,17 @@ class SQLiteHotPath:
         self.owner = owner
         self.policy = policy
         self._engine = engine
-        dialect = engine.dialect
-        self._record = {
-            sent: DriverStatement(record_statement(DIALECT, D.name, sent), dialect)
-            for sent in (False, True)
-        }
-        self._hand_over = DriverStatement(hand_over_statement(DIALECT), dialect)
+        self._dialect = engine.dialect
+        self._compiled: dict[Any, DriverStatement] = {}  # by statement: compiled once
+        self._hand_over = self._driver(hand_over_statement(DIALECT))
         self._conn: DBAPIConnection | None = None
         self._raw: Any = None  # the pool's wrapper, returned to the pool on close()
+
+    def _driver(self, stmt: Any) -> DriverStatement:
+        compiled = self._compiled.get(stmt)
+        if compiled is None:
+            compiled = self._compiled[stmt] = DriverStatement(stmt, self._dialect)
+        return compiled
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -105,12 +105,9 @@ class SQLiteHotPath:
         return marked
 
     def _write(self, conn: sqlite3.Connection, results: Sequence[Result], now: datetime) -> None:
-        if not results:
-            return
-        for status, rows in outcome_groups(results, now, self.policy).items():
-            stmt = self._record[status == DeliveryStatus.sent]
-            params = record_params(DIALECT, self.owner, status, rows, now)
-            conn.executemany(stmt.sql, [stmt.params(p) for p in params])
+        for stmt, params in record_batches(DIALECT, D, self.owner, results, now, self.policy):
+            driver = self._driver(stmt)
+            conn.executemany(driver.sql, [driver.params(p) for p in params])
 
     def _mark(self, conn: sqlite3.Connection, handed: Sequence[int], now: datetime) -> set[int]:
         if not handed:

@@ -6,8 +6,8 @@ waiting for the flush most of the time. Here:
 
 - commits overlap, each on a connection of its own (up to `overlap`), so PostgreSQL's group
   commit shares one flush among them and a row's mark never waits for an unrelated commit;
-- each commit is one round trip (pipeline mode: BEGIN, the record statements, the hand-over,
-  COMMIT in one write), with statements prepared on the server;
+- each commit is one statement, so one round trip and its own transaction (commit_statement:
+  the results in a CTE, then the hand-over), prepared on the server;
 - it runs on the event loop (no thread hop, no GIL hand-off) with the very statements the
   pooled path runs (commit.record_statement, commit.hand_over_statement).
 
@@ -26,16 +26,13 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine
 
-from app.models import DeliveryStatus
 from app.sends.policy import RetryPolicy
 from app.sends.store.commit import (
     POSTGRES,
     DriverStatement,
+    commit_statement,
     hand_over_params,
-    hand_over_statement,
-    outcome_groups,
-    record_params,
-    record_statement,
+    record_batches,
 )
 from app.sends.store.rows import D, Result
 
@@ -54,11 +51,7 @@ class PostgresPath:
         dialect = engine.dialect
         args, kwargs = dialect.create_connect_args(engine.url)
         self._connect: tuple[list[Any], dict[str, Any]] = (list(args), dict(kwargs))
-        self._record = {
-            sent: DriverStatement(record_statement(POSTGRES, D.name, sent), dialect)
-            for sent in (False, True)
-        }
-        self._hand_over = DriverStatement(hand_over_statement(POSTGRES), dialect)
+        self._stmt = DriverStatement(commit_statement(), dialect)
         self._idle: list[psycopg.AsyncConnection[Any]] = []  # open, no commit on them
         self._busy: set[psycopg.AsyncConnection[Any]] = set()
 
@@ -74,25 +67,18 @@ class PostgresPath:
         self, results: Sequence[Result], handed: Sequence[int], now: datetime
     ) -> set[int] | None:
         """Record and hand over in one transaction, one round trip; return the ids marked."""
-        statements: list[tuple[str, Any]] = []
-        for status, rows in outcome_groups(results, now, self.policy).items():
-            stmt = self._record[status == DeliveryStatus.sent]
-            (params,) = record_params(POSTGRES, self.owner, status, rows, now)
-            statements.append((stmt.sql, stmt.params(params)))
-        mark = None
-        if handed:
-            (params,) = hand_over_params(POSTGRES, self.owner, handed, now)
-            mark = self._hand_over.params(params)
+        # No results: empty arrays, which record nothing.
+        values: dict[str, Any] = {"b_ids": [], "b_statuses": [], "b_replies": [], "b_nexts": []}
+        for _, (params,) in record_batches(POSTGRES, D, self.owner, results, now, self.policy):
+            values = params  # PostgreSQL records every result in one statement
+        (mark,) = hand_over_params(POSTGRES, self.owner, handed, now)
+        params = self._stmt.params({"b_owner": self.owner, "b_now": now, **values, **mark})
         conn = await self._take()
         self._busy.add(conn)
         try:
-            async with conn.pipeline(), conn.transaction():
-                for sql, params in statements:
-                    await conn.execute(sql, params, prepare=True)
-                cur = None
-                if mark is not None:
-                    cur = await conn.execute(self._hand_over.sql, mark, prepare=True)
-            marked = {row[0] for row in await cur.fetchall()} if cur is not None else set()
+            # Autocommit: the one statement is its own transaction.
+            cur = await conn.execute(self._stmt.sql, params, prepare=True)
+            marked = {row[0] for row in await cur.fetchall()}
         except BaseException:
             self._busy.discard(conn)
             _finish(conn)  # a broken (or cancelled) connection is not reused
