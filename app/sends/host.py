@@ -34,7 +34,6 @@ class StreamHost(Protocol):
     relay: RelayWatch
     bursts: BounceBurst
     clock: Callable[[], datetime]
-    commit_overlap: int  # commits that may be in flight at once (store/commit.py)
 
     def claim_limit(self) -> int:
         """Return how many rows one claim may take."""

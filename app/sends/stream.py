@@ -19,11 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -121,15 +120,9 @@ class DeliveryStream:
         self.exposed: set[int] = set()
         self.results: list[Result] = []  # known outcomes not yet written
         self.commit_wanted = asyncio.Event()
-        # A renewal, a release or a deferral runs alone: with a commit on another connection
-        # it locks the same rows in a different order (PostgreSQL found the deadlock). Commits
-        # may overlap each other (commit_overlap, PostgreSQL): they never share a row.
+        # One write on held rows at a time: a renewal, a release and a commit on two
+        # connections lock the same rows in different orders (PostgreSQL found the deadlock).
         self.writing = asyncio.Lock()
-        self.commits: set[asyncio.Task[None]] = set()  # in flight
-        self.settled = asyncio.Event()  # no commit in flight
-        self.settled.set()
-        self.slots = asyncio.Semaphore(max(1, worker.commit_overlap))
-        self.handing: set[int] = set()  # rows in the hand-over of a commit in flight
         self.failures = 0  # commits failed in a row
         self.committer: asyncio.Task[None] | None = None
         self.senders_done = False
@@ -162,7 +155,7 @@ class DeliveryStream:
         if self.results:  # outcomes of the messages in hand when stop came
             results, self.results = self.results, []
             try:
-                async with self._alone():
+                async with self.writing:
                     await self.w.commit(results, [], self.undo_bounces)
             except Exception:
                 log.exception("could not record %d results", len(results))
@@ -229,7 +222,7 @@ class DeliveryStream:
             ids = [i for i, _ in deferred]
             why = "deferred: recipient domain over its rate (not an attempt)"
             try:
-                async with self._alone():
+                async with self.writing:
                     await w.db(lambda s: lease.defer(s, w.owner, deferred, utcnow(), why))
             except Exception:
                 log.exception("could not defer %d rows; releasing them instead", len(ids))
@@ -276,15 +269,14 @@ class DeliveryStream:
         """
         if self.commit_wanted.is_set():
             return
-        free = len(self.wanted) - len(self.handing)  # wanted, in no commit yet
-        if free <= 0:
+        if not self.wanted:
             if self.results and self._idle_wire():
                 self.commit_wanted.set()
             return
         room = self._room()
         if room <= 0:
             return
-        if self.waiting or self._idle_wire() or min(room, free) >= self.commit_at:
+        if self.waiting or self._idle_wire() or min(room, len(self.wanted)) >= self.commit_at:
             self.commit_wanted.set()
 
     def _idle_wire(self) -> bool:
@@ -293,9 +285,8 @@ class DeliveryStream:
 
     def _room(self) -> int:
         """Return how many rows the next commit may hand over."""
-        # Rows in a commit in flight count as handed over: that commit may still land.
         recorded_next = sum(1 for r in self.results if r.row_id in self.exposed)
-        return self.window - len(self.exposed) - len(self.handing) + recorded_next
+        return self.window - len(self.exposed) + recorded_next
 
     def _want(self, item: _Item) -> HandOver:
         """Queue a row for hand-over; its content waits for the returned gate."""
@@ -327,99 +318,60 @@ class DeliveryStream:
     def _due_group(self) -> list[_Item]:
         """Return the oldest wanted rows that may be handed over without widening the window."""
         want = min(self.group, self._room())
-        if want <= 0:
-            return []
-        free = (item for i, (item, _) in self.wanted.items() if i not in self.handing)
-        return list(itertools.islice(free, want))
+        return [item for item, _ in list(self.wanted.values())[: max(0, want)]]
 
     async def _commit_loop(self) -> None:
-        """Write known results and hand over the next group, one transaction each time.
-
-        Up to commit_overlap commits run at once. Each takes what is due when it starts: rows
-        in a commit still in flight count against the window as if already handed over, and
-        results are credited only to the commit that writes them.
-        """
+        """Write known results and hand over the next group, one transaction each time."""
         while True:
             finishing = self.senders_done or self.stop.is_set()
             if not finishing:
                 await self.commit_wanted.wait()
                 finishing = self.senders_done or self.stop.is_set()
             self.commit_wanted.clear()
-            await self.slots.acquire()
-            async with self.writing:
-                items = [] if finishing else self._due_group()
-                results, self.results = self.results, []
-                if items or results:
-                    self._start_commit(items, results, finishing)
-                    continue
-            self.slots.release()
-            if not finishing:
+            items = [] if finishing else self._due_group()
+            results, self.results = self.results, []
+            if not items and not results:
+                if finishing:
+                    self._withhold(set(self.wanted))  # no commit will hand these over now
+                    return
                 continue
-            if self.commits:  # a failed one gives its results back: write them again
-                await asyncio.wait(set(self.commits))
-                continue
-            self._withhold(set(self.wanted))  # no commit will hand these over now
-            return
-
-    def _start_commit(self, items: list[_Item], results: list[Result], finishing: bool) -> None:
-        handed = [i.claim.delivery_id for i in items]
-        self.handing.update(handed)
-        self.settled.clear()
-        task = asyncio.create_task(self._commit(handed, results, finishing))
-        self.commits.add(task)
-        task.add_done_callback(self._commit_done)
-
-    def _commit_done(self, task: asyncio.Task[None]) -> None:
-        self.commits.discard(task)
-        self.slots.release()
-        if not self.commits:
-            self.settled.set()
-
-    async def _commit(self, handed: list[int], results: list[Result], finishing: bool) -> None:
-        try:
-            marked = await self.w.commit(results, handed, self.undo_bounces)
-        except Exception:
-            # Nothing of this transaction holds: the group was not handed over (it stays
-            # wanted, its content waits) and the results are tried again; only a worker
-            # that is stopping gives up on them (their leases then lapse into `unknown`).
-            self.handing.difference_update(handed)
-            self.failures += 1
-            if not finishing or self.failures < 3:
-                # Transient (a deadlock, a restart): try the same results again.
-                log.exception("could not record %d results; trying again", len(results))
-                self.results[:0] = results
-                results = []
+            handed = [i.claim.delivery_id for i in items]
+            try:
+                async with self.writing:
+                    marked = await self.w.commit(results, handed, self.undo_bounces)
+            except Exception:
+                # Nothing of this transaction holds: the group was not handed over (it stays
+                # wanted, its content waits) and the results are tried again; only a worker
+                # that is stopping gives up on them (their leases then lapse into `unknown`).
+                self.failures += 1
+                if not finishing or self.failures < 3:
+                    # Transient (a deadlock, a restart): try the same results again.
+                    log.exception("could not record %d results; trying again", len(results))
+                    self.results[:0] = results
+                    results = []
+                else:
+                    log.exception("could not record %d results", len(results))
+                await asyncio.sleep(0.5)
+                self.commit_wanted.set()
+                marked, handed = set(), []
             else:
-                log.exception("could not record %d results", len(results))
-            await asyncio.sleep(0.5)
-            self.commit_wanted.set()
-            marked, handed = set(), []
-        else:
-            self.handing.difference_update(handed)
-            self.failures = 0
-        lost = {i for i in handed if i not in marked}
-        if lost:
-            # Another worker took these leases over (this one stalled, or was judged
-            # dead): they are not ours to send any more.
-            log.warning("%d claimed rows were taken over; not sending them", len(lost))
-            self.held.difference_update(lost)
-        self.exposed.update(marked)
-        for delivery_id in marked:
-            self._decide(delivery_id, True)
-        self._withhold(lost)
-        done = {r.row_id for r in results}
-        self.exposed.difference_update(done)
-        self.held.difference_update(done)
-        self.hungry.set()
-        self.wake.set()
-        self._consider_commit()
-
-    @contextlib.asynccontextmanager
-    async def _alone(self) -> AsyncIterator[None]:
-        """Hold the rows' writes to this one: no commit starts or stays in flight meanwhile."""
-        async with self.writing:
-            await self.settled.wait()
-            yield
+                self.failures = 0
+            lost = {i for i in handed if i not in marked}
+            if lost:
+                # Another worker took these leases over (this one stalled, or was judged
+                # dead): they are not ours to send any more.
+                log.warning("%d claimed rows were taken over; not sending them", len(lost))
+                self.held.difference_update(lost)
+            self.exposed.update(marked)
+            for delivery_id in marked:
+                self._decide(delivery_id, True)
+            self._withhold(lost)
+            done = {r.row_id for r in results}
+            self.exposed.difference_update(done)
+            self.held.difference_update(done)
+            self.hungry.set()
+            self.wake.set()
+            self._consider_commit()
 
     async def _sender(self) -> None:
         async with self.w.mailer.connection() as conn:
@@ -535,7 +487,7 @@ class DeliveryStream:
 
     async def _release(self, ids: list[int]) -> None:
         try:
-            async with self._alone():
+            async with self.writing:
                 await self.w.db(lambda s: lease.release(s, self.w.owner, ids))
         except Exception:
             # Still ours; no longer renewed, the leases lapse into `unknown`. Never resent.
@@ -558,7 +510,7 @@ class DeliveryStream:
                     self._drop(issue_ids - live)
             if time.monotonic() - renewed_at >= lease.renew_interval(self.s.lease_seconds):
                 renewed_at = time.monotonic()
-                async with self._alone():
+                async with self.writing:
                     await self.w.renew(sorted(self.held))
 
     async def _wake_on_stop(self) -> None:

@@ -129,7 +129,6 @@ class Worker:
         self._next_reap = 0.0  # and of the next look for dead neighbours' leases
         # Plain commits (results, hand-overs) take the database's own path (store/paths.py).
         self.commits = commit_path(ctx.engine, self.owner, self.policy)
-        self.commit_overlap = self.commits.overlap  # commits the stream may keep in flight
 
     # Loops ---------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ worker is not ours to write or to send.
 
 Where the statements run is a `CommitPath`, picked by `commit_path` from the engine:
 `PooledPath` (SQLAlchemy on a thread; either database, and the fallback), SQLite's driver on
-the event loop (hot.py) and PostgreSQL's async driver with commits that overlap (pg.py). The
+the event loop (hot.py) and PostgreSQL's async driver, one statement a commit (pg.py). The
 driver paths run these very constructs, compiled once by SQLAlchemy (`DriverStatement`), so
 what they store is what the pooled path stores.
 """
@@ -252,6 +252,11 @@ class DriverStatement:
                 procs[name] = proc
         self._procs = procs
         self._defaults = {name: self._bind(name, _plain(v)) for name, v in defaults.items()}
+        # Per rendered name: its processor and default, in the order the driver wants them.
+        self._plan = [(n, procs.get(n), self._defaults[n]) for n in self.names]
+        # The last value each name was given, processed: the time is the same for every row
+        # of a commit (the very same object), and formatting it is most of the work.
+        self._last: dict[str, tuple[Any, Any]] = {}
 
     def _bind(self, name: str, value: Any) -> Any:
         proc = self._procs.get(name)
@@ -259,12 +264,23 @@ class DriverStatement:
 
     def params(self, values: dict[str, Any]) -> Any:
         """Return driver parameters for these named values (others keep their defaults)."""
-        bound = dict(self._defaults)
-        for name, value in values.items():
-            bound[name] = self._bind(name, value)
-        if self.positional:
-            return tuple(bound[n] for n in self.names)
-        return {n: bound[n] for n in self.names}
+        out: list[Any] = []
+        last = self._last
+        for name, proc, default in self._plan:
+            if name not in values:
+                out.append(default)
+                continue
+            value = values[name]
+            if proc is not None and value is not None:
+                seen = last.get(name)
+                if seen is not None and seen[0] is value:
+                    value = seen[1]
+                else:
+                    processed = proc(value)
+                    last[name] = (value, processed)
+                    value = processed
+            out.append(value)
+        return tuple(out) if self.positional else dict(zip(self.names, out, strict=True))
 
 
 # Where the statements run ------------------------------------------------------------------
@@ -272,8 +288,6 @@ class DriverStatement:
 
 class CommitPath(Protocol):
     """Where the worker's plain commits go: record results and hand rows over, one transaction."""
-
-    overlap: int  # how many commits may be in flight at once
 
     async def commit(
         self, results: Sequence[Result], handed: Sequence[int], now: datetime
@@ -288,8 +302,6 @@ class CommitPath(Protocol):
 
 class PooledPath:
     """The commit on a SQLAlchemy connection of its own, on a thread (either database)."""
-
-    overlap = 1
 
     def __init__(self, engine: Engine, owner: str, policy: RetryPolicy) -> None:
         self.owner = owner
@@ -329,7 +341,6 @@ class FirstOf:
 
     def __init__(self, first: CommitPath, then: PooledPath) -> None:
         self.first, self.then = first, then
-        self.overlap = first.overlap
 
     async def commit(
         self, results: Sequence[Result], handed: Sequence[int], now: datetime

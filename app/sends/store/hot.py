@@ -39,8 +39,6 @@ DIALECT = "sqlite"
 class SQLiteHotPath:
     """Records results and hands rows over in one transaction on a raw sqlite3 connection."""
 
-    overlap = 1  # one connection, and each commit runs to its end on the loop
-
     def __init__(self, engine: Engine, owner: str, policy: RetryPolicy) -> None:
         self.owner = owner
         self.policy = policy
