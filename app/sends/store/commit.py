@@ -16,7 +16,7 @@ worker is not ours to write or to send.
 
 Where the statements run is a `CommitPath`, picked by `commit_path` from the engine:
 `PooledPath` (SQLAlchemy on a thread; either database, and the fallback), SQLite's driver on
-the event loop (hot.py) and PostgreSQL's async driver, one statement a commit (pg.py). The
+the event loop (hot.py) and PostgreSQL's one statement a commit, one round trip (pg.py). The
 driver paths run these very constructs, compiled once by SQLAlchemy (`DriverStatement`), so
 what they store is what the pooled path stores.
 """

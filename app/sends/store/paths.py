@@ -14,8 +14,8 @@ def commit_path(engine: Engine, owner: str, policy: RetryPolicy) -> CommitPath:
     """Return the fastest commit path this engine allows, with the pooled one behind it.
 
     SQLite: the driver on the event loop, stepping aside to the pooled path while another
-    process holds the write lock. PostgreSQL with psycopg: async connections, commits in
-    flight together. Anything else: SQLAlchemy on a thread.
+    process holds the write lock. PostgreSQL with psycopg: one statement a commit, one round
+    trip. Anything else: SQLAlchemy on a thread.
     """
     dialect = engine.dialect
     if dialect.name == "sqlite":

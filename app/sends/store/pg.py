@@ -1,20 +1,22 @@
-"""The worker's commits on PostgreSQL: psycopg's async driver, on the event loop, one statement.
+"""The worker's commits on PostgreSQL: one statement on a psycopg connection of its own.
 
-Every few messages the worker records results and hands the next group over. Through
-SQLAlchemy on a thread each commit cost a thread hop, a GIL hand-off to a busy loop, and four
-round trips (BEGIN, record, hand over, COMMIT). Here it is one statement (commit_statement:
-the results in a CTE, then the hand-over), so one round trip and, in autocommit, one
-transaction, prepared on the server and run on the loop with the very statements the pooled
-path runs. `synchronous_commit` stays as the server has it: a hand-over must be on disk
-before its content goes.
+Every few messages the worker records results and hands the next group over. Through a
+SQLAlchemy session this was four round trips (BEGIN, record, hand over, COMMIT) plus
+SQLAlchemy's per-statement work. Here it is one statement (commit_statement: the results in a
+CTE, then the hand-over), so one round trip and, in autocommit, one transaction, prepared on
+the server, with the very statements the pooled path runs. `synchronous_commit` stays as the
+server has it: a hand-over must be on disk before its content goes.
 
-Several commits in flight at once (so group commit shares one WAL flush) were tried and
-measured: with the hand-over window full, they only split it into smaller commits (the rate
-was the same or lower, and CPU per message higher), so one commit runs at a time.
+It runs on a thread. On psycopg's async connection, on the event loop, it used less CPU but
+each commit took longer (the busy loop noticed the reply late): in paired runs the rate was
+lower every time. Several commits in flight together (so group commit shares a flush) were
+measured too: with the hand-over window full they only split it into smaller commits, no
+faster, so one commit runs at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Sequence
 from datetime import datetime
@@ -35,7 +37,7 @@ from app.sends.store.rows import D, Result
 
 
 class PostgresPath:
-    """Records results and hands rows over on a psycopg async connection, on the loop."""
+    """Records results and hands rows over in one statement, on a thread."""
 
     def __init__(self, engine: Engine, owner: str, policy: RetryPolicy) -> None:
         self.owner = owner
@@ -43,7 +45,7 @@ class PostgresPath:
         args, kwargs = engine.dialect.create_connect_args(engine.url)
         self._connect: tuple[list[Any], dict[str, Any]] = (list(args), dict(kwargs))
         self._stmt = DriverStatement(commit_statement(), engine.dialect)
-        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._conn: psycopg.Connection[Any] | None = None
 
     async def commit(
         self, results: Sequence[Result], handed: Sequence[int], now: datetime
@@ -55,20 +57,22 @@ class PostgresPath:
             values = params  # PostgreSQL records every result in one statement
         (mark,) = hand_over_params(POSTGRES, self.owner, handed, now)
         params = self._stmt.params({"b_owner": self.owner, "b_now": now, **values, **mark})
+        return await asyncio.to_thread(self._run, params)
+
+    def _run(self, params: dict[str, Any]) -> set[int]:
         if self._conn is None or self._conn.closed:
             args, kwargs = self._connect
-            self._conn = await psycopg.AsyncConnection.connect(*args, autocommit=True, **kwargs)
+            self._conn = psycopg.Connection.connect(*args, autocommit=True, **kwargs)
         try:
-            cur = await self._conn.execute(self._stmt.sql, params, prepare=True)
-            return {row[0] for row in await cur.fetchall()}
+            cur = self._conn.execute(self._stmt.sql, params, prepare=True)
+            return {row[0] for row in cur.fetchall()}
         except BaseException:
-            self.close()  # a broken (or cancelled) connection is not reused
+            self.close()  # a broken connection is not reused
             raise
 
     def close(self) -> None:
         """Close the connection (it opens again on the next commit)."""
         conn, self._conn = self._conn, None
         if conn is not None:
-            # libpq's close is synchronous; the stream never closes a path mid-commit.
             with contextlib.suppress(Exception):
-                conn.pgconn.finish()
+                conn.close()
