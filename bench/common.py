@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -54,15 +55,20 @@ def ensure_sink() -> str:
 
 
 @contextlib.contextmanager
-def smtp_sink(backlog: int = 1000) -> Iterator[int]:
-    """Run smtp-sink on a free loopback port for the duration; yield the port."""
-    binary = ensure_sink()
+def smtp_sink(backlog: int = 1000, delay_ms: float = 0.0) -> Iterator[int]:
+    """Run smtp-sink on a free loopback port for the duration; yield the port.
+
+    With delay_ms, bench/slow_sink.py instead: a relay holding each message that long.
+    """
     port = free_port()
-    cmd = [binary]
-    if os.geteuid() == 0:
-        cmd += ["-u", "root"]  # it drops root to this user; "nobody" may lack a home
-    # -m: accept many concurrent sessions; the sink answers 250 to everything.
-    cmd += ["-m", "256", f"127.0.0.1:{port}", str(backlog)]
+    if delay_ms:
+        cmd = [sys.executable, str(ROOT / "bench" / "slow_sink.py"), str(port), str(delay_ms)]
+    else:
+        cmd = [ensure_sink()]
+        if os.geteuid() == 0:
+            cmd += ["-u", "root"]  # it drops root to this user; "nobody" may lack a home
+        # -m: accept many concurrent sessions; the sink answers 250 to everything.
+        cmd += ["-m", "256", f"127.0.0.1:{port}", str(backlog)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
@@ -190,10 +196,14 @@ def start_workers(n: int, env: dict[str, str], cwd: Path) -> list[subprocess.Pop
 
 
 def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM the workers (graceful) and wait for them."""
+    """SIGTERM the workers (graceful) and wait for them.
+
+    Under BENCH_WORKER_PREFIX the process is the profiler: SIGINT makes py-spy write its file.
+    """
     for p in procs:
         if p.poll() is None:
-            p.terminate()
+            profiled = os.environ.get("BENCH_WORKER_PREFIX")
+            p.send_signal(signal.SIGINT if profiled else signal.SIGTERM)
     for p in procs:
         try:
             p.wait(timeout=60)

@@ -1,28 +1,24 @@
 """Commit routing: where a stream's results and hand-over marks are written, and how.
 
-Moved from worker.py as it was (issue 18, item 4). SQLite's plain commits run on the loop, on
-the driver (store/hot.py); PostgreSQL's, and any commit that must suppress or undo bounces, on
-a thread.
+Plain commits (results and hand-overs only) take the database's own CommitPath
+(store/paths.py: SQLite's driver path on the loop, PostgreSQL's one-statement commit on a
+thread); a commit that must suppress or undo bounces runs in a session on a thread, so the
+hooks above the core act in the same transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime
 
-from sqlalchemy.engine import Connection
-
 from app.context import Context
-from app.db import is_postgres as is_postgres_engine
 from app.db import session_scope
 from app.models import utcnow
 from app.sends.hooks import SendHooks
 from app.sends.store import lease, ledger, sends
-from app.sends.store.hot import SQLiteHotPath
 from app.sends.store.ledger import Result, RetryPolicy
-from app.sends.store.rows import D
+from app.sends.store.paths import commit_path
 
 log = logging.getLogger("morningpost.delivery")
 
@@ -38,16 +34,12 @@ class CommitRouter:
         self.policy = policy
         # What becomes of bounces (suppressions) is the layers above's, handed in.
         self.hooks = hooks or SendHooks()
-        self._commit_conn: Connection | None = None  # used by one commit at a time
-        # SQLite's commits run on the loop, on the driver (store/hot.py); PostgreSQL's on a
-        # thread, since each one waits for the server.
-        self._hot: SQLiteHotPath | None = None
-        if not is_postgres_engine(ctx.engine):
-            self._hot = SQLiteHotPath(ctx.engine, self.owner, self.policy)
+        # Plain commits (results, hand-overs) take the database's own path (store/paths.py).
+        self.paths = commit_path(ctx.engine, owner, policy)
 
     def close(self) -> None:
         """Close the connections kept for commits (they reopen on the next commit)."""
-        self._close_commit_connection()
+        self.paths.close()
 
     async def commit(
         self, results: list[Result], handed: list[int], undo_bounces: set[int] | frozenset[int]
@@ -60,17 +52,11 @@ class CommitRouter:
         their suppressions are undone in the same transaction, after the results are written.
         """
         now = utcnow()
-        plain = not undo_bounces and not any(r.suppress for r in results)
-        if plain and self._hot is not None:
-            # SQLite, every few messages: on the loop, unless another writer holds the lock.
-            try:
-                marked = self._hot.run(results, handed, now)
-            except Exception:
-                self._hot.close()
-                raise
+        if not undo_bounces and not any(r.suppress for r in results):
+            marked = await self.paths.commit(results, handed, now)
             if marked is not None:
                 return marked
-        return await asyncio.to_thread(self._commit, results, handed, undo_bounces, now, plain)
+        return await asyncio.to_thread(self._commit, results, handed, undo_bounces, now)
 
     def _commit(
         self,
@@ -78,19 +64,8 @@ class CommitRouter:
         handed: list[int],
         undo_bounces: set[int] | frozenset[int],
         now: datetime,
-        plain: bool,
     ) -> set[int]:
-        if plain:
-            # The common case on PostgreSQL: a connection of its own, kept open, and no ORM
-            # session (its set-up and bookkeeping cost more than the two statements).
-            conn = self._commit_connection()
-            try:
-                with conn.begin():
-                    ledger.record_rows(conn, D, self.owner, results, now, self.policy)
-                    return lease.hand_over(conn, self.owner, handed, now)
-            except Exception:
-                self._close_commit_connection()  # a broken connection is not reused
-                raise
+        # Hard bounces suppress addresses (and tell webhooks); a burst undoes them: a session.
         with session_scope(self.ctx.sessions) as ses:
             bounced = ledger.record_results(ses, self.owner, results, now, policy=self.policy)
             if bounced:  # suppressed in this very transaction, with the results
@@ -108,16 +83,3 @@ class CommitRouter:
                         lifted,
                     )
         return marked
-
-    def _commit_connection(self) -> Connection:
-        if self._commit_conn is None or self._commit_conn.closed:
-            self._commit_conn = self.ctx.engine.connect()
-        return self._commit_conn
-
-    def _close_commit_connection(self) -> None:
-        if self._hot is not None:
-            self._hot.close()
-        conn, self._commit_conn = self._commit_conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()

@@ -212,7 +212,11 @@ class Worker:
             self._stop,
             observe=self.hooks.observe_smtp,
         )
-        sent = await stream.run()
+        try:
+            sent = await stream.run()
+        finally:
+            # Connections of the commit path live as long as a stream (they reopen cheaply).
+            self.commits.close()
         finished = await self.db(self._finish_issues)
         if finished:
             log.info("issues %s finished", finished)

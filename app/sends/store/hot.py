@@ -1,90 +1,39 @@
 """The worker's hot transaction on SQLite: record results, hand the next group over, on the driver.
 
 Every few messages the worker writes the results it has and marks the next small group as
-handed over (store.ledger.record_rows + store.lease.hand_over). Through SQLAlchemy on a thread
-that cost more than sending the messages: a thread hop, a GIL hand-off to a busy event loop,
-and SQLAlchemy's per-statement work, about a millisecond in all, while the relay waits for the
-next group. Here the same statements, compiled once by SQLAlchemy from the ledger's own
-constructs, run on the sqlite3 connection itself, on the event loop, which a small write in WAL
-mode barely holds up (tens of microseconds).
+handed over (store/commit.py). Through SQLAlchemy on a thread that cost more than sending the
+messages: a thread hop, a GIL hand-off to a busy event loop, and SQLAlchemy's per-statement
+work, about a millisecond in all, while the relay waits for the next group. Here the same
+statements (commit.record_statement, commit.hand_over_statement), compiled once by SQLAlchemy,
+run on the sqlite3 connection itself, on the event loop, which a small write in WAL mode
+barely holds up (tens of microseconds).
 
 It never waits for the write lock: when another process holds it (a page saving a subscriber,
-a CSV import), `run` returns None and the caller takes the pooled path on a thread, which
-queues on the busy timeout as every other writer does. PostgreSQL always takes that path.
+a CSV import), it returns None and the caller takes the pooled path on a thread, which
+queues on the busy timeout as every other writer does.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from enum import Enum
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, update
+from sqlalchemy import Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
 
-from app.models import DeliveryStatus
 from app.sends.policy import RetryPolicy
-from app.sends.store.lease import HAND_OVER
-from app.sends.store.ledger import outcome_groups, sqlite_record
+from app.sends.store.commit import (
+    DriverStatement,
+    hand_over_params,
+    hand_over_statement,
+    record_batches,
+)
 from app.sends.store.rows import D, Result
 
-# lease.HAND_OVER for one row, for an executemany.
-_HAND_OVER_ONE = (
-    update(D)
-    .where(
-        D.c.id == bindparam("b_id"),
-        D.c.status == DeliveryStatus.sending,
-        D.c.lease_owner == bindparam("owner"),
-    )
-    .values(handed_at=bindparam("now"))
-)
-
-
-class _Compiled:
-    """One statement as SQL text and a function from named values to positional parameters.
-
-    An expanding IN parameter (a list) becomes one placeholder per item: sqlite3 keeps each
-    count's statement prepared, and a plain IN list is what SQLite plans as key lookups (a
-    json_each() subquery instead cost milliseconds).
-    """
-
-    def __init__(self, stmt: Any, engine: Engine) -> None:
-        compiled = stmt.compile(dialect=engine.dialect)
-        self._sql: str = compiled.string
-        self._defaults = {k: _plain(v) for k, v in compiled.params.items()}
-        self._names: list[str] = list(compiled.positiontup or [])
-        self._expanding = [n for n in self._names if f"__[POSTCOMPILE_{n}]" in self._sql]
-        self._texts: dict[int, str] = {}
-
-    def sql(self, values: dict[str, Any]) -> str:
-        """Return the SQL for these values (placeholders for each item of a list)."""
-        if not self._expanding:
-            return self._sql
-        (name,) = self._expanding
-        count = len(values[name])
-        text = self._texts.get(count)
-        if text is None:
-            marks = ", ".join("?" * count)
-            text = self._texts[count] = self._sql.replace(f"__[POSTCOMPILE_{name}]", marks)
-        return text
-
-    def params(self, values: dict[str, Any]) -> tuple[Any, ...]:
-        """Return the positional parameters, lists spread out in place."""
-        out: list[Any] = []
-        for n in self._names:
-            value = values[n] if n in values else self._defaults[n]
-            if n in self._expanding:
-                out.extend(value)
-            else:
-                out.append(value)
-        return tuple(out)
-
-
-def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, Enum) else value
+DIALECT = "sqlite"
 
 
 class SQLiteHotPath:
@@ -94,15 +43,17 @@ class SQLiteHotPath:
         self.owner = owner
         self.policy = policy
         self._engine = engine
-        # Timestamps stored exactly as SQLAlchemy stores them (UTCDateTime on SQLite).
-        processor = D.c.updated_at.type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
-        assert processor is not None
-        self._stamp: Callable[[datetime | None], Any] = processor
-        self._record = {sent: _Compiled(sqlite_record(D.name, sent), engine) for sent in (0, 1)}
-        self._hand_over = _Compiled(HAND_OVER, engine)
-        self._hand_over_one = _Compiled(_HAND_OVER_ONE, engine)
+        self._dialect = engine.dialect
+        self._compiled: dict[Any, DriverStatement] = {}  # by statement: compiled once
+        self._hand_over = self._driver(hand_over_statement(DIALECT))
         self._conn: DBAPIConnection | None = None
         self._raw: Any = None  # the pool's wrapper, returned to the pool on close()
+
+    def _driver(self, stmt: Any) -> DriverStatement:
+        compiled = self._compiled.get(stmt)
+        if compiled is None:
+            compiled = self._compiled[stmt] = DriverStatement(stmt, self._dialect)
+        return compiled
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -117,13 +68,19 @@ class SQLiteHotPath:
         assert isinstance(self._conn, sqlite3.Connection)
         return self._conn
 
+    async def commit(
+        self, results: Sequence[Result], handed: Sequence[int], now: datetime
+    ) -> set[int] | None:
+        """Run the transaction on the loop (see run)."""
+        return self.run(results, handed, now)
+
     def run(
         self, results: Sequence[Result], handed: Sequence[int], now: datetime
     ) -> set[int] | None:
         """Write `results` and mark `handed`; return the ids marked, or None if the lock is busy.
 
         Only plain results belong here: a hard bounce (which suppresses an address) goes the
-        pooled way, where suppressions and their events are written by their own services.
+        session's way, where suppressions and their events are written by their own services.
         """
         conn = self._connection()
         try:
@@ -146,36 +103,22 @@ class SQLiteHotPath:
         return marked
 
     def _write(self, conn: sqlite3.Connection, results: Sequence[Result], now: datetime) -> None:
-        if not results:
-            return
-        stamp = self._stamp(now)
-        for status, rows in outcome_groups(results, now, self.policy).items():
-            stmt = self._record[status == DeliveryStatus.sent]
-            shared = {"b_status": _plain(status), "b_owner": self.owner, "b_now": stamp}
-            conn.executemany(
-                stmt.sql(shared),
-                [
-                    stmt.params({**shared, **row, "b_next": self._stamp(row["b_next"])})
-                    for row in rows
-                ],
-            )
+        for stmt, params in record_batches(DIALECT, D, self.owner, results, now, self.policy):
+            driver = self._driver(stmt)
+            conn.executemany(driver.sql, [driver.params(p) for p in params])
 
     def _mark(self, conn: sqlite3.Connection, handed: Sequence[int], now: datetime) -> set[int]:
         if not handed:
             return set()
-        # lease.HAND_OVER one row at a time (an executemany of a prepared statement costs
-        # about half its RETURNING form); the count says whether every row was still ours.
-        one, stamp = self._hand_over_one, self._stamp(now)
-        shared = {"owner": self.owner, "now": stamp}
-        marked = conn.executemany(
-            one.sql(shared), [one.params({**shared, "b_id": i}) for i in handed]
-        ).rowcount
-        if marked == len(handed):
-            return set(handed)
-        # Some leases moved on (this worker stalled): ask which rows carry this very mark.
         stmt = self._hand_over
-        values = {"ids": list(handed), "owner": self.owner, "now": stamp}
-        return {row[0] for row in conn.execute(stmt.sql(values), stmt.params(values))}
+        params = [stmt.params(p) for p in hand_over_params(DIALECT, self.owner, handed, now)]
+        # The count says whether every row was still ours.
+        if conn.executemany(stmt.sql, params).rowcount == len(handed):
+            return set(handed)
+        # Some leases moved on (this worker stalled): mark again row by row (the same mark).
+        return {
+            i for i, p in zip(handed, params, strict=True) if conn.execute(stmt.sql, p).rowcount
+        }
 
     def close(self) -> None:
         """Give the connection back (it is opened again on the next run)."""

@@ -12,6 +12,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from app.models import DeliveryStatus
+from app.sends.store import commit
+from app.sends.store.commit import fence
 from app.sends.store.rows import D, O
 
 CHUNK = 5000  # ids per statement: keeps parameter lists within every driver's limits
@@ -42,11 +44,7 @@ def renew_leases(
     for start in range(0, len(ids), CHUNK):
         result = session.execute(
             update(table)
-            .where(
-                table.c.id.in_(ids[start : start + CHUNK]),
-                table.c.status == DeliveryStatus.sending,
-                table.c.lease_owner == owner,
-            )
+            .where(table.c.id.in_(ids[start : start + CHUNK]), *fence(table, owner))
             .values(lease_expires_at=until)
         )
         renewed += int(result.rowcount)  # type: ignore[attr-defined]
@@ -79,23 +77,8 @@ def hand_over(
     queue when its lease ends. The fence matters here too: a row whose lease another worker
     took over (this one stalled, or was judged dead) is not marked and must not be sent.
     """
-    if not ids:
-        return set()
-    marked = session.execute(HAND_OVER, {"ids": list(ids), "owner": owner, "now": now})
-    return {row[0] for row in marked}
-
-
-# Built once: this runs every few messages, and building the statement cost more than running it.
-HAND_OVER = (
-    update(D)
-    .where(
-        D.c.id.in_(bindparam("ids", expanding=True)),
-        D.c.status == DeliveryStatus.sending,
-        D.c.lease_owner == bindparam("owner"),
-    )
-    .values(handed_at=bindparam("now", type_=D.c.created_at.type))
-    .returning(D.c.id)
-)
+    conn = session.connection() if isinstance(session, Session) else session
+    return commit.hand_over(conn, owner, ids, now)
 
 
 def defer(
@@ -110,11 +93,7 @@ def defer(
         return
     stmt = (
         update(D)
-        .where(
-            D.c.id == bindparam("b_id"),
-            D.c.status == DeliveryStatus.sending,
-            D.c.lease_owner == owner,
-        )
+        .where(D.c.id == bindparam("b_id"), *fence(D, owner))
         .values(
             **uncounted_return(D),
             next_attempt_at=bindparam("b_next", type_=D.c.next_attempt_at.type),
@@ -135,11 +114,7 @@ def release_rows(session: Session, table: Table, owner: str, ids: list[int]) -> 
         return
     session.execute(
         update(table)
-        .where(
-            table.c.id.in_(ids),
-            table.c.status == DeliveryStatus.sending,
-            table.c.lease_owner == owner,
-        )
+        .where(table.c.id.in_(ids), *fence(table, owner))
         # A first attempt goes back to pending; a retry keeps its (already due) time.
         .values(**uncounted_return(table))
     )

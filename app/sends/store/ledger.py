@@ -7,19 +7,15 @@ status to claim, one statement per outcome group to record (an executemany on SQ
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
-    DateTime,
     String,
     Table,
     and_,
-    bindparam,
     case,
     cast,
     exists,
@@ -31,7 +27,6 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -46,11 +41,13 @@ from app.models import (
     utcnow,
 )
 from app.sends.policy import Outcome, RetryPolicy
+from app.sends.store.commit import REPLY_MAX, fence, outcome_groups, write_results
 from app.sends.store.lease import release, release_rows
 from app.sends.store.rows import Bounced, Claim, D, O, Result, is_postgres
 
 # Re-exported: callers know these as parts of the ledger.
 __all__ = [
+    "REPLY_MAX",
     "Bounced",
     "Claim",
     "D",
@@ -58,11 +55,10 @@ __all__ = [
     "Result",
     "RetryPolicy",
     "is_postgres",
+    "outcome_groups",
     "release",
     "release_rows",
 ]
-REPLY_MAX = 500
-
 STATS_KEYS = ("pending", "sending", "sent", "retry", "failed", "unknown", "cancelled")
 
 
@@ -203,7 +199,7 @@ def claim_batch(
     for why, ids in cancelled.items():
         session.execute(
             update(D)
-            .where(D.c.id.in_(ids), D.c.lease_owner == owner)
+            .where(D.c.id.in_(ids), *fence(D, owner))
             .values(
                 status=DeliveryStatus.cancelled,
                 last_reply=why,
@@ -290,54 +286,6 @@ def _connection(session: Session | Connection) -> Connection:
     return session.connection() if isinstance(session, Session) else session
 
 
-@functools.cache
-def sqlite_record(table_name: str, sent: bool) -> Any:
-    """Return the fenced UPDATE that records one outcome group (executemany on SQLite)."""
-    table = D if table_name == D.name else O
-    now = bindparam("b_now", type_=table.c.created_at.type)
-    values: dict[str, Any] = {
-        "status": bindparam("b_status"),
-        "last_reply": bindparam("b_reply"),
-        "next_attempt_at": bindparam("b_next", type_=table.c.next_attempt_at.type),
-        "lease_expires_at": None,
-    }
-    if table is D:
-        values["updated_at"] = now
-    if sent:
-        values["sent_at"] = now
-    # The fence: a row whose lease expired and moved on is no longer ours to write.
-    return (
-        update(table)
-        .where(
-            table.c.id == bindparam("b_id"),
-            table.c.status == DeliveryStatus.sending,
-            table.c.lease_owner == bindparam("b_owner"),
-        )
-        .values(values)
-    )
-
-
-def outcome_groups(
-    results: Sequence[Result], now: datetime, policy: RetryPolicy
-) -> dict[str, list[dict[str, Any]]]:
-    """Sort results by the status they leave behind, with each row's reply and next attempt."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for r in results:
-        reply = r.reply[:REPLY_MAX]
-        row: dict[str, Any] = {"b_id": r.row_id, "b_reply": reply, "b_next": None}
-        status: str
-        if r.outcome == Outcome.retry and r.attempts >= policy.max_attempts:
-            status = DeliveryStatus.failed
-            row["b_reply"] = f"gave up after {r.attempts} attempts: {reply}"[:REPLY_MAX]
-        elif r.outcome == Outcome.retry:
-            status = DeliveryStatus.retry
-            row["b_next"] = policy.next_attempt(now, r.attempts)
-        else:
-            status = DeliveryStatus(r.outcome.value)
-        groups.setdefault(status, []).append(row)
-    return groups
-
-
 def record_rows(
     session: Session | Connection,
     table: Table,
@@ -346,44 +294,10 @@ def record_rows(
     now: datetime,
     policy: RetryPolicy,
 ) -> list[tuple[int, int]]:
-    """Write results with one executemany per outcome; return (subscriber, issue) of bounces."""
-    is_delivery = table is D
-    extra = {"updated_at": now} if is_delivery else {}
-    groups = outcome_groups(results, now, policy)
-    for status, rows in groups.items():
-        values: dict[str, Any] = {
-            "status": status,
-            "last_reply": bindparam("b_reply"),
-            "next_attempt_at": bindparam("b_next", type_=table.c.next_attempt_at.type),
-            "lease_expires_at": None,
-            **extra,
-        }
-        if status == DeliveryStatus.sent:
-            values["sent_at"] = now
-        # The fence: a row whose lease expired and moved on is no longer ours to write.
-        fence = (table.c.status == DeliveryStatus.sending, table.c.lease_owner == owner)
-        if _connection(session).dialect.name != "postgresql":  # SQLite's executemany: cheap
-            # A statement built once per shape: building one per call cost the worker more
-            # than the write itself now that results go in with every hand-over group.
-            stmt = sqlite_record(table.name, status == DeliveryStatus.sent)
-            extra_row = {"b_status": status, "b_owner": owner, "b_now": now}
-            _connection(session).execute(stmt, [{**row, **extra_row} for row in rows])
-            continue
-        # PostgreSQL: one statement per group, the rows passed as arrays and unnested; an
-        # executemany would cost the worker a Python round of psycopg work per row.
-        v = (
-            func.unnest(
-                literal([r["b_id"] for r in rows], ARRAY(BigInteger)),
-                literal([r["b_reply"] for r in rows], ARRAY(String)),
-                literal([r["b_next"] for r in rows], ARRAY(DateTime(timezone=True))),
-            )
-            .table_valued("id", "reply", "next_at")
-            .render_derived(name="v")
-        )
-        values.update(last_reply=v.c.reply, next_attempt_at=v.c.next_at)
-        session.execute(update(table).where(table.c.id == v.c.id, *fence).values(values))
+    """Write results (commit.write_results); return (subscriber, issue) of hard bounces."""
+    write_results(_connection(session), table, owner, results, now, policy)
     bounced = [r.row_id for r in results if r.suppress and r.outcome == Outcome.failed]
-    if not bounced or not is_delivery:
+    if not bounced or table is not D:
         return []
     # Only the bounces whose fenced write applied (lease_owner stays as the record of who sent).
     return list(
