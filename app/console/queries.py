@@ -7,7 +7,7 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
@@ -40,25 +40,32 @@ class RecipientRow:
     updated_at: datetime
 
 
-def count_recipients(session: Session, now: datetime) -> int:
-    """Count who a send started now would go to: active, not paused, not suppressed.
-
-    The same conditions as the ledger's freeze_recipients, so the confirmation page states the
-    number the send will freeze (give or take sign-ups in between).
-    """
+def _receives(now: datetime) -> list[ColumnElement[bool]]:
+    # The same conditions as the ledger's freeze_recipients, so a confirmation page states the
+    # number the send will freeze (give or take sign-ups in between).
     suppressed = exists().where(Suppression.email_hash == Subscriber.email_hash)
+    return [
+        Subscriber.status == SubscriberStatus.active,
+        or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now),
+        ~suppressed,
+    ]
+
+
+def count_recipients(session: Session, now: datetime) -> int:
+    """Count who a send started now would go to: active, not paused, not suppressed."""
     return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Subscriber)
-            .where(
-                Subscriber.status == SubscriberStatus.active,
-                or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now),
-                ~suppressed,
-            )
-        )
-        or 0
+        session.scalar(select(func.count()).select_from(Subscriber).where(*_receives(now))) or 0
     )
+
+
+def recipients_by_zone(session: Session, now: datetime) -> dict[str, int]:
+    """Count who a send started now would go to, per time zone (for a local-time send)."""
+    rows = session.execute(
+        select(Subscriber.timezone, func.count())
+        .where(*_receives(now))
+        .group_by(Subscriber.timezone)
+    ).all()
+    return {str(zone): int(n) for zone, n in rows}
 
 
 def issues_in(session: Session, statuses: tuple[IssueStatus, ...], limit: int = 20) -> list[Issue]:
