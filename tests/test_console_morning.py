@@ -16,7 +16,6 @@ from app.models import Issue, IssueStatus, Subscriber, utcnow
 from tests.console_support import add_account, sign_in
 from tests.helpers import add_subscribers, new_issue
 
-
 ZONES_MIXED = ["Asia/Tokyo", "Asia/Tokyo", "Europe/Berlin", "Pacific/Honolulu"]
 
 
