@@ -207,7 +207,7 @@ def test_editor_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) 
         page.get_by_role("button", name="Sign out").click()
         assert page.url == f"{url}/editor/login"
         page.goto(f"{url}/editor/issues/{issue_id}/results")
-        assert page.url == f"{url}/editor/login"
+        assert page.url == f"{url}/editor/login?next=/editor/issues/{issue_id}/results"
         browser.close()
 
     # The only console error is the status of the wrong password (401), on purpose.

@@ -12,8 +12,8 @@ from sqlalchemy import select, update
 
 from app.context import Context
 from app.db import session_scope
-from app.models import Issue, IssueStatus, Subscriber, utcnow
-from tests.console_support import add_account, sign_in
+from app.models import Issue, IssueRevision, IssueStatus, Subscriber, utcnow
+from tests.console_support import EMAIL, PASSWORD, add_account, sign_in
 from tests.helpers import add_subscribers, new_issue
 
 ZONES_MIXED = ["Asia/Tokyo", "Asia/Tokyo", "Europe/Berlin", "Pacific/Honolulu"]
@@ -91,3 +91,118 @@ def test_send_at_their_time_a_day_ahead_states_everyone_later(
     assert bad.status_code == 422 and "06:00" in bad.text
     with session_scope(ctx.sessions) as session:
         assert session.scalars(select(Issue.status)).all() == [IssueStatus.draft]
+
+
+NEW_TEXT = """---
+subject: Kept across a sign-out
+---
+## The lead {lead}
+Every word of this survives.
+"""
+
+
+def test_signed_out_save_keeps_the_text_and_sign_in_brings_it_back(
+    client: TestClient, ctx: Context, csrf: str
+) -> None:
+    client.post("/editor/logout", data={"csrf_token": csrf})
+    refused = client.post("/editor/issues", data={"markdown": NEW_TEXT, "csrf_token": csrf})
+    assert refused.status_code == 403
+    assert "Nothing you wrote is lost" in refused.text
+    assert "Every word of this survives." in refused.text  # on the page, not only in memory
+    assert 'name="next" value="/editor/issues/new"' in refused.text
+    with session_scope(ctx.sessions) as session:
+        assert session.scalars(select(IssueRevision)).all() == []  # no write before sign-in
+    back = client.post(
+        "/editor/login",
+        data={
+            "email": EMAIL,
+            "password": PASSWORD,
+            "next": "/editor/issues/new",
+            "markdown": NEW_TEXT,
+        },
+    )
+    assert back.status_code == 200
+    assert back.url.path == "/editor/issues/new" and "revision=" in str(back.url)
+    assert "Every word of this survives." in back.text
+    assert "when your session ended" in back.text
+
+
+def test_autosave_answers_an_ended_session_in_json(
+    client: TestClient, ctx: Context, csrf: str, editor: dict[str, str]
+) -> None:
+    issue = new_issue(client, editor)
+    client.post("/editor/logout", data={"csrf_token": csrf})
+    r = client.post(
+        f"/editor/issues/{issue['id']}/autosave",
+        data={"markdown": NEW_TEXT},
+        headers={"Accept": "application/json", "X-CSRF-Token": csrf},
+    )
+    assert r.status_code == 403
+    assert r.json()["error"] == "session_ended"
+    assert r.json()["sign_in"] == f"/editor/login?next=/editor/issues/{issue['id']}/edit"
+
+
+def test_autosave_keeps_revisions_that_restore(client: TestClient, ctx: Context, csrf: str) -> None:
+    headers = {"Accept": "application/json", "X-CSRF-Token": csrf}
+    first = client.post("/editor/issues/autosave", data={"markdown": NEW_TEXT}, headers=headers)
+    body = first.json()
+    assert body["saved"] and body["applied"], body
+    issue_id = body["id"]
+    # Text that does not read as an issue is kept as a revision and not applied.
+    broken = client.post(
+        f"/editor/issues/{issue_id}/autosave", data={"markdown": "no front matter"}, headers=headers
+    ).json()
+    assert broken["saved"] and not broken["applied"] and "line 1" in broken["problem"]
+    with session_scope(ctx.sessions) as session:
+        assert session.get_one(Issue, issue_id).subject == "Kept across a sign-out"
+        # Autosaves while typing fold into one revision.
+        assert len(session.scalars(select(IssueRevision)).all()) == 1
+    listing = client.get(f"/editor/issues/{issue_id}/revisions")
+    assert listing.status_code == 200 and "autosaved" in listing.text
+    with session_scope(ctx.sessions) as session:
+        session.add(
+            IssueRevision(
+                issue_id=issue_id,
+                source="save",
+                markdown=NEW_TEXT.replace("Kept across", "Restored after"),
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+        )
+    with session_scope(ctx.sessions) as session:
+        rid = max(r.id for r in session.scalars(select(IssueRevision)))
+    restored = client.post(
+        f"/editor/issues/{issue_id}/revisions/{rid}/restore", data={"csrf_token": csrf}
+    )
+    assert restored.status_code == 200 and "The revision is restored." in restored.text
+    with session_scope(ctx.sessions) as session:
+        assert session.get_one(Issue, issue_id).subject == "Restored after a sign-out"
+    # Without the CSRF token nothing is restored.
+    forged = client.post(f"/editor/issues/{issue_id}/revisions/{rid}/restore", data={})
+    assert forged.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("given", "lands"),
+    [
+        ("/editor/issues/7?x=1", "/editor/issues/7?x=1"),
+        ("https://evil.example/editor/", "/editor/"),
+        ("//evil.example/editor/", "/editor/"),
+        ("/editor/\\\\evil.example", "/editor/"),
+        ("/elsewhere", "/editor/"),
+        ("/editor/../archive", "/editor/"),
+        ("/editor/login", "/editor/"),
+    ],
+)
+def test_sign_in_returns_to_the_page_asked_for_and_only_here(
+    client: TestClient, ctx: Context, given: str, lands: str
+) -> None:
+    add_account(ctx)
+    asked = client.get("/editor/subscribers?q=reader", follow_redirects=False)
+    assert asked.headers["location"] == "/editor/login?next=/editor/subscribers%3Fq%3Dreader"
+    r = client.post(
+        "/editor/login",
+        data={"email": EMAIL, "password": PASSWORD, "next": given},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == lands

@@ -6,13 +6,14 @@ from datetime import timedelta
 from html import escape
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from app.console import block_form
+from app.console.kept_text import MARKDOWN_MAX
 from app.console.web import (
     PREFIX,
     ConsoleRoute,
@@ -28,6 +29,7 @@ from app.deps import ContextDep
 from app.errors import DomainError
 from app.issues import service
 from app.issues.markdown_format import issue_to_markdown, parse_issue_markdown
+from app.issues.revisions import get_revision, record_revision
 from app.issues.schemas import IssueIn, IssuePatch
 from app.models import Issue, IssueStatus, utcnow
 from app.rendering.blocks import BLOCK_TYPES, parse_blocks
@@ -40,7 +42,6 @@ router = APIRouter(
     dependencies=[Depends(signed_in)],
 )
 
-MARKDOWN_MAX = 500_000
 NOTICES = {
     "created": "The draft is saved.",
     "saved": "Your changes are saved.",
@@ -80,11 +81,30 @@ def issue_list(request: Request, session: SessionDep, _: EditorDep) -> Response:
     return render(request, "issues.html", section="issues", issues=issues, notice=_notice(request))
 
 
+KEPT = "This is the text you were writing when your session ended, back in the form."
+UNSAVED_REVISION = "A revision's text, back in the form: it saves as you type or with Save."
+
+
 @router.get("/new")
-def new_issue(request: Request, _: EditorDep) -> Response:
-    """Show an empty Markdown editor with a small sample to start from."""
+def new_issue(
+    request: Request,
+    session: SessionDep,
+    _: EditorDep,
+    revision: Annotated[int | None, Query()] = None,
+) -> Response:
+    """Show an empty Markdown editor with a small sample (or text kept when a session ended)."""
+    markdown, notice = NEW_ISSUE, None
+    if revision is not None:
+        markdown, notice = get_revision(session, None, revision).markdown, KEPT
     return render(
-        request, "issue_edit.html", section="issues", issue=None, markdown=NEW_ISSUE, error=None
+        request,
+        "issue_edit.html",
+        section="issues",
+        issue=None,
+        markdown=markdown,
+        error=None,
+        notice=notice,
+        kept=revision is not None,
     )
 
 
@@ -93,12 +113,13 @@ def create_issue(
     request: Request,
     session: SessionDep,
     ctx: ContextDep,
-    _: EditorDep,
+    editor: EditorDep,
     markdown: Annotated[str, Form(max_length=MARKDOWN_MAX)] = "",
 ) -> Response:
     """Create a draft from the Markdown text; a mistake comes back with the line named."""
     try:
         issue = service.create_issue(session, parse_issue_markdown(markdown), ctx.renderer)
+        record_revision(session, issue.id, editor.editor_id, markdown, "save", utcnow())
     except DomainError as exc:
         session.rollback()
         return render(
@@ -188,16 +209,29 @@ def show_issue(
 
 
 @router.get("/{issue_id}/edit")
-def edit_issue(issue_id: int, request: Request, session: SessionDep, _: EditorDep) -> Response:
-    """Show the Markdown editor for a draft or scheduled issue."""
+def edit_issue(
+    issue_id: int,
+    request: Request,
+    session: SessionDep,
+    _: EditorDep,
+    revision: Annotated[int | None, Query()] = None,
+) -> Response:
+    """Show the Markdown editor for a draft or scheduled issue (or a revision's text in it)."""
     issue = _issue_or_404(session, issue_id)
+    markdown, notice = issue_to_markdown(issue), None
+    if revision is not None:
+        row = get_revision(session, issue_id, revision)
+        markdown = row.markdown
+        notice = KEPT if row.source == "stash" else UNSAVED_REVISION
     return render(
         request,
         "issue_edit.html",
         section="issues",
         issue=issue,
-        markdown=issue_to_markdown(issue),
+        markdown=markdown,
         error=None,
+        notice=notice,
+        kept=revision is not None,
     )
 
 
@@ -207,7 +241,7 @@ def save_issue(
     request: Request,
     session: SessionDep,
     ctx: ContextDep,
-    _: EditorDep,
+    editor: EditorDep,
     markdown: Annotated[str, Form(max_length=MARKDOWN_MAX)] = "",
 ) -> Response:
     """Save the Markdown text over the issue's subject, preheader and blocks."""
@@ -217,6 +251,7 @@ def save_issue(
         if data.slug:
             patch.slug = data.slug
         service.update_issue(session, issue_id, patch, ctx.renderer)
+        record_revision(session, issue_id, editor.editor_id, markdown, "save", utcnow())
     except DomainError as exc:
         session.rollback()
         return render(

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from app.console import (
     routes_auth,
     routes_dashboard,
+    routes_drafts,
     routes_issues,
     routes_people,
     routes_sending,
@@ -20,6 +21,7 @@ def install_console(app: FastAPI) -> None:
     app.mount(f"{PREFIX}/static", console_static(), name="console-static")
     app.include_router(routes_auth.router)
     app.include_router(routes_dashboard.router)
+    app.include_router(routes_drafts.router)
     app.include_router(routes_issues.router)
     app.include_router(routes_sending.router)
     app.include_router(routes_people.router)

@@ -13,6 +13,7 @@ from app.models.editor import EditorToken
 from app.models.editor_account import EditorAccount, EditorSession
 from app.models.insight import Click, Heartbeat, Webhook, WebhookDelivery, WebhookDeliveryStatus
 from app.models.issue import Issue, IssueStatus
+from app.models.revision import IssueRevision
 from app.models.subscriber import Subscriber, SubscriberStatus, Suppression
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "EditorToken",
     "Heartbeat",
     "Issue",
+    "IssueRevision",
     "IssueStatus",
     "OutboxKind",
     "OutboxMessage",
