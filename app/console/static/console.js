@@ -99,7 +99,9 @@
         if (button) button.disabled = true;
       });
     });
-    var boxes = Array.prototype.slice.call(document.querySelectorAll("[data-progress]"));
+    // The results page refreshes its bar with its tiles and table (live.js).
+    var boxes = Array.prototype.slice.call(document.querySelectorAll("[data-progress]"))
+      .filter(function (b) { return !b.closest("[data-results-live]"); });
     if (boxes.length) pollProgress(boxes);
   });
 })();
