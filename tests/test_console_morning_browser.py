@@ -163,12 +163,15 @@ def test_send_at_their_time_confirms_with_counts(live: tuple[str, Context]) -> N
 READERS = 300
 
 SAMPLE_JS = """() => {
-  const n = (name) => Number(document.querySelector(`[data-tile='${name}']`).textContent.replace(/,/g, ''));
-  const rows = [...document.querySelectorAll('table.recipients tbody tr')].map(r => r.dataset.status);
+  const n = (name) => Number(
+    document.querySelector(`[data-tile='${name}']`).textContent.replace(/,/g, ''));
+  const rows = [...document.querySelectorAll('table.recipients tbody tr')]
+    .map(r => r.dataset.status);
   const bar = document.querySelector('.progress progress');
   return {
     sent: n('sent'), waiting: n('waiting'), failed: n('failed'), unknown: n('unknown'),
-    recipients: n('recipients'), bar: bar ? bar.value : null, rows: rows, reloaded: !window.__sameLoad,
+    recipients: n('recipients'), bar: bar ? bar.value : null, rows: rows,
+    reloaded: !window.__sameLoad,
   };
 }"""
 
