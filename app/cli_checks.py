@@ -54,7 +54,8 @@ def check_set_up(settings: Settings, *, may_upgrade: bool) -> None:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
     except SQLAlchemyError as exc:
-        first = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
+        cause = getattr(exc, "orig", None) or exc  # the driver's own words when there are any
+        first = (str(cause).strip().splitlines() or [type(exc).__name__])[0]
         raise NotSetUp(f"cannot open the database {shown}: {first}") from None
     finally:
         engine.dispose()
