@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,9 +13,9 @@ from sqlalchemy import select, update
 
 from app.context import Context
 from app.db import session_scope
-from app.models import Issue, IssueRevision, IssueStatus, Subscriber, utcnow
+from app.models import Click, Issue, IssueRevision, IssueStatus, Subscriber, utcnow
 from tests.console_support import EMAIL, PASSWORD, add_account, sign_in
-from tests.helpers import add_subscribers, new_issue
+from tests.helpers import add_subscribers, new_issue, run_worker
 
 ZONES_MIXED = ["Asia/Tokyo", "Asia/Tokyo", "Europe/Berlin", "Pacific/Honolulu"]
 
@@ -206,3 +207,41 @@ def test_sign_in_returns_to_the_page_asked_for_and_only_here(
         follow_redirects=False,
     )
     assert r.status_code == 303 and r.headers["location"] == lands
+
+
+def test_clicks_per_link_on_the_results_page_and_the_dashboard(
+    client: TestClient, ctx: Context, csrf: str, editor: dict[str, str], smtp_server: Any
+) -> None:
+    add_subscribers(ctx, 2)
+    issue = new_issue(client, editor)
+    assert client.post(f"/issues/{issue['id']}/send", headers=editor).status_code == 202
+    run_worker(ctx)
+    with session_scope(ctx.sessions) as session:
+        for url, n in (("https://example.org/a", 3), ("https://example.org/<b>", 1)):
+            session.add_all(Click(issue_id=issue["id"], url=url) for _ in range(n))
+        session.add(Click(issue_id=issue["id"], url="https://example.org/a", scanner=True))
+    results = client.get(f"/editor/issues/{issue['id']}/results")
+    assert "Clicks per link" in results.text
+    assert re.search(r"example\.org/a</a>.*?Clicks\">3<", results.text, re.S)
+    assert "example.org/&lt;b&gt;" in results.text  # escaped, never raw
+    live = client.get(f"/editor/issues/{issue['id']}/results.json").json()
+    assert 'data-tile="clicks">4<' in live["tiles"] and "example.org/a" in live["clicks"]
+    dashboard = client.get("/editor/")
+    assert "Clicks on the last issue" in dashboard.text
+    assert re.search(r"example\.org/a</a>.*?Clicks\">3<", dashboard.text, re.S)
+
+
+def test_the_empty_dashboard_walks_through_the_first_morning(
+    client: TestClient, ctx: Context, csrf: str, editor: dict[str, str]
+) -> None:
+    page = client.get("/editor/").text
+    assert "Your first morning" in page and "0 of 4 done" in page
+    assert 'href="/editor/subscribers/import"' in page
+    add_subscribers(ctx, 1)
+    issue = new_issue(client, editor)
+    page = client.get("/editor/").text
+    assert "2 of 4 done" in page and f'href="/editor/issues/{issue["id"]}">Send a test' in page
+    client.post(f"/editor/issues/{issue['id']}/test", data={"csrf_token": csrf})
+    assert "3 of 4 done" in client.get("/editor/").text
+    ctx.settings.postal_address = "1 Main St, Springfield"
+    assert "Your first morning" not in client.get("/editor/").text  # all done: it goes

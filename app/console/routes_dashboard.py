@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.console import settings_view
+from app.console.getting_started import checklist
 from app.console.live_results import PER_PAGE, PER_PAGE_MAX, read_results, snapshot
 from app.console.queries import count_recipients, issues_in
 from app.console.web import (
@@ -35,14 +36,18 @@ FINISHED = (IssueStatus.sent, IssueStatus.cancelled)
 
 
 @router.get("/")
-def dashboard(request: Request, session: SessionDep, _: EditorDep) -> Response:
-    """Show scheduled sends, sends in progress and the last finished ones."""
+def dashboard(request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep) -> Response:
+    """Show the first steps, scheduled sends, sends in progress and the last finished ones."""
     running = [(i, service.stats(session, i.id)) for i in issues_in(session, IN_PROGRESS)]
     finished = [(i, service.stats(session, i.id)) for i in issues_in(session, FINISHED, 5)]
+    steps = checklist(session, ctx.settings)
     return render(
         request,
         "dashboard.html",
         section="dashboard",
+        steps=steps if not all(s.done for s in steps) else [],
+        steps_done=sum(s.done for s in steps),
+        last=finished[0] if finished else None,
         scheduled=issues_in(session, (IssueStatus.scheduled,)),
         running=running,
         finished=finished,
