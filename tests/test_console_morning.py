@@ -13,9 +13,10 @@ from sqlalchemy import select, update
 
 from app.context import Context
 from app.db import session_scope
+from app.issues.duplicate import next_morning
 from app.models import Click, Issue, IssueRevision, IssueStatus, Subscriber, utcnow
 from tests.console_support import EMAIL, PASSWORD, add_account, sign_in
-from tests.helpers import add_subscribers, new_issue, run_worker
+from tests.helpers import SIMPLE_BLOCKS, add_subscribers, new_issue, run_worker
 
 ZONES_MIXED = ["Asia/Tokyo", "Asia/Tokyo", "Europe/Berlin", "Pacific/Honolulu"]
 
@@ -245,3 +246,38 @@ def test_the_empty_dashboard_walks_through_the_first_morning(
     assert "3 of 4 done" in client.get("/editor/").text
     ctx.settings.postal_address = "1 Main St, Springfield"
     assert "Your first morning" not in client.get("/editor/").text  # all done: it goes
+
+
+@pytest.mark.parametrize(
+    ("written", "next_day"),
+    [
+        ("Tuesday, 3 March 2026", "Wednesday, 4 March 2026"),
+        ("Saturday, 31 January 2026", "Sunday, 1 February 2026"),
+        ("March 3rd, 2026", "March 4th, 2026"),
+        ("2026-12-31", "2027-01-01"),
+        ("Spring special", "Spring special"),
+    ],
+)
+def test_next_morning_keeps_the_way_the_date_is_written(written: str, next_day: str) -> None:
+    assert next_morning(written) == next_day
+
+
+def test_duplicate_dates_the_copy_next_morning_and_the_list_finds_it(
+    client: TestClient, ctx: Context, csrf: str, editor: dict[str, str]
+) -> None:
+    masthead = {"type": "masthead", "date": "Tuesday, 3 March 2026"}
+    source = new_issue(client, editor, blocks=[masthead, *SIMPLE_BLOCKS])
+    r = client.post(f"/editor/issues/{source['id']}/duplicate", data={"csrf_token": csrf})
+    assert r.status_code == 200 and "dated the next morning" in r.text
+    assert "date: Wednesday, 4 March 2026" in r.text
+    with session_scope(ctx.sessions) as session:
+        copy = session.scalars(select(Issue).order_by(Issue.id.desc())).first()
+        assert copy is not None and copy.subject == "The AI Morning Post (copy)"
+        assert copy.blocks[0]["date"] == "Wednesday, 4 March 2026"
+    new_issue(client, editor, subject="Something else entirely")
+    listing = client.get("/editor/issues", params={"q": "morning copy"}).text
+    assert "The AI Morning Post (copy)" in listing and "Something else" not in listing
+    assert "Wednesday, 4 March 2026" in listing and "the-ai-morning-post-copy" in listing
+    drafts = client.get("/editor/issues", params={"status": "sent"}).text
+    assert "No issue matches." in drafts
+    assert client.get("/editor/issues", params={"status": "bogus"}).status_code == 422

@@ -165,3 +165,25 @@ def subscribers_csv(session: Session) -> str:
 def _csv_safe(value: str) -> str:
     # A name typed by a reader opens in a spreadsheet: a leading = + - @ would run as a formula.
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+ISSUES_PAGE = 200
+
+
+def find_issues(
+    session: Session, *, q: str = "", status: str = "", limit: int = ISSUES_PAGE
+) -> list[Issue]:
+    """Return issues newest first, matching words of the subject or slug and a status."""
+    query = select(Issue).order_by(Issue.id.desc()).limit(limit)
+    if status:
+        if status not in IssueStatus.__members__:
+            raise InvalidInput(f"Unknown status {status!r}.")
+        query = query.where(Issue.status == status)
+    for word in q.split()[:8]:
+        query = query.where(
+            or_(
+                func.lower(Issue.subject).contains(word.lower(), autoescape=True),
+                Issue.slug.contains(word.lower(), autoescape=True),
+            )
+        )
+    return list(session.scalars(query))

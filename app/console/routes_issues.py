@@ -14,6 +14,7 @@ from starlette.datastructures import FormData
 
 from app.console import block_form
 from app.console.kept_text import MARKDOWN_MAX
+from app.console.queries import find_issues
 from app.console.web import (
     PREFIX,
     ConsoleRoute,
@@ -28,9 +29,11 @@ from app.context import Context
 from app.deps import ContextDep
 from app.errors import DomainError
 from app.issues import service
+from app.issues.duplicate import copy_subject, next_edition_blocks
 from app.issues.markdown_format import issue_to_markdown, parse_issue_markdown
 from app.issues.revisions import get_revision, record_revision
 from app.issues.schemas import IssueIn, IssuePatch
+from app.issues.summary import issue_date_text
 from app.models import Issue, IssueStatus, utcnow
 from app.rendering.blocks import BLOCK_TYPES, parse_blocks
 from app.rendering.compile import QR_CID
@@ -54,6 +57,7 @@ NOTICES = {
     "resumed": "The send continues where it stopped.",
     "cancelled": "The send is cancelled; unsent copies will not go out.",
     "deleted": "The draft is deleted.",
+    "duplicated": "A new draft from that issue, its masthead dated the next morning.",
 }
 NEW_ISSUE = """---
 subject: The AI Morning Post
@@ -75,10 +79,26 @@ def _notice(request: Request) -> str | None:
 
 
 @router.get("")
-def issue_list(request: Request, session: SessionDep, _: EditorDep) -> Response:
-    """List every issue, newest first."""
-    issues = service.list_issues(session)
-    return render(request, "issues.html", section="issues", issues=issues, notice=_notice(request))
+def issue_list(
+    request: Request,
+    session: SessionDep,
+    _: EditorDep,
+    q: Annotated[str, Query(max_length=200)] = "",
+    status: Annotated[str, Query(max_length=16)] = "",
+) -> Response:
+    """List issues newest first, with their masthead date and slug; search and filter."""
+    issues = find_issues(session, q=q, status=status)
+    return render(
+        request,
+        "issues.html",
+        section="issues",
+        issues=issues,
+        dates={i.id: issue_date_text(i.blocks) for i in issues},
+        q=q,
+        status=status,
+        statuses=[s.value for s in IssueStatus],
+        notice=_notice(request),
+    )
 
 
 KEPT = "This is the text you were writing when your session ended, back in the form."
@@ -218,7 +238,7 @@ def edit_issue(
 ) -> Response:
     """Show the Markdown editor for a draft or scheduled issue (or a revision's text in it)."""
     issue = _issue_or_404(session, issue_id)
-    markdown, notice = issue_to_markdown(issue), None
+    markdown, notice = issue_to_markdown(issue), _notice(request)
     if revision is not None:
         row = get_revision(session, issue_id, revision)
         markdown = row.markdown
@@ -272,10 +292,14 @@ def duplicate_issue(issue_id: int, session: SessionDep, ctx: ContextDep, _: Edit
     source = _issue_or_404(session, issue_id)
     copy = service.create_issue(
         session,
-        IssueIn(subject=source.subject, preheader=source.preheader, blocks=source.blocks),
+        IssueIn(
+            subject=copy_subject(source.subject),
+            preheader=source.preheader,
+            blocks=next_edition_blocks(source.blocks),
+        ),
         ctx.renderer,
     )
-    return redirect(f"{PREFIX}/issues/{copy.id}/edit")
+    return redirect(f"{PREFIX}/issues/{copy.id}/edit?done=duplicated")
 
 
 @router.get("/{issue_id}/preview")
