@@ -281,3 +281,39 @@ def test_duplicate_dates_the_copy_next_morning_and_the_list_finds_it(
     drafts = client.get("/editor/issues", params={"status": "sent"}).text
     assert "No issue matches." in drafts
     assert client.get("/editor/issues", params={"status": "bogus"}).status_code == 422
+
+
+def test_subscribers_count_sort_and_act_in_bulk_after_a_confirmation(
+    client: TestClient, ctx: Context, csrf: str
+) -> None:
+    ids = add_subscribers(ctx, 60)
+    page = client.get("/editor/subscribers").text
+    assert 'data-total="60"' in page and "page 1 of 2" in page
+    by_email = client.get("/editor/subscribers", params={"sort": "email"}).text
+    assert by_email.index("reader0@") < by_email.index("reader10@") < by_email.index("reader2@")
+    newest = client.get("/editor/subscribers", params={"sort": "newest"}).text
+    assert newest.index("reader59@") < newest.index("reader58@")
+    assert 'data-total="11"' in client.get("/editor/subscribers", params={"q": "reader1"}).text
+    chosen = [str(i) for i in ids[:3]]
+    ask = client.post(
+        "/editor/subscribers/bulk", data={"csrf_token": csrf, "action": "erase", "ids": chosen}
+    )
+    assert ask.status_code == 200 and "Erase 3 subscribers?" in ask.text
+    with session_scope(ctx.sessions) as session:
+        assert session.get_one(Subscriber, ids[0]).email == "reader0@example.org"  # asked only
+    forged = client.post("/editor/subscribers/bulk/apply", data={"action": "erase", "ids": chosen})
+    assert forged.status_code == 403
+    done = client.post(
+        "/editor/subscribers/bulk/apply",
+        data={"csrf_token": csrf, "action": "erase", "ids": chosen},
+    )
+    assert done.status_code == 200 and "are erased" in done.text
+    assert 'data-total="57"' in done.text
+    client.post(
+        "/editor/subscribers/bulk/apply",
+        data={"csrf_token": csrf, "action": "unsubscribe", "ids": [str(ids[3])]},
+    )
+    with session_scope(ctx.sessions) as session:
+        assert session.get_one(Subscriber, ids[3]).status == "unsubscribed"
+    nothing = client.post("/editor/subscribers/bulk", data={"csrf_token": csrf, "action": "erase"})
+    assert nothing.status_code == 422 and "Tick at least one" in nothing.text

@@ -187,3 +187,57 @@ def find_issues(
             )
         )
     return list(session.scalars(query))
+
+
+SUBSCRIBER_SORTS = {
+    "newest": (Subscriber.id.desc(),),
+    "oldest": (Subscriber.id.asc(),),
+    "email": (Subscriber.email.asc(), Subscriber.id.asc()),
+    "name": (func.lower(Subscriber.name).asc(), Subscriber.email.asc()),
+}
+
+
+@dataclass(frozen=True)
+class SubscriberTable:
+    """One sorted page of subscribers and how many match in all."""
+
+    rows: list[Subscriber]
+    total: int
+    page: int
+    pages: int
+
+
+def subscriber_table(
+    session: Session, *, status: str, q: str, sort: str, page: int, per: int = 50
+) -> SubscriberTable:
+    """Return one page of subscribers in the chosen order, with the count of all that match."""
+    conditions: list[ColumnElement[bool]] = []
+    if status:
+        conditions.append(Subscriber.status == status)
+    if q.strip():
+        needle = q.strip().lower()
+        conditions.append(
+            or_(
+                Subscriber.email.contains(needle, autoescape=True),
+                func.lower(Subscriber.name).contains(needle, autoescape=True),
+            )
+        )
+    total = int(
+        session.scalar(select(func.count()).select_from(Subscriber).where(*conditions)) or 0
+    )
+    pages = max(1, -(-total // per))
+    page = min(max(1, page), pages)
+    order = SUBSCRIBER_SORTS.get(sort, SUBSCRIBER_SORTS["newest"])
+    rows = session.scalars(
+        select(Subscriber).where(*conditions).order_by(*order).offset((page - 1) * per).limit(per)
+    )
+    return SubscriberTable(list(rows), total, page, pages)
+
+
+def subscribers_by_id(session: Session, ids: list[int]) -> list[Subscriber]:
+    """Return the subscribers with these ids (unknown ids are left out), by address."""
+    if not ids:
+        return []
+    return list(
+        session.scalars(select(Subscriber).where(Subscriber.id.in_(ids)).order_by(Subscriber.email))
+    )

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from app.console import (
     routes_auth,
+    routes_bulk,
     routes_dashboard,
     routes_drafts,
     routes_issues,
@@ -24,5 +25,6 @@ def install_console(app: FastAPI) -> None:
     app.include_router(routes_drafts.router)
     app.include_router(routes_issues.router)
     app.include_router(routes_sending.router)
+    app.include_router(routes_bulk.router)
     app.include_router(routes_people.router)
     app.add_middleware(ConsoleHeaders)

@@ -100,6 +100,15 @@
       });
     });
     // The results page refreshes its bar with its tiles and table (live.js).
+    // "Select all on this page" ticks every box of its name.
+    document.querySelectorAll("input[data-check-all]").forEach(function (all) {
+      var name = all.getAttribute("data-check-all");
+      all.addEventListener("change", function () {
+        all.form.querySelectorAll("input[name='" + name + "']").forEach(function (box) {
+          box.checked = all.checked;
+        });
+      });
+    });
     var boxes = Array.prototype.slice.call(document.querySelectorAll("[data-progress]"))
       .filter(function (b) { return !b.closest("[data-results-live]"); });
     if (boxes.length) pollProgress(boxes);
