@@ -109,7 +109,8 @@ def _setup(
 
     settings = settings or _settings(daemon=daemon)
     if not create:
-        _require_set_up(settings, may_upgrade=migrate)
+        # A daemon (the worker) waits for a database that is down; it is not visited here.
+        _require_set_up(settings, may_upgrade=migrate, connect=not daemon)
     # MORNINGPOST_LOG_FORMAT=json: one object a line, at the level chosen above.
     configure_logging(settings.log_format, level=logging.getLogger().level)
     if announce or daemon:
@@ -120,11 +121,11 @@ def _setup(
     return ctx
 
 
-def _require_set_up(settings: Settings, *, may_upgrade: bool) -> None:
+def _require_set_up(settings: Settings, *, may_upgrade: bool, connect: bool) -> None:
     from app.cli_checks import NotSetUp, check_set_up
 
     try:
-        check_set_up(settings, may_upgrade=may_upgrade)
+        check_set_up(settings, may_upgrade=may_upgrade, connect=connect)
     except NotSetUp as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

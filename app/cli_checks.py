@@ -39,8 +39,12 @@ def head_revision() -> str | None:
     return script.get_current_head()
 
 
-def check_set_up(settings: Settings, *, may_upgrade: bool) -> None:
-    """Raise NotSetUp unless the database exists (migrated) and a signing key is at hand."""
+def check_set_up(settings: Settings, *, may_upgrade: bool, connect: bool = True) -> None:
+    """Raise NotSetUp unless the database exists (migrated) and a signing key is at hand.
+
+    `connect=False` (the worker, which waits for a database that is down) skips the visit:
+    only a missing SQLite file and a missing key are named.
+    """
     url = settings.database_url
     shown = make_url(url).render_as_string(hide_password=True)
     path = sqlite_path(url)
@@ -49,6 +53,17 @@ def check_set_up(settings: Settings, *, may_upgrade: bool) -> None:
             f"no database at {path} (MORNINGPOST_DATABASE_URL={shown}); {SET_UP}, "
             "or run this command in the folder that has var/, or set MORNINGPOST_DATABASE_URL"
         )
+    if connect:
+        _check_migrated(url, shown, may_upgrade=may_upgrade)
+    key_file = (settings.var_dir / "secret_key").resolve()
+    if not settings.secret_keys and not key_file.exists():
+        raise NotSetUp(
+            f"no signing key: MORNINGPOST_SECRET_KEYS is unset and {key_file} does not exist; "
+            "set MORNINGPOST_SECRET_KEYS, or run `morningpost serve` once in this folder"
+        )
+
+
+def _check_migrated(url: str, shown: str, *, may_upgrade: bool) -> None:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
@@ -63,9 +78,3 @@ def check_set_up(settings: Settings, *, may_upgrade: bool) -> None:
         raise NotSetUp(f"the database {shown} has no tables yet; {SET_UP}")
     if current != head_revision() and not may_upgrade:
         raise NotSetUp(f"the database {shown} is at an older migration; run `morningpost migrate`")
-    key_file = (settings.var_dir / "secret_key").resolve()
-    if not settings.secret_keys and not key_file.exists():
-        raise NotSetUp(
-            f"no signing key: MORNINGPOST_SECRET_KEYS is unset and {key_file} does not exist; "
-            "set MORNINGPOST_SECRET_KEYS, or run `morningpost serve` once in this folder"
-        )
