@@ -30,6 +30,7 @@ from app.suppressions.routes import suppressions_router
 from app.web.headers import SecurityHeaders, TrustedHosts
 from app.web.limits import RequestLimits
 from app.web.pages import error_page, static_files
+from app.web.preview import router as preview_router
 from app.web.reading import router as reading_router
 from app.web.routes import router as web_router
 from app.webhooks.routes import outbound_webhooks_router
@@ -69,6 +70,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.state.ctx = ctx
     app.include_router(reading_router)  # home, archive, feed: before any catch-all path
     app.include_router(web_router)
+    app.include_router(preview_router)  # signed previews of unsent issues (test copies)
     app.include_router(issues_router)
     app.include_router(subscribers_router)
     app.include_router(suppressions_router)

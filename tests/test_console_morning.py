@@ -317,3 +317,30 @@ def test_subscribers_count_sort_and_act_in_bulk_after_a_confirmation(
         assert session.get_one(Subscriber, ids[3]).status == "unsubscribed"
     nothing = client.post("/editor/subscribers/bulk", data={"csrf_token": csrf, "action": "erase"})
     assert nothing.status_code == 422 and "Tick at least one" in nothing.text
+
+
+def test_a_test_copys_links_work_before_the_issue_is_sent(
+    client: TestClient, ctx: Context, csrf: str, editor: dict[str, str], smtp_server: Any
+) -> None:
+    issue = new_issue(client, editor)
+    client.post(f"/editor/issues/{issue['id']}/test", data={"csrf_token": csrf})
+    run_worker(ctx)
+    [received] = smtp_server.handler.received
+    message = received.message()
+    text = str(message.get_body(preferencelist=("plain",)).get_content())
+    html = str(message.get_body(preferencelist=("html",)).get_content())
+    web = re.search(r"Read on the web: (\S+)", text)
+    assert web and "/preview/" in web.group(1), text
+    assert web.group(1) in html  # the HTML part's link is the same signed preview
+    path = "/" + web.group(1).split("/", 3)[3]
+    page = client.get(path)
+    assert page.status_code == 200 and "Hello readers" in page.text
+    assert "not sent yet" in page.text and page.headers["x-robots-tag"] == "noindex"
+    assert client.get(path[:-3] + "abc").status_code == 400  # tampered
+    assert client.get(f"/archive/{issue['slug']}").status_code == 404  # not published
+    prefs = re.search(r"/preferences/(\S+)", text)
+    assert prefs, text
+    shown = client.get(f"/preferences/{prefs.group(1)}")
+    assert shown.status_code == 200 and "This link is from a test copy" in shown.text
+    posted = client.post(f"/preferences/{prefs.group(1)}", data={"action": "leave"})
+    assert posted.status_code == 200 and "nothing was changed" in posted.text

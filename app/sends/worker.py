@@ -34,6 +34,7 @@ from app.db import session_scope
 from app.errors import DomainError
 from app.housekeeping import tidy
 from app.models import Issue, IssueStatus, OutboxKind, Subscriber, utcnow
+from app.rendering.preview_link import with_preview_link
 from app.sends.compose import PreparedMessage, delivery_bytes, envelope_sender, outbox_message_id
 from app.sends.dkim import DkimSigner, feedback_id
 from app.sends.smtp.mailer import Mailer, MailerConnection, Outcome
@@ -496,6 +497,10 @@ class Worker:
             )
             if test:
                 compiled = replace(compiled, subject=f"[TEST] {compiled.subject}")
+                # Its "Read on the web" opens a signed preview: the archive has no page yet.
+                compiled = with_preview_link(
+                    compiled, self.settings.base_url, row.slug, self.settings.secret_keys, issue_id
+                )
             headers = {"Feedback-ID": feedback_id(issue_id, self.settings)}
             return PreparedMessage.build(compiled, self.settings, extra_headers=headers)
 
