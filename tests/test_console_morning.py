@@ -344,3 +344,21 @@ def test_a_test_copys_links_work_before_the_issue_is_sent(
     assert shown.status_code == 200 and "This link is from a test copy" in shown.text
     posted = client.post(f"/preferences/{prefs.group(1)}", data={"action": "leave"})
     assert posted.status_code == 200 and "nothing was changed" in posted.text
+
+
+def test_an_import_names_rows_that_repeat_an_address_and_keeps_the_last(
+    client: TestClient, ctx: Context, csrf: str
+) -> None:
+    body = "email,name\nann@example.org,Ann First\nbob@example.org,Bob\nANN@example.org,Ann Last\n"
+    r = client.post(
+        "/editor/subscribers/import",
+        data={"csrf_token": csrf},
+        files={"file": ("people.csv", body.encode(), "text/csv")},
+    )
+    assert r.status_code == 200
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", r.text))
+    assert "Addresses that appear more than once" in text
+    assert "4 ann@example.org row 2" in text  # row 4 repeats row 2 (row 1 is the header)
+    with session_scope(ctx.sessions) as session:
+        rows = {s.email: s.name for s in session.scalars(select(Subscriber))}
+    assert rows == {"ann@example.org": "Ann Last", "bob@example.org": "Bob"}
