@@ -362,3 +362,20 @@ def test_an_import_names_rows_that_repeat_an_address_and_keeps_the_last(
     with session_scope(ctx.sessions) as session:
         rows = {s.email: s.name for s in session.scalars(select(Subscriber))}
     assert rows == {"ann@example.org": "Ann Last", "bob@example.org": "Bob"}
+
+
+def test_the_confirmation_email_greets_the_reader_by_name(
+    client: TestClient, ctx: Context, smtp_server: Any
+) -> None:
+    r = client.post("/subscribe", json={"email": "ada@example.org", "name": "Ada <Lovelace>"})
+    assert r.status_code == 202
+    client.post("/subscribe", json={"email": "anon@example.org"})
+    run_worker(ctx)
+    by_to = {m.rcpt_tos[0]: m.message() for m in smtp_server.handler.wait_for(2)}
+    ada = by_to["ada@example.org"]
+    text = str(ada.get_body(preferencelist=("plain",)).get_content())
+    html = str(ada.get_body(preferencelist=("html",)).get_content())
+    assert "Hello Ada <Lovelace>," in text
+    assert "Hello Ada &lt;Lovelace&gt;," in html  # escaped in HTML
+    anon = str(by_to["anon@example.org"].get_body(preferencelist=("plain",)).get_content())
+    assert "Hello," in anon
