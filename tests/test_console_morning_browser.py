@@ -231,3 +231,68 @@ def test_live_tiles_agree_with_the_table_during_a_send(
         # The table shows the first `per` of the readers: the rest are all it cannot show.
         assert shown_sent <= s["sent"] <= shown_sent + (READERS - per), s
         assert shown_waiting <= s["waiting"] <= shown_waiting + (READERS - per), s
+
+
+def test_phone_width_nav_tiles_settings_and_true_preview_widths(
+    live: tuple[str, Context], editor: dict[str, str]
+) -> None:
+    from fastapi.testclient import TestClient
+    from playwright.sync_api import expect, sync_playwright
+
+    from app.main import create_app
+
+    url, ctx = live
+    add_account(ctx)
+    add_subscribers(ctx, 2)
+    with TestClient(create_app(ctx.settings, context=ctx)) as api:
+        issue = new_issue(api, editor)
+        assert api.post(f"/issues/{issue['id']}/send", headers=editor).status_code == 202
+    with sync_playwright() as pw:
+        browser = _browser(pw)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        sign_in(page, url)
+        # The preview frames are the widths they say, on a desktop and on a phone.
+        for width in (1280, 375):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(f"{url}/editor/issues/{issue['id']}/preview")
+            phone = page.locator("iframe[width='375']")
+            desktop = page.locator("iframe[width='620']")
+            assert phone.evaluate("f => f.clientWidth") == 375
+            assert desktop.evaluate("f => f.clientWidth") == 620
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+        shoot(page, "08-preview-widths")
+        page.set_viewport_size({"width": 375, "height": 900})
+
+        # The tabs scroll to Settings, which is then fully in view, without the fade.
+        page.goto(f"{url}/editor/")
+        nav = page.locator(".nav")
+        nav.evaluate("n => { n.scrollLeft = n.scrollWidth; }")
+        expect(nav).to_have_class("nav at-end")
+        settings_box = nav.get_by_role("link", name="Settings").bounding_box()
+        nav_box = nav.bounding_box()
+        assert settings_box and nav_box
+        assert settings_box["x"] + settings_box["width"] <= nav_box["x"] + nav_box["width"]
+
+        # Tiles wrap inside their row; nothing pokes out of a tile or the page.
+        page.goto(f"{url}/editor/issues/{issue['id']}/results")
+        over = page.evaluate(
+            "() => [...document.querySelectorAll('.tile')]"
+            ".filter(t => t.scrollWidth > t.clientWidth + 1).length"
+        )
+        assert over == 0
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
+
+        # Settings values wrap between words: no value is wider than its box, and a value
+        # with spaces never breaks inside a word (its longest word still fits).
+        page.goto(f"{url}/editor/settings")
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
+        broken = page.evaluate(
+            """() => [...document.querySelectorAll('.facts dd')].filter(dd => {
+                 const s = getComputedStyle(dd);
+                 return s.overflowWrap === 'anywhere' || s.wordBreak === 'break-all'
+                   || dd.scrollWidth > dd.clientWidth + 1;
+               }).map(dd => dd.textContent)"""
+        )
+        assert broken == [], broken
+        shoot(page, "09-settings")
+        browser.close()

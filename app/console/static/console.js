@@ -75,6 +75,16 @@
     if (nav && nav.scrollWidth > nav.clientWidth) {
       nav.scrollLeft = current.offsetLeft - (nav.clientWidth - current.offsetWidth) / 2;
     }
+    // The fade on the right says "more tabs"; at the end of the scroll it goes.
+    var tabs = document.querySelector(".nav");
+    if (tabs) {
+      var fade = function () {
+        tabs.classList.toggle("at-end", tabs.scrollLeft + tabs.clientWidth >= tabs.scrollWidth - 2);
+      };
+      tabs.addEventListener("scroll", fade, { passive: true });
+      window.addEventListener("resize", fade);
+      fade();
+    }
     document.querySelectorAll("textarea[data-live-preview]").forEach(livePreview);
     // Times are typed in UTC; say what that is on the editor's own clock.
     document.querySelectorAll("input[data-utc-hint]").forEach(function (input) {
