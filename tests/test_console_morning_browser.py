@@ -5,6 +5,7 @@ Each test also saves screenshots (375 and 1280 px, light and dark) of the pages 
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from app.context import Context
 from app.models import utcnow
 from tests.console_support import EMAIL, PASSWORD, add_account
-from tests.helpers import add_subscribers, new_issue, run_worker
+from tests.helpers import add_subscribers, deliver_in_thread, new_issue, run_worker
 from tests.smtp_server import SMTPTestServer
 from tests.test_browser import ARGS, CHROMIUM
 
@@ -144,7 +145,10 @@ def test_send_at_their_time_confirms_with_counts(live: tuple[str, Context]) -> N
         page.goto(f"{url}/editor/issues/new")
         page.get_by_label("Issue in Markdown").fill(TEXT)
         page.get_by_role("button", name="Save draft").click()
-        expect(page.get_by_role("status")).to_contain_text("The draft is saved.")
+        # Saved by the button, or into the draft an autosave had just made.
+        expect(page.get_by_role("status")).to_contain_text(
+            re.compile("(draft|changes) (is|are) saved")
+        )
         issue_url = page.url.split("?")[0]
         day = (utcnow() - timedelta(days=1)).date()  # everyone's 06:00 has passed
         page.get_by_label("Day").fill(day.isoformat())
@@ -295,4 +299,95 @@ def test_phone_width_nav_tiles_settings_and_true_preview_widths(
         )
         assert broken == [], broken
         shoot(page, "09-settings")
+        browser.close()
+
+
+def test_first_morning_tour_pages(
+    live: tuple[str, Context], editor: dict[str, str], smtp_server: SMTPTestServer
+) -> None:
+    """Walk the new pages an editor meets on a first morning, and keep their screenshots."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from app.db import session_scope
+    from app.models import Click
+
+    url, ctx = live
+    add_account(ctx)
+    with sync_playwright() as pw:
+        browser = _browser(pw)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        sign_in(page, url)
+        expect(page.get_by_role("heading", name="Your first morning")).to_be_visible()
+        shoot(page, "10-dashboard-checklist")
+
+        # Import with a repeated address, then tick two readers and erase them in bulk.
+        page.goto(f"{url}/editor/subscribers/import")
+        csv_file = SHOTS / "repeat.csv"
+        rows = [f"reader{i}@example.org,Reader {i}" for i in range(12)]
+        csv_file.write_text("email,name\n" + "\n".join([*rows, "reader3@example.org,Renamed"]))
+        page.get_by_label("CSV file").set_input_files(str(csv_file))
+        page.get_by_role("button", name="Import").click()
+        expect(page.get_by_text("Addresses that appear more than once")).to_be_visible()
+        shoot(page, "11-import-repeats")
+        page.goto(f"{url}/editor/subscribers?sort=email")
+        expect(page.locator("[data-total='12']")).to_be_visible()
+        page.get_by_label("Select reader0@example.org").check()
+        page.get_by_label("Select reader1@example.org").check()
+        page.get_by_label("With the selected").select_option("erase")
+        shoot(page, "12-subscribers-bulk")
+        page.get_by_role("button", name="Apply to selected…").click()
+        expect(page.get_by_role("heading", name="Erase 2 subscribers?")).to_be_visible()
+        shoot(page, "13-subscribers-bulk-confirm")
+        page.get_by_role("button", name="Erase 2 subscribers").click()
+        expect(page.locator("[data-total='10']")).to_be_visible()
+
+        # A test copy whose web link opens the signed preview; its preferences say "test".
+        page.goto(f"{url}/editor/issues/new")
+        page.get_by_label("Issue in Markdown").fill(TEXT)
+        page.get_by_role("button", name="Save draft").click()
+        # Saved by the button, or into the draft an autosave had just made.
+        expect(page.get_by_role("status")).to_contain_text(
+            re.compile("(draft|changes) (is|are) saved")
+        )
+        issue_url = page.url.split("?")[0]
+        page.get_by_role("button", name="Send test copy").click()
+        deliver_in_thread(ctx)
+        [copy] = smtp_server.handler.wait_for(1)
+        html = str(copy.message().get_body(preferencelist=("html",)).get_content())
+        web = re.search(r'href="([^"]+/preview/[^"]+)"', html)
+        prefs = re.search(r'href="([^"]+/preferences/[^"]+)"', html)
+        assert web and prefs
+        page.goto(web.group(1))
+        expect(page.get_by_text("not sent yet")).to_be_visible()
+        shoot(page, "14-web-preview")
+        page.goto(prefs.group(1))
+        expect(page.get_by_role("heading", name="This link is from a test copy")).to_be_visible()
+        shoot(page, "15-test-copy-preferences")
+
+        # Duplicate it; the issues list finds both by search.
+        page.goto(issue_url)
+        page.get_by_role("button", name="Duplicate as a new draft").click()
+        expect(page.get_by_role("status")).to_contain_text("next morning")
+        page.goto(f"{url}/editor/issues?q=sign-out")
+        expect(page.locator("table.issues tbody tr")).to_have_count(2)
+        shoot(page, "16-issues-search")
+
+        # Send it; clicks show on the results page and the dashboard.
+        issue_id = int(issue_url.rsplit("/", 1)[1])
+        from fastapi.testclient import TestClient
+
+        from app.main import create_app
+
+        with TestClient(create_app(ctx.settings, context=ctx)) as api:
+            assert api.post(f"/issues/{issue_id}/send", headers=editor).status_code == 202
+        deliver_in_thread(ctx)
+        with session_scope(ctx.sessions) as session:
+            for link, n in (("https://example.org/slm", 7), ("https://example.org/openmath", 3)):
+                session.add_all(Click(issue_id=issue_id, url=link) for _ in range(n))
+        page.goto(f"{url}/editor/")
+        expect(page.get_by_role("heading", name="Clicks on the last issue")).to_be_visible()
+        shoot(page, "17-dashboard-clicks")
+        page.goto(f"{url}/editor/issues/{issue_id}/results")
+        expect(page.locator("[data-tile='clicks']")).to_have_text("10")
+        shoot(page, "18-results-clicks")
         browser.close()

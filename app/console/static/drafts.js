@@ -54,6 +54,7 @@
     var timer = null;
     var busy = false;
     var again = false;
+    var waiting; // the submit held back while the draft is being created
 
     function say(text, problem) {
       if (!status) return;
@@ -111,6 +112,11 @@
             form.setAttribute("action", b.edit_url);
             form.setAttribute("data-autosave", b.autosave_url);
             window.history.replaceState(null, "", b.edit_url);
+            var revisions = document.getElementById("revisions-link");
+            if (revisions) {
+              revisions.setAttribute("href", b.edit_url.replace(/\/edit$/, "/revisions"));
+              revisions.hidden = false;
+            }
           }
           if (b.applied) form.setAttribute("data-base", b.updated_at);
           if (b.version !== undefined && form.elements.version) form.elements.version.value = b.version;
@@ -124,6 +130,12 @@
         })
         .then(function () {
           busy = false;
+          if (waiting !== undefined) {
+            var by = waiting;
+            waiting = undefined;
+            if (by) form.requestSubmit(by); else form.requestSubmit();
+            return;
+          }
           if (again) { again = false; save(); }
         });
     }
@@ -136,6 +148,14 @@
     });
     form.addEventListener("submit", function (event) {
       if (!isLeavingSubmit(event)) return;
+      clearTimeout(timer);
+      if (busy && form.getAttribute("data-draft-key") === "new") {
+        // An autosave is creating this draft right now: wait for it, then save into it
+        // (posting the new-draft form as well would make a second draft).
+        event.preventDefault();
+        waiting = event.submitter || null;
+        return;
+      }
       leaving = true;
       var copy = load(key);
       if (copy) { copy.submitted = true; store(key, copy); }
