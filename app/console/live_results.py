@@ -56,8 +56,13 @@ def snapshot(sessions: sessionmaker[Session], current: Session) -> Iterator[Sess
     try:
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         yield session
-    finally:
+        # Read only: ending it with a commit keeps what was read (no expiry on commit), so
+        # the page can still be drawn from those rows once the connection is back in the pool.
+        session.commit()
+    except BaseException:
         session.rollback()
+        raise
+    finally:
         session.close()
 
 
