@@ -93,3 +93,26 @@ def test_editor_add_names_the_sign_in_address_and_token_list_keeps_tabs(tmp_path
     assert listed.returncode == 0, listed.stderr
     [line] = listed.stdout.splitlines()
     assert line.split("\t")[1:3] == ["scripts", "active"], repr(line)
+
+
+def test_the_migration_log_counts_its_steps_in_order(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from app.db import make_engine
+    from app.migrate import upgrade_head
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    with caplog.at_level(logging.INFO):
+        upgrade_head(engine)
+    engine.dispose()
+    lines = [r.getMessage() for r in caplog.records]
+    steps = [line for line in lines if line.startswith("migration ")]
+    total = len(steps)
+    assert total >= 10
+    assert [s.split(":")[0] for s in steps] == [
+        f"migration {n} of {total}" for n in range(1, total + 1)
+    ]
+    assert steps[0].endswith("initial schema (revision 0001)")
+    assert not any(line.startswith("Running upgrade") for line in lines)
