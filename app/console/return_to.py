@@ -28,8 +28,8 @@ def safe_next(value: str | None) -> str:
     path = parts.path
     if not (path == HOME or path.startswith(HOME)) or "/../" in path or path.endswith("/.."):
         return HOME
-    if path in ("/editor/login", "/editor/logout"):
-        return HOME
+    if path in ("/editor/login", "/editor/logout") or path.endswith((".json", ".html", ".csv")):
+        return HOME  # not a page to land on: a poll, a framed preview or a download
     return path + (f"?{parts.query}" if parts.query else "")
 
 
