@@ -95,14 +95,22 @@ def _setup(
     daemon: bool = False,
     announce: bool = False,
     settings: Settings | None = None,
+    create: bool = False,
 ) -> Context:
-    """Build the context; `announce` logs which embedded defaults are in use (for senders)."""
+    """Build the context; `announce` logs which embedded defaults are in use (for senders).
+
+    Only `create` (serve, migrate, demo) may make a new database or signing key; any other
+    command stops with one line when they are missing.
+    """
     from app.config import announce_defaults
     from app.context import build_context
     from app.logs import configure_logging
     from app.migrate import upgrade_head
 
     settings = settings or _settings(daemon=daemon)
+    if not create:
+        # A daemon (the worker) waits for a database that is down; it is not visited here.
+        _require_set_up(settings, may_upgrade=migrate, connect=not daemon)
     # MORNINGPOST_LOG_FORMAT=json: one object a line, at the level chosen above.
     configure_logging(settings.log_format, level=logging.getLogger().level)
     if announce or daemon:
@@ -111,6 +119,16 @@ def _setup(
     if migrate:
         upgrade_head(ctx.engine)
     return ctx
+
+
+def _require_set_up(settings: Settings, *, may_upgrade: bool, connect: bool) -> None:
+    from app.cli_checks import NotSetUp, check_set_up
+
+    try:
+        check_set_up(settings, may_upgrade=may_upgrade, connect=connect)
+    except NotSetUp as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _fail(exc: DomainError) -> typer.Exit:
@@ -155,7 +173,7 @@ def demo() -> None:
             key_file.chmod(0o600)
         overrides["secret_keys"] = [key_file.read_text().strip()]
     settings = real.model_copy(update=overrides)
-    ctx = _setup(migrate=True, settings=settings)
+    ctx = _setup(migrate=True, settings=settings, create=True)
     with session_scope(ctx.sessions) as session:
         issue_id, recipients = load_demo(session, ctx.renderer, utcnow())
     _deliver(ctx, [issue_id])
@@ -300,7 +318,7 @@ def serve(
     from app.logs import uvicorn_log_config
     from app.main import create_app
 
-    ctx = _setup(migrate=True, daemon=True)
+    ctx = _setup(migrate=True, daemon=True, create=True)
     follow_listen_address(ctx.settings, host, port)  # links follow --host/--port unless set
     app = create_app(ctx.settings, context=ctx)
     log_config = uvicorn_log_config(ctx.settings.log_format)
@@ -377,7 +395,7 @@ def bounces(
 @cli.command(rich_help_panel=ADMIN)
 def migrate() -> None:
     """Apply database migrations (alembic upgrade head)."""
-    ctx = _setup(migrate=True)
+    ctx = _setup(migrate=True, create=True)
     out.print("database is at the latest migration")
     ctx.close()
 
@@ -428,7 +446,8 @@ def editor_token_list() -> None:
                 f"expires {row.expires_at:%Y-%m-%d}" if row.expires_at else "no expiry",
                 f"used {row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never used",
             ]
-            out.print("\t".join(cells), highlight=False, markup=False)
+            # Plain echo: rich would expand the tabs, and `cut -f` needs them.
+            typer.echo("\t".join(cells))
     ctx.close()
 
 

@@ -18,6 +18,7 @@ editor_cli = typer.Typer(help="Editor accounts for the web console.", no_args_is
 
 
 def _context() -> Context:
+    from app.cli_checks import NotSetUp, check_set_up
     from app.config import ConfigError, load_settings
     from app.context import build_context
     from app.migrate import upgrade_head
@@ -26,6 +27,11 @@ def _context() -> Context:
         settings = load_settings()
     except ConfigError as exc:
         typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        check_set_up(settings, may_upgrade=True)  # never creates a database or a key
+    except NotSetUp as exc:
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     ctx = build_context(settings)
     upgrade_head(ctx.engine)
@@ -51,6 +57,12 @@ def editor_add(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
+    host: Annotated[
+        str, typer.Option(help="The --host you give `serve` (for the sign-in address).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(help="The --port you give `serve` (for the sign-in address).")
+    ] = 8000,
 ) -> None:
     """Create an editor who can sign in to the console (asks for the password twice)."""
     from app.console.accounts import add_editor, check_password_rules
@@ -73,7 +85,12 @@ def editor_add(
         raise typer.Exit(1) from None
     finally:
         ctx.close()
-    typer.echo(f"editor {address} added; sign in at {ctx.settings.base_url}/editor/")
+    # The address `serve` will use: BASE_URL when set, else the --host/--port it listens on.
+    base = ctx.settings.base_url
+    if "base_url" not in ctx.settings.model_fields_set:
+        shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, host)
+        base = f"http://{shown}:{port}"
+    typer.echo(f"editor {address} added; sign in at {base}/editor/")
 
 
 @editor_cli.command("list")

@@ -38,6 +38,7 @@ from app.web.cache import CachedPages, PageCache, Recent
 from app.web.headers import SecurityHeaders, TrustedHosts
 from app.web.limits import RequestLimits
 from app.web.pages import error_page, static_files
+from app.web.preview import router as preview_router
 from app.web.reading import router as reading_router
 from app.web.routes import probes as probes_router
 from app.web.routes import router as web_router
@@ -94,6 +95,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.include_router(probes_router)  # /healthz, /robots.txt: matched first, asked most
     app.include_router(reading_router)  # home, archive, feed: before any catch-all path
     app.include_router(web_router)
+    app.include_router(preview_router)  # signed previews of unsent issues (test copies)
     app.include_router(issues_router)
     app.include_router(tags_router)  # POST /subscribers/tags before /subscribers/{id}
     app.include_router(subscribers_router)

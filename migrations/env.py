@@ -44,6 +44,8 @@ def _run(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite can only ALTER through table copies
         compare_type=True,
+        # The caller's own log of each step (app.migrate numbers them in order).
+        on_version_apply=config.attributes.get("on_version_apply", []),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -45,7 +45,7 @@ def test_bearer_token_does_not_open_the_console(
 ) -> None:
     resp = client.get("/editor/issues", headers=editor, follow_redirects=False)
     assert resp.status_code == 303
-    assert resp.headers["location"] == "/editor/login"
+    assert resp.headers["location"] == "/editor/login?next=/editor/issues"
     # …and it keeps working for the API.
     assert client.get("/issues", headers=editor).status_code == 200
 

@@ -6,7 +6,7 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.addresses import normalize_email
@@ -41,25 +41,32 @@ class RecipientRow:
     updated_at: datetime
 
 
-def count_recipients(session: Session, now: datetime) -> int:
-    """Count who a send started now would go to: active, not paused, not suppressed.
-
-    The same conditions as the ledger's freeze_recipients, so the confirmation page states the
-    number the send will freeze (give or take sign-ups in between).
-    """
+def _receives(now: datetime) -> list[ColumnElement[bool]]:
+    # The same conditions as the ledger's freeze_recipients, so a confirmation page states the
+    # number the send will freeze (give or take sign-ups in between).
     suppressed = exists().where(Suppression.email_hash == Subscriber.email_hash)
+    return [
+        Subscriber.status == SubscriberStatus.active,
+        or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now),
+        ~suppressed,
+    ]
+
+
+def count_recipients(session: Session, now: datetime) -> int:
+    """Count who a send started now would go to: active, not paused, not suppressed."""
     return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Subscriber)
-            .where(
-                Subscriber.status == SubscriberStatus.active,
-                or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now),
-                ~suppressed,
-            )
-        )
-        or 0
+        session.scalar(select(func.count()).select_from(Subscriber).where(*_receives(now))) or 0
     )
+
+
+def recipients_by_zone(session: Session, now: datetime) -> dict[str, int]:
+    """Count who a send started now would go to, per time zone (for a local-time send)."""
+    rows = session.execute(
+        select(Subscriber.timezone, func.count())
+        .where(*_receives(now))
+        .group_by(Subscriber.timezone)
+    ).all()
+    return {str(zone): int(n) for zone, n in rows}
 
 
 def issues_in(session: Session, statuses: tuple[IssueStatus, ...], limit: int = 20) -> list[Issue]:
@@ -154,3 +161,84 @@ def subscribers_csv(session: Session) -> str:
             )
         )
     return buf.getvalue()
+
+
+def _csv_safe(value: str) -> str:
+    # A name typed by a reader opens in a spreadsheet: a leading = + - @ would run as a formula.
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+ISSUES_PAGE = 200
+
+
+def find_issues(
+    session: Session, *, q: str = "", status: str = "", limit: int = ISSUES_PAGE
+) -> list[Issue]:
+    """Return issues newest first, matching words of the subject or slug and a status."""
+    query = select(Issue).order_by(Issue.id.desc()).limit(limit)
+    if status:
+        if status not in IssueStatus.__members__:
+            raise InvalidInput(f"Unknown status {status!r}.")
+        query = query.where(Issue.status == status)
+    for word in q.split()[:8]:
+        query = query.where(
+            or_(
+                func.lower(Issue.subject).contains(word.lower(), autoescape=True),
+                Issue.slug.contains(word.lower(), autoescape=True),
+            )
+        )
+    return list(session.scalars(query))
+
+
+SUBSCRIBER_SORTS = {
+    "newest": (Subscriber.id.desc(),),
+    "oldest": (Subscriber.id.asc(),),
+    "email": (Subscriber.email.asc(), Subscriber.id.asc()),
+    "name": (func.lower(Subscriber.name).asc(), Subscriber.email.asc()),
+}
+
+
+@dataclass(frozen=True)
+class SubscriberTable:
+    """One sorted page of subscribers and how many match in all."""
+
+    rows: list[Subscriber]
+    total: int
+    page: int
+    pages: int
+
+
+def subscriber_table(
+    session: Session, *, status: str, q: str, sort: str, page: int, per: int = 50
+) -> SubscriberTable:
+    """Return one page of subscribers in the chosen order, with the count of all that match."""
+    conditions: list[ColumnElement[bool]] = []
+    if status:
+        conditions.append(Subscriber.status == status)
+    if q.strip():
+        needle = q.strip().lower()
+        conditions.append(
+            or_(
+                Subscriber.email.contains(needle, autoescape=True),
+                func.lower(Subscriber.name).contains(needle, autoescape=True),
+            )
+        )
+    total = int(
+        session.scalar(select(func.count()).select_from(Subscriber).where(*conditions)) or 0
+    )
+    pages = max(1, -(-total // per))
+    page = min(max(1, page), pages)
+    order = SUBSCRIBER_SORTS.get(sort, SUBSCRIBER_SORTS["newest"])
+    rows = session.scalars(
+        select(Subscriber).where(*conditions).order_by(*order).offset((page - 1) * per).limit(per)
+    )
+    return SubscriberTable(list(rows), total, page, pages)
+
+
+def subscribers_by_id(session: Session, ids: list[int]) -> list[Subscriber]:
+    """Return the subscribers with these ids (unknown ids are left out), by address."""
+    if not ids:
+        return []
+    return list(
+        session.scalars(select(Subscriber).where(Subscriber.id.in_(ids)).order_by(Subscriber.email))
+    )

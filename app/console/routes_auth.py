@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from app.console.accounts import verify_login
+from app.console.kept_text import MARKDOWN_MAX, after_sign_in
 from app.console.login_limits import LoginVerdict, check_login
+from app.console.return_to import safe_next
 from app.console.sessions import (
     ABSOLUTE,
     end_session,
@@ -47,11 +49,14 @@ def _same_origin(request: Request) -> bool:
 
 
 @router.get("/login")
-def login_form(request: Request, session: SessionDep) -> Response:
-    """Show the sign-in form (or go to the dashboard when already signed in)."""
+def login_form(
+    request: Request, session: SessionDep, next: Annotated[str, Query(max_length=2000)] = ""
+) -> Response:
+    """Show the sign-in form (or go where the editor asked for when already signed in)."""
+    target = safe_next(next)
     if load_session(session, request.cookies.get(cookie_name(request)), utcnow()) is not None:
-        return redirect(f"{PREFIX}/")
-    return render(request, "login.html", email="", error=None)
+        return redirect(target)
+    return render(request, "login.html", email="", error=None, next=target)
 
 
 async def login_gate(
@@ -78,21 +83,25 @@ def login(
     decision: Annotated[LoginVerdict, Depends(login_gate)],
     email: Annotated[str, Form(max_length=400)] = "",
     password: Annotated[str, Form(max_length=2000)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+    markdown: Annotated[str | None, Form(max_length=MARKDOWN_MAX)] = None,
 ) -> Response:
-    """Check the password; on success set the session cookie and go to the dashboard."""
+    """Check the password; on success set the session cookie and go where the editor was."""
     now = utcnow()
     if not decision.allowed:
         minutes = max(1, round(decision.retry_after / 60))
         error = f"Too many sign-in attempts. Please wait about {minutes} min and try again."
-        locked = render(request, "login.html", status_code=429, email=email, error=error)
+        locked = render(
+            request, "login.html", status_code=429, email=email, error=error, next=safe_next(next)
+        )
         locked.headers["Retry-After"] = str(decision.retry_after)
         return locked
     editor = verify_login(session, email, password, now)
     if editor is None:
-        return render(request, "login.html", status_code=401, email=email, error=WRONG)
+        return _wrong(request, email, next, markdown)
     prune_sessions(session, now)  # sign-ins are rare: a good moment to drop stale sessions
     raw = start_session(session, editor, now)
-    response = redirect(f"{PREFIX}/")
+    response = redirect(after_sign_in(session, editor.id, next, markdown, now))
     response.set_cookie(
         cookie_name(request),
         raw,
@@ -103,6 +112,23 @@ def login(
         samesite="lax",
     )
     return response
+
+
+def _wrong(request: Request, email: str, next: str, markdown: str | None) -> Response:
+    # A wrong password on the session-ended page keeps the text on that page.
+    if markdown is not None:
+        return render(
+            request,
+            "session_ended.html",
+            status_code=401,
+            email=email,
+            error=WRONG,
+            next=safe_next(next),
+            markdown=markdown,
+        )
+    return render(
+        request, "login.html", status_code=401, email=email, error=WRONG, next=safe_next(next)
+    )
 
 
 @router.post("/logout")

@@ -8,8 +8,18 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.console import settings_view
-from app.console.queries import count_recipients, issue_recipients, issues_in
-from app.console.web import PREFIX, ConsoleRoute, EditorDep, SessionDep, render, signed_in
+from app.console.getting_started import checklist
+from app.console.live_results import PER_PAGE, PER_PAGE_MAX, read_results, snapshot
+from app.console.queries import count_recipients, issues_in
+from app.console.web import (
+    PREFIX,
+    ConsoleRoute,
+    EditorDep,
+    SessionDep,
+    render,
+    signed_in,
+    templates,
+)
 from app.deps import ContextDep
 from app.issues import service
 from app.models import DeliveryStatus, IssueStatus, utcnow
@@ -27,14 +37,18 @@ FINISHED = (IssueStatus.sent, IssueStatus.cancelled)
 
 
 @router.get("/")
-def dashboard(request: Request, session: SessionDep, _: EditorDep) -> Response:
-    """Show scheduled sends, sends in progress and the last finished ones."""
+def dashboard(request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep) -> Response:
+    """Show the first steps, scheduled sends, sends in progress and the last finished ones."""
     running = [(i, service.stats(session, i.id)) for i in issues_in(session, IN_PROGRESS)]
     finished = [(i, service.stats(session, i.id)) for i in issues_in(session, FINISHED, 5)]
+    steps = checklist(session, ctx.settings)
     return render(
         request,
         "dashboard.html",
         section="dashboard",
+        steps=steps if not all(s.done for s in steps) else [],
+        steps_done=sum(s.done for s in steps),
+        last=finished[0] if finished else None,
         scheduled=issues_in(session, (IssueStatus.scheduled,)),
         running=running,
         finished=finished,
@@ -72,28 +86,70 @@ def progress(
 def results(
     issue_id: int,
     request: Request,
-    session: SessionDep,
+    ctx: ContextDep,
+    current: SessionDep,
     _: EditorDep,
     status: Annotated[str, Query(max_length=16)] = "",
     q: Annotated[str, Query(max_length=320)] = "",
     after: Annotated[str, Query(max_length=20)] = "",
+    per: Annotated[int, Query(ge=1, le=PER_PAGE_MAX)] = PER_PAGE,
 ) -> Response:
-    """Show an issue's counts, bounces, alerts and its recipients (searchable, paged)."""
-    issue = service.get_issue(session, issue_id)
-    rows, next_cursor = issue_recipients(session, issue_id, status=status or None, q=q, after=after)
+    """Show an issue's counts, bounces, alerts and its recipients (searchable, paged, live)."""
+    with snapshot(ctx.sessions, current) as session:
+        issue = service.get_issue(session, issue_id)
+        view = read_results(session, issue_id, status=status, q=q, after=after, per=per)
     return render(
         request,
         "results.html",
         section="issues",
         issue=issue,
-        stats=service.stats(session, issue_id),
-        rows=rows,
-        next_cursor=next_cursor,
+        stats=view.stats,
+        view=view,
+        rows=view.rows,
+        next_cursor=view.next_cursor,
         status=status,
         q=q,
         after=after,
+        per=per,
         statuses=[s.value for s in DeliveryStatus],
         notice="The send has started." if request.query_params.get("done") == "sending" else None,
+    )
+
+
+@router.get("/issues/{issue_id}/results.json")
+def results_live(
+    issue_id: int,
+    request: Request,
+    ctx: ContextDep,
+    current: SessionDep,
+    _: EditorDep,
+    status: Annotated[str, Query(max_length=16)] = "",
+    q: Annotated[str, Query(max_length=320)] = "",
+    after: Annotated[str, Query(max_length=20)] = "",
+    per: Annotated[int, Query(ge=1, le=PER_PAGE_MAX)] = PER_PAGE,
+) -> JSONResponse:
+    """Return the tiles, the bar and the table of the results page from one reading."""
+    with snapshot(ctx.sessions, current) as session:
+        issue = service.get_issue(session, issue_id)
+        view = read_results(session, issue_id, status=status, q=q, after=after, per=per)
+    st = view.stats
+    parts = templates.get_template("_results_live.html").module
+    return JSONResponse(
+        {
+            "status": st["status"],
+            "progress": {
+                "recipients": st["recipients"],
+                "done": view.done,
+                "sent": st["sent"],
+                "failed": st["failed"],
+                "rate_per_second": st["rate_per_second"],
+                "eta_seconds": st["eta_seconds"],
+                "pause_reason": st["pause_reason"],
+            },
+            "tiles": str(parts.tiles(view)),  # type: ignore[attr-defined]
+            "rows": str(parts.rows(view.rows)),  # type: ignore[attr-defined]
+            "clicks": str(parts.clicks(issue, st["clicks"])),  # type: ignore[attr-defined]
+        }
     )
 
 

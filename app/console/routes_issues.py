@@ -6,14 +6,16 @@ from datetime import timedelta
 from html import escape
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from app.console import block_form
+from app.console.kept_text import MARKDOWN_MAX
 from app.console.preflight_view import checklist
+from app.console.queries import find_issues
 from app.console.web import (
     PREFIX,
     ConsoleRoute,
@@ -28,8 +30,11 @@ from app.context import Context
 from app.deps import ContextDep
 from app.errors import DomainError, PreconditionFailed
 from app.issues import service
+from app.issues.duplicate import copy_subject, next_edition_blocks
 from app.issues.markdown_format import issue_to_markdown, parse_issue_markdown
+from app.issues.revisions import get_revision, record_revision
 from app.issues.schemas import IssueIn, IssuePatch
+from app.issues.summary import issue_date_text
 from app.models import Issue, IssueStatus, utcnow
 from app.rendering.blocks import BLOCK_TYPES, parse_blocks
 from app.rendering.compile import QR_CID
@@ -41,7 +46,6 @@ router = APIRouter(
     dependencies=[Depends(signed_in)],
 )
 
-MARKDOWN_MAX = 500_000
 NOTICES = {
     "created": "The draft is saved.",
     "saved": "Your changes are saved.",
@@ -54,6 +58,7 @@ NOTICES = {
     "resumed": "The send continues where it stopped.",
     "cancelled": "The send is cancelled; unsent copies will not go out.",
     "deleted": "The draft is deleted.",
+    "duplicated": "A new draft from that issue, its masthead dated the next morning.",
 }
 NEW_ISSUE = """---
 subject: The AI Morning Post
@@ -82,17 +87,52 @@ def _notice(request: Request) -> str | None:
 
 
 @router.get("")
-def issue_list(request: Request, session: SessionDep, _: EditorDep) -> Response:
-    """List every issue, newest first."""
-    issues = service.list_issues(session)
-    return render(request, "issues.html", section="issues", issues=issues, notice=_notice(request))
+def issue_list(
+    request: Request,
+    session: SessionDep,
+    _: EditorDep,
+    q: Annotated[str, Query(max_length=200)] = "",
+    status: Annotated[str, Query(max_length=16)] = "",
+) -> Response:
+    """List issues newest first, with their masthead date and slug; search and filter."""
+    issues = find_issues(session, q=q, status=status)
+    return render(
+        request,
+        "issues.html",
+        section="issues",
+        issues=issues,
+        dates={i.id: issue_date_text(i.blocks) for i in issues},
+        q=q,
+        status=status,
+        statuses=[s.value for s in IssueStatus],
+        notice=_notice(request),
+    )
+
+
+KEPT = "This is the text you were writing when your session ended, back in the form."
+UNSAVED_REVISION = "A revision's text, back in the form: it saves as you type or with Save."
 
 
 @router.get("/new")
-def new_issue(request: Request, _: EditorDep) -> Response:
-    """Show an empty Markdown editor with a small sample to start from."""
+def new_issue(
+    request: Request,
+    session: SessionDep,
+    _: EditorDep,
+    revision: Annotated[int | None, Query()] = None,
+) -> Response:
+    """Show an empty Markdown editor with a small sample (or text kept when a session ended)."""
+    markdown, notice = NEW_ISSUE, None
+    if revision is not None:
+        markdown, notice = get_revision(session, None, revision).markdown, KEPT
     return render(
-        request, "issue_edit.html", section="issues", issue=None, markdown=NEW_ISSUE, error=None
+        request,
+        "issue_edit.html",
+        section="issues",
+        issue=None,
+        markdown=markdown,
+        error=None,
+        notice=notice,
+        kept=revision is not None,
     )
 
 
@@ -101,12 +141,13 @@ def create_issue(
     request: Request,
     session: SessionDep,
     ctx: ContextDep,
-    _: EditorDep,
+    editor: EditorDep,
     markdown: Annotated[str, Form(max_length=MARKDOWN_MAX)] = "",
 ) -> Response:
     """Create a draft from the Markdown text; a mistake comes back with the line named."""
     try:
         issue = service.create_issue(session, parse_issue_markdown(markdown), ctx.renderer)
+        record_revision(session, issue.id, editor.editor_id, markdown, "save", utcnow())
     except DomainError as exc:
         session.rollback()
         return render(
@@ -196,17 +237,30 @@ def show_issue(
 
 
 @router.get("/{issue_id}/edit")
-def edit_issue(issue_id: int, request: Request, session: SessionDep, _: EditorDep) -> Response:
-    """Show the Markdown editor for a draft or scheduled issue."""
+def edit_issue(
+    issue_id: int,
+    request: Request,
+    session: SessionDep,
+    _: EditorDep,
+    revision: Annotated[int | None, Query()] = None,
+) -> Response:
+    """Show the Markdown editor for a draft or scheduled issue (or a revision's text in it)."""
     issue = _issue_or_404(session, issue_id)
+    markdown, notice = issue_to_markdown(issue), _notice(request)
+    if revision is not None:
+        row = get_revision(session, issue_id, revision)
+        markdown = row.markdown
+        notice = KEPT if row.source == "stash" else UNSAVED_REVISION
     return render(
         request,
         "issue_edit.html",
         section="issues",
         issue=issue,
-        markdown=issue_to_markdown(issue),
+        markdown=markdown,
         version=issue.version,
         error=None,
+        notice=notice,
+        kept=revision is not None,
     )
 
 
@@ -221,7 +275,7 @@ def save_issue(
     request: Request,
     session: SessionDep,
     ctx: ContextDep,
-    _: EditorDep,
+    editor: EditorDep,
     markdown: Annotated[str, Form(max_length=MARKDOWN_MAX)] = "",
     version: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
@@ -238,6 +292,7 @@ def save_issue(
         service.update_issue(
             session, issue_id, patch, ctx.renderer, if_version=_form_version(version)
         )
+        record_revision(session, issue_id, editor.editor_id, markdown, "save", utcnow())
     except DomainError as exc:
         session.rollback()
         issue = _issue_or_404(session, issue_id)
@@ -263,10 +318,14 @@ def duplicate_issue(issue_id: int, session: SessionDep, ctx: ContextDep, _: Edit
     source = _issue_or_404(session, issue_id)
     copy = service.create_issue(
         session,
-        IssueIn(subject=source.subject, preheader=source.preheader, blocks=source.blocks),
+        IssueIn(
+            subject=copy_subject(source.subject),
+            preheader=source.preheader,
+            blocks=next_edition_blocks(source.blocks),
+        ),
         ctx.renderer,
     )
-    return redirect(f"{PREFIX}/issues/{copy.id}/edit")
+    return redirect(f"{PREFIX}/issues/{copy.id}/edit?done=duplicated")
 
 
 @router.get("/{issue_id}/preview")

@@ -7,7 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from app.console.queries import find_suppression, subscriber_deliveries, subscribers_csv
+from app.console.queries import (
+    SUBSCRIBER_SORTS,
+    find_suppression,
+    subscriber_deliveries,
+    subscriber_table,
+    subscribers_csv,
+)
 from app.console.web import PREFIX, ConsoleRoute, EditorDep, SessionDep, redirect, render, signed_in
 from app.errors import DomainError, InvalidInput
 from app.models import SubscriberStatus, utcnow
@@ -29,8 +35,16 @@ NOTICES = {
     "erased": "The subscriber's data is erased; the address stays suppressed.",
     "suppressed": "The address is on the suppression list.",
     "lifted": "The suppression is lifted; the address can sign up again.",
+    "bulk-unsubscribe": "The selected subscribers are unsubscribed.",
+    "bulk-erase": "The selected subscribers are erased; their addresses stay suppressed.",
 }
 STATUSES = [s.value for s in SubscriberStatus]
+SORT_LABELS = {
+    "newest": "Newest first",
+    "oldest": "Oldest first",
+    "email": "Email A–Z",
+    "name": "Name A–Z",
+}
 
 
 def _notice(request: Request) -> str | None:
@@ -55,22 +69,27 @@ def subscriber_list(
     _: EditorDep,
     status: Annotated[str, Query(max_length=16)] = "",
     q: Annotated[str, Query(max_length=320)] = "",
-    cursor: Annotated[str, Query(max_length=20)] = "",
+    sort: Annotated[str, Query(max_length=16)] = "newest",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
-    """Search and filter subscribers, one page at a time."""
-    wanted = SubscriberStatus(status) if status in STATUSES else None
-    rows, next_cursor = subscribers.list_subscribers(
-        session, status=wanted, q=q or None, cursor=cursor or None, limit=50
+    """Search, filter and sort subscribers, with the total and bulk actions."""
+    table = subscriber_table(
+        session,
+        status=status if status in STATUSES else "",
+        q=q,
+        sort=sort if sort in SUBSCRIBER_SORTS else "newest",
+        page=page,
     )
     return render(
         request,
         "subscribers.html",
         section="subscribers",
-        rows=rows,
-        next_cursor=next_cursor,
+        table=table,
+        rows=table.rows,
         status=status,
         q=q,
-        cursor=cursor,
+        sort=sort,
+        sorts=SORT_LABELS,
         statuses=STATUSES,
         notice=_notice(request),
     )

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from app.console.local_plan import local_plan
 from app.console.queries import count_recipients
 from app.console.routes_issues import issue_page
 from app.console.web import (
@@ -122,14 +123,48 @@ def send_local(
     """Send at a wall-clock time in each reader's own time zone on a day."""
 
     def run() -> None:
-        try:
-            wall = time.fromisoformat(local_time)
-            day = date.fromisoformat(local_date)
-        except ValueError:
-            raise InvalidInput("Give a time like 06:00 and a day like 2026-12-01.") from None
+        wall, day = _wall_and_day(local_time, local_date)
         service.send_issue(session, issue_id, None, utcnow(), ctx.renderer, local=(wall, day))
 
     return _act(request, session, ctx, issue_id, "local", run)
+
+
+def _wall_and_day(local_time: str, local_date: str) -> tuple[time, date]:
+    try:
+        return time.fromisoformat(local_time), date.fromisoformat(local_date)
+    except ValueError:
+        raise InvalidInput("Give a time like 06:00 and a day like 2026-12-01.") from None
+
+
+@router.get("/{issue_id}/send-local")
+def confirm_send_local(
+    issue_id: int,
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+    _: EditorDep,
+    local_time: Annotated[str, Query(max_length=8)] = "",
+    local_date: Annotated[str, Query(max_length=10)] = "",
+) -> Response:
+    """Ask before a local-time send: how many get it now, how many later, first and last moment."""
+    issue = service.get_issue(session, issue_id)
+    now = utcnow()
+    try:
+        wall, day = _wall_and_day(local_time, local_date)
+    except DomainError as exc:
+        return issue_page(request, session, ctx, issue_id, error=exc.message, status=exc.status)
+    findings = service.pre_send_check(ctx.renderer, issue)
+    plan = local_plan(session, wall, day, ctx.settings.default_timezone, now)
+    return render(
+        request,
+        "issue_send_local.html",
+        section="issues",
+        issue=issue,
+        plan=plan,
+        now=now,
+        findings=findings,
+        blocked=any(f.level == "error" for f in findings) or issue.status != IssueStatus.draft,
+    )
 
 
 @router.get("/{issue_id}/send")

@@ -6,7 +6,9 @@ from fastapi import FastAPI
 
 from app.console import (
     routes_auth,
+    routes_bulk,
     routes_dashboard,
+    routes_drafts,
     routes_feeds,
     routes_issues,
     routes_media,
@@ -22,8 +24,10 @@ def install_console(app: FastAPI) -> None:
     app.mount(f"{PREFIX}/static", console_static(), name="console-static")
     app.include_router(routes_auth.router)
     app.include_router(routes_dashboard.router)
+    app.include_router(routes_drafts.router)
     app.include_router(routes_issues.router)
     app.include_router(routes_sending.router)
+    app.include_router(routes_bulk.router)
     app.include_router(routes_people.router)
     app.include_router(routes_feeds.router)
     app.include_router(routes_media.router)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.console.return_to import asked_for, form_page_of, login_url
 from app.console.sessions import SignedIn, load_session
 from app.deps import get_session
 from app.errors import DomainError
@@ -67,6 +68,12 @@ class CsrfRefused(DomainError):
     code = "csrf"
 
 
+class SessionEnded(CsrfRefused):
+    """A post from a page whose session has ended: the text is kept and sign-in offered."""
+
+    code = "session_ended"
+
+
 def cookie_name(request: Request) -> str:
     """Return the session cookie's name (the __Host- one on https)."""
     return SECURE_COOKIE if is_https(request) else COOKIE
@@ -98,7 +105,7 @@ async def signed_in(
     """
     if editor is None:
         if request.method not in SAFE_METHODS:
-            raise CsrfRefused("Your session has ended; sign in again and repeat the action.")
+            raise SessionEnded("Your session has ended; sign in again and repeat the action.")
         raise SignInRequired()
     if request.method not in SAFE_METHODS:
         given = request.headers.get(CSRF_HEADER)
@@ -178,7 +185,9 @@ class ConsoleRoute(APIRoute):
             try:
                 return await handler(request)
             except SignInRequired:
-                return redirect(f"{PREFIX}/login")
+                return redirect(login_url(asked_for(request)))
+            except SessionEnded as exc:
+                return await session_ended_page(request, exc)
             except DomainError as exc:
                 title = TITLES.get(exc.status, "Something went wrong")
                 page = render(
@@ -188,6 +197,26 @@ class ConsoleRoute(APIRoute):
                 return page
 
         return console_handler
+
+
+async def session_ended_page(request: Request, exc: SessionEnded) -> Response:
+    """Answer a post whose session ended: JSON for scripts, else sign-in with the text kept."""
+    back = form_page_of(request.url.path, request.headers.get("referer"))
+    if "application/json" in request.headers.get("accept", ""):
+        body = {"error": exc.code, "message": exc.message, "sign_in": login_url(back)}
+        return JSONResponse(body, status_code=exc.status)
+    form = await request.form()
+    markdown = form.get("markdown")
+    page = render(
+        request,
+        "session_ended.html",
+        status_code=exc.status,
+        next=back,
+        markdown=markdown if isinstance(markdown, str) else None,
+        email="",
+        error=None,
+    )
+    return page
 
 
 def console_static() -> StaticFiles:

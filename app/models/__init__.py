@@ -16,6 +16,7 @@ from app.models.feed import Feed, FeedItem
 from app.models.insight import Click, Heartbeat, Webhook, WebhookDelivery, WebhookDeliveryStatus
 from app.models.issue import FrozenIssue, Issue, IssueStatus
 from app.models.page_stamp import PageStamp
+from app.models.revision import IssueRevision
 from app.models.subscriber import Subscriber, SubscriberStatus, Suppression
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "FrozenIssue",
     "Heartbeat",
     "Issue",
+    "IssueRevision",
     "IssueStatus",
     "OutboxKind",
     "OutboxMessage",

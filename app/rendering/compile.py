@@ -120,9 +120,11 @@ class Renderer:
         extra = htmlpost.meta_tags(og) + f'<link rel="canonical" href="{escape(ctx["web_url"])}">'
         return self._html("issue.mjml", ctx, head=extra)
 
-    def confirmation_email(self, *, confirm_url: str) -> CompiledEmail:
-        """Render the double opt-in email with one button to confirm_url."""
+    def confirmation_email(self, *, confirm_url: str, reader_name: str = "") -> CompiledEmail:
+        """Render the double opt-in email with one button to confirm_url (greeting by name)."""
         name = self.settings.newsletter_name
+        # One line, no control characters: the name is the reader's own typing.
+        reader = " ".join(reader_name.split())[:100]
         subject = f"Confirm your subscription to {name}"
         preheader = f"One click and {name} arrives every morning."
         ctx = {
@@ -132,12 +134,13 @@ class Renderer:
             "tagline": self.settings.newsletter_tagline,
             "confirm_url": confirm_url,
             "postal_address": self.settings.postal_address,
+            "reader_name": reader,
         }
         html = self._html("confirm.mjml", ctx)
         text = "\n\n".join(
             [
                 heading(subject, "="),
-                "Hello,",
+                f"Hello {reader}," if reader else "Hello,",
                 wrap(
                     f"Someone, hopefully you, asked to receive {name} at this address. "
                     "Please confirm your subscription by opening this link:"

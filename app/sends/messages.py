@@ -19,6 +19,7 @@ from sqlalchemy import select
 from app.context import Context
 from app.db import OnThread
 from app.models import Issue, utcnow
+from app.rendering.preview_link import with_preview_link
 from app.sends.compose import PreparedMessage, delivery_bytes, envelope_sender
 from app.sends.dkim import DkimSigner, feedback_id
 from app.sends.store.frozen import frozen_content
@@ -110,6 +111,10 @@ class MessageCache:
             )
             if test:
                 compiled = replace(compiled, subject=f"[TEST] {compiled.subject}")
+                # Its "Read on the web" opens a signed preview: the archive has no page yet.
+                compiled = with_preview_link(
+                    compiled, self.settings.base_url, row.slug, self.settings.secret_keys, issue_id
+                )
             headers = {"Feedback-ID": feedback_id(issue_id, self.settings)}
             return PreparedMessage.build(compiled, self.settings, extra_headers=headers)
 

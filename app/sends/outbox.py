@@ -175,9 +175,14 @@ class OutboxSender:
         else:
             token = tokens.confirm_token(sub_id, claim.to_address)
             url = f"{self.settings.base_url}/confirm/{token}"
+            reader = await self.db(
+                lambda s: s.scalar(select(Subscriber.name).where(Subscriber.id == sub_id))
+            )
 
             def render() -> PreparedMessage:
-                compiled = self.ctx.renderer.confirmation_email(confirm_url=url)
+                compiled = self.ctx.renderer.confirmation_email(
+                    confirm_url=url, reader_name=reader or ""
+                )
                 return PreparedMessage.build(compiled, self.settings, list_headers=False)
 
             prepared = await asyncio.to_thread(render)

@@ -40,6 +40,15 @@ class Rejected:
 
 
 @dataclass
+class Repeated:
+    """A row whose address an earlier row of the same file already had: the later one wins."""
+
+    row: int
+    email: str
+    first_row: int
+
+
+@dataclass
 class ImportSummary:
     """What an import did; `rejected` keeps the first REJECTED_LIMIT rows, the count has all."""
 
@@ -49,6 +58,20 @@ class ImportSummary:
     rejected_count: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     rows: int = 0
+    repeated_count: int = 0
+    repeated: list[Repeated] = field(default_factory=list)
+    # Where each address of the file first appeared (only addresses, for this one import).
+    _first_row: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def repeat_of(self, row: int, email: str) -> int | None:
+        """Return the earlier row with this address (noting the repeat), or None for a first."""
+        first = self._first_row.setdefault(email, row)
+        if first == row:
+            return None
+        self.repeated_count += 1
+        if len(self.repeated) < REJECTED_LIMIT:
+            self.repeated.append(Repeated(row=row, email=email, first_row=first))
+        return first
 
     def reject(self, row: int, email: str, reason: str) -> None:
         """Count a rejected row, keeping its detail while the list is short."""
@@ -68,6 +91,10 @@ class ImportSummary:
                 {"row": r.row, "email": r.email, "reason": r.reason} for r in self.rejected
             ],
             "rows": self.rows,
+            "repeated_count": self.repeated_count,
+            "repeated": [
+                {"row": r.row, "email": r.email, "first_row": r.first_row} for r in self.repeated
+            ],
         }
 
 
@@ -211,6 +238,9 @@ def _apply_chunk(
             summary.reject(r.number, r.raw_email, "suppressed")
             continue
         row = existing.get(r.email)
+        # The same address again in this file is named in the summary; it goes through the
+        # branches below like any row, so the last row's name and time zone win.
+        summary.repeat_of(r.number, r.email)
         if row is None:
             row = Subscriber(
                 email=r.email,

@@ -1,7 +1,7 @@
 """page stamps: one row whose counter moves whenever a public page may show something new
 
 Revision ID: 0017
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-07 02:00:00
 
 Triggers on `issues` bump it in the writer's own transaction, whoever the writer is. On
@@ -18,7 +18,7 @@ from alembic import op
 import app.models.base
 
 revision: str = "0017"
-down_revision: str | None = "0010"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -75,6 +75,16 @@
     if (nav && nav.scrollWidth > nav.clientWidth) {
       nav.scrollLeft = current.offsetLeft - (nav.clientWidth - current.offsetWidth) / 2;
     }
+    // The fade on the right says "more tabs"; at the end of the scroll it goes.
+    var tabs = document.querySelector(".nav");
+    if (tabs) {
+      var fade = function () {
+        tabs.classList.toggle("at-end", tabs.scrollLeft + tabs.clientWidth >= tabs.scrollWidth - 2);
+      };
+      tabs.addEventListener("scroll", fade, { passive: true });
+      window.addEventListener("resize", fade);
+      fade();
+    }
     document.querySelectorAll("textarea[data-live-preview]").forEach(livePreview);
     // Times are typed in UTC; say what that is on the editor's own clock.
     document.querySelectorAll("input[data-utc-hint]").forEach(function (input) {
@@ -99,7 +109,18 @@
         if (button) button.disabled = true;
       });
     });
-    var boxes = Array.prototype.slice.call(document.querySelectorAll("[data-progress]"));
+    // The results page refreshes its bar with its tiles and table (live.js).
+    // "Select all on this page" ticks every box of its name.
+    document.querySelectorAll("input[data-check-all]").forEach(function (all) {
+      var name = all.getAttribute("data-check-all");
+      all.addEventListener("change", function () {
+        all.form.querySelectorAll("input[name='" + name + "']").forEach(function (box) {
+          box.checked = all.checked;
+        });
+      });
+    });
+    var boxes = Array.prototype.slice.call(document.querySelectorAll("[data-progress]"))
+      .filter(function (b) { return !b.closest("[data-results-live]"); });
     if (boxes.length) pollProgress(boxes);
   });
 })();
