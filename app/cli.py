@@ -195,7 +195,7 @@ def _deliver(ctx: Context, issue_ids: list[int] | None, settings: Settings | Non
     from app.issues.dispatch import deliver_until_done
     from app.sends.smtp.mailer import make_mailer
 
-    mailer = make_mailer(settings or ctx.settings)
+    mailer = make_mailer(settings or ctx.settings, ctx.engine)
     with _progress_display() as on_progress:
         asyncio.run(deliver_until_done(ctx, mailer, issue_ids, on_progress=on_progress))
 
@@ -348,7 +348,7 @@ async def _run_worker(ctx: Context) -> None:
     gate = send_gate(ctx.renderer)  # the pre-send check runs again when a scheduled issue starts
     # The webhook sender (and the heartbeat) runs next to the delivery worker.
     await asyncio.gather(
-        Worker(ctx, make_mailer(ctx.settings), gate=gate).run(stop),
+        Worker(ctx, make_mailer(ctx.settings, ctx.engine), gate=gate).run(stop),
         run_webhook_sender(ctx, stop),
         run_bounce_mailbox(ctx, stop),  # MORNINGPOST_BOUNCE_MAILBOX, polled every minute
         run_feed_poller(ctx, stop),  # RSS/Atom feeds into issues

@@ -107,7 +107,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
 
 
 async def _start_worker(ctx: Context, stop: asyncio.Event) -> None:
-    worker = Worker(ctx, make_mailer(ctx.settings), gate=send_gate(ctx.renderer))
+    worker = Worker(ctx, make_mailer(ctx.settings, ctx.engine), gate=send_gate(ctx.renderer))
 
     async def deliver() -> None:
         try:

@@ -15,6 +15,7 @@ from app.models.editor_account import EditorAccount, EditorSession
 from app.models.feed import Feed, FeedItem
 from app.models.insight import Click, Heartbeat, Webhook, WebhookDelivery, WebhookDeliveryStatus
 from app.models.issue import FrozenIssue, Issue, IssueStatus
+from app.models.relay import RelayState, RelayUsage
 from app.models.subscriber import Subscriber, SubscriberStatus, Suppression
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "OutboxMessage",
     "ProviderEvent",
     "RateLimitHit",
+    "RelayState",
+    "RelayUsage",
     "Segment",
     "Subscriber",
     "SubscriberStatus",
