@@ -243,7 +243,7 @@ class RelayPool:
             relay.failures += 1
             rest = min(MAX_REST_SECONDS, self.rest_seconds * 2 ** (relay.failures - 1))
             relay.rested_until = now + rest
-            log.warning("relay %s rested for %.0f s: %s", relay.name, rest, relay.last_error)
+            log.warning("relay %s rested for %.1f s: %s", relay.name, rest, relay.last_error)
             metrics.relay_state(relay.name, up=False)
             self._background(
                 self._note(relay, rested_until=_wall(relay.rested_until), error=relay.last_error)

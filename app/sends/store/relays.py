@@ -128,13 +128,12 @@ def relay_lines(
 ) -> list[RelayLine]:
     """Return each configured relay's state, today's count and last error."""
     names = [s.name for s in specs]
-    counts = dict(
-        conn.execute(
-            select(RelayUsage.relay, RelayUsage.count).where(
-                RelayUsage.relay.in_(names), RelayUsage.day == day
-            )
-        ).tuples()
+    rows = conn.execute(
+        select(RelayUsage.relay, RelayUsage.count).where(
+            RelayUsage.relay.in_(names), RelayUsage.day == day
+        )
     )
+    counts = {relay: count for relay, count in rows}
     states = {
         row.relay: row
         for row in conn.execute(select(RelayState).where(RelayState.relay.in_(names)))

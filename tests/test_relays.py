@@ -1,0 +1,144 @@
+"""Several relays (issue 21, part 1): weights, rate and daily quota, rests, failover, pause, resume.
+
+Every test talks to real SMTP servers (tests/smtp_server.py) and counts copies on their side:
+one copy per reader across all of them, never more than a relay's daily quota.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from app.config import Settings
+from app.context import Context, build_context
+from app.db import session_scope
+from app.models import Issue, RelayUsage
+from app.sends.smtp.mailer import make_mailer
+from app.sends.worker import Worker
+from tests.smtp_server import ScriptedHandler, SMTPTestServer
+from tests.test_delivery_support import add_issue, add_subscribers, send_now, stats
+
+
+class DyingHandler(ScriptedHandler):
+    """A relay that goes away after `after` messages: new connections are refused, and the
+    envelopes already on open connections are turned away with 421 before any content."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after = after
+        self.controller: Controller | None = None
+        self.times: list[float] = []
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if len(self.received) >= self.after:
+            assert self.controller is not None
+            self.controller.server.close()  # stop listening: the next connect is refused
+            return "421 4.3.2 going away"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        answer = await super().handle_DATA(server, session, envelope)
+        self.times.append(time.monotonic())
+        return answer
+
+
+@pytest.fixture
+def relays() -> Iterator[list[SMTPTestServer]]:
+    """Three real SMTP servers; the second one dies after 10 messages."""
+    servers = [SMTPTestServer() for _ in range(3)]
+    dying = DyingHandler(after=10)
+    servers[1].handler = dying
+    servers[1].controller.loop.close()  # the controller made for the plain handler, unused
+    servers[1].controller = Controller(dying, hostname="127.0.0.1", port=servers[1].port)
+    dying.controller = servers[1].controller
+    for s in servers:
+        s.start()
+    yield servers
+    for s in servers:
+        s.stop()
+
+
+def _with(ctx: Context, smtp_url: str, **more: object) -> Context:
+    settings = ctx.settings.model_copy(
+        update={"smtp_url": smtp_url, "relay_rest_seconds": 0.3, **more}
+    )
+    return build_context(Settings.model_validate(settings.model_dump()), engine=ctx.engine)
+
+
+def _deliver(ctx: Context) -> None:
+    asyncio.run(Worker(ctx, make_mailer(ctx.settings, ctx.engine)).run_until_idle())
+
+
+def _copies(servers: list[SMTPTestServer]) -> list[Counter[str]]:
+    return [Counter(r.rcpt_tos[0] for r in s.handler.received) for s in servers]
+
+
+def _issue(ctx: Context, issue_id: int) -> Issue:
+    with session_scope(ctx.sessions) as session:
+        issue = session.get_one(Issue, issue_id)
+        session.expunge(issue)
+        return issue
+
+
+def test_three_relays_keep_their_quotas_fail_over_pause_and_resume(
+    ctx: Context, relays: list[SMTPTestServer]
+) -> None:
+    a, b, c = relays
+    url = (
+        f"{a.url}?name=alpha&rate=200&daily=30,"
+        f"{b.url}?name=bravo&rate=200&daily=60,"
+        f"{c.url}?name=charlie&daily=30"
+    )
+    rctx = _with(ctx, url)
+    emails = [f"r{i}@example.org" for i in range(100)]
+    add_subscribers(ctx, emails)
+    issue_id = add_issue(ctx)
+    send_now(ctx, issue_id)
+
+    _deliver(rctx)
+
+    per_relay = _copies(relays)
+    union = sum(per_relay, Counter())
+    assert all(n == 1 for n in union.values()), "no reader gets two copies"
+    assert len(per_relay[0]) == 30 and len(per_relay[2]) == 30, "quota used up, not passed"
+    assert 10 <= len(per_relay[1]) <= 14, "bravo died after about 10"
+    issue = _issue(ctx, issue_id)
+    assert issue.status == "paused"
+    reason = issue.pause_reason or ""
+    assert reason.startswith("paused: no relay can send now"), reason
+    assert "alpha: daily quota of 30 used" in reason, reason
+    assert "charlie: daily quota of 30 used" in reason, reason
+    assert "bravo: " in reason and "going away" in reason, reason
+    counts = stats(ctx, issue_id)
+    assert counts["sent"] == sum(union.values())
+    assert counts["unknown"] == 0 and counts["failed"] == 0
+    with session_scope(ctx.sessions) as session:
+        usage = {r: n for r, n in session.execute(select(RelayUsage.relay, RelayUsage.count))}
+    assert usage["alpha"] == 30 and usage["charlie"] == 30
+    assert usage["bravo"] >= len(per_relay[1])  # blocks given back: what was handed over
+
+    # bravo comes back on the same port: once its rest ends the send resumes by itself.
+    first = [Counter(r.rcpt_tos[0] for r in s.handler.received) for s in relays]
+    b.controller.stop()
+    b.handler = ScriptedHandler()
+    b.controller = Controller(b.handler, hostname="127.0.0.1", port=b.port)
+    b.controller.start()
+    deadline = time.monotonic() + 60
+    while _issue(ctx, issue_id).status != "sent" and time.monotonic() < deadline:
+        _deliver(rctx)
+        time.sleep(0.1)
+    assert _issue(ctx, issue_id).status == "sent"
+    again = Counter(r.rcpt_tos[0] for r in b.handler.received)
+    everyone = sum(first, Counter()) + again
+    assert everyone == Counter(emails), "every reader exactly one copy, across the relays"
+    assert len(first[1]) + len(again) <= 60
