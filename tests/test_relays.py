@@ -16,11 +16,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from app.config import Settings
+from app.config import ConfigError, Settings, load_settings
 from app.context import Context, build_context
 from app.db import session_scope
-from app.models import Issue, RelayUsage
+from app.models import Issue, RelayUsage, utcnow
 from app.sends.smtp.mailer import make_mailer
+from app.sends.store.relays import relay_lines
 from app.sends.worker import Worker
 from tests.smtp_server import ScriptedHandler, SMTPTestServer
 from tests.test_delivery_support import add_issue, add_subscribers, send_now, stats
@@ -99,7 +100,7 @@ def test_three_relays_keep_their_quotas_fail_over_pause_and_resume(
         f"{b.url}?name=bravo&rate=200&daily=60,"
         f"{c.url}?name=charlie&daily=30"
     )
-    rctx = _with(ctx, url)
+    rctx = _with(ctx, url, relay_rest_seconds=3.0)
     emails = [f"r{i}@example.org" for i in range(100)]
     add_subscribers(ctx, emails)
     issue_id = add_issue(ctx)
@@ -142,3 +143,88 @@ def test_three_relays_keep_their_quotas_fail_over_pause_and_resume(
     everyone = sum(first, Counter()) + again
     assert everyone == Counter(emails), "every reader exactly one copy, across the relays"
     assert len(first[1]) + len(again) <= 60
+
+
+@pytest.fixture
+def three() -> Iterator[list[SMTPTestServer]]:
+    """Three plain real SMTP servers."""
+    servers = [SMTPTestServer().start() for _ in range(3)]
+    yield servers
+    for s in servers:
+        s.stop()
+
+
+def test_traffic_spreads_by_weight(ctx: Context, three: list[SMTPTestServer]) -> None:
+    a, b, c = three
+    url = f"{a.url}?name=a&weight=1,{b.url}?name=b&weight=2,{c.url}?name=c&weight=3"
+    emails = [f"w{i}@example.org" for i in range(120)]
+    add_subscribers(ctx, emails)
+    issue_id = add_issue(ctx)
+    send_now(ctx, issue_id)
+    _deliver(_with(ctx, url))
+    copies = _copies(three)
+    assert sum(copies, Counter()) == Counter(emails)
+    shares = [sum(c.values()) for c in copies]
+    for got, want in zip(shares, (20, 40, 60), strict=True):
+        assert abs(got - want) <= 6, shares
+
+
+def test_a_throttling_relay_rests_and_the_others_carry_the_send(
+    ctx: Context, three: list[SMTPTestServer]
+) -> None:
+    a, b, _ = three
+    a.handler.default_answer = "421 4.7.0 Too many messages, slow down"
+    url = f"{a.url}?name=a,{b.url}?name=b"
+    rctx = _with(ctx, url, relay_rest_seconds=60)
+    emails = [f"t{i}@example.org" for i in range(40)]
+    add_subscribers(ctx, emails)
+    issue_id = add_issue(ctx)
+    send_now(ctx, issue_id)
+    _deliver(rctx)
+    assert a.handler.received == []
+    # Refused after its content: those rows retried (a counted attempt) and went to b.
+    assert Counter(r.rcpt_tos[0] for r in b.handler.received) == Counter(emails)
+    assert 1 <= sum(a.handler.attempts.values()) <= 4, "a rested after the first refusals"
+    assert _issue(ctx, issue_id).status == "sent"
+    with session_scope(ctx.sessions) as session:
+        lines = relay_lines(session.connection(), rctx.settings.relays, utcnow().date(), utcnow())
+    by_name = {line.name: line for line in lines}
+    assert by_name["a"].state == "resting"
+    assert "421 4.7.0" in (by_name["a"].last_error or "")
+    assert by_name["b"].state == "ready" and by_name["b"].sent_today == 40
+
+
+def test_a_relay_keeps_its_rate(ctx: Context, three: list[SMTPTestServer]) -> None:
+    a = three[0]
+    stamps: list[float] = []
+    answer = a.handler.handle_DATA
+
+    async def timed(server: Any, session: Any, envelope: Any) -> str:
+        stamps.append(time.monotonic())
+        return await answer(server, session, envelope)
+
+    a.handler.handle_DATA = timed  # type: ignore[method-assign]
+    emails = [f"q{i}@example.org" for i in range(21)]
+    add_subscribers(ctx, emails)
+    issue_id = add_issue(ctx)
+    send_now(ctx, issue_id)
+    _deliver(_with(ctx, f"{a.url}?name=a&rate=20"))
+    assert Counter(r.rcpt_tos[0] for r in a.handler.received) == Counter(emails)
+    # 21 messages at 20/s span at least one second (never faster; slower is the machine).
+    assert stamps[-1] - stamps[0] >= 0.9, stamps[-1] - stamps[0]
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("smtp://a:25?rate=fast", "rate must be a positive number"),
+        ("smtp://a:25?name=x,smtp://b:25?name=x", "two relays are named 'x'"),
+        ("smtp://a:25?speed=3", "unknown parameter 'speed'"),
+        ("smtp://a:25?daily=-1", "daily must be a positive whole number"),
+    ],
+)
+def test_a_bad_relay_list_stops_start_up_naming_the_variable(value: str, words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(smtp_url=value)
+    line = str(caught.value)
+    assert line.startswith("MORNINGPOST_SMTP_URL: ") and words in line and "\n" not in line

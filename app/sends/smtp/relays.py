@@ -115,7 +115,6 @@ class RelayPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_sync = 0.0
         self._pause_lock = asyncio.Lock()
-        self._paused_at = -1e9
 
     # The Mailer protocol ---------------------------------------------------------------------
 
@@ -256,11 +255,11 @@ class RelayPool:
         why = "; ".join(f"{r.name}: {r.why_not(now, today)}" for r in self.relays)
         reason = f"{store.PAUSE_PREFIX}: {why}"[:500]
         async with self._pause_lock:
-            if now - self._paused_at >= 1.0:
-                self._paused_at = now
-                paused = await self.db(lambda c: store.pause_sending(c, reason))
-                if paused:
-                    log.warning("sends %s %s", paused, reason)
+            # Every time, not once: a send may have been resumed since (the update is cheap,
+            # and finds nothing to do when everything is paused already).
+            paused = await self.db(lambda c: store.pause_sending(c, reason))
+            if paused:
+                log.warning("sends %s %s", paused, reason)
         return SendResult(Outcome.retry, reason[:300], withheld=True, before_data=True)
 
     # The database ----------------------------------------------------------------------------
