@@ -10,17 +10,22 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.config import ConfigError, Settings, load_settings
 from app.context import Context, build_context
 from app.db import session_scope
+from app.editors import create_editor_token
+from app.main import create_app
 from app.models import Issue, RelayUsage, utcnow
 from app.sends.smtp.mailer import make_mailer
+from app.sends.store import relays as store_relays
 from app.sends.store.relays import relay_lines
 from app.sends.worker import Worker
 from tests.smtp_server import ScriptedHandler, SMTPTestServer
@@ -228,3 +233,34 @@ def test_a_bad_relay_list_stops_start_up_naming_the_variable(value: str, words: 
         load_settings(smtp_url=value)
     line = str(caught.value)
     assert line.startswith("MORNINGPOST_SMTP_URL: ") and words in line and "\n" not in line
+
+
+def test_get_relays_and_the_console_page_show_state_quota_and_errors(
+    ctx: Context, three: list[SMTPTestServer], tmp_path: Any
+) -> None:
+    a, b, _ = three
+    url = f"{a.url}?name=alpha&daily=10&rate=5,{b.url}?name=bravo&weight=2"
+    rctx = _with(ctx, url)
+    with session_scope(ctx.sessions) as session:
+        conn = session.connection()
+        store_relays.reserve_daily(conn, "alpha", utcnow().date(), 4, 10)
+        store_relays.note_state(
+            conn,
+            "bravo",
+            rested_until=utcnow() + timedelta(minutes=5),
+            failures=1,
+            error="The relay refused the connection",
+            at=utcnow(),
+        )
+    app = create_app(rctx.settings, context=rctx)
+    with TestClient(app, base_url="http://testserver", client=("127.0.0.1", 50000)) as client:
+        assert client.get("/relays").status_code == 401
+        with session_scope(ctx.sessions) as session:
+            token = create_editor_token(session, "relays")
+        body = client.get("/relays", headers={"Authorization": f"Bearer {token}"}).json()
+        by_name = {r["name"]: r for r in body["items"]}
+        assert by_name["alpha"]["sent_today"] == 4 and by_name["alpha"]["daily_quota"] == 10
+        assert by_name["alpha"]["rate"] == 5 and by_name["alpha"]["state"] == "ready"
+        assert by_name["bravo"]["state"] == "resting" and by_name["bravo"]["weight"] == 2
+        assert "refused the connection" in by_name["bravo"]["last_error"]
+        assert by_name["bravo"]["rested_until"] is not None

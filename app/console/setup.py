@@ -10,6 +10,7 @@ from app.console import (
     routes_feeds,
     routes_issues,
     routes_people,
+    routes_relays,
     routes_sending,
 )
 from app.console.web import PREFIX, ConsoleHeaders, console_static
@@ -25,4 +26,5 @@ def install_console(app: FastAPI) -> None:
     app.include_router(routes_sending.router)
     app.include_router(routes_people.router)
     app.include_router(routes_feeds.router)
+    app.include_router(routes_relays.router)
     app.add_middleware(ConsoleHeaders)

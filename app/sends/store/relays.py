@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from app.models import Issue, IssueStatus, RelayState, RelayUsage
+from app.models import Issue, IssueStatus, RelayState, RelayUsage, utcnow
 from app.relay_config import RelaySpec
 
 # Sends paused because no relay could take a message start with this, so the relay pool can
@@ -187,3 +187,9 @@ def resume_relay_paused(conn: Connection) -> list[int]:
         .returning(Issue.id)
     )
     return [int(i) for (i,) in rows]
+
+
+def relay_report(conn: Connection, specs: list[RelaySpec]) -> list[RelayLine]:
+    """Return the relay table as of now (today is the UTC day)."""
+    now = utcnow()
+    return relay_lines(conn, specs, now.date(), now)
