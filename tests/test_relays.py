@@ -29,6 +29,7 @@ from app.sends.store import relays as store_relays
 from app.sends.store.relays import relay_lines
 from app.sends.worker import Worker
 from tests.smtp_server import ScriptedHandler, SMTPTestServer
+from tests.test_cli import morningpost
 from tests.test_delivery_support import add_issue, add_subscribers, send_now, stats
 
 
@@ -264,3 +265,20 @@ def test_get_relays_and_the_console_page_show_state_quota_and_errors(
         assert by_name["bravo"]["state"] == "resting" and by_name["bravo"]["weight"] == 2
         assert "refused the connection" in by_name["bravo"]["last_error"]
         assert by_name["bravo"]["rested_until"] is not None
+
+
+def test_morningpost_status_prints_the_relay_table(
+    ctx: Context, three: list[SMTPTestServer]
+) -> None:
+    a, b, _ = three
+    url = f"{a.url}?name=alpha&daily=10,{b.url}?name=bravo"
+    with session_scope(ctx.sessions) as session:
+        conn = session.connection()
+        store_relays.reserve_daily(conn, "alpha", utcnow().date(), 10, 10)
+        store_relays.note_state(
+            conn, "bravo", rested_until=None, failures=0, error="421 4.7.0 slow down", at=utcnow()
+        )
+    done = morningpost(ctx.settings, "status", MORNINGPOST_SMTP_URL=url)
+    assert done.returncode == 0, done.stderr
+    assert "Relays" in done.stdout and "alpha" in done.stdout and "over quota" in done.stdout
+    assert "421 4.7.0 slow down" in done.stdout and "10 (100%)" in done.stdout
