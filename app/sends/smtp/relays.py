@@ -148,11 +148,11 @@ class RelayPool:
 
     async def pick(self, tried: set[str]) -> Relay | None:
         """Return the next relay by weight that may take a message (quota taken), or None."""
-        now, today = time.monotonic(), _today()
         if self.plain:
             relay = self.relays[0]
             relay.counted += 1
             return relay
+        now, today = time.monotonic(), _today()
         candidates = [r for r in self.relays if r.name not in tried and r.usable(now, today)]
         while candidates:
             total = sum(r.spec.weight for r in candidates)
