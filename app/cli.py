@@ -214,17 +214,17 @@ def _deliver(ctx: Context, issue_ids: list[int] | None, settings: Settings | Non
     from app.issues.dispatch import deliver_until_done
     from app.sends.smtp.mailer import make_mailer
 
-    worker = build_worker(ctx, make_mailer(settings or ctx.settings))
+    worker = build_worker(ctx, make_mailer(settings or ctx.settings, ctx.engine))
     with _progress_display() as on_progress:
         asyncio.run(deliver_until_done(ctx, worker, issue_ids, on_progress=on_progress))
 
 
 @cli.command(rich_help_panel=SEND)
 def status(
-    issue_id: int,
+    issue_id: Annotated[int | None, typer.Argument(help="The send to follow.")] = None,
     watch: Annotated[bool, typer.Option(help="Follow the send until it ends.")] = True,
 ) -> None:
-    """Show the delivery progress of one issue, with rate and ETA."""
+    """Show the delivery progress of one issue, with rate and ETA, and the relays' table."""
     import time
 
     from app.db import session_scope
@@ -232,23 +232,46 @@ def status(
     from app.issues.service import issue_progress
 
     ctx = _setup()
-    with _progress_display() as on_progress:
-        while True:
-            try:
-                with session_scope(ctx.sessions) as session:
-                    status_name, stats = issue_progress(session, issue_id)
-            except DomainError as exc:
-                raise _fail(exc) from None
-            on_progress({issue_id: stats})
-            if not watch or status_name != "sending":
-                break
-            time.sleep(1.0)
-    out.print(f"issue {issue_id}: {status_name}", highlight=False)
-    if stats.get("pause_reason"):
-        out.print(f"why: {stats['pause_reason']}", highlight=False, soft_wrap=True)
-    for alert in stats.get("alerts") or []:
-        out.print(f"alert: {alert}", highlight=False, soft_wrap=True)
+    if issue_id is not None:
+        with _progress_display() as on_progress:
+            while True:
+                try:
+                    with session_scope(ctx.sessions) as session:
+                        status_name, stats = issue_progress(session, issue_id)
+                except DomainError as exc:
+                    raise _fail(exc) from None
+                on_progress({issue_id: stats})
+                if not watch or status_name != "sending":
+                    break
+                time.sleep(1.0)
+        out.print(f"issue {issue_id}: {status_name}", highlight=False)
+        if stats.get("pause_reason"):
+            out.print(f"why: {stats['pause_reason']}", highlight=False, soft_wrap=True)
+        for alert in stats.get("alerts") or []:
+            out.print(f"alert: {alert}", highlight=False, soft_wrap=True)
+    _print_relays(ctx)
     ctx.close()
+
+
+def _print_relays(ctx: Context) -> None:
+    """Print the relay table (GET /relays) when a relay is configured."""
+    from rich.table import Table
+
+    from app.db import session_scope
+    from app.sends.store.relays import relay_report
+
+    if not ctx.settings.relays:
+        out.print("relays: none (the capture mailer keeps every message)", highlight=False)
+        return
+    with session_scope(ctx.sessions) as session:
+        lines = relay_report(session.connection(), ctx.settings.relays)
+    table = Table("relay", "state", "sent today", "quota", "rate", "last error", title="Relays")
+    for r in lines:
+        quota = f"{r.daily} ({r.used_share:.0%})" if r.daily else "-"
+        error = f"{r.last_error} ({r.last_error_at:%Y-%m-%d %H:%M} UTC)" if r.last_error_at else "-"
+        rate = f"{r.rate:g}/s" if r.rate else "-"
+        table.add_row(r.name, r.state, str(r.sent_today), quota, rate, error)
+    out.print(table)
 
 
 @contextlib.contextmanager

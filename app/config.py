@@ -21,10 +21,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.relay_config import RelaySpec, parse_relays
+
 log = logging.getLogger("morningpost")
 
 DEFAULT_FROM = "The AI Morning Post <news@morningpost.example>"
-SMTP_SCHEMES = ("smtp", "smtps", "smtp+plain")
 _DNS_NAME = re.compile(r"(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)(\.[a-z0-9_-]{1,63})*")
 
 
@@ -85,6 +86,9 @@ class Settings(BaseSettings):
     # A send pauses itself when this share of its last PAUSE_WINDOW results are errors.
     pause_error_rate: float = Field(default=0.5, gt=0, le=1)
     pause_window: int = Field(default=200, ge=10)
+    # A relay that refuses, fails TLS or login, or throttles (421, 4.7.x) rests this long,
+    # doubling with each failure in a row (at most 15 minutes), while the others carry on.
+    relay_rest_seconds: float = Field(default=30.0, gt=0)
     run_worker: bool = True  # `serve` runs a delivery worker in-process unless this is off
 
     # Subscribers.
@@ -289,20 +293,11 @@ class Settings(BaseSettings):
     @field_validator("smtp_url")
     @classmethod
     def _check_smtp(cls, value: str | None) -> str | None:
-        if value is None or value == "":
+        if value is None or value.strip() == "":
             return None
-        parts = urlsplit(value)
-        if parts.scheme not in SMTP_SCHEMES:
-            raise ValueError(
-                f"unknown scheme {parts.scheme!r}; use one of {', '.join(SMTP_SCHEMES)}"
-            )
-        try:
-            port = parts.port
-        except ValueError as exc:
-            raise ValueError("the port is not a number from 1 to 65535") from exc
-        if not parts.hostname:
-            raise ValueError("no host name")
-        del port
+        specs = parse_relays(value)  # one relay or several, each with ?name=&rate=&daily=&weight=
+        if len(specs) == 1 and specs[0].plain:
+            return value.strip()
         return value
 
     @field_validator("base_url")
@@ -385,6 +380,11 @@ class Settings(BaseSettings):
     def verp_domain(self) -> str:
         """Return the domain of VERP return paths (MORNINGPOST_BOUNCE_DOMAIN or the From domain)."""
         return self.bounce_domain or self.sender.domain.lower()
+
+    @property
+    def relays(self) -> list[RelaySpec]:
+        """Return the configured relays (none: the capture mailer)."""
+        return parse_relays(self.smtp_url) if self.smtp_url else []
 
     @property
     def outbox_dir(self) -> Path:

@@ -19,6 +19,7 @@ from app.issues.service import send_gate
 from app.models import utcnow
 from app.sends.hooks import SendHooks
 from app.sends.smtp.mailer import Mailer, make_mailer
+from app.sends.smtp.relays import RelayObserver
 from app.sends.store.rows import Bounced
 from app.sends.worker import Worker
 from app.suppressions.service import bounce_detail, lift_send_bounces, suppress_bounced
@@ -45,6 +46,13 @@ def announce_finished(session: Session, issue_ids: Sequence[int]) -> None:
     events.issues_sent(session, issue_ids)
 
 
+# Per-relay results and state, as Prometheus metrics (the send core imports no metrics).
+RELAY_METRICS = RelayObserver(
+    result=metrics.relay_result,
+    state=lambda relay, up: metrics.relay_state(relay, up=up),
+)
+
+
 def send_hooks(ctx: Context) -> SendHooks:
     """Return the hooks that connect a worker to the pre-send check, suppressions and more."""
     settings = ctx.settings
@@ -69,7 +77,7 @@ def build_worker(
     """Return a worker wired to the domains above the send core (default mailer: settings')."""
     return Worker(
         ctx,
-        mailer or make_mailer(ctx.settings),
+        mailer or make_mailer(ctx.settings, ctx.engine, RELAY_METRICS),
         owner=owner,
         hooks=send_hooks(ctx),
         clock=clock,

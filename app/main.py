@@ -31,6 +31,7 @@ from app.issues.routes import router as issues_router
 from app.media.routes import media_api_router, media_files_router
 from app.metrics.routes import metrics_router
 from app.providers.routes import providers_router
+from app.relays.routes import relays_router
 from app.sends.worker import DatabaseUnavailable
 from app.subscribers.routes import router as subscribers_router
 from app.suppressions.routes import suppressions_router
@@ -105,6 +106,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.include_router(suppressions_router)
     app.include_router(webhooks_router)
     app.include_router(providers_router)
+    app.include_router(relays_router)
     # Insight and integrations: /metrics, outbound webhooks, click redirects.
     app.include_router(metrics_router)
     app.include_router(outbound_webhooks_router)

@@ -56,7 +56,7 @@ def describe(
         base_url=settings.base_url,
         list_id=settings.list_id_header,
         database=_without_password(settings.database_url),
-        smtp=_without_password(settings.smtp_url) if settings.smtp_url else "capture (no relay)",
+        smtp=", ".join(_without_password(r.url) for r in settings.relays) or "capture (no relay)",
         dkim=(
             f"signing as d={settings.dkim_domain}, s={settings.dkim_selector}"
             if settings.dkim_enabled

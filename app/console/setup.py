@@ -13,6 +13,7 @@ from app.console import (
     routes_issues,
     routes_media,
     routes_people,
+    routes_relays,
     routes_sending,
 )
 from app.console.web import PREFIX, ConsoleHeaders, console_static
@@ -31,4 +32,5 @@ def install_console(app: FastAPI) -> None:
     app.include_router(routes_people.router)
     app.include_router(routes_feeds.router)
     app.include_router(routes_media.router)
+    app.include_router(routes_relays.router)
     app.add_middleware(ConsoleHeaders)

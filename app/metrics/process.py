@@ -11,7 +11,7 @@ import re
 import time
 from typing import Any, Protocol, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -54,6 +54,19 @@ WEBHOOK_POSTS = Counter(
     "morningpost_webhook_posts",
     "Outbound webhook POSTs by result: delivered, failed, refused",
     ["result"],
+    registry=REGISTRY,
+)
+
+RELAY_RESULTS = Counter(
+    "morningpost_relay_results",
+    "SMTP transactions per relay by the class of their final reply (2xx, 4xx, 5xx, unknown)",
+    ["relay", "class"],
+    registry=REGISTRY,
+)
+RELAY_UP = Gauge(
+    "morningpost_relay_up",
+    "1 while this process may send over the relay, 0 while it rests or its daily quota is used",
+    ["relay"],
     registry=REGISTRY,
 )
 
@@ -122,6 +135,25 @@ def smtp_observed(result: R, started: float) -> R:
     """Record a result begun at perf_counter() `started` and hand it back (a hook in transmit)."""
     smtp_result(str(result.outcome), result.reply, time.perf_counter() - started)
     return result
+
+
+def relay_result(relay: str, outcome: str, reply: str) -> None:
+    """Count one result of a relay."""
+    if outcome == "sent" and reply[:1] == "2":
+        _relay_sent(relay).inc()
+        return
+    RELAY_RESULTS.labels(relay, classify(outcome, reply)[0]).inc()
+
+
+@functools.cache
+def _relay_sent(relay: str) -> Any:
+    RELAY_UP.labels(relay).set(1)
+    return RELAY_RESULTS.labels(relay, "2xx")
+
+
+def relay_state(relay: str, *, up: bool) -> None:
+    """Say whether this process may send over the relay now."""
+    RELAY_UP.labels(relay).set(1 if up else 0)
 
 
 def claim_latency(seconds: float, claimed: int = 0) -> None:

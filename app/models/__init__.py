@@ -16,6 +16,7 @@ from app.models.feed import Feed, FeedItem
 from app.models.insight import Click, Heartbeat, Webhook, WebhookDelivery, WebhookDeliveryStatus
 from app.models.issue import FrozenIssue, Issue, IssueStatus
 from app.models.page_stamp import PageStamp
+from app.models.relay import RelayState, RelayUsage
 from app.models.revision import IssueRevision
 from app.models.subscriber import Subscriber, SubscriberStatus, Suppression
 
@@ -42,6 +43,8 @@ __all__ = [
     "PageStamp",
     "ProviderEvent",
     "RateLimitHit",
+    "RelayState",
+    "RelayUsage",
     "Segment",
     "Subscriber",
     "SubscriberStatus",

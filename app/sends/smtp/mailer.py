@@ -16,17 +16,21 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 from aiosmtplib import SMTPException, SMTPResponseException, SMTPTimeoutError
+from sqlalchemy.engine import Engine
 
 from app.config import Settings
 from app.sends.policy import Outcome, is_hard_bounce
 from app.sends.smtp.wire import Reply, ReplyTimeout, Wire, WireError
+
+if TYPE_CHECKING:  # relays.py imports this module: the type only, for the factory
+    from app.sends.smtp.relays import RelayObserver
 
 __all__ = [
     "CaptureMailer",
@@ -51,6 +55,9 @@ class SendResult:
     alert: str | None = None
     # The row was never handed over (its gate said no): no content left, give it back uncounted.
     withheld: bool = False
+    # No byte of the content left (connect, MAIL, RCPT or DATA refused or broken): another
+    # relay may take the message without any risk of a second copy.
+    before_data: bool = False
 
 
 class HandOver:
@@ -243,19 +250,21 @@ class SMTPConnection:
             except SMTPResponseException as exc:
                 # Greeting, STARTTLS or AUTH refused: the relay's problem, never the recipient's.
                 reply = f"connect: {_reply(exc.code, exc.message)}"
-                return SendResult(Outcome.retry, reply, alert=self._mailer.problem(exc))
+                alert = self._mailer.problem(exc)
+                return SendResult(Outcome.retry, reply, alert=alert, before_data=True)
             except (SMTPException, WireError, OSError) as exc:
                 reply = f"connect: {exc}"
-                return SendResult(Outcome.retry, reply, alert=self._mailer.problem(exc))
+                alert = self._mailer.problem(exc)
+                return SendResult(Outcome.retry, reply, alert=alert, before_data=True)
         try:
             refused = await self._envelope(wire, env)
         except (WireError, OSError) as exc:
             # The content was not sent yet: whatever broke, nothing can have been accepted.
             wire.close()
-            return SendResult(Outcome.retry, f"before DATA: {exc}")
+            return SendResult(Outcome.retry, f"before DATA: {exc}", before_data=True)
         if refused is not None:
             self._dirty = True
-            return refused
+            return replace(refused, before_data=True)
         if env.gate is not None and not await env.gate.wait():
             # DATA is open and this row may not be sent: only a hang-up closes DATA without
             # delivering something (a lone "." would send an empty message).
@@ -271,7 +280,7 @@ class SMTPConnection:
             wire.write(content + tail)  # raises (nothing sent) if the socket is already closing
         except (WireError, OSError) as exc:
             wire.close()
-            return SendResult(Outcome.retry, f"disconnected after 354: {exc}")
+            return SendResult(Outcome.retry, f"disconnected after 354: {exc}", before_data=True)
         if carried is None:
             # Nothing rode along: the next envelope must wait for this reply (see send()).
             return await self._final(wire, final)
@@ -320,7 +329,9 @@ class SMTPConnection:
 
 
 _EXPECTED: tuple[tuple[int, ...], ...] = ((250,), (250, 251), (354,))  # MAIL, RCPT, DATA
-_WITHHELD = SendResult(Outcome.retry, "not sent: the row was not handed over", withheld=True)
+_WITHHELD = SendResult(
+    Outcome.retry, "not sent: the row was not handed over", withheld=True, before_data=True
+)
 
 
 @dataclass(eq=False)
@@ -485,12 +496,24 @@ class CaptureMailer:
         """Nothing to close."""
 
 
-def make_mailer(settings: Settings) -> Mailer:
-    """Return the SMTP mailer for settings.smtp_url, or the capture mailer when it is unset."""
+def make_mailer(
+    settings: Settings, engine: Engine | None = None, observer: RelayObserver | None = None
+) -> Mailer:
+    """Return the relay pool for settings.smtp_url, or the capture mailer when it is unset.
+
+    The pool keeps its counts in the database: `engine`, or one of its own on DATABASE_URL.
+    """
+    # relays.py builds on this module; the factory stays here, where its callers import it.
+    from app.sends.smtp.relays import RelayPool
+
     if settings.smtp_url:
-        return SMTPMailer(
-            settings.smtp_url,
+        return RelayPool(
+            settings.relays,
             timeout=settings.smtp_timeout_seconds,
             max_idle=settings.smtp_connections,
+            rest_seconds=settings.relay_rest_seconds,
+            engine=engine,
+            database_url=settings.database_url,
+            observer=observer,
         )
     return CaptureMailer(settings.outbox_dir)

@@ -1,0 +1,389 @@
+"""Several relays behind one Mailer: spread by weight, kept within rate and daily quota, failover.
+
+Each message picks a relay (smooth weighted round robin over the usable ones), takes one unit
+of that relay's daily quota (reserved from the database in blocks: one write per block, not
+per message), waits for one of its rate slots (a GCRA shared by every worker through the
+database), and goes over that relay's own pipelined connection.
+
+A relay that refuses the connection, fails TLS or login, or throttles (421, 4.7.x) is rested,
+with a rest doubling per failure in a row; the message, if none of its content left (connect,
+MAIL, RCPT or DATA refused), goes to another relay at once, so no copy is ever doubled. When
+no relay can take a message, every send in progress pauses with a reason naming each relay and
+why, the message goes back to the queue uncounted, and the pool resumes those sends by itself
+once a rest ends or the UTC day (and so the quota) turns.
+
+One relay without parameters is "plain": results pass through untouched, exactly as before
+(the send's own watch pauses it); the pool only counts its messages for GET /relays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import re
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Connection, Engine
+
+from app.db import make_engine
+from app.relay_config import RelaySpec
+from app.sends.policy import Outcome
+from app.sends.smtp.mailer import HandOver, MailerConnection, SendResult, SMTPMailer
+from app.sends.store import relays as store
+
+log = logging.getLogger("morningpost.delivery")
+T = TypeVar("T")
+
+MAX_REST_SECONDS = 900.0
+SYNC_EVERY = 2.0  # seconds between two looks at what other workers know of the relays
+# The relay itself asks us to stop: 421 (service closing) or an enhanced status 4.7.x.
+_THROTTLE = re.compile(r"(?:^|: )421\b|\b4\.7\.\d{1,3}\b")
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _wall(at: float) -> datetime:
+    """Turn a monotonic time into a UTC datetime."""
+    return datetime.now(UTC) + timedelta(seconds=at - time.monotonic())
+
+
+class Relay:
+    """One relay's mailer and what this process knows of it."""
+
+    def __init__(self, spec: RelaySpec, mailer: SMTPMailer) -> None:
+        self.spec = spec
+        self.mailer = mailer
+        self.name = spec.name
+        self.current = 0.0  # smooth weighted round robin
+        self.rested_until = 0.0  # monotonic
+        self.failures = 0  # in a row
+        self.last_error: str | None = None
+        self.over_day: date | None = None  # the UTC day its quota ran out
+        self.quota_day = _today()
+        self.left = 0  # quota reserved in the database and not used yet
+        self.counted = 0  # messages of relays without a quota, not yet added to the day
+        self.slots: deque[float] = deque()  # rate slots reserved, epoch seconds
+        self.lock = asyncio.Lock()  # one reservation at a time
+
+    def usable(self, now: float, today: date) -> bool:
+        """Tell whether the relay may take a message now."""
+        return now >= self.rested_until and self.over_day != today
+
+    def why_not(self, now: float, today: date) -> str:
+        """Say in a few words why the relay takes no message now."""
+        if self.over_day == today:
+            return f"daily quota of {self.spec.daily} used, resets at 00:00 UTC"
+        if now < self.rested_until:
+            until = _wall(self.rested_until).strftime("%H:%M:%S")
+            return f"resting until {until} UTC after: {self.last_error or 'a failure'}"
+        return f"failed just now: {self.last_error or 'unknown'}"
+
+
+@dataclass(frozen=True)
+class RelayObserver:
+    """What becomes of each relay's results and state (metrics, wired in by app.delivery)."""
+
+    result: Callable[[str, str, str], None] = lambda relay, outcome, reply: None
+    state: Callable[[str, bool], None] = lambda relay, up: None
+
+
+class RelayPool:
+    """The Mailer over several relays (or one, counted): pick, limit, rest, fail over, pause."""
+
+    def __init__(
+        self,
+        specs: list[RelaySpec],
+        *,
+        timeout: float,
+        max_idle: int,
+        rest_seconds: float = 30.0,
+        engine: Engine | None = None,
+        database_url: str = "",
+        observer: RelayObserver | None = None,
+    ) -> None:
+        # Metrics live above the send core: they are handed in (a bare pool counts nothing).
+        self.observer = observer or RelayObserver()
+        self.relays = [
+            Relay(s, SMTPMailer(s.url, timeout=timeout, max_idle=max_idle)) for s in specs
+        ]
+        self.plain = len(specs) == 1 and specs[0].plain
+        self.rest_seconds = rest_seconds
+        self._engine = engine
+        self._own_engine = engine is None
+        self._database_url = database_url
+        self._borrowed = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._next_sync = 0.0
+        self._pause_lock = asyncio.Lock()
+
+    # The Mailer protocol ---------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[MailerConnection]:
+        """Borrow a connection over the relays; the pool syncs now and then as they are taken."""
+        self._borrowed += 1
+        if time.monotonic() >= self._next_sync and not self.plain:
+            self._next_sync = time.monotonic() + SYNC_EVERY
+            self._background(self._sync())
+        conn = PooledConnection(self)
+        try:
+            yield conn
+        finally:
+            await conn.release()
+            self._borrowed -= 1
+            if self._borrowed == 0:
+                # The stream ended: give back unused quota, count what was sent.
+                self._background(self._flush())
+
+    async def aclose(self) -> None:
+        """Close idle connections; write what is still only in memory."""
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._flush()
+        await asyncio.gather(*(r.mailer.aclose() for r in self.relays))
+        if self._own_engine and self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # Picking ---------------------------------------------------------------------------------
+
+    async def pick(self, tried: set[str]) -> Relay | None:
+        """Return the next relay by weight that may take a message (quota taken), or None."""
+        if self.plain:
+            relay = self.relays[0]
+            relay.counted += 1
+            return relay
+        now, today = time.monotonic(), _today()
+        candidates = [r for r in self.relays if r.name not in tried and r.usable(now, today)]
+        while candidates:
+            total = sum(r.spec.weight for r in candidates)
+            for r in candidates:
+                r.current += r.spec.weight
+            relay = max(candidates, key=lambda r: r.current)
+            relay.current -= total
+            if await self._take(relay, today):
+                return relay
+            candidates.remove(relay)
+        return None
+
+    async def _take(self, relay: Relay, today: date) -> bool:
+        """Take one unit of the relay's daily quota; False when today's is used up."""
+        daily = relay.spec.daily
+        if not daily:
+            relay.counted += 1
+            return True
+        async with relay.lock:
+            if relay.quota_day != today:  # the UTC day turned: leftovers belong to yesterday
+                await self._give_back(relay)
+                relay.quota_day = today
+            if relay.left <= 0:
+                block = max(1, min(50, daily // 20))
+                granted = await self.db(
+                    lambda c: store.reserve_daily(c, relay.name, today, block, daily)
+                )
+                relay.left += granted
+                if not granted:
+                    relay.over_day = today
+                    log.warning("relay %s: daily quota of %d used", relay.name, daily)
+                    self.observer.state(relay.name, False)
+                    return False
+            relay.left -= 1
+            return True
+
+    def _untake(self, relay: Relay) -> None:
+        """Give back the unit of quota of a message that never left."""
+        if relay.spec.daily and relay.quota_day == _today():
+            relay.left += 1
+        elif not relay.spec.daily:
+            relay.counted -= 1
+
+    async def slot(self, relay: Relay) -> None:
+        """Wait for one of the relay's rate slots (shared by every worker)."""
+        rate = relay.spec.rate
+        if not rate:
+            return
+        async with relay.lock:
+            now = time.time()
+            while relay.slots and relay.slots[0] < now - 1.0:
+                relay.slots.popleft()  # stale: spending them now would be a burst
+            if not relay.slots:
+                k = max(1, math.ceil(rate / 2))  # half a second's worth per database write
+                start = await self.db(lambda c: store.reserve_slots(c, relay.name, k, rate, now))
+                relay.slots.extend(start + i / rate for i in range(k))
+            at = relay.slots.popleft()
+        wait = at - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    # Results ---------------------------------------------------------------------------------
+
+    def settle(self, relay: Relay, res: SendResult) -> bool:
+        """Account one result; return True when the relay was at fault and another may try."""
+        if res.withheld or res.before_data:
+            self._untake(relay)
+        if res.withheld:
+            return False
+        self.observer.result(relay.name, str(res.outcome), res.reply)
+        fault = res.alert is not None or (
+            res.outcome == Outcome.retry and bool(_THROTTLE.search(res.reply))
+        )
+        if not fault:
+            if relay.failures and res.outcome != Outcome.unknown:
+                relay.failures = 0
+                log.info("relay %s works again", relay.name)
+                self.observer.state(relay.name, True)
+                self._background(self._note(relay, rested_until=None))
+            return False
+        relay.last_error = (res.alert or res.reply)[:300]
+        if self.plain:
+            self._background(self._note(relay, rested_until=None, error=relay.last_error))
+            return False
+        now = time.monotonic()
+        if now >= relay.rested_until:  # one rest per bout, however many connections saw it
+            relay.failures += 1
+            rest = min(MAX_REST_SECONDS, self.rest_seconds * 2 ** (relay.failures - 1))
+            relay.rested_until = now + rest
+            log.warning("relay %s rested for %.1f s: %s", relay.name, rest, relay.last_error)
+            self.observer.state(relay.name, False)
+            self._background(
+                self._note(relay, rested_until=_wall(relay.rested_until), error=relay.last_error)
+            )
+        return res.before_data
+
+    async def all_down(self) -> SendResult:
+        """Pause every send in progress, naming each relay and why; the message goes back."""
+        now, today = time.monotonic(), _today()
+        why = "; ".join(f"{r.name}: {r.why_not(now, today)}" for r in self.relays)
+        reason = f"{store.PAUSE_PREFIX}: {why}"[:500]
+        async with self._pause_lock:
+            # Every time, not once: a send may have been resumed since (the update is cheap,
+            # and finds nothing to do when everything is paused already).
+            paused = await self.db(lambda c: store.pause_sending(c, reason))
+            if paused:
+                log.warning("sends %s %s", paused, reason)
+        return SendResult(Outcome.retry, reason[:300], withheld=True, before_data=True)
+
+    # The database ----------------------------------------------------------------------------
+
+    async def db(self, fn: Callable[[Connection], T]) -> T:
+        """Run fn(connection) in one transaction on a thread."""
+        if self._engine is None:
+            self._engine = make_engine(self._database_url)
+        engine = self._engine
+
+        def work() -> T:
+            with engine.begin() as conn:
+                return fn(conn)
+
+        return await asyncio.to_thread(work)
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("relay bookkeeping failed: %s", task.exception())
+
+    async def _note(
+        self, relay: Relay, *, rested_until: datetime | None, error: str | None = None
+    ) -> None:
+        at = datetime.now(UTC)
+        failures = relay.failures
+        await self.db(
+            lambda c: store.note_state(
+                c, relay.name, rested_until=rested_until, failures=failures, error=error, at=at
+            )
+        )
+
+    async def _give_back(self, relay: Relay) -> None:
+        """Return reserved, unused quota to its day (called holding relay.lock)."""
+        n, relay.left = relay.left, 0
+        if n > 0:
+            day = relay.quota_day
+            await self.db(lambda c: store.give_back_daily(c, relay.name, day, n))
+
+    async def _flush(self) -> None:
+        for relay in self.relays:
+            if relay.spec.daily:
+                async with relay.lock:
+                    await self._give_back(relay)
+            elif relay.counted > 0:
+                n, relay.counted = relay.counted, 0
+                today = _today()
+                await self.db(partial(store.count_usage, relay=relay.name, day=today, n=n))
+
+    async def _sync(self) -> None:
+        """Learn other workers' rests and used-up quotas; resume sends once a relay can send."""
+        today, now = _today(), datetime.now(UTC)
+        lines = await self.db(
+            lambda c: store.relay_lines(c, [r.spec for r in self.relays], today, now)
+        )
+        mono = time.monotonic()
+        for relay, line in zip(self.relays, lines, strict=True):
+            if line.rested_until is not None:
+                until = mono + (line.rested_until - now).total_seconds()
+                relay.rested_until = max(relay.rested_until, until)
+                relay.last_error = line.last_error or relay.last_error
+            if line.state == "over quota" and relay.left <= 0:
+                relay.over_day = today
+        if any(r.usable(mono, today) for r in self.relays):
+            resumed = await self.db(store.resume_relay_paused)
+            if resumed:
+                log.warning("sends %s resumed: a relay can send again", resumed)
+
+
+class PooledConnection:
+    """A sender's connection over the pool: one pipelined connection per relay it uses."""
+
+    def __init__(self, pool: RelayPool) -> None:
+        self.pool = pool
+        self._conns: dict[str, MailerConnection] = {}
+        self._stack = AsyncExitStack()
+
+    async def _conn(self, relay: Relay) -> MailerConnection:
+        conn = self._conns.get(relay.name)
+        if conn is None:
+            conn = await self._stack.enter_async_context(relay.mailer.connection())
+            self._conns[relay.name] = conn
+        return conn
+
+    async def release(self) -> None:
+        """Give each relay's connection back to its mailer."""
+        with contextlib.suppress(Exception):
+            await self._stack.aclose()
+
+    async def send(
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        *,
+        stuffed: bool = False,
+        gate: HandOver | None = None,
+    ) -> SendResult:
+        """Send over the next relay; one that fails before the content goes hands it on."""
+        pool = self.pool
+        tried: set[str] = set()
+        while True:
+            relay = await pool.pick(tried)
+            if relay is None:
+                return await pool.all_down()
+            conn = await self._conn(relay)
+            await pool.slot(relay)
+            res = await conn.send(sender, recipient, data, stuffed=stuffed, gate=gate)
+            if not pool.settle(relay, res):
+                return res
+            tried.add(relay.name)  # rested; nothing of this message left: the next one tries
