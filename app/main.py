@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.apidocs import offline_docs_app
@@ -23,6 +24,7 @@ from app.errors import DomainError
 from app.issues.routes import router as issues_router
 from app.issues.service import send_gate
 from app.metrics.routes import metrics_router
+from app.routing import Overloaded, configure_concurrency, guard_routes
 from app.sends.smtp.mailer import make_mailer
 from app.sends.worker import DatabaseUnavailable, Worker
 from app.subscribers.routes import router as subscribers_router
@@ -47,6 +49,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_concurrency(app, settings.web_concurrency)
         stop = asyncio.Event()
         task: asyncio.Task[None] | None = None
         if settings.run_worker:
@@ -57,6 +60,9 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
             stop.set()
             if task is not None:
                 await task
+            health = getattr(app.state, "health", None)
+            if health is not None:
+                health.close()
             if context is None:
                 ctx.close()
 
@@ -79,6 +85,9 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.include_router(clicks_router)
     app.mount("/static", static_files(), name="static")
     install_console(app)  # the editor console under /editor/
+    # Every route: who asks is checked before the body is read, bodies are parsed off the
+    # event loop, and database work is admitted WEB_CONCURRENCY requests at a time (issue 17).
+    guard_routes(app)
     _install_error_handlers(app)
     # Hardening (issue 9): body limits while streaming, trusted hosts, frame/CSP headers.
     app.add_middleware(RequestLimits, respond=_error)
@@ -122,6 +131,11 @@ def _error(
     return response
 
 
+def _busy(request: Request) -> Response:
+    busy = Overloaded("The server is busy; please try again in a few seconds.")
+    return _error(request, busy.status, busy.code, busy.message, busy.headers)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
@@ -151,6 +165,20 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.warning("refused unstorable input on %s: %s", request.url.path, exc)
         message = "A value in the request is out of range or cannot be stored."
         return _error(request, 422, "invalid", message)
+
+    @app.exception_handler(PoolTimeout)
+    async def pool_exhausted(request: Request, exc: PoolTimeout) -> Response:
+        # Overload, not a bug: the client is told to come back (the gate in app.routing
+        # makes this rare; it is the last line).
+        log.warning("no database connection free for %s: %s", request.url.path, exc)
+        return _busy(request)
+
+    @app.exception_handler(OperationalError)
+    async def database_busy(request: Request, exc: OperationalError) -> Response:
+        if "database is locked" not in str(exc.orig):
+            return await unexpected(request, exc)
+        log.warning("the SQLite write lock stayed busy for %s", request.url.path)
+        return _busy(request)
 
     @app.exception_handler(RecursionError)
     async def too_deep(request: Request, exc: RecursionError) -> Response:

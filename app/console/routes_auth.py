@@ -12,7 +12,7 @@ from app.console.login_limits import check_login
 from app.console.sessions import (
     ABSOLUTE,
     end_session,
-    load_session,
+    load_session_apart,
     prune_sessions,
     start_session,
 )
@@ -48,9 +48,10 @@ def _same_origin(request: Request) -> bool:
 
 
 @router.get("/login")
-def login_form(request: Request, session: SessionDep) -> Response:
+def login_form(request: Request, ctx: ContextDep) -> Response:
     """Show the sign-in form (or go to the dashboard when already signed in)."""
-    if load_session(session, request.cookies.get(cookie_name(request)), utcnow()) is not None:
+    raw = request.cookies.get(cookie_name(request))
+    if load_session_apart(ctx.reads, ctx.sessions, raw, utcnow()) is not None:
         return redirect(f"{PREFIX}/")
     return render(request, "login.html", email="", error=None)
 
@@ -76,7 +77,7 @@ def login(
         locked = render(request, "login.html", status_code=429, email=email, error=error)
         locked.headers["Retry-After"] = str(decision.retry_after)
         return locked
-    editor = verify_login(session, email, password, now)
+    editor = verify_login(session, email, password, now, reads=ctx.reads)
     if editor is None:
         return render(request, "login.html", status_code=401, email=email, error=WRONG)
     prune_sessions(session, now)  # sign-ins are rare: a good moment to drop stale sessions

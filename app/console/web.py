@@ -9,17 +9,17 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.console.sessions import SignedIn, load_session
+from app.console.sessions import SignedIn, load_session_apart
 from app.deps import get_session
 from app.errors import DomainError
 from app.models import utcnow
+from app.routing import GuardedRoute, check_first, checked
 
 _HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(_HERE / "templates"))
@@ -83,10 +83,20 @@ def is_https(request: Request) -> bool:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def _session_editor(request: Request, session: SessionDep) -> SignedIn | None:
-    # Sync, so FastAPI runs it in the thread pool: a SQLite write lock held by another request
-    # must never be waited for on the event loop, which that request needs to finish.
-    return load_session(session, request.cookies.get(cookie_name(request)), utcnow())
+def _load_editor(request: Request) -> SignedIn | None:
+    ctx = request.app.state.ctx
+    raw = request.cookies.get(cookie_name(request))
+    return load_session_apart(ctx.reads, ctx.sessions, raw, utcnow())
+
+
+def _session_editor(request: Request) -> SignedIn | None:
+    # Sync, so it runs in the thread pool; app.routing runs it before the body is read (a
+    # form is parsed only for a signed-in editor) and outside any request session.
+    done, editor = checked(request, _session_editor)
+    return editor if done else _load_editor(request)
+
+
+check_first(_session_editor, _load_editor)
 
 
 async def signed_in(
@@ -167,7 +177,7 @@ TITLES = {
 }
 
 
-class ConsoleRoute(APIRoute):
+class ConsoleRoute(GuardedRoute):
     """A console route: a refusal becomes a console page, a missing session the sign-in page."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

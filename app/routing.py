@@ -1,0 +1,156 @@
+"""The route class every router uses: who asks is checked before the body is read, bodies are
+parsed off the event loop, and database work is admitted a few requests at a time.
+
+Why (issue 17): a request's CPU work must never hold the event loop, a body must cost nothing
+before its sender is known, and load must queue (or be told `503`, `Retry-After`) instead of
+exhausting the connection pool into 500s. The admission gate counts requests doing database
+work; it is as wide as `WEB_CONCURRENCY`, the thread pool a little wider and the database pool
+wider still (see app.db.make_engine), so an admitted request never waits on a thread or a
+connection held by one that is waiting for it. Coroutine endpoints (`/healthz`) skip the gate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+from collections.abc import Callable, Coroutine
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, request_response
+from starlette.concurrency import run_in_threadpool
+
+from app.errors import DomainError
+
+# A request that waited this long for its turn is told to come back (503, Retry-After).
+ADMISSION_WAIT_SECONDS = 20.0
+RETRY_AFTER_SECONDS = 5
+_CHECKED = "morningpost.checked"
+_FUNCTION_STACK = "fastapi_function_astack"  # where FastAPI keeps "function"-scope dependencies
+
+# Dependency → the same check as a plain function of the request, run before the body is read.
+_FIRST_CHECKS: dict[Callable[..., Any], Callable[[Request], Any]] = {}
+
+
+class Overloaded(DomainError):
+    """Too many requests are doing database work; this one waited its turn long enough."""
+
+    status = 503
+    code = "overloaded"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Tell the client when to try again."""
+        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+def check_first(dependency: Callable[..., Any], check: Callable[[Request], Any]) -> None:
+    """Register `check` to run (in a thread) before the body of any route using `dependency`."""
+    _FIRST_CHECKS[dependency] = check
+
+
+def checked(request: Request, dependency: Callable[..., Any]) -> tuple[bool, Any]:
+    """Return (True, result) when `dependency`'s check already ran for this request."""
+    done: dict[Callable[..., Any], Any] = request.scope.get(_CHECKED, {})
+    if dependency in done:
+        return True, done[dependency]
+    return False, None
+
+
+def configure_concurrency(app: FastAPI, concurrency: int) -> None:
+    """Set the admission gate and the thread pool for `concurrency` requests at once."""
+    app.state.admission = anyio.Semaphore(concurrency)
+    # Threads also serve checks before admission and the endpoints' own small steps.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = concurrency + 8
+
+
+def _first_checks(dependant: Dependant) -> list[Callable[..., Any]]:
+    found: list[Callable[..., Any]] = []
+    for dep in dependant.dependencies:
+        if dep.call in _FIRST_CHECKS and dep.call not in found:
+            found.append(dep.call)
+        found += [d for d in _first_checks(dep) if d not in found]
+    return found
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_body_off_loop(request: Request) -> None:
+    """Read the body now (I/O only) and parse JSON in a thread; FastAPI reuses both."""
+    media = _media_type(request)
+    if media.startswith("multipart/"):
+        return  # streamed and spooled to disk by the form parser, never held whole
+    body = await request.body()
+    if body and (media == "application/json" or media.endswith("+json")):
+        # Invalid JSON is left for FastAPI to parse again: it answers its own 422.
+        with contextlib.suppress(ValueError):
+            request._json = await run_in_threadpool(json.loads, body)
+
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+def guarded_handler(route: APIRoute, handler: Handler) -> Handler:
+    """Wrap a route's handler: checks first, then the body, then the handler inside the gate."""
+    checks = [(dep, _FIRST_CHECKS[dep]) for dep in _first_checks(route.dependant)]
+    gated = not inspect.iscoroutinefunction(route.dependant.call)
+    prepare = getattr(route, "prepare", read_body_off_loop)
+
+    async def guarded(request: Request) -> Response:
+        for dependency, check in checks:
+            result = await run_in_threadpool(check, request)
+            request.scope.setdefault(_CHECKED, {})[dependency] = result
+        await prepare(request)
+        if not gated:
+            return await handler(request)
+        return await _admitted(request, handler)
+
+    return guarded
+
+
+class GuardedRoute(APIRoute):
+    """An APIRoute guarded as `guarded_handler` says; a subclass may parse other body types."""
+
+    def get_route_handler(self) -> Handler:
+        """Return FastAPI's handler, guarded."""
+        return guarded_handler(self, super().get_route_handler())
+
+    async def prepare(self, request: Request) -> None:
+        """Read and parse the body before the handler."""
+        await read_body_off_loop(request)
+
+
+def guard_routes(app: FastAPI) -> None:
+    """Guard every route of `app` not built as a GuardedRoute (plain routers included)."""
+    for route in app.router.routes:
+        if isinstance(route, APIRoute) and not isinstance(route, GuardedRoute):
+            route.app = request_response(guarded_handler(route, route.get_route_handler()))
+
+
+async def _admitted(request: Request, handler: Handler) -> Response:
+    gate: anyio.Semaphore | None = getattr(request.app.state, "admission", None)
+    if gate is None:
+        return await handler(request)
+    try:
+        with anyio.fail_after(ADMISSION_WAIT_SECONDS):
+            await gate.acquire()
+    except TimeoutError:
+        raise Overloaded("The server is busy; please try again in a few seconds.") from None
+    try:
+        # The handler's "function"-scope dependencies (the database session) close here,
+        # inside the gate, not after it: a request outside holds no connection.
+        outer = request.scope.get(_FUNCTION_STACK)
+        async with AsyncExitStack() as stack:
+            request.scope[_FUNCTION_STACK] = stack
+            try:
+                return await handler(request)
+            finally:
+                request.scope[_FUNCTION_STACK] = outer
+    finally:
+        gate.release()
