@@ -20,7 +20,7 @@ _WRITES = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
 
 
 # Requests doing database work at once in one web process (MORNINGPOST_WEB_CONCURRENCY).
-DEFAULT_CONCURRENCY = 16
+DEFAULT_CONCURRENCY = 8
 # A request that cannot get a connection in this time is answered 503 (app.main), not 500.
 POOL_TIMEOUT_SECONDS = 10
 

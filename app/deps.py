@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.context import Context
 from app.db import session_scope
@@ -17,8 +18,8 @@ from app.models.base import ID_MAX
 from app.routing import check_first, checked
 
 
-def get_context(request: Request) -> Context:
-    """Return the process context stored on the app."""
+async def get_context(request: Request) -> Context:
+    """Return the process context stored on the app (a coroutine: no thread for so little)."""
     ctx: Context = request.app.state.ctx
     return ctx
 
@@ -74,13 +75,13 @@ def check_editor(ctx: Context, token: str) -> EditorToken:
 
 
 def _editor_of(request: Request) -> EditorToken:
-    return check_editor(get_context(request), bearer_token(request))
+    return check_editor(request.app.state.ctx, bearer_token(request))
 
 
-def require_editor(request: Request) -> EditorToken:
+async def require_editor(request: Request) -> EditorToken:
     """Return the editor behind the bearer token, or answer 401 (checked before the body)."""
     done, editor = checked(request, require_editor)
-    return editor if done else _editor_of(request)
+    return editor if done else await run_in_threadpool(_editor_of, request)
 
 
 check_first(require_editor, _editor_of)

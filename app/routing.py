@@ -64,8 +64,11 @@ def checked(request: Request, dependency: Callable[..., Any]) -> tuple[bool, Any
 def configure_concurrency(app: FastAPI, concurrency: int) -> None:
     """Set the admission gate and the thread pool for `concurrency` requests at once."""
     app.state.admission = anyio.Semaphore(concurrency)
-    # Threads also serve checks before admission and the endpoints' own small steps.
-    anyio.to_thread.current_default_thread_limiter().total_tokens = concurrency + 8
+    # The checks before admission (a token or cookie looked up) take turns too: every thread
+    # running Python competes with the event loop for the GIL, so threads are kept few.
+    checks = max(2, concurrency // 2)
+    app.state.check_limiter = anyio.CapacityLimiter(checks)
+    anyio.to_thread.current_default_thread_limiter().total_tokens = concurrency + checks + 2
 
 
 def _first_checks(dependant: Dependant) -> list[Callable[..., Any]]:
@@ -103,8 +106,9 @@ def guarded_handler(route: APIRoute, handler: Handler) -> Handler:
     prepare = getattr(route, "prepare", read_body_off_loop)
 
     async def guarded(request: Request) -> Response:
+        limiter = getattr(request.app.state, "check_limiter", None)
         for dependency, check in checks:
-            result = await run_in_threadpool(check, request)
+            result = await anyio.to_thread.run_sync(check, request, limiter=limiter)
             request.scope.setdefault(_CHECKED, {})[dependency] = result
         await prepare(request)
         if not gated:

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -89,11 +90,11 @@ def _load_editor(request: Request) -> SignedIn | None:
     return load_session_apart(ctx.reads, ctx.sessions, raw, utcnow())
 
 
-def _session_editor(request: Request) -> SignedIn | None:
-    # Sync, so it runs in the thread pool; app.routing runs it before the body is read (a
-    # form is parsed only for a signed-in editor) and outside any request session.
+async def _session_editor(request: Request) -> SignedIn | None:
+    # app.routing has run the lookup (in a thread) before the body was read, outside any
+    # request session; a route it did not guard looks up here, in a thread too.
     done, editor = checked(request, _session_editor)
-    return editor if done else _load_editor(request)
+    return editor if done else await run_in_threadpool(_load_editor, request)
 
 
 check_first(_session_editor, _load_editor)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.concurrency import run_in_threadpool
 
 from app.deps import ContextDep, check_editor
 from app.errors import Unauthorized
@@ -28,10 +29,10 @@ def _check_reader(request: Request) -> None:
     check_editor(ctx, token)  # reads, apart from the scrape's own read
 
 
-def require_metrics_reader(request: Request) -> None:
+async def require_metrics_reader(request: Request) -> None:
     """Let through the metrics token or any editor token; answer 401 otherwise."""
     if not checked(request, require_metrics_reader)[0]:
-        _check_reader(request)
+        await run_in_threadpool(_check_reader, request)
 
 
 check_first(require_metrics_reader, _check_reader)  # before any body, outside the gate
