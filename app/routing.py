@@ -12,6 +12,7 @@ connection held by one that is waiting for it. Coroutine endpoints (`/healthz`) 
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
 from collections.abc import Callable, Coroutine
@@ -84,13 +85,14 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def read_body_off_loop(request: Request) -> None:
+async def read_body_off_loop(request: Request, parse_json: bool = True) -> None:
     """Read the body now (I/O only) and parse JSON in a thread; FastAPI reuses both."""
     media = _media_type(request)
     if media.startswith("multipart/"):
         return  # streamed and spooled to disk by the form parser, never held whole
     body = await request.body()
-    if body and (media == "application/json" or media.endswith("+json")):
+    json_media = media == "application/json" or media.endswith("+json")
+    if parse_json and body and json_media:
         # Invalid JSON is left for FastAPI to parse again: it answers its own 422.
         with contextlib.suppress(ValueError):
             request._json = await run_in_threadpool(json.loads, body)
@@ -103,17 +105,25 @@ def guarded_handler(route: APIRoute, handler: Handler) -> Handler:
     """Wrap a route's handler: checks first, then the body, then the handler inside the gate."""
     checks = [(dep, _FIRST_CHECKS[dep]) for dep in _first_checks(route.dependant)]
     gated = not inspect.iscoroutinefunction(route.dependant.call)
-    prepare = getattr(route, "prepare", read_body_off_loop)
+    prepare = getattr(route, "prepare", None)
+    if prepare is None:  # a plain APIRoute: JSON is parsed only where FastAPI will use it
+        prepare = functools.partial(read_body_off_loop, parse_json=route.body_field is not None)
 
     async def guarded(request: Request) -> Response:
         limiter = getattr(request.app.state, "check_limiter", None)
         for dependency, check in checks:
             result = await anyio.to_thread.run_sync(check, request, limiter=limiter)
             request.scope.setdefault(_CHECKED, {})[dependency] = result
-        await prepare(request)
-        if not gated:
-            return await handler(request)
-        return await _admitted(request, handler)
+        try:
+            await prepare(request)
+            if not gated:
+                return await handler(request)
+            return await _admitted(request, handler)
+        finally:
+            # A form parsed by a dependency (CSRF, a sign-up) may hold spooled files.
+            form = getattr(request, "_form", None)
+            if form is not None:
+                await form.close()
 
     return guarded
 
@@ -126,15 +136,43 @@ class GuardedRoute(APIRoute):
         return guarded_handler(self, super().get_route_handler())
 
     async def prepare(self, request: Request) -> None:
-        """Read and parse the body before the handler."""
-        await read_body_off_loop(request)
+        """Read and parse the body before the handler (JSON only where FastAPI will use it)."""
+        await read_body_off_loop(request, parse_json=self.body_field is not None)
 
 
 def guard_routes(app: FastAPI) -> None:
-    """Guard every route of `app` not built as a GuardedRoute (plain routers included)."""
+    """Guard every route of `app`, included routers' too, not built as a GuardedRoute.
+
+    Called once, before the first request: included routes build their handlers lazily from
+    the original route (FastAPI's _IncludedRouter), which by then is a GuardedRoute.
+    """
     for route in app.router.routes:
         if isinstance(route, APIRoute) and not isinstance(route, GuardedRoute):
-            route.app = request_response(guarded_handler(route, route.get_route_handler()))
+            _make_guarded(route)
+            route.app = request_response(route.get_route_handler())
+    for route in _included_routes(app.router.routes):
+        if not isinstance(route, GuardedRoute):
+            _make_guarded(route)
+
+
+def _included_routes(routes: list[Any]) -> list[APIRoute]:
+    found: list[APIRoute] = []
+    for item in routes:
+        original = getattr(item, "original_router", None)  # an included router
+        if original is None:
+            continue
+        for route in original.routes:
+            if isinstance(route, APIRoute):
+                found.append(route)
+        found += _included_routes(original.routes)
+    return found
+
+
+def _make_guarded(route: APIRoute) -> None:
+    cls = type(route)
+    route.__class__ = (
+        GuardedRoute if cls is APIRoute else type(f"Guarded{cls.__name__}", (GuardedRoute, cls), {})
+    )
 
 
 async def _admitted(request: Request, handler: Handler) -> Response:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import httpx2
+
+from tests.hostile import CONTENT_TYPES, hostile_body
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,7 @@ class Answer:
     status: int
     retry_after: str | None
     location: str | None
+    seconds: float
 
 
 def fire_at_once(
@@ -28,7 +32,7 @@ def fire_at_once(
     parallel: int | None = None,
     timeout: float = 120.0,
 ) -> list[Answer]:
-    """Send `requests` ({method, path, headers?, cookies?, content?: str}) from a child process,
+    """Send `requests` ({method, path, headers?, cookies?, body?}) from a child process,
     `parallel` at a time (all at once by default); return their answers in order."""
     spec = {"url": url, "requests": requests, "parallel": parallel or len(requests)}
     done = subprocess.run(
@@ -43,15 +47,21 @@ def fire_at_once(
 
 
 def _send(url: str, req: dict[str, Any]) -> dict[str, Any]:
+    started = time.monotonic()
+    answer = _exchange(url, req)
+    return {**answer, "seconds": time.monotonic() - started}
+
+
+def _exchange(url: str, req: dict[str, Any]) -> dict[str, Any]:
     with httpx2.Client(base_url=url, timeout=120, cookies=req.get("cookies")) as client:
         try:
-            content = req.get("content")
-            response = client.request(
-                req["method"],
-                req["path"],
-                headers=req.get("headers"),
-                content=content.encode("latin-1") if content is not None else None,
-            )
+            body = req.get("body")  # {"kind", "size"}: built here (tests.hostile)
+            headers = dict(req.get("headers") or {})
+            content = None
+            if body is not None:
+                content = hostile_body(body["kind"], body["size"])
+                headers["content-type"] = CONTENT_TYPES[body["kind"]]
+            response = client.request(req["method"], req["path"], headers=headers, content=content)
         except httpx2.TransportError:
             # The server answered before reading the whole body and closed the connection.
             return {"status": 0, "retry_after": None, "location": None}
