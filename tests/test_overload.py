@@ -56,3 +56,15 @@ def test_sixty_console_pages_at_once_wait_their_turn(live: tuple[str, Context]) 
     assert set(probe.answers) == {200}, probe.answers
     _no_server_errors(answers)  # a 303 to the sign-in page would be a lost session
     assert probe.worst < HEALTH_BOUND, f"/healthz waited {probe.worst:.2f} s"
+
+
+def test_one_subscriber_erased_by_several_requests_at_once(
+    live: tuple[str, Context], editor: dict[str, str]
+) -> None:
+    url, ctx = live
+    (reader,) = add_subscribers(ctx, 1)
+    answers = fire_at_once(
+        url, [{"method": "DELETE", "path": f"/subscribers/{reader}", "headers": editor}] * 8
+    )
+    statuses = [a.status for a in answers]
+    assert 204 in statuses and set(statuses) <= {204, 404}, statuses
