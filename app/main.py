@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.apidocs import offline_docs_app
@@ -179,6 +180,15 @@ def _install_error_handlers(app: FastAPI) -> None:
             return await unexpected(request, exc)
         log.warning("the SQLite write lock stayed busy for %s", request.url.path)
         return _busy(request)
+
+    @app.exception_handler(StaleDataError)
+    @app.exception_handler(IntegrityError)
+    async def raced(request: Request, exc: Exception) -> Response:
+        # Two requests changed one row at the same moment (PostgreSQL lets both try): the
+        # loser is told, and its transaction has rolled back. Not a bug in the request.
+        log.warning("concurrent change refused on %s: %s", request.url.path, exc)
+        message = "This was changed by another request at the same moment; reload and retry."
+        return _error(request, 409, "conflict", message)
 
     @app.exception_handler(RecursionError)
     async def too_deep(request: Request, exc: RecursionError) -> Response:

@@ -68,3 +68,17 @@ def test_one_subscriber_erased_by_several_requests_at_once(
     )
     statuses = [a.status for a in answers]
     assert 204 in statuses and set(statuses) <= {204, 404}, statuses
+
+
+def test_one_issue_or_suppression_deleted_by_several_requests_at_once(
+    live: tuple[str, Context], editor: dict[str, str]
+) -> None:
+    url, _ = live
+    with httpx2.Client(base_url=url, timeout=TIMEOUT, headers=editor) as client:
+        issue = new_issue(client, editor)
+        entry = client.post("/suppressions", json={"email": "gone@example.org"})
+        assert entry.status_code == 201, entry.text
+    for path in (f"/issues/{issue['id']}", f"/suppressions/{entry.json()['id']}"):
+        answers = fire_at_once(url, [{"method": "DELETE", "path": path, "headers": editor}] * 8)
+        statuses = [a.status for a in answers]
+        assert 204 in statuses and set(statuses) <= {204, 404, 409}, (path, statuses)
