@@ -31,6 +31,7 @@ PATH_LIMITS: tuple[tuple[str, int], ...] = (
     ("/suppressions/import", 50 * MB),
     ("/webhooks/bounce", 10 * MB),
     ("/issues", 5 * MB),
+    ("/editor/login", DEFAULT_LIMIT),  # before any sign-in: a stranger's body stays small
     ("/editor", 5 * MB),
 )
 NUL_MESSAGE = "A request may not contain NUL characters."
