@@ -62,6 +62,9 @@ class Settings(BaseSettings):
 
     # Delivery tuning.
     smtp_connections: int = Field(default=4, ge=1, le=64)
+    # Requests doing database work at once; more wait their turn (app.routing). The thread and
+    # database pools are sized from it (app.db.pool_options).
+    web_concurrency: int = Field(default=8, ge=1, le=256)
     batch_size: int = Field(default=200, ge=1, le=10_000)
     rate_per_second: float = Field(default=0.0, ge=0)  # 0 = as fast as the relay allows
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)

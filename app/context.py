@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings, ensure_secret_keys
-from app.db import make_engine, make_sessionmaker
+from app.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from app.issues.linkcheck import LinkChecker
 from app.media.store import MediaStore, make_store
 from app.rendering.compile import Renderer
@@ -23,6 +23,8 @@ class Context:
     engine: Engine
     sessions: sessionmaker[Session]
     tokens: TokenService
+    # Sessions that only read: on SQLite they take no write lock (app.db.make_read_sessionmaker).
+    reads: sessionmaker[Session]
     _renderer: Renderer | None = field(default=None, repr=False)
     _media: MediaStore | None = field(default=None, repr=False)
     _links: LinkChecker | None = field(default=None, repr=False)
@@ -61,11 +63,12 @@ class Context:
 
 def build_context(settings: Settings, engine: Engine | None = None) -> Context:
     """Build the process context; an engine may be passed in (tests share one)."""
-    engine = engine or make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url, concurrency=settings.web_concurrency)
     keys = ensure_secret_keys(settings)
     return Context(
         settings=settings,
         engine=engine,
         sessions=make_sessionmaker(engine),
+        reads=make_read_sessionmaker(engine),
         tokens=TokenService(keys, settings.confirm_token_max_age_seconds),
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,9 +15,37 @@ from sqlalchemy.orm import Session, sessionmaker
 
 T = TypeVar("T")
 
+log = logging.getLogger("morningpost.db")
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+# The execution option that marks a read-only session's connections (see make_read_sessionmaker).
+READ_ONLY = "morningpost_read_only"
+_WRITES = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+
+
+# Requests doing database work at once in one web process (MORNINGPOST_WEB_CONCURRENCY).
+DEFAULT_CONCURRENCY = 8
+# A request that cannot get a connection in this time is answered 503 (app.main), not 500.
+POOL_TIMEOUT_SECONDS = 10
+
+
+def pool_options(concurrency: int = DEFAULT_CONCURRENCY) -> dict[str, Any]:
+    """Return the pool size for `concurrency` admitted requests (app.routing).
+
+    Each admitted request may hold two connections (its session and a short one of a helper,
+    e.g. a rate limit), the in-process worker and webhook sender a few more: the pool never
+    runs dry before the admission gate does. Connections past `pool_size` close when returned.
+    """
+    return {
+        "pool_size": concurrency,
+        "max_overflow": concurrency + 16,
+        "pool_timeout": POOL_TIMEOUT_SECONDS,
+    }
+
+
+def make_engine(url: str, *, concurrency: int = DEFAULT_CONCURRENCY, **kwargs: Any) -> Engine:
     """Build an engine; SQLite gets WAL, a busy timeout and foreign keys."""
+    if "poolclass" not in kwargs and ":memory:" not in url and not url.endswith("://"):
+        kwargs = {**pool_options(concurrency), **kwargs}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -41,9 +71,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
+            if conn.get_execution_options().get(READ_ONLY):
+                # A read: a deferred BEGIN takes a snapshot and no lock, so readers never
+                # queue behind the writer (or each other) in WAL mode.
+                conn.exec_driver_sql("BEGIN")
+                return
             # BEGIN IMMEDIATE takes the write lock up front, so two writers never deadlock
-            # on a lock upgrade (SQLite's pysqlite default defers it).
+            # on a lock upgrade (SQLite's pysqlite default defers it). A deferred transaction
+            # that reads and then writes cannot wait for the lock: SQLite refuses the upgrade
+            # at once when another writer holds it. So every session that may write takes it
+            # here, and only sessions made by `make_read_sessionmaker` do not.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _read_stays_read(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if conn.get_execution_options().get(READ_ONLY) and _WRITES.match(statement):
+                # Upgrading a deferred read fails under any concurrent write: say where.
+                log.warning("a read-only session wrote; use a write session: %.80s", statement)
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
@@ -52,6 +96,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     """Return the session factory every caller uses."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def make_read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Return a factory of sessions that only read: on SQLite they never take the write lock."""
+    return sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 @contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound, Unauthorized
@@ -12,6 +12,9 @@ from app.models import EditorToken, utcnow
 from app.tokens import hash_secret, new_editor_token, same_digest
 
 MAX_EXPIRY_DAYS = 3650
+# "Last used" is for people (`editor-token list`): a minute's precision is plenty, and a read
+# request then writes nothing.
+TOUCH_EVERY = timedelta(minutes=1)
 
 
 def create_editor_token(session: Session, name: str, expires_days: int | None = None) -> str:
@@ -44,8 +47,23 @@ def authenticate_editor(session: Session, token: str) -> EditorToken:
         raise Unauthorized("This editor token has been revoked.")
     if row.expires_at is not None and row.expires_at <= now:
         raise Unauthorized("This editor token has expired; create a new one.")
-    row.last_used_at = now
     return row
+
+
+def touch_editor_token(session: Session, row: EditorToken, now: datetime) -> None:
+    """Record that `row` was used, at most once a minute (a read request then writes nothing)."""
+    if row.last_used_at is not None and now - row.last_used_at < TOUCH_EVERY:
+        return
+    # Compare-and-set in one statement: concurrent requests write it once, and the caller can
+    # run it in a short write transaction of its own, apart from the request's reads.
+    session.execute(
+        update(EditorToken)
+        .where(
+            EditorToken.id == row.id,
+            EditorToken.last_used_at.is_not_distinct_from(row.last_used_at),
+        )
+        .values(last_used_at=now)
+    )
 
 
 def list_editor_tokens(session: Session) -> list[EditorToken]:

@@ -6,12 +6,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DataError
+from sqlalchemy import Engine
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.pool import NullPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.apidocs import offline_docs_app
@@ -25,6 +31,7 @@ from app.clicks.routes import clicks_router
 from app.config import Settings
 from app.console.setup import install_console
 from app.context import Context, build_context
+from app.db import READ_ONLY, make_engine
 from app.delivery import build_worker
 from app.errors import DomainError
 from app.issues.routes import router as issues_router
@@ -32,6 +39,7 @@ from app.media.routes import media_api_router, media_files_router
 from app.metrics.routes import metrics_router
 from app.providers.routes import providers_router
 from app.relays.routes import relays_router
+from app.routing import Overloaded, configure_concurrency, guard_routes
 from app.sends.worker import DatabaseUnavailable
 from app.subscribers.routes import router as subscribers_router
 from app.suppressions.routes import suppressions_router
@@ -70,6 +78,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_concurrency(app, settings.web_concurrency)
         stop = asyncio.Event()
         task: asyncio.Task[None] | None = None
         if settings.run_worker:
@@ -80,6 +89,9 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
             stop.set()
             if task is not None:
                 await task
+            health = getattr(app.state, "health", None)
+            if health is not None:
+                health.close()
             if context is None:
                 ctx.close()
 
@@ -92,7 +104,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.state.ctx = ctx
     # Public pages from memory until an issue changes; /healthz from a check a second old.
     app.state.pages = PageCache(ctx.engine, settings)
-    app.state.health = Recent(partial(ping, ctx.engine), HEALTH_SECONDS)
+    app.state.health_engine, app.state.health = _health_check(ctx)
     app.include_router(probes_router)  # /healthz, /robots.txt: matched first, asked most
     app.include_router(reading_router)  # home, archive, feed: before any catch-all path
     app.include_router(web_router)
@@ -115,6 +127,9 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.include_router(media_files_router)
     app.mount("/static", static_files(), name="static")
     install_console(app)  # the editor console under /editor/
+    # Every route: who asks is checked before the body is read, bodies are parsed off the
+    # event loop, and database work is admitted WEB_CONCURRENCY requests at a time (issue 17).
+    guard_routes(app)
     _install_error_handlers(app)
     # Hardening (issue 9): body limits while streaming, trusted hosts, frame/CSP headers.
     # Innermost, after every check: cached pages and a healthy /healthz before routing.
@@ -123,6 +138,29 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.add_middleware(SecurityHeaders)
     app.add_middleware(TrustedHosts, settings=settings, respond=_error)
     return app
+
+
+def _health_check(ctx: Context) -> tuple[Engine, Recent[None]]:
+    """Return /healthz's check: SELECT 1 on a connection and a thread of its own (issue 17).
+
+    Under load the request pool and the thread pool can both be full of queued work: the
+    health check never waits in either, and a success is shared for a second.
+    """
+    url = ctx.engine.url.render_as_string(hide_password=False)
+    # SQLite: a fresh connection each check (opening a file is cheap, and a kept one would go
+    # on reading a file that was replaced); PostgreSQL: one kept connection, never queued for.
+    pool: dict[str, Any] = (
+        {"poolclass": NullPool}
+        if url.startswith("sqlite")
+        else {"pool_size": 1, "max_overflow": 0, "pool_timeout": 1}
+    )
+    engine = make_engine(url, **pool).execution_options(**{READ_ONLY: True})
+    return engine, Recent(
+        partial(ping, engine),
+        HEALTH_SECONDS,
+        executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="healthz"),
+        on_close=engine.dispose,
+    )
 
 
 async def _start_worker(ctx: Context, stop: asyncio.Event) -> None:
@@ -166,6 +204,11 @@ def _error(
     return response
 
 
+def _busy(request: Request) -> Response:
+    busy = Overloaded("The server is busy; please try again in a few seconds.")
+    return _error(request, busy.status, busy.code, busy.message, busy.headers)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
@@ -195,6 +238,29 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.warning("refused unstorable input on %s: %s", request.url.path, exc)
         message = "A value in the request is out of range or cannot be stored."
         return _error(request, 422, "invalid", message)
+
+    @app.exception_handler(PoolTimeout)
+    async def pool_exhausted(request: Request, exc: PoolTimeout) -> Response:
+        # Overload, not a bug: the client is told to come back (the gate in app.routing
+        # makes this rare; it is the last line).
+        log.warning("no database connection free for %s: %s", request.url.path, exc)
+        return _busy(request)
+
+    @app.exception_handler(OperationalError)
+    async def database_busy(request: Request, exc: OperationalError) -> Response:
+        if "database is locked" not in str(exc.orig):
+            return await unexpected(request, exc)
+        log.warning("the SQLite write lock stayed busy for %s", request.url.path)
+        return _busy(request)
+
+    @app.exception_handler(StaleDataError)
+    @app.exception_handler(IntegrityError)
+    async def raced(request: Request, exc: Exception) -> Response:
+        # Two requests changed one row at the same moment (PostgreSQL lets both try): the
+        # loser is told, and its transaction has rolled back. Not a bug in the request.
+        log.warning("concurrent change refused on %s: %s", request.url.path, exc)
+        message = "This was changed by another request at the same moment; reload and retry."
+        return _error(request, 409, "conflict", message)
 
     @app.exception_handler(RecursionError)
     async def too_deep(request: Request, exc: RecursionError) -> Response:

@@ -376,7 +376,8 @@ def test_healthz_reports_a_database_that_went_away_within_a_second(
 
 
 def test_healthz_shares_one_check_a_second(client: TestClient) -> None:
-    seen = _checkouts(client.app.state.ctx.engine)  # type: ignore[attr-defined]
+    # /healthz checks on a connection of its own (app.main._health_check), never the pool's.
+    seen = _checkouts(client.app.state.health_engine)  # type: ignore[attr-defined]
     started = time.monotonic()
     checked = client.get("/healthz")  # the handler's own check
     for _ in range(50):

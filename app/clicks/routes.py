@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
 from app.clicks.service import follow
-from app.deps import ContextDep, SessionDep
+from app.deps import ContextDep, WriteSessionDep
 from app.models import utcnow
 from app.web.proxies import client_ip
 
@@ -14,9 +14,12 @@ clicks_router = APIRouter(tags=["clicks"])
 
 
 # HEAD (link checkers) is answered but left out of the schema: one operation per path there.
+# A GET that writes (the click is counted): a write session, so SQLite takes its lock up front.
 @clicks_router.head("/l/{token}", include_in_schema=False)
 @clicks_router.get("/l/{token}")
-def click(token: str, request: Request, session: SessionDep, ctx: ContextDep) -> RedirectResponse:
+def click(
+    token: str, request: Request, session: WriteSessionDep, ctx: ContextDep
+) -> RedirectResponse:
     """Redirect (302) to the link's URL; a tampered token is a 400. HEAD is not counted."""
     record = request.method == "GET"
     client = client_ip(request, ctx.settings)
@@ -27,7 +30,7 @@ def click(token: str, request: Request, session: SessionDep, ctx: ContextDep) ->
 @clicks_router.head("/l/{token}/{reader}", include_in_schema=False)
 @clicks_router.get("/l/{token}/{reader}")
 def click_by_reader(
-    token: str, reader: str, request: Request, session: SessionDep, ctx: ContextDep
+    token: str, reader: str, request: Request, session: WriteSessionDep, ctx: ContextDep
 ) -> RedirectResponse:
     """The same, from a link carrying its reader (MORNINGPOST_TRACK_READERS=true)."""
     subscriber_id = ctx.tokens.read_preferences_token(reader)  # 400 when tampered

@@ -6,9 +6,10 @@ from datetime import datetime
 
 from pwdlib import PasswordHash
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.addresses import normalize_email
+from app.db import session_scope
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import EditorAccount
 from app.subscribers.service import clean_name
@@ -63,11 +64,24 @@ def remove_editor(session: Session, email: str) -> None:
 
 
 def verify_login(
-    session: Session, email: str, password: str, now: datetime
+    session: Session,
+    email: str,
+    password: str,
+    now: datetime,
+    reads: sessionmaker[Session] | None = None,
 ) -> EditorAccount | None:
-    """Return the account when the address and password match, else None (same cost both ways)."""
+    """Return the account when the address and password match, else None (same cost both ways).
+
+    With `reads`, the account is looked up in a read transaction of its own, so the password
+    is verified (argon2, slow on purpose) while `session` holds no transaction and no lock;
+    only a successful sign-in then writes, through `session`.
+    """
     try:
-        row = find_editor(session, email)
+        if reads is None:
+            row = find_editor(session, email)
+        else:
+            with session_scope(reads) as lookup:
+                row = find_editor(lookup, email)
     except InvalidInput:
         row = None
     if row is None or len(password) > PASSWORD_MAX:
@@ -76,6 +90,8 @@ def verify_login(
     ok, new_hash = _hasher.verify_and_update(password, row.password_hash)
     if not ok:
         return None
+    if reads is not None:
+        row = session.merge(row, load=False)  # into the session that writes
     if new_hash is not None:
         row.password_hash = new_hash  # parameters were raised since this hash was made
     row.last_login_at = now

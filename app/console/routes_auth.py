@@ -16,7 +16,7 @@ from app.console.return_to import safe_next
 from app.console.sessions import (
     ABSOLUTE,
     end_session,
-    load_session,
+    load_session_apart,
     prune_sessions,
     start_session,
 )
@@ -50,11 +50,12 @@ def _same_origin(request: Request) -> bool:
 
 @router.get("/login")
 def login_form(
-    request: Request, session: SessionDep, next: Annotated[str, Query(max_length=2000)] = ""
+    request: Request, ctx: ContextDep, next: Annotated[str, Query(max_length=2000)] = ""
 ) -> Response:
     """Show the sign-in form (or go where the editor asked for when already signed in)."""
     target = safe_next(next)
-    if load_session(session, request.cookies.get(cookie_name(request)), utcnow()) is not None:
+    raw = request.cookies.get(cookie_name(request))
+    if load_session_apart(ctx.reads, ctx.sessions, raw, utcnow()) is not None:
         return redirect(target)
     return render(request, "login.html", email="", error=None, next=target)
 
@@ -79,6 +80,7 @@ async def login_gate(
 @router.post("/login")
 def login(
     request: Request,
+    ctx: ContextDep,
     session: SessionDep,
     decision: Annotated[LoginVerdict, Depends(login_gate)],
     email: Annotated[str, Form(max_length=400)] = "",
@@ -96,7 +98,8 @@ def login(
         )
         locked.headers["Retry-After"] = str(decision.retry_after)
         return locked
-    editor = verify_login(session, email, password, now)
+    # Looked up in a read transaction; argon2 runs with no transaction open (no lock held).
+    editor = verify_login(session, email, password, now, reads=ctx.reads)
     if editor is None:
         return _wrong(request, email, next, markdown)
     prune_sessions(session, now)  # sign-ins are rare: a good moment to drop stale sessions

@@ -6,9 +6,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import session_scope
 from app.models import EditorAccount, EditorSession
 from app.tokens import hash_secret, same_digest
 
@@ -51,8 +52,7 @@ def start_session(session: Session, editor: EditorAccount, now: datetime) -> str
     return raw
 
 
-def load_session(session: Session, raw: str | None, now: datetime) -> SignedIn | None:
-    """Return who a cookie value signs in, or None when it is unknown, idle or expired."""
+def _find(session: Session, raw: str | None) -> tuple[EditorSession, EditorAccount] | None:
     if not raw or len(raw) > 100:
         return None
     found = session.execute(
@@ -60,16 +60,53 @@ def load_session(session: Session, raw: str | None, now: datetime) -> SignedIn |
         .join(EditorAccount, EditorAccount.id == EditorSession.editor_id)
         .where(EditorSession.session_hash == hash_secret(raw))
     ).first()
+    return None if found is None else (found[0], found[1])
+
+
+def _ended(row: EditorSession, now: datetime) -> bool:
+    return now >= row.expires_at or now - row.last_seen_at >= IDLE
+
+
+def load_session(session: Session, raw: str | None, now: datetime) -> SignedIn | None:
+    """Return who a cookie value signs in, or None when it is unknown, idle or expired."""
+    found = _find(session, raw)
     if found is None:
         return None
     row, editor = found
-    if now >= row.expires_at or now - row.last_seen_at >= IDLE:
+    if _ended(row, now):
         session.delete(row)
         session.flush()
         return None
     if now - row.last_seen_at >= TOUCH_EVERY:
         row.last_seen_at = now
         session.flush()
+    return SignedIn(editor.id, editor.email, editor.name, row.id, row.csrf_token)
+
+
+def load_session_apart(
+    reads: sessionmaker[Session], writes: sessionmaker[Session], raw: str | None, now: datetime
+) -> SignedIn | None:
+    """`load_session` in a read transaction, writing (rarely) in a short one of its own.
+
+    On SQLite a read never waits for the write lock, and a read that turned into a write
+    could not wait for it either (the upgrade is refused at once under contention).
+    """
+    with session_scope(reads) as session:
+        found = _find(session, raw)
+    if found is None:
+        return None
+    row, editor = found
+    if _ended(row, now):
+        with session_scope(writes) as session:
+            session.execute(delete(EditorSession).where(EditorSession.id == row.id))
+        return None
+    if now - row.last_seen_at >= TOUCH_EVERY:
+        with session_scope(writes) as session:
+            session.execute(
+                update(EditorSession)
+                .where(EditorSession.id == row.id, EditorSession.last_seen_at < now)
+                .values(last_seen_at=now)
+            )
     return SignedIn(editor.id, editor.email, editor.name, row.id, row.csrf_token)
 
 

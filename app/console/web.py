@@ -9,18 +9,19 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.console.return_to import asked_for, form_page_of, login_url
-from app.console.sessions import SignedIn, load_session
+from app.console.sessions import SignedIn, load_session_apart
 from app.deps import get_session
 from app.errors import DomainError
 from app.models import utcnow
+from app.routing import GuardedRoute, check_first, checked
 
 _HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(_HERE / "templates"))
@@ -90,10 +91,20 @@ def is_https(request: Request) -> bool:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def _session_editor(request: Request, session: SessionDep) -> SignedIn | None:
-    # Sync, so FastAPI runs it in the thread pool: a SQLite write lock held by another request
-    # must never be waited for on the event loop, which that request needs to finish.
-    return load_session(session, request.cookies.get(cookie_name(request)), utcnow())
+def _load_editor(request: Request) -> SignedIn | None:
+    ctx = request.app.state.ctx
+    raw = request.cookies.get(cookie_name(request))
+    return load_session_apart(ctx.reads, ctx.sessions, raw, utcnow())
+
+
+async def _session_editor(request: Request) -> SignedIn | None:
+    # app.routing has run the lookup (in a thread) before the body was read, outside any
+    # request session; a route it did not guard looks up here, in a thread too.
+    done, editor = checked(request, _session_editor)
+    return editor if done else await run_in_threadpool(_load_editor, request)
+
+
+check_first(_session_editor, _load_editor)
 
 
 async def signed_in(
@@ -174,7 +185,7 @@ TITLES = {
 }
 
 
-class ConsoleRoute(APIRoute):
+class ConsoleRoute(GuardedRoute):
     """A console route: a refusal becomes a console page, a missing session the sign-in page."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

@@ -164,6 +164,11 @@ def _split_heading(text: str, line: int) -> tuple[str, str]:
     return _unquote(text[: match.start()].strip()), kind
 
 
+# subject, preheader, slug and date, with room for comments and folded lines.
+FRONT_MATTER_MAX_LINES = 30
+FRONT_MATTER_MAX_CHARS = 4096
+
+
 def _front_matter(lines: list[str]) -> tuple[dict[str, str], dict[str, int], int]:
     """Return (values, line of each key, index of the first line after the front matter)."""
     first = lines[0].lstrip("\ufeff").rstrip() if lines else ""
@@ -173,10 +178,20 @@ def _front_matter(lines: list[str]) -> tuple[dict[str, str], dict[str, int], int
             "a Markdown issue starts with YAML front matter: a line '---', "
             "'subject: …', then '---' again",
         )
-    end = next((i for i in range(1, len(lines)) if lines[i].rstrip() in ("---", "...")), None)
+    # Bounded before YAML reads it: a handful of short keys is all the front matter holds.
+    last = min(len(lines), FRONT_MATTER_MAX_LINES + 2)
+    end = next((i for i in range(1, last) if lines[i].rstrip() in ("---", "...")), None)
+    if end is None and last < len(lines):
+        raise _fail(
+            FRONT_MATTER_MAX_LINES + 2,
+            f"the front matter is longer than {FRONT_MATTER_MAX_LINES} lines "
+            "(or never closed by '---')",
+        )
     if end is None:
         raise _fail(1, "the front matter opened by '---' is never closed by another '---'")
     source = "\n".join(lines[1:end])
+    if len(source) > FRONT_MATTER_MAX_CHARS:
+        raise _fail(2, f"the front matter is longer than {FRONT_MATTER_MAX_CHARS} characters")
     try:
         # BaseLoader keeps every value a string: safe_load would turn `date: 2026-03-03` into a
         # date and `subject: Yes` into True. It builds no objects, so it is as safe.

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 import anyio.from_thread
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse
-from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 from app.deps import ContextDep, IdPath, SessionDep, require_editor
 from app.errors import InvalidInput
@@ -27,6 +26,7 @@ from app.issues.schemas import (
 )
 from app.media.service import own_media_size
 from app.models import DeliveryStatus, utcnow
+from app.routing import GuardedRoute, read_body_off_loop
 from app.sends.schemas import DeliveryPageOut
 from app.sends.store.log import MAX_LIMIT
 
@@ -37,47 +37,33 @@ router = APIRouter(prefix="/issues", tags=["issues"], dependencies=[Depends(requ
 MARKDOWN_TYPES = ("text/markdown", "text/x-markdown")
 
 
-class MarkdownBodyRoute(APIRoute):
+class MarkdownBodyRoute(GuardedRoute):
     """A route whose JSON body may also come as Markdown (`Content-Type: text/markdown`).
 
     The Markdown is read into the same JSON body before FastAPI sees it, so the handler, its
     validation and the OpenAPI schema of the JSON body stay the ones of a plain JSON route.
-    A malformed file's error waits in the request scope for `markdown_error`, which runs after
-    the editor check: a request without a token gets its 401 before any 422 about its body.
+    It is read only after the editor check (a request without a token gets its 401 before a
+    byte of its body is read) and parsed in a thread, never on the event loop.
     """
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if content_type in MARKDOWN_TYPES:
-                body, error = b"{}", None
-                try:
-                    issue = parse_issue_markdown((await request.body()).decode("utf-8"))
-                    body = issue.model_dump_json().encode()
-                except UnicodeDecodeError:
-                    error = InvalidInput("The Markdown must be UTF-8 text.")
-                except InvalidInput as exc:
-                    error = exc
-                headers = [(k, v) for k, v in request.scope["headers"] if k != b"content-type"]
-                headers.append((b"content-type", b"application/json"))
-                scope = {**request.scope, "headers": headers, _MARKDOWN_ERROR: error}
-                request = Request(scope, request.receive)
-                request._body = body
-            return await handler(request)
-
-        return route
-
-
-_MARKDOWN_ERROR = "morningpost.markdown_error"
-
-
-def markdown_error(request: Request) -> None:
-    """Raise the error of a malformed Markdown body (after the editor check has passed)."""
-    error = request.scope.get(_MARKDOWN_ERROR)
-    if error is not None:
-        raise error
+    async def prepare(self, request: Request) -> None:
+        """Turn a Markdown body into the JSON body it stands for; other bodies as usual."""
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in MARKDOWN_TYPES:
+            await read_body_off_loop(request)
+            return
+        raw = await request.body()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput("The Markdown must be UTF-8 text.") from None
+        issue = await run_in_threadpool(parse_issue_markdown, text)
+        headers = [(k, v) for k, v in request.scope["headers"] if k != b"content-type"]
+        headers.append((b"content-type", b"application/json"))
+        request.scope["headers"] = headers
+        request.__dict__.pop("_headers", None)  # read again from the scope: JSON now
+        request._body = issue.model_dump_json().encode()
+        request._json = issue.model_dump(mode="json")
 
 
 MARKDOWN_EXAMPLE = """---
@@ -104,7 +90,6 @@ router.add_api_route(
     status_code=201,
     response_model=IssueOut,
     route_class_override=MarkdownBodyRoute,
-    dependencies=[Depends(markdown_error)],
     # The JSON body is documented from IssueIn; the Markdown form is added beside it.
     openapi_extra={
         "requestBody": {

@@ -7,18 +7,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.concurrency import run_in_threadpool
 
-from app.db import session_scope
-from app.deps import ContextDep
-from app.editors import authenticate_editor
+from app.deps import ContextDep, check_editor
 from app.errors import Unauthorized
 from app.metrics.database import build_registry
+from app.routing import check_first, checked
 
 metrics_router = APIRouter(tags=["metrics"])
 
 
-def require_metrics_reader(request: Request, ctx: ContextDep) -> None:
-    """Let through the metrics token or any editor token; answer 401 otherwise."""
+def _check_reader(request: Request) -> None:
+    ctx = request.app.state.ctx
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -26,17 +26,24 @@ def require_metrics_reader(request: Request, ctx: ContextDep) -> None:
     wanted = ctx.settings.metrics_token
     if wanted and hmac.compare_digest(token.encode(), wanted.encode()):
         return
-    # A session of its own, committed before the scrape: on SQLite, an open write
-    # transaction here would block the collector's reads.
-    with session_scope(ctx.sessions) as session:
-        authenticate_editor(session, token)
+    check_editor(ctx, token)  # reads, apart from the scrape's own read
+
+
+async def require_metrics_reader(request: Request) -> None:
+    """Let through the metrics token or any editor token; answer 401 otherwise."""
+    if not checked(request, require_metrics_reader)[0]:
+        await run_in_threadpool(_check_reader, request)
+
+
+check_first(require_metrics_reader, _check_reader)  # before any body, outside the gate
 
 
 def _registry(request: Request, ctx: ContextDep) -> CollectorRegistry:
     # One registry per app, built on first scrape: several apps in one process never collide.
     registry: CollectorRegistry | None = getattr(request.app.state, "metrics_registry", None)
     if registry is None:
-        registry = build_registry(ctx.sessions)
+        # Reads only: on SQLite a scrape over a big ledger never holds the write lock.
+        registry = build_registry(ctx.reads)
         request.app.state.metrics_registry = registry
     return registry
 

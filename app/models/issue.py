@@ -27,6 +27,9 @@ class Issue(Base):
     """One edition: its subject, its blocks and where its send stands."""
 
     __tablename__ = "issues"
+    # Two requests deleting the row at once both succeed (PostgreSQL lets both try): the
+    # second deletes nothing, which is the outcome wanted (issue 17), not a stale-data error.
+    __mapper_args__ = {"confirm_deleted_rows": False}  # noqa: RUF012 (read once by the mapper)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(120), unique=True)

@@ -73,6 +73,9 @@ class Suppression(Base):
     """An address we must never mail again, kept as a hash with why and since when."""
 
     __tablename__ = "suppressions"
+    # Two requests deleting the row at once both succeed (PostgreSQL lets both try): the
+    # second deletes nothing, which is the outcome wanted (issue 17), not a stale-data error.
+    __mapper_args__ = {"confirm_deleted_rows": False}  # noqa: RUF012 (read once by the mapper)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email_hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -507,12 +507,18 @@ def erase_subscriber(session: Session, subscriber_id: int, now: datetime) -> Non
     row = get_subscriber(session, subscriber_id)
     if not is_suppressed(session, row.email):
         digest = hash_secret(row.email)
-        session.add(
-            Suppression(email_hash=digest, reason="erased", source="editor", created_at=now)
-        )
+        try:
+            with session.begin_nested():
+                session.add(
+                    Suppression(email_hash=digest, reason="erased", source="editor", created_at=now)
+                )
+        except IntegrityError:
+            pass  # erased at the same moment by another request: the entry is there
     # Deliveries keep their rows (FK SET NULL) for the stats; the outbox rows go (CASCADE).
-    session.delete(row)
-    session.flush()
+    # A statement, not an ORM delete: a concurrent erasure leaves nothing to delete, and that
+    # is the outcome wanted, not an error.
+    session.execute(delete(Subscriber).where(Subscriber.id == row.id))
+    session.expunge(row)
 
 
 def subscriber_deliveries(

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -28,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
 from app.models import utcnow
-from app.web.stamp import Stamp, claim_site, read_stamp, site_fingerprint
+from app.web.stamp import Stamp, StampBusy, claim_site, read_stamp, site_fingerprint
 
 T = TypeVar("T")
 
@@ -47,7 +48,17 @@ class Recent(Generic[T]):
     never trusted for longer than `seconds` after its fetch began.
     """
 
-    def __init__(self, fetch: Callable[[], T], seconds: float) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[], T],
+        seconds: float,
+        *,
+        executor: ThreadPoolExecutor | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        # A fetch of its own thread (the health check's) never queues behind busy routes.
+        self._executor = executor
+        self._on_close = on_close
         self._fetch = fetch
         self._seconds = seconds
         self._value: T | None = None
@@ -70,6 +81,13 @@ class Recent(Generic[T]):
             self._start(loop)
         return now < self._until
 
+    def close(self) -> None:
+        """Release what the fetch owns (its thread, its connection)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+        if self._on_close is not None:
+            self._on_close()
+
     def peek(self) -> T | None:
         """Return the value while it is trusted, else None (never waits)."""
         return self._value if self.fresh() else None
@@ -85,7 +103,10 @@ class Recent(Generic[T]):
         loop = asyncio.get_running_loop()
         try:
             started = loop.time()
-            value = await to_thread.run_sync(self._fetch)
+            if self._executor is not None:
+                value = await loop.run_in_executor(self._executor, self._fetch)
+            else:
+                value = await to_thread.run_sync(self._fetch)
             self._value, self._until = value, started + self._seconds
             self._ahead = started + self._seconds * 0.8
             return value
@@ -216,8 +237,11 @@ class PageCache:
 
     def _check(self) -> Stamp:
         if not self._claimed:
-            claim_site(self._engine, self._site, utcnow())
-            self._claimed = True
+            try:
+                claim_site(self._engine, self._site, utcnow())
+                self._claimed = True
+            except StampBusy:
+                pass  # another writer holds SQLite's lock: claim at the next check
         stamp = read_stamp(self._engine)
         if stamp is None:  # the row went away (a truncated table): make it again
             claim_site(self._engine, self._site, utcnow())

@@ -2,13 +2,14 @@
 
 A pure ASGI middleware: a body over its path's limit is answered `413` as soon as the limit is
 passed, without reading the rest, so a 400 MB upload never costs 400 MB of memory. JSON and
-form bodies (small, and read whole by their handlers anyway) are also checked for NUL
-characters and for nesting deeper than any real request needs.
+form bodies (read whole by their handlers anyway) are also checked for NUL characters, and
+JSON for nesting and for more values than any real request needs. Everything here runs on the
+event loop, so every check is linear in the body and done chunk by chunk as it arrives
+(app.web.json_scan): one hostile body must never hold the loop (issue 17).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,10 @@ from fastapi import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.web.json_scan import JsonShape, has_escaped_nul, json_depth
+
+__all__ = ["RequestLimits", "json_depth", "limit_for", "too_large"]
 
 KB = 1024
 MB = 1024 * KB
@@ -34,16 +39,10 @@ PATH_LIMITS: tuple[tuple[str, int], ...] = (
     ("/media", 10 * MB + 64 * KB),
     ("/editor/media", 10 * MB + 64 * KB),
     ("/issues", 5 * MB),
+    ("/editor/login", DEFAULT_LIMIT),  # before any sign-in: a stranger's body stays small
     ("/editor", 5 * MB),
 )
-MAX_JSON_DEPTH = 32
 NUL_MESSAGE = "A request may not contain NUL characters."
-DEPTH_MESSAGE = f"The JSON is nested too deeply (at most {MAX_JSON_DEPTH} levels)."
-
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-# \u0000 not itself escaped (an even number of backslashes before it).
-_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 Responder = Callable[[Request, int, str, str], Response]
 
@@ -62,21 +61,11 @@ def too_large(limit: int) -> str:
     return f"The request body is too large; at most {size} is accepted here."
 
 
-def json_depth(body: bytes) -> int:
-    """Return how deeply arrays and objects nest in a JSON text (strings ignored)."""
-    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
-    depth = deepest = 0
-    for ch in brackets:
-        depth += 1 if ch in b"[{" else -1
-        deepest = max(deepest, depth)
-    return deepest
-
-
 def _has_nul(body: bytes, kind: str) -> bool:
     if b"\x00" in body:
         return True
     if kind == "json":
-        return _JSON_NUL.search(body) is not None
+        return has_escaped_nul(body)
     return b"%00" in body
 
 
@@ -106,6 +95,10 @@ class _TooLarge(Exception):
     pass
 
 
+class _BadShape(Exception):
+    pass
+
+
 class RequestLimits:
     """Refuse over-long bodies while they stream in, and NUL bytes or deep JSON before parsing."""
 
@@ -131,31 +124,40 @@ class RequestLimits:
         if kind == "other":
             await self.app(scope, _counting(receive, limit), send)
             return
+        shape = JsonShape() if kind == "json" else None
         try:
-            body = await _read_body(receive, limit)
+            body = await _read_body(receive, limit, shape)
         except _TooLarge:
             await self._answer(scope, receive, send, 413, "too_large", too_large(limit))
+            return
+        except _BadShape as exc:
+            await self._answer(scope, receive, send, 400, "invalid", str(exc), close=True)
             return
         if _has_nul(body, kind):
             await self._answer(scope, receive, send, 400, "invalid", NUL_MESSAGE)
             return
-        if kind == "json" and json_depth(body) > MAX_JSON_DEPTH:
-            await self._answer(scope, receive, send, 400, "invalid", DEPTH_MESSAGE)
-            return
         await self.app(scope, _replay(body, receive), send)
 
     async def _answer(
-        self, scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        close: bool = False,
     ) -> None:
         response = self.respond(Request(scope, receive), status, code, message)
-        if status == 413:
+        if status == 413 or close:
             # The rest of the body is never read: tell the client not to reuse the connection.
             response.headers["Connection"] = "close"
         await response(scope, receive, send)
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    """Return the whole body, or raise _TooLarge as soon as it passes `limit`."""
+async def _read_body(receive: Receive, limit: int, shape: JsonShape | None) -> bytes:
+    """Return the whole body; raise _TooLarge or _BadShape as soon as it is clear it fails."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -166,6 +168,8 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise _TooLarge
+        if shape is not None and (problem := shape.feed(chunk)) is not None:
+            raise _BadShape(problem)
         chunks.append(chunk)
         if not message.get("more_body", False):
             break

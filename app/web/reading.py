@@ -69,26 +69,26 @@ async def archive_issue(slug: str, request: Request) -> Response:
 
 
 def _home(request: Request) -> tuple[bytes, str]:
-    with session_scope(_context(request).sessions) as session:
+    with session_scope(_context(request).reads) as session:
         entries = _entries(archive.published_issues(session, limit=HOME_ISSUES))
     return page_html(request, "home.html", entries=entries), HTML_TYPE
 
 
 def _archive(request: Request) -> tuple[bytes, str]:
-    with session_scope(_context(request).sessions) as session:
+    with session_scope(_context(request).reads) as session:
         entries = _entries(archive.published_issues(session))
     return page_html(request, "archive.html", entries=entries), HTML_TYPE
 
 
 def _feed(ctx: Context) -> tuple[bytes, str]:
-    with session_scope(ctx.sessions) as session:
+    with session_scope(ctx.reads) as session:
         entries = _entries(archive.published_issues(session, limit=FEED_ISSUES))
     return atom_feed(ctx.settings, entries), FEED_TYPE
 
 
 def _issue(request: Request, slug: str) -> tuple[bytes, str]:
     ctx = _context(request)
-    with session_scope(ctx.sessions) as session:
+    with session_scope(ctx.reads) as session:
         issue = archive.published_issue(session, slug)
         page = archive.web_version(ctx.renderer, issue)
         entry = summary.entry(issue)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -84,17 +85,44 @@ def claim_site(engine: Engine, site: str, now: datetime) -> None:
     """Move the stamp on when the stored site fingerprint is not ours (a deploy, a new name).
 
     Also creates the row when it is missing (a truncated table in tests, a hand-made database).
+    On SQLite it waits at most a moment for the write lock and raises StampBusy otherwise: a
+    page read must never queue behind another writer (issue 17); the next check claims again.
     """
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO page_stamps (id, counter, changed_at, site)"
-                " VALUES (:id, 1, :now, :site)"
-                " ON CONFLICT (id) DO UPDATE SET counter = page_stamps.counter + 1,"
-                " changed_at = excluded.changed_at, site = excluded.site"
-                " WHERE page_stamps.site <> excluded.site"
-            ).bindparams(id=STAMP_ID, now=_db_time(engine, now), site=site)
-        )
+    params = {"id": STAMP_ID, "now": _db_time(engine, now), "site": site}
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            conn.execute(text(_CLAIM), params)
+        return
+    raw = engine.raw_connection()
+    driver: Any = raw.driver_connection
+    try:
+        driver.execute(f"PRAGMA busy_timeout = {CLAIM_WAIT_MS}")
+        try:
+            cursor = raw.cursor()
+            cursor.execute(_CLAIM, params)
+            raw.commit()
+        except Exception as exc:
+            raw.rollback()
+            raise StampBusy(str(exc)) from None
+        finally:
+            driver.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_MS}")
+    finally:
+        raw.close()
+
+
+_CLAIM = (
+    "INSERT INTO page_stamps (id, counter, changed_at, site)"
+    " VALUES (:id, 1, :now, :site)"
+    " ON CONFLICT (id) DO UPDATE SET counter = page_stamps.counter + 1,"
+    " changed_at = excluded.changed_at, site = excluded.site"
+    " WHERE page_stamps.site <> excluded.site"
+)
+CLAIM_WAIT_MS = 100
+SQLITE_BUSY_MS = 30_000  # app.db's connect timeout, restored before the pool reuses it
+
+
+class StampBusy(Exception):
+    """Another writer holds SQLite's lock: the site is claimed at a later check."""
 
 
 class DatabaseDown(Exception):
