@@ -42,6 +42,11 @@ class IssueIn(BaseModel):
     preheader: str = Field(default="", max_length=250)
     slug: str | None = Field(default=None, max_length=120)
     blocks: list[dict[str, Any]] = Field(min_length=1)
+    newsletter: str | None = Field(
+        default=None,
+        max_length=80,
+        description="The newsletter's slug; the default one if left out.",
+    )
 
     _lines = field_validator("subject", "preheader")(_single_line)
     _blank = field_validator("subject")(_not_blank)
@@ -151,6 +156,7 @@ class IssueOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     version: int = Field(description="Counts edits; the ETag of GET /issues/{id} carries it.")
+    newsletter_id: int = Field(description="The newsletter the issue belongs to.")
 
 
 class SendOut(BaseModel):

@@ -10,9 +10,10 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
+from app.audience.newsletters import by_slug, readers_of
 from app.bounces.service import bounce_stats, policy_alerts
 from app.clicks.service import click_counts
 from app.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
@@ -43,6 +44,7 @@ from app.sends.store.ledger import issue_stats
 from app.sends.store.log import DeliveryPage, delivery_page
 from app.sends.store.progress import send_rate
 from app.sends.store.sends import (
+    Admit,
     SendGate,
     cancel_send,
     flip_status,
@@ -103,8 +105,15 @@ def list_issues(session: Session, status: str | None = None) -> list[Issue]:
 def create_issue(session: Session, data: IssueIn, renderer: Renderer) -> Issue:
     """Validate the blocks, make sure the issue renders, and store it as a draft."""
     blocks = parse_blocks(data.blocks)
+    newsletter = by_slug(session, data.newsletter)
     slug = _free_slug(session, data.slug or slugify(data.subject), explicit=data.slug is not None)
-    issue = Issue(slug=slug, subject=data.subject, preheader=data.preheader, blocks=blocks)
+    issue = Issue(
+        slug=slug,
+        subject=data.subject,
+        preheader=data.preheader,
+        blocks=blocks,
+        newsletter_id=newsletter.id,
+    )
     compile_issue(renderer, issue)  # a block that cannot render is refused now, not at send time
     session.add(issue)
     session.flush()
@@ -275,11 +284,18 @@ def send_issue(
     errors = [f.message for f in pre_send_check(renderer, issue) if f.level == "error"]
     if errors:
         raise InvalidInput("The issue cannot be sent: " + " ".join(errors))
+    audience = issue_audience(issue)
     if local is not None:
         wall, day = local
         due = local_moments(session, wall, day, renderer.settings.default_timezone)
         count, status = start_local_send(
-            session, issue_id, now, due, (wall.strftime("%H:%M"), day.isoformat()), checked
+            session,
+            issue_id,
+            now,
+            due,
+            (wall.strftime("%H:%M"), day.isoformat()),
+            checked,
+            audience,
         )
         session.refresh(issue)
         return {"id": issue.id, "status": status, "recipients": count, "send_at": issue.send_at}
@@ -287,9 +303,14 @@ def send_issue(
         schedule_send(session, issue_id, send_at, checked)
         session.refresh(issue)
         return {"id": issue.id, "status": issue.status, "recipients": 0, "send_at": send_at}
-    recipients = start_send(session, issue_id, now, checked)
+    recipients = start_send(session, issue_id, now, checked, audience)
     session.refresh(issue)
     return {"id": issue.id, "status": issue.status, "recipients": recipients, "send_at": None}
+
+
+def issue_audience(issue: Issue) -> ColumnElement[bool]:
+    """Return who an issue goes to: the active readers of its newsletter."""
+    return readers_of(issue.newsletter_id)
 
 
 def unschedule_issue(session: Session, issue_id: int) -> None:
@@ -380,7 +401,7 @@ def pre_send_check(renderer: Renderer, issue: Issue) -> list[Finding]:
 def send_gate(renderer: Renderer) -> SendGate:
     """Return the check run when a scheduled issue starts: its pre-send errors, or None."""
 
-    def gate(session: Session, issue_id: int) -> str | None:
+    def gate(session: Session, issue_id: int) -> str | Admit | None:
         issue = session.get(Issue, issue_id)
         if issue is None:
             return "the issue is gone"
@@ -388,7 +409,9 @@ def send_gate(renderer: Renderer) -> SendGate:
             errors = [f.message for f in pre_send_check(renderer, issue) if f.level == "error"]
         except Exception as exc:  # a template that no longer renders is a refusal too
             return f"the issue does not render: {exc}"[:300]
-        return "the pre-send check failed: " + " ".join(errors) if errors else None
+        if errors:
+            return "the pre-send check failed: " + " ".join(errors)
+        return Admit(issue_audience(issue))
 
     return gate
 

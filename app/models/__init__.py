@@ -15,9 +15,16 @@ from app.models.editor_account import EditorAccount, EditorSession
 from app.models.feed import Feed, FeedItem
 from app.models.insight import Click, Heartbeat, Webhook, WebhookDelivery, WebhookDeliveryStatus
 from app.models.issue import FrozenIssue, Issue, IssueStatus
+from app.models.newsletter import (
+    DEFAULT_NEWSLETTER_ID,
+    Newsletter,
+    Subscription,
+    SubscriptionStatus,
+)
 from app.models.subscriber import Subscriber, SubscriberStatus, Suppression
 
 __all__ = [
+    "DEFAULT_NEWSLETTER_ID",
     "OPEN_STATUSES",
     "Base",
     "BounceEvent",
@@ -34,6 +41,7 @@ __all__ = [
     "Heartbeat",
     "Issue",
     "IssueStatus",
+    "Newsletter",
     "OutboxKind",
     "OutboxMessage",
     "ProviderEvent",
@@ -42,6 +50,8 @@ __all__ = [
     "Subscriber",
     "SubscriberStatus",
     "SubscriberTag",
+    "Subscription",
+    "SubscriptionStatus",
     "Suppression",
     "Webhook",
     "WebhookDelivery",
