@@ -190,3 +190,49 @@ def test_leaving_a_during_its_send_cancels_the_copies_not_yet_handed_out(
             issue_b["id"]: DeliveryStatus.pending,
         }
         assert session.scalar(select(Newsletter.slug).where(Newsletter.id == b)) == "b-list"
+
+
+def test_the_email_carries_its_newsletters_masthead_and_one_click_leaves_only_it(
+    client: TestClient, editor: dict[str, str], ctx: Context, smtp_server: SMTPTestServer
+) -> None:
+    [reader] = add_subscribers(ctx, 1)
+    b = _newsletter(
+        client,
+        editor,
+        "robots",
+        tagline="Machines, weekly",
+        **{"from": "Robot Desk <robots@example.net>"},
+        reply_to="editor@example.net",
+        postal_address="1 Robot Road, Springfield",
+        list_id="Robots <robots.example.net>",
+    )
+    _join(ctx, [reader], b)
+    issue = new_issue(client, editor, slug="beep", subject="Beep", newsletter="robots")
+    preview = " ".join(client.get(f"/issues/{issue['id']}/preview", headers=editor).text.split())
+    assert "1 Robot Road, Springfield" in preview and "?newsletter=robots" in preview
+    assert client.post(f"/issues/{issue['id']}/send", headers=editor).json()["recipients"] == 1
+    run_worker(ctx)
+    [got] = smtp_server.handler.wait_for(1)
+    mail = got.message()
+    assert mail["From"] == "Robot Desk <robots@example.net>"
+    assert mail["Reply-To"] == "editor@example.net"
+    assert mail["List-Id"] == "Robots <robots.example.net>"
+    # Long lines are folded on the wire: compare words, not layout.
+    html = " ".join(mail.get_body(("html",)).get_content().split())  # type: ignore[union-attr]
+    text = " ".join(mail.get_body(("plain",)).get_content().split())  # type: ignore[union-attr]
+    for shown in ("Robots", "1 Robot Road, Springfield"):
+        assert shown in html and shown in text
+    assert "Machines, weekly" in text  # the HTML shows the tagline in a masthead block only
+    url = str(mail["List-Unsubscribe"]).split("<", 1)[1].split(">", 1)[0]
+    assert url.endswith("?newsletter=robots")
+    path = url.removeprefix(ctx.settings.base_url)
+    left = client.post(
+        path,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert left.status_code == 200
+    shown_reader = client.get(f"/subscribers/{reader}", headers=editor).json()
+    assert shown_reader["status"] == "active"
+    assert shown_reader["newsletters"] == {"default": "active", "robots": "unsubscribed"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.audience.newsletters import Masthead
+from app.rendering.masthead import Masthead
 
 
 class NewsletterIn(BaseModel):

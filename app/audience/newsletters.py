@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from app.config import Settings
 from app.errors import Conflict, InvalidInput, NotFound
@@ -25,6 +24,7 @@ from app.models import (
     Subscription,
     SubscriptionStatus,
 )
+from app.rendering.masthead import Masthead, resolve
 
 ADDRESS = re.compile(r"[^@\s<>\",;]+@[^@\s<>\",;]+\.[^@\s<>\",;]+")
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,79}")
@@ -41,44 +41,23 @@ LIMITS = {
 LIVE_SENDS = (IssueStatus.scheduled, IssueStatus.sending, IssueStatus.paused)
 
 
-@dataclass(frozen=True)
-class Masthead:
-    """What an email and a public page of one newsletter show, defaults filled in."""
-
-    id: int
-    slug: str
-    name: str
-    tagline: str
-    from_address: str
-    reply_to: str
-    postal_address: str
-    list_id: str
-    is_default: bool
-
-
 def masthead(newsletter: Newsletter, settings: Settings) -> Masthead:
     """Return a newsletter's effective fields: its own, or the settings' where it has none."""
-    name = newsletter.name or settings.newsletter_name
-    if newsletter.list_id:
-        list_id = newsletter.list_id
-    elif newsletter.is_default:
-        list_id = settings.list_id_header
-    else:
-        # Each list its own List-Id (RFC 2919): mail clients and filters tell them apart.
-        list_id = f"{name} <{newsletter.slug}.newsletter.{settings.sender.domain}>"
-    return Masthead(
+    return resolve(
+        settings,
         id=newsletter.id,
         slug=newsletter.slug,
-        name=name,
-        tagline=newsletter.tagline
-        if newsletter.tagline is not None
-        else settings.newsletter_tagline,
-        from_address=newsletter.from_address or str(settings.sender),
-        reply_to=newsletter.reply_to or "",
-        postal_address=newsletter.postal_address or settings.postal_address,
-        list_id=list_id,
         is_default=newsletter.is_default,
+        several=several(object_session(newsletter)),
+        **{field: getattr(newsletter, field) for field in TEXT_FIELDS},
     )
+
+
+def several(session: Session | None) -> bool:
+    """Tell whether the install has more than one newsletter."""
+    if session is None:
+        return True
+    return (session.scalar(select(func.count()).select_from(Newsletter)) or 0) > 1
 
 
 def _clean(field: str, value: Any) -> str | None:
@@ -169,6 +148,13 @@ def by_slug(session: Session, slug: str | None) -> Newsletter:
     if row is None:
         raise InvalidInput(f"There is no newsletter {slug!r}.")
     return row
+
+
+def find(session: Session, slug: str | None) -> Newsletter | None:
+    """Return the newsletter with this slug, or None (none given, or no such newsletter)."""
+    if not slug or not SLUG.fullmatch(slug):
+        return None
+    return session.scalar(select(Newsletter).where(Newsletter.slug == slug))
 
 
 def list_newsletters(session: Session) -> list[Newsletter]:
@@ -292,6 +278,116 @@ def leave(session: Session, subscriber_id: int, newsletter_id: int, now: datetim
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def ids_of(session: Session, slugs: list[str]) -> list[int]:
+    """Return the ids of these newsletters (none given: the default one), or raise InvalidInput."""
+    if not slugs:
+        return [DEFAULT_NEWSLETTER_ID]
+    wanted = list(dict.fromkeys(slugs))
+    found = dict(
+        session.execute(
+            select(Newsletter.slug, Newsletter.id).where(Newsletter.slug.in_(wanted))
+        ).all()
+    )
+    missing = [s for s in wanted if s not in found]
+    if missing:
+        raise InvalidInput(f"There is no newsletter {missing[0][:80]!r}.")
+    return [int(found[s]) for s in wanted]
+
+
+def request_subscriptions(
+    session: Session, subscriber_id: int, newsletter_ids: list[int], now: datetime, *, fresh: bool
+) -> bool:
+    """Mark these newsletters pending for a reader (those not already active); True if any.
+
+    A fresh reader takes exactly these; a known one keeps what they had (written down first).
+    """
+    if not fresh:
+        _adopt_default(session, subscriber_id, now)
+    asked = False
+    for newsletter_id in newsletter_ids:
+        row = session.get(Subscription, (subscriber_id, newsletter_id), with_for_update=True)
+        if row is None:
+            session.add(
+                Subscription(
+                    subscriber_id=subscriber_id,
+                    newsletter_id=newsletter_id,
+                    status=SubscriptionStatus.pending,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            asked = True
+        elif row.status != SubscriptionStatus.active:
+            row.status = SubscriptionStatus.pending
+            row.updated_at = now
+            asked = True
+    session.flush()
+    return asked
+
+
+def drop_unasked(session: Session, subscriber_id: int, keep: list[int], now: datetime) -> None:
+    """Mark every subscription but `keep` unsubscribed (a reader coming back after leaving)."""
+    session.execute(
+        update(Subscription)
+        .where(Subscription.subscriber_id == subscriber_id, Subscription.newsletter_id.not_in(keep))
+        .values(status=SubscriptionStatus.unsubscribed, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def confirm_pending(session: Session, subscriber_id: int, now: datetime) -> int:
+    """Make a reader's pending subscriptions active (their confirmation covered them all)."""
+    result = session.execute(
+        update(Subscription)
+        .where(
+            Subscription.subscriber_id == subscriber_id,
+            Subscription.status == SubscriptionStatus.pending,
+        )
+        .values(status=SubscriptionStatus.active, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def choose(session: Session, subscriber_id: int, chosen: set[int], now: datetime) -> None:
+    """Make a reader take exactly the `chosen` newsletters (their preferences page's boxes).
+
+    The page is reached by the reader's own signed link, so a ticked box is consent enough.
+    """
+    standing = {
+        row.newsletter_id: row.status
+        for row in session.scalars(
+            select(Subscription).where(Subscription.subscriber_id == subscriber_id)
+        )
+    }
+    for newsletter_id in session.scalars(select(Newsletter.id)):
+        now_taking = standing.get(newsletter_id)
+        if newsletter_id == DEFAULT_NEWSLETTER_ID and not standing:
+            now_taking = SubscriptionStatus.active  # implicitly, see readers_of
+        if newsletter_id in chosen and now_taking != SubscriptionStatus.active:
+            set_subscription(session, subscriber_id, newsletter_id, SubscriptionStatus.active, now)
+        elif newsletter_id not in chosen and now_taking in (
+            SubscriptionStatus.active,
+            SubscriptionStatus.pending,
+        ):
+            leave(session, subscriber_id, newsletter_id, now)
+
+
+def still_taking(session: Session, subscriber_id: int) -> bool:
+    """Tell whether a reader still takes (or waits to take) any newsletter."""
+    return (
+        session.scalar(
+            select(Subscription.newsletter_id)
+            .where(
+                Subscription.subscriber_id == subscriber_id,
+                Subscription.status.in_([SubscriptionStatus.active, SubscriptionStatus.pending]),
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def audience_and(newsletter_id: int, extra: ColumnElement[bool] | None) -> ColumnElement[bool]:

@@ -180,7 +180,8 @@ def markdown(issue_id: int, session: SessionDep) -> Response:
 def preview(issue_id: IdPath, session: SessionDep, ctx: ContextDep) -> HTMLResponse:
     """Return the email exactly as a subscriber will see it."""
     issue = service.get_issue(session, issue_id)
-    return HTMLResponse(service.preview_html(ctx.renderer, ctx.tokens, issue))
+    head = service.issue_masthead(session, ctx.renderer, issue)
+    return HTMLResponse(service.preview_html(ctx.renderer, ctx.tokens, issue, head))
 
 
 @router.get("/{issue_id}/check")

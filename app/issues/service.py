@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
-from app.audience.newsletters import by_slug, readers_of
+from app.audience.newsletters import by_slug, get_newsletter, masthead, readers_of
 from app.bounces.service import bounce_stats, policy_alerts
 from app.clicks.service import click_counts
 from app.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
@@ -40,6 +40,7 @@ from app.models import (
 from app.rendering import placeholders
 from app.rendering.blocks import parse_blocks
 from app.rendering.compile import QR_CID, CompiledEmail, Renderer
+from app.rendering.masthead import Masthead
 from app.sends.store.ledger import issue_stats
 from app.sends.store.log import DeliveryPage, delivery_page
 from app.sends.store.progress import send_rate
@@ -232,16 +233,27 @@ def delete_issue(session: Session, issue_id: int) -> None:
     session.flush()
 
 
-def compile_issue(renderer: Renderer, issue: Issue) -> CompiledEmail:
+def compile_issue(renderer: Renderer, issue: Issue, head: Masthead | None = None) -> CompiledEmail:
     """Render the issue once (MJML, premailer): what every subscriber's copy is filled from."""
     return renderer.compile_issue(
-        subject=issue.subject, preheader=issue.preheader, slug=issue.slug, blocks=issue.blocks
+        subject=issue.subject,
+        preheader=issue.preheader,
+        slug=issue.slug,
+        blocks=issue.blocks,
+        masthead=head,
     )
 
 
-def preview_html(renderer: Renderer, tokens: TokenService, issue: Issue) -> str:
+def issue_masthead(session: Session, renderer: Renderer, issue: Issue) -> Masthead:
+    """Return the masthead of the issue's newsletter (name, sender, footer, List-Id)."""
+    return masthead(get_newsletter(session, issue.newsletter_id), renderer.settings)
+
+
+def preview_html(
+    renderer: Renderer, tokens: TokenService, issue: Issue, head: Masthead | None = None
+) -> str:
     """Return the email's HTML as a subscriber sees it (links carry a token of no one)."""
-    html = compile_issue(renderer, issue).html
+    html = compile_issue(renderer, issue, head).html
     # Subscriber id 0 never exists, so these links render and verify but change nothing.
     html = html.replace(placeholders.UNSUBSCRIBE_TOKEN, tokens.unsubscribe_token(0))
     html = html.replace(placeholders.PREFERENCES_TOKEN, tokens.preferences_token(0))

@@ -34,11 +34,12 @@ from app.db import session_scope
 from app.errors import DomainError
 from app.housekeeping import tidy
 from app.models import Issue, IssueStatus, OutboxKind, Subscriber, utcnow
+from app.rendering.masthead import resolve
 from app.sends.compose import PreparedMessage, delivery_bytes, envelope_sender, outbox_message_id
 from app.sends.dkim import DkimSigner, feedback_id
 from app.sends.smtp.mailer import Mailer, MailerConnection, Outcome
 from app.sends.store import lease, ledger, outbox, sends
-from app.sends.store.frozen import frozen_content
+from app.sends.store.frozen import frozen_content, newsletter_fields
 from app.sends.store.hot import SQLiteHotPath
 from app.sends.store.ledger import Claim, Result, RetryPolicy
 from app.sends.store.outbox import OutboxClaim
@@ -497,15 +498,24 @@ class Worker:
         if key in self._prepared:
             self._prepared.move_to_end(key)
             return self._prepared[key]
+        # The issue's newsletter: its name, sender, footer and List-Id (once per issue too).
+        fields = await self.db(lambda s: newsletter_fields(s, issue_id))
+        masthead = resolve(self.settings, **fields) if fields is not None else None
 
         def render() -> PreparedMessage:
             compiled = self.ctx.renderer.compile_issue(
-                subject=row.subject, preheader=row.preheader, slug=row.slug, blocks=row.blocks
+                subject=row.subject,
+                preheader=row.preheader,
+                slug=row.slug,
+                blocks=row.blocks,
+                masthead=masthead,
             )
             if test:
                 compiled = replace(compiled, subject=f"[TEST] {compiled.subject}")
             headers = {"Feedback-ID": feedback_id(issue_id, self.settings)}
-            return PreparedMessage.build(compiled, self.settings, extra_headers=headers)
+            return PreparedMessage.build(
+                compiled, self.settings, extra_headers=headers, masthead=masthead
+            )
 
         prepared = await asyncio.to_thread(render)  # premailer is slow: keep the loop free
         self._prepared[key] = prepared
