@@ -222,7 +222,10 @@ def send(
     """Send now, schedule when send_at is in the future, or at a local time per reader."""
     send_at = data.send_at if data else None
     local = (data.local_time, data.date) if data and data.local_time and data.date else None
-    return service.send_issue(session, issue_id, send_at, utcnow(), ctx.renderer, local=local)
+    part = service.Part(data.segment, data.filter) if data else None
+    return service.send_issue(
+        session, issue_id, send_at, utcnow(), ctx.renderer, local=local, part=part
+    )
 
 
 @router.post("/{issue_id}/cancel", status_code=200)

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.models.base import ID_MAX
+
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
@@ -94,6 +96,9 @@ class SendIn(BaseModel):
     # A local-time send: each reader at this wall-clock time on this day, in their own zone.
     local_time: time | None = Field(default=None, examples=["06:00"])
     date: dt_date | None = Field(default=None, examples=["2026-12-01"])
+    # Part of the newsletter: a saved segment's id, or a filter (docs/segments.md).
+    segment: int | None = Field(default=None, ge=1, le=ID_MAX)
+    filter: str | None = Field(default=None, max_length=2000)
 
     @field_validator("send_at")
     @classmethod
@@ -113,6 +118,8 @@ class SendIn(BaseModel):
             raise ValueError('local_time and date go together, e.g. "06:00" and "2026-12-01"')
         if self.local_time is not None and self.send_at is not None:
             raise ValueError("use either send_at or local_time with date, not both")
+        if self.segment is not None and self.filter is not None:
+            raise ValueError("use either segment or filter, not both")
         return self
 
 

@@ -13,7 +13,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
-from app.audience.newsletters import by_slug, get_newsletter, masthead, readers_of
+from app.audience.filter_sql import compile_filter
+from app.audience.newsletters import by_slug, get_newsletter, masthead
+from app.audience.segments import get_segment, send_audience
 from app.bounces.service import bounce_stats, policy_alerts
 from app.clicks.service import click_counts
 from app.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
@@ -280,8 +282,12 @@ def send_issue(
     renderer: Renderer,
     *,
     local: tuple[time, date] | None = None,
+    part: Part | None = None,
 ) -> dict[str, Any]:
     """Send now, schedule for later, or at a local time per reader; a repeated send is Conflict.
+
+    With `part` (a segment or a filter), only the newsletter's readers who match: its filter
+    text is kept on the issue, so a scheduled start freezes the same audience.
 
     Only a draft can be sent: a scheduled, sending, paused, sent or cancelled issue is a 409,
     so a second click never sends twice nor moves a send already planned.
@@ -296,7 +302,14 @@ def send_issue(
     errors = [f.message for f in pre_send_check(renderer, issue) if f.level == "error"]
     if errors:
         raise InvalidInput("The issue cannot be sent: " + " ".join(errors))
-    audience = issue_audience(issue)
+    audience_filter = part_filter(session, issue, part, now)
+    audience = issue_audience(issue, now, audience_filter)
+    session.execute(
+        update(Issue)
+        .where(Issue.id == issue_id)
+        .values(audience_filter=audience_filter)
+        .execution_options(synchronize_session=False)
+    )
     if local is not None:
         wall, day = local
         due = local_moments(session, wall, day, renderer.settings.default_timezone)
@@ -320,9 +333,37 @@ def send_issue(
     return {"id": issue.id, "status": issue.status, "recipients": recipients, "send_at": None}
 
 
-def issue_audience(issue: Issue) -> ColumnElement[bool]:
-    """Return who an issue goes to: the active readers of its newsletter."""
-    return readers_of(issue.newsletter_id)
+@dataclass(frozen=True)
+class Part:
+    """A send to part of a newsletter: a saved segment, or a filter given with the send."""
+
+    segment: int | None = None
+    filter: str | None = None
+
+
+def part_filter(session: Session, issue: Issue, part: Part | None, now: datetime) -> str | None:
+    """Return the filter text a send keeps (checked now), or None for the whole newsletter."""
+    if part is None or (part.segment is None and part.filter is None):
+        return None
+    if part.segment is not None:
+        segment = get_segment(session, part.segment)
+        if segment.newsletter_id not in (None, issue.newsletter_id):
+            raise InvalidInput(
+                f"Segment {segment.name!r} counts the readers of another newsletter than "
+                "this issue's."
+            )
+        text = segment.filter
+    else:
+        text = part.filter or ""
+    compile_filter(text, now)  # a broken filter is a 422 now, not a refusal at the start
+    return text
+
+
+def issue_audience(
+    issue: Issue, now: datetime, audience_filter: str | None = None
+) -> ColumnElement[bool]:
+    """Return who an issue goes to: the active readers of its newsletter who match its filter."""
+    return send_audience(audience_filter, now, issue.newsletter_id)
 
 
 def unschedule_issue(session: Session, issue_id: int) -> None:
@@ -423,7 +464,10 @@ def send_gate(renderer: Renderer) -> SendGate:
             return f"the issue does not render: {exc}"[:300]
         if errors:
             return "the pre-send check failed: " + " ".join(errors)
-        return Admit(issue_audience(issue))
+        try:
+            return Admit(issue_audience(issue, utcnow(), issue.audience_filter))
+        except InvalidInput as exc:  # a filter that stopped parsing (the language changed)
+            return f"its audience filter no longer reads: {exc.message}"[:300]
 
     return gate
 
