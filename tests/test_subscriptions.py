@@ -169,3 +169,19 @@ def test_leaving_ones_last_newsletter_by_one_click_leaves_the_list(
     assert client.post(f"/unsubscribe/{token}?newsletter=alpha").status_code == 200
     shown = client.get(f"/subscribers/{row.id}", headers=editor).json()
     assert shown["status"] == "unsubscribed" and shown["newsletters"] == {"alpha": "unsubscribed"}
+
+
+def test_a_newsletters_own_sign_up_page_takes_that_newsletter(
+    client: TestClient, editor: dict[str, str], ctx: Context
+) -> None:
+    _newsletters(client, editor, "alpha")
+    page = client.get("/n/alpha/subscribe")
+    assert page.status_code == 200 and "ALPHA" in page.text
+    assert '<input type="hidden" name="newsletters" value="alpha">' in page.text
+    assert client.get("/n/nope/subscribe").status_code == 404
+    client.post("/subscribe", data={"email": "ada@example.org", "newsletters": "alpha"})
+    row = _reader(ctx, "ada@example.org")
+    shown = client.get(f"/subscribers/{row.id}", headers=editor).json()
+    assert shown["newsletters"] == {"alpha": "pending"}
+    retry = client.post("/subscribe", data={"email": "not an address", "newsletters": "alpha"})
+    assert retry.status_code == 422 and 'value="alpha"' in retry.text

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -17,7 +17,7 @@ from app.audience import newsletters
 from app.config import Settings, time_zone_names
 from app.context import Context
 from app.deps import ContextDep, SessionDep
-from app.errors import BadToken, InvalidInput
+from app.errors import BadToken, InvalidInput, NotFound
 from app.models import Subscriber, SubscriberStatus, utcnow
 from app.ratelimit import RateLimited, check_signup
 from app.subscribers import service
@@ -48,6 +48,29 @@ def _is_json(request: Request) -> bool:
 def subscribe_form(request: Request) -> Response:
     """Show the sign-up form with the QR code."""
     return render_page(request, "subscribe.html", email="", reader_name="", error=None)
+
+
+@router.get("/n/{slug}/subscribe", response_class=HTMLResponse)
+def newsletter_subscribe_form(
+    slug: Annotated[str, Path(max_length=80)],
+    request: Request,
+    ctx: ContextDep,
+    session: SessionDep,
+) -> Response:
+    """Show the sign-up form of one newsletter: a sign-up from here takes that newsletter."""
+    one = _one_newsletter(session, ctx, slug)
+    if not one:
+        raise NotFound("There is no such newsletter.")
+    one.pop("newsletter_id")
+    return render_page(
+        request,
+        "subscribe.html",
+        **one,
+        newsletter_slugs=[one["newsletter_slug"]],
+        email="",
+        reader_name="",
+        error=None,
+    )
 
 
 @router.get("/subscribe/qr.png")
@@ -168,6 +191,7 @@ def subscribe(
             email=body.email,
             reader_name=body.name,
             error=exc.message,
+            newsletter_slugs=[n for n in body.newsletters if newsletters.SLUG.fullmatch(n)],
         )
     return render_page(request, "check_inbox.html", email=body.email.strip())
 
@@ -215,7 +239,13 @@ def _one_newsletter(session: SessionDep, ctx: Context, slug: str | None) -> dict
     if row is None:
         return {}
     head = newsletters.masthead(row, ctx.settings)
-    return {"newsletter_name": head.name, "newsletter_slug": head.slug, "newsletter_id": head.id}
+    return {
+        "newsletter_name": head.name,
+        "tagline": head.tagline,
+        "postal_address": head.postal_address,
+        "newsletter_slug": head.slug,
+        "newsletter_id": head.id,
+    }
 
 
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
