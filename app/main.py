@@ -21,6 +21,7 @@ from sqlalchemy.pool import NullPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.apidocs import offline_docs_app
+from app.audience.newsletter_routes import newsletters_router
 from app.audience.routes import segments_router, tags_router
 from app.automations.feeds import run_feed_poller
 from app.automations.routes import poll_router as feed_poll_router
@@ -113,6 +114,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.include_router(tags_router)  # POST /subscribers/tags before /subscribers/{id}
     app.include_router(subscribers_router)
     app.include_router(segments_router)
+    app.include_router(newsletters_router)
     app.include_router(feeds_router)
     app.include_router(feed_poll_router)
     app.include_router(suppressions_router)

@@ -65,6 +65,14 @@ def db_url(_database_template: str, tmp_path: Path) -> str:
         tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
         with engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            # The rows the migrations seed, as a fresh install has them (see 0022).
+            conn.execute(
+                text(
+                    "INSERT INTO newsletters (id, slug, is_default, created_at, updated_at) "
+                    "VALUES (1, 'default', true, now(), now())"
+                )
+            )
+            conn.execute(text("SELECT setval('newsletters_id_seq', 1)"))
         engine.dispose()
         return _database_template
     path = tmp_path / "test.db"

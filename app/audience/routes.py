@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement
 
 from app.audience import segments, tags
 from app.audience.filter_sql import compile_filter
+from app.audience.newsletters import by_slug
 from app.audience.schemas import (
     BulkTagsIn,
     BulkTagsOut,
@@ -33,9 +34,14 @@ FilterQuery = Annotated[str, Query(max_length=2000)]
 
 
 @segments_router.get("/preview", response_model=PreviewOut)
-def preview(session: SessionDep, filter: FilterQuery) -> PreviewOut:
-    """Count the readers a filter reaches now and show the first ten addresses."""
-    where = segments.audience_clause(filter, utcnow())
+def preview(
+    session: SessionDep,
+    filter: FilterQuery,
+    newsletter: Annotated[str | None, Query(max_length=80)] = None,
+) -> PreviewOut:
+    """Count the readers a filter reaches now (of a newsletter) and show the first ten."""
+    newsletter_id = by_slug(session, newsletter).id if newsletter else None
+    where = segments.audience_clause(filter, utcnow(), newsletter_id)
     return PreviewOut(
         count=segments.count_matching(session, where),
         sample=segments.sample_matching(session, where),
@@ -45,7 +51,8 @@ def preview(session: SessionDep, filter: FilterQuery) -> PreviewOut:
 @segments_router.post("", response_model=SegmentOut, status_code=201)
 def create_segment(body: SegmentIn, session: SessionDep) -> SegmentOut:
     """Save a segment (its filter must parse)."""
-    row = segments.create_segment(session, body.name, body.filter, utcnow())
+    newsletter_id = by_slug(session, body.newsletter).id if body.newsletter else None
+    row = segments.create_segment(session, body.name, body.filter, utcnow(), newsletter_id)
     return SegmentOut.model_validate(row)
 
 
@@ -65,7 +72,7 @@ def get_segment(segment_id: IdPath, session: SessionDep) -> SegmentOut:
 def count_segment(segment_id: IdPath, session: SessionDep) -> CountOut:
     """Count the readers a segment reaches now (as a send would freeze them)."""
     segment = segments.get_segment(session, segment_id)
-    where = segments.audience_clause(segment.filter, utcnow())
+    where = segments.segment_clause(segment, utcnow())
     return CountOut(count=segments.count_matching(session, where))
 
 

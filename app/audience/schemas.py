@@ -57,6 +57,7 @@ class SegmentIn(BaseModel):
 
     name: str = Field(max_length=200)
     filter: str = Field(max_length=2000)
+    newsletter: str | None = Field(default=None, max_length=80)  # slug; none: every reader
 
 
 class SegmentOut(BaseModel):
@@ -67,6 +68,7 @@ class SegmentOut(BaseModel):
     id: int
     name: str
     filter: str
+    newsletter_id: int | None = None
     created_at: datetime
     updated_at: datetime
 

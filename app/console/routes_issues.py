@@ -347,7 +347,8 @@ def preview_page(
 def preview_html(issue_id: int, session: SessionDep, ctx: ContextDep, _: EditorDep) -> Response:
     """Return the email's HTML exactly as a subscriber sees it (framed by the console)."""
     issue = _issue_or_404(session, issue_id)
-    return HTMLResponse(_framed(service.preview_html(ctx.renderer, ctx.tokens, issue)))
+    head = service.issue_masthead(session, ctx.renderer, issue)
+    return HTMLResponse(_framed(service.preview_html(ctx.renderer, ctx.tokens, issue, head)))
 
 
 @router.get("/{issue_id}/blocks")

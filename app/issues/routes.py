@@ -165,7 +165,8 @@ def markdown(issue_id: int, session: SessionDep) -> Response:
 def preview(issue_id: IdPath, session: SessionDep, ctx: ContextDep) -> HTMLResponse:
     """Return the email exactly as a subscriber will see it."""
     issue = service.get_issue(session, issue_id)
-    return HTMLResponse(service.preview_html(ctx.renderer, ctx.tokens, issue))
+    head = service.issue_masthead(session, ctx.renderer, issue)
+    return HTMLResponse(service.preview_html(ctx.renderer, ctx.tokens, issue, head))
 
 
 @router.get("/{issue_id}/check")
@@ -206,7 +207,10 @@ def send(
     """Send now, schedule when send_at is in the future, or at a local time per reader."""
     send_at = data.send_at if data else None
     local = (data.local_time, data.date) if data and data.local_time and data.date else None
-    return service.send_issue(session, issue_id, send_at, utcnow(), ctx.renderer, local=local)
+    part = service.Part(data.segment, data.filter) if data else None
+    return service.send_issue(
+        session, issue_id, send_at, utcnow(), ctx.renderer, local=local, part=part
+    )
 
 
 @router.post("/{issue_id}/cancel", status_code=200)

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.models.base import ID_MAX
+
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
@@ -42,6 +44,11 @@ class IssueIn(BaseModel):
     preheader: str = Field(default="", max_length=250)
     slug: str | None = Field(default=None, max_length=120)
     blocks: list[dict[str, Any]] = Field(min_length=1)
+    newsletter: str | None = Field(
+        default=None,
+        max_length=80,
+        description="The newsletter's slug; the default one if left out.",
+    )
 
     _lines = field_validator("subject", "preheader")(_single_line)
     _blank = field_validator("subject")(_not_blank)
@@ -89,6 +96,9 @@ class SendIn(BaseModel):
     # A local-time send: each reader at this wall-clock time on this day, in their own zone.
     local_time: time | None = Field(default=None, examples=["06:00"])
     date: dt_date | None = Field(default=None, examples=["2026-12-01"])
+    # Part of the newsletter: a saved segment's id, or a filter (docs/segments.md).
+    segment: int | None = Field(default=None, ge=1, le=ID_MAX)
+    filter: str | None = Field(default=None, max_length=2000)
 
     @field_validator("send_at")
     @classmethod
@@ -108,6 +118,8 @@ class SendIn(BaseModel):
             raise ValueError('local_time and date go together, e.g. "06:00" and "2026-12-01"')
         if self.local_time is not None and self.send_at is not None:
             raise ValueError("use either send_at or local_time with date, not both")
+        if self.segment is not None and self.filter is not None:
+            raise ValueError("use either segment or filter, not both")
         return self
 
 
@@ -151,6 +163,7 @@ class IssueOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     version: int = Field(description="Counts edits; the ETag of GET /issues/{id} carries it.")
+    newsletter_id: int = Field(description="The newsletter the issue belongs to.")
 
 
 class SendOut(BaseModel):

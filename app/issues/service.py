@@ -10,10 +10,13 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from app.addresses import normalize_email
+from app.audience.filter_sql import compile_filter
+from app.audience.newsletters import by_slug, get_newsletter, masthead
+from app.audience.segments import get_segment, send_audience
 from app.bounces.service import bounce_stats, policy_alerts
 from app.clicks.service import click_counts
 from app.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
@@ -40,10 +43,12 @@ from app.models import (
 from app.rendering import placeholders
 from app.rendering.blocks import parse_blocks
 from app.rendering.compile import QR_CID, CompiledEmail, Renderer
+from app.rendering.masthead import Masthead
 from app.sends.store.ledger import issue_stats
 from app.sends.store.log import DeliveryPage, delivery_page
 from app.sends.store.progress import send_rate
 from app.sends.store.sends import (
+    Admit,
     SendGate,
     cancel_send,
     flip_status,
@@ -106,8 +111,15 @@ def list_issues(session: Session, status: str | None = None) -> list[Issue]:
 def create_issue(session: Session, data: IssueIn, renderer: Renderer) -> Issue:
     """Validate the blocks, make sure the issue renders, and store it as a draft."""
     blocks = parse_blocks(data.blocks)
+    newsletter = by_slug(session, data.newsletter)
     slug = _free_slug(session, data.slug or slugify(data.subject), explicit=data.slug is not None)
-    issue = Issue(slug=slug, subject=data.subject, preheader=data.preheader, blocks=blocks)
+    issue = Issue(
+        slug=slug,
+        subject=data.subject,
+        preheader=data.preheader,
+        blocks=blocks,
+        newsletter_id=newsletter.id,
+    )
     compile_issue(renderer, issue)  # a block that cannot render is refused now, not at send time
     session.add(issue)
     session.flush()
@@ -226,16 +238,27 @@ def delete_issue(session: Session, issue_id: int) -> None:
     session.flush()
 
 
-def compile_issue(renderer: Renderer, issue: Issue) -> CompiledEmail:
+def compile_issue(renderer: Renderer, issue: Issue, head: Masthead | None = None) -> CompiledEmail:
     """Render the issue once (MJML, premailer): what every subscriber's copy is filled from."""
     return renderer.compile_issue(
-        subject=issue.subject, preheader=issue.preheader, slug=issue.slug, blocks=issue.blocks
+        subject=issue.subject,
+        preheader=issue.preheader,
+        slug=issue.slug,
+        blocks=issue.blocks,
+        masthead=head,
     )
 
 
-def preview_html(renderer: Renderer, tokens: TokenService, issue: Issue) -> str:
+def issue_masthead(session: Session, renderer: Renderer, issue: Issue) -> Masthead:
+    """Return the masthead of the issue's newsletter (name, sender, footer, List-Id)."""
+    return masthead(get_newsletter(session, issue.newsletter_id), renderer.settings)
+
+
+def preview_html(
+    renderer: Renderer, tokens: TokenService, issue: Issue, head: Masthead | None = None
+) -> str:
     """Return the email's HTML as a subscriber sees it (links carry a token of no one)."""
-    html = compile_issue(renderer, issue).html
+    html = compile_issue(renderer, issue, head).html
     # Subscriber id 0 never exists, so these links render and verify but change nothing.
     html = html.replace(placeholders.UNSUBSCRIBE_TOKEN, tokens.unsubscribe_token(0))
     html = html.replace(placeholders.PREFERENCES_TOKEN, tokens.preferences_token(0))
@@ -262,8 +285,12 @@ def send_issue(
     renderer: Renderer,
     *,
     local: tuple[time, date] | None = None,
+    part: Part | None = None,
 ) -> dict[str, Any]:
     """Send now, schedule for later, or at a local time per reader; a repeated send is Conflict.
+
+    With `part` (a segment or a filter), only the newsletter's readers who match: its filter
+    text is kept on the issue, so a scheduled start freezes the same audience.
 
     Only a draft can be sent: a scheduled, sending, paused, sent or cancelled issue is a 409,
     so a second click never sends twice nor moves a send already planned.
@@ -278,11 +305,25 @@ def send_issue(
     errors = [f.message for f in pre_send_check(renderer, issue) if f.level == "error"]
     if errors:
         raise InvalidInput("The issue cannot be sent: " + " ".join(errors))
+    audience_filter = part_filter(session, issue, part, now)
+    audience = issue_audience(issue, now, audience_filter)
+    session.execute(
+        update(Issue)
+        .where(Issue.id == issue_id)
+        .values(audience_filter=audience_filter)
+        .execution_options(synchronize_session=False)
+    )
     if local is not None:
         wall, day = local
         due = local_moments(session, wall, day, renderer.settings.default_timezone)
         count, status = start_local_send(
-            session, issue_id, now, due, (wall.strftime("%H:%M"), day.isoformat()), checked
+            session,
+            issue_id,
+            now,
+            due,
+            (wall.strftime("%H:%M"), day.isoformat()),
+            checked,
+            audience,
         )
         session.refresh(issue)
         return {"id": issue.id, "status": status, "recipients": count, "send_at": issue.send_at}
@@ -290,9 +331,42 @@ def send_issue(
         schedule_send(session, issue_id, send_at, checked)
         session.refresh(issue)
         return {"id": issue.id, "status": issue.status, "recipients": 0, "send_at": send_at}
-    recipients = start_send(session, issue_id, now, checked)
+    recipients = start_send(session, issue_id, now, checked, audience)
     session.refresh(issue)
     return {"id": issue.id, "status": issue.status, "recipients": recipients, "send_at": None}
+
+
+@dataclass(frozen=True)
+class Part:
+    """A send to part of a newsletter: a saved segment, or a filter given with the send."""
+
+    segment: int | None = None
+    filter: str | None = None
+
+
+def part_filter(session: Session, issue: Issue, part: Part | None, now: datetime) -> str | None:
+    """Return the filter text a send keeps (checked now), or None for the whole newsletter."""
+    if part is None or (part.segment is None and part.filter is None):
+        return None
+    if part.segment is not None:
+        segment = get_segment(session, part.segment)
+        if segment.newsletter_id not in (None, issue.newsletter_id):
+            raise InvalidInput(
+                f"Segment {segment.name!r} counts the readers of another newsletter than "
+                "this issue's."
+            )
+        text = segment.filter
+    else:
+        text = part.filter or ""
+    compile_filter(text, now)  # a broken filter is a 422 now, not a refusal at the start
+    return text
+
+
+def issue_audience(
+    issue: Issue, now: datetime, audience_filter: str | None = None
+) -> ColumnElement[bool]:
+    """Return who an issue goes to: the active readers of its newsletter who match its filter."""
+    return send_audience(audience_filter, now, issue.newsletter_id)
 
 
 def unschedule_issue(session: Session, issue_id: int) -> None:
@@ -383,7 +457,7 @@ def pre_send_check(renderer: Renderer, issue: Issue) -> list[Finding]:
 def send_gate(renderer: Renderer) -> SendGate:
     """Return the check run when a scheduled issue starts: its pre-send errors, or None."""
 
-    def gate(session: Session, issue_id: int) -> str | None:
+    def gate(session: Session, issue_id: int) -> str | Admit | None:
         issue = session.get(Issue, issue_id)
         if issue is None:
             return "the issue is gone"
@@ -391,7 +465,12 @@ def send_gate(renderer: Renderer) -> SendGate:
             errors = [f.message for f in pre_send_check(renderer, issue) if f.level == "error"]
         except Exception as exc:  # a template that no longer renders is a refusal too
             return f"the issue does not render: {exc}"[:300]
-        return "the pre-send check failed: " + " ".join(errors) if errors else None
+        if errors:
+            return "the pre-send check failed: " + " ".join(errors)
+        try:
+            return Admit(issue_audience(issue, utcnow(), issue.audience_filter))
+        except InvalidInput as exc:  # a filter that stopped parsing (the language changed)
+            return f"its audience filter no longer reads: {exc.message}"[:300]
 
     return gate
 

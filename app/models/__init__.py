@@ -15,12 +15,19 @@ from app.models.editor_account import EditorAccount, EditorSession
 from app.models.feed import Feed, FeedItem
 from app.models.insight import Click, Heartbeat, Webhook, WebhookDelivery, WebhookDeliveryStatus
 from app.models.issue import FrozenIssue, Issue, IssueStatus
+from app.models.newsletter import (
+    DEFAULT_NEWSLETTER_ID,
+    Newsletter,
+    Subscription,
+    SubscriptionStatus,
+)
 from app.models.page_stamp import PageStamp
 from app.models.relay import RelayState, RelayUsage
 from app.models.revision import IssueRevision
 from app.models.subscriber import Subscriber, SubscriberStatus, Suppression
 
 __all__ = [
+    "DEFAULT_NEWSLETTER_ID",
     "OPEN_STATUSES",
     "Base",
     "BounceEvent",
@@ -38,6 +45,7 @@ __all__ = [
     "Issue",
     "IssueRevision",
     "IssueStatus",
+    "Newsletter",
     "OutboxKind",
     "OutboxMessage",
     "PageStamp",
@@ -49,6 +57,8 @@ __all__ = [
     "Subscriber",
     "SubscriberStatus",
     "SubscriberTag",
+    "Subscription",
+    "SubscriptionStatus",
     "Suppression",
     "Webhook",
     "WebhookDelivery",

@@ -33,5 +33,7 @@ class Segment(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     filter: Mapped[str] = mapped_column(Text)
+    # The newsletter whose readers it counts (None: every reader, whatever they take).
+    newsletter_id: Mapped[int | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

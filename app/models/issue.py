@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, utcnow
@@ -54,6 +54,12 @@ class Issue(Base):
     # Counts edits of the content and schedule (subject, preheader, slug, blocks, send_at):
     # the ETag of GET /issues/{id}, and what an edit and a send start compare-and-set on.
     version: Mapped[int] = mapped_column(default=1, server_default="1")
+    # The newsletter it belongs to (1 is the default one). No foreign key: SQLite cannot add
+    # a REFERENCES column with a non-null default without rebuilding the table.
+    newsletter_id: Mapped[int] = mapped_column(default=1, server_default="1", index=True)
+    # A send to part of the newsletter: the filter text (a segment's, copied when sent), so
+    # a scheduled start freezes the same audience the editor saw counted.
+    audience_filter: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class FrozenIssue(Base):

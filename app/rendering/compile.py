@@ -20,6 +20,7 @@ from app.rendering import html as htmlpost
 from app.rendering import placeholders
 from app.rendering.links import rewrite_links
 from app.rendering.markdown import markdown_parser, to_html, wrap
+from app.rendering.masthead import Masthead
 from app.rendering.qr import qr_png
 from app.rendering.text import heading, issue_text
 
@@ -86,13 +87,31 @@ class Renderer:
         return self._qr
 
     def compile_issue(
-        self, *, subject: str, preheader: str, slug: str, blocks: list[dict[str, Any]]
+        self,
+        *,
+        subject: str,
+        preheader: str,
+        slug: str,
+        blocks: list[dict[str, Any]],
+        masthead: Masthead | None = None,
     ) -> CompiledEmail:
-        """Render an issue for email, with unsubscribe/preferences placeholders in its URLs."""
+        """Render an issue for email, with unsubscribe/preferences placeholders in its URLs.
+
+        With a masthead, the email carries that newsletter's name, tagline and postal address,
+        and its unsubscribe link leaves that newsletter only.
+        """
         base = self.settings.base_url
         ctx = self._context(subject, preheader, slug, blocks, web=False)
+        leave = ""
+        if masthead is not None:
+            ctx.update(
+                name=masthead.name,
+                tagline=masthead.tagline,
+                postal_address=masthead.postal_address,
+            )
+            leave = masthead.unsubscribe_query
         ctx.update(
-            unsubscribe_url=f"{base}/unsubscribe/{placeholders.UNSUBSCRIBE_TOKEN}",
+            unsubscribe_url=f"{base}/unsubscribe/{placeholders.UNSUBSCRIBE_TOKEN}{leave}",
             preferences_url=f"{base}/preferences/{placeholders.PREFERENCES_TOKEN}",
             qr_src=f"cid:{QR_CID}",
         )

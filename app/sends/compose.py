@@ -19,6 +19,7 @@ from email.header import Header
 
 from app.config import Settings
 from app.rendering.compile import CompiledEmail
+from app.rendering.masthead import Masthead
 from app.rendering.placeholders import LIST_TOKEN_LENGTH, PREFERENCES_TOKEN, UNSUBSCRIBE_TOKEN
 from app.sends.dkim import DkimSigner
 from app.sends.store.rows import Claim
@@ -110,19 +111,26 @@ def _fold(name: str, value: str) -> bytes:
 
 
 def _headers(
-    compiled: CompiledEmail, settings: Settings, list_headers: bool, extra: dict[str, str]
+    compiled: CompiledEmail,
+    settings: Settings,
+    list_headers: bool,
+    extra: dict[str, str],
+    masthead: Masthead | None = None,
 ) -> list[bytes]:
     lines = [
-        _fold("From", str(settings.sender)),
+        _fold("From", masthead.from_address if masthead else str(settings.sender)),
         _text_header("Subject", compiled.subject),
         b"MIME-Version: 1.0\r\n",
         *(_fold(name, value) for name, value in extra.items()),
     ]
+    if masthead is not None and masthead.reply_to:
+        lines.append(_fold("Reply-To", masthead.reply_to))
     if list_headers:
-        url = f"{settings.base_url}/unsubscribe/{UNSUBSCRIBE_TOKEN}"
+        leave = masthead.unsubscribe_query if masthead else ""
+        url = f"{settings.base_url}/unsubscribe/{UNSUBSCRIBE_TOKEN}{leave}"
         mailto = f"mailto:{unsubscribe_mailto(settings)}?subject=unsubscribe%20{UNSUBSCRIBE_TOKEN}"
         lines += [
-            _fold("List-Id", settings.list_id_header),
+            _fold("List-Id", masthead.list_id if masthead else settings.list_id_header),
             # Written by hand: a folder might split the placeholder across lines.
             f"List-Unsubscribe: <{url}>,\r\n <{mailto}>\r\n".encode("ascii"),
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
@@ -245,10 +253,15 @@ class PreparedMessage:
         *,
         list_headers: bool = True,
         extra_headers: dict[str, str] | None = None,
+        masthead: Masthead | None = None,
     ) -> PreparedMessage:
-        """Encode `compiled` once; list_headers=False drops List-* (confirmation emails)."""
+        """Encode `compiled` once; list_headers=False drops List-* (confirmation emails).
+
+        With a masthead: its newsletter's From, Reply-To and List-Id, and an unsubscribe URL
+        that leaves that newsletter only.
+        """
         content_type, body = _body(compiled)
-        lines = _headers(compiled, settings, list_headers, extra_headers or {})
+        lines = _headers(compiled, settings, list_headers, extra_headers or {}, masthead)
         head = b"".join(lines) + content_type
         pieces = tuple(split_template(head + CRLF + body))
         return cls(pieces, settings.sender.addr_spec, stuff_pieces(pieces))

@@ -19,10 +19,11 @@ from sqlalchemy import select
 from app.context import Context
 from app.db import OnThread
 from app.models import Issue, utcnow
+from app.rendering.masthead import resolve
 from app.rendering.preview_link import with_preview_link
 from app.sends.compose import PreparedMessage, delivery_bytes, envelope_sender
 from app.sends.dkim import DkimSigner, feedback_id
-from app.sends.store.frozen import frozen_content
+from app.sends.store.frozen import frozen_content, newsletter_fields
 from app.sends.store.ledger import Claim
 
 log = logging.getLogger("morningpost.delivery")
@@ -104,10 +105,17 @@ class MessageCache:
         if key in self._prepared:
             self._prepared.move_to_end(key)
             return self._prepared[key]
+        # The issue's newsletter: its name, sender, footer and List-Id (once per issue too).
+        fields = await self.db(lambda s: newsletter_fields(s, issue_id))
+        masthead = resolve(self.settings, **fields) if fields is not None else None
 
         def render() -> PreparedMessage:
             compiled = self.ctx.renderer.compile_issue(
-                subject=row.subject, preheader=row.preheader, slug=row.slug, blocks=row.blocks
+                subject=row.subject,
+                preheader=row.preheader,
+                slug=row.slug,
+                blocks=row.blocks,
+                masthead=masthead,
             )
             if test:
                 compiled = replace(compiled, subject=f"[TEST] {compiled.subject}")
@@ -116,7 +124,9 @@ class MessageCache:
                     compiled, self.settings.base_url, row.slug, self.settings.secret_keys, issue_id
                 )
             headers = {"Feedback-ID": feedback_id(issue_id, self.settings)}
-            return PreparedMessage.build(compiled, self.settings, extra_headers=headers)
+            return PreparedMessage.build(
+                compiled, self.settings, extra_headers=headers, masthead=masthead
+            )
 
         prepared = await asyncio.to_thread(render)  # premailer is slow: keep the loop free
         self._prepared[key] = prepared

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, UploadFile
 
+from app.audience.newsletters import subscriptions_of
 from app.deps import ContextDep, IdPath, SessionDep, require_editor
 from app.errors import InvalidInput
 from app.models import DeliveryStatus, SubscriberStatus, utcnow
@@ -89,8 +90,10 @@ def subscriber_deliveries(
 
 @router.get("/{subscriber_id}", response_model=SubscriberOut)
 def get_subscriber(subscriber_id: IdPath, session: SessionDep) -> SubscriberOut:
-    """Return one subscriber."""
-    return SubscriberOut.model_validate(service.get_subscriber(session, subscriber_id))
+    """Return one subscriber, with their newsletters, tags and attributes."""
+    out = SubscriberOut.model_validate(service.get_subscriber(session, subscriber_id))
+    out.newsletters = subscriptions_of(session, subscriber_id)
+    return out
 
 
 @router.patch("/{subscriber_id}", response_model=SubscriberOut)

@@ -16,6 +16,8 @@ class SubscribeIn(BaseModel):
     timezone: str | None = Field(default=None, max_length=200)
     # The form's honeypot, under the same name: a bot filling every field fills this too.
     website: str | None = Field(default=None, max_length=1000)
+    # Slugs of the newsletters to take; left out: the default newsletter.
+    newsletters: list[str] | None = Field(default=None, max_length=50)
 
 
 class SubscriberCreate(BaseModel):
@@ -62,6 +64,7 @@ class SubscriberOut(BaseModel):
     timezone: str
     tags: list[str] = []
     attributes: dict[str, Any] = {}
+    newsletters: dict[str, str] = {}  # slug: pending, active or unsubscribed
 
 
 class SubscriberPage(BaseModel):

@@ -14,9 +14,23 @@ from sqlalchemy.orm import Session
 from app import metrics
 from app.addresses import normalize_email
 from app.audience.attributes import merge_attributes
+from app.audience.newsletters import (
+    confirm_pending,
+    drop_unasked,
+    leave,
+    request_subscriptions,
+    still_taking,
+)
 from app.config import is_time_zone
 from app.errors import BadToken, Conflict, InvalidInput, NotFound
-from app.models import OutboxKind, OutboxMessage, Subscriber, SubscriberStatus, Suppression
+from app.models import (
+    DEFAULT_NEWSLETTER_ID,
+    OutboxKind,
+    OutboxMessage,
+    Subscriber,
+    SubscriberStatus,
+    Suppression,
+)
 from app.models.base import ID_MAX
 from app.sends.store.log import DeliveryPage, delivery_page
 from app.tokens import ListToken, TokenService, email_tag, hash_secret, micros
@@ -125,8 +139,14 @@ def subscribe(
     now: datetime,
     confirmation_interval: timedelta,
     timezone: str = "UTC",
+    newsletters: list[int] | None = None,
 ) -> SubscribeOutcome:
-    """Record a sign-up and queue a confirmation email when one is due."""
+    """Record a sign-up and queue a confirmation email when one is due.
+
+    `newsletters` (ids; default: the default newsletter) become pending, and the one
+    confirmation covers them all.
+    """
+    wanted = newsletters or [DEFAULT_NEWSLETTER_ID]
     address = normalize_email(email)
     zone = clean_timezone(timezone) or "UTC"
     display = clean_name(name)
@@ -156,12 +176,16 @@ def subscribe(
             if row is None:  # pragma: no cover - the conflicting row vanished again
                 raise
         else:
+            session.flush()
+            request_subscriptions(session, row.id, wanted, now, fresh=True)
             _queue_confirmation(session, row, now)
             session.flush()
             return SubscribeOutcome.created
     if row.status != SubscriberStatus.active:
         row.timezone = zone  # a fresh sign-up from a browser knows where the reader is now
-    return _subscribe_existing(session, row, display, source, ip, now, confirmation_interval)
+    return _subscribe_existing(
+        session, row, display, source, ip, now, confirmation_interval, wanted
+    )
 
 
 def _subscribe_existing(
@@ -172,12 +196,18 @@ def _subscribe_existing(
     ip: str | None,
     now: datetime,
     interval: timedelta,
+    wanted: list[int],
 ) -> SubscribeOutcome:
-    if row.status == SubscriberStatus.active:
-        return SubscribeOutcome.already_active
     if row.status in (SubscriberStatus.bounced, SubscriberStatus.complained):
         return SubscribeOutcome.refused
     reopened = row.status == SubscriberStatus.unsubscribed
+    if reopened:
+        # Coming back after leaving everything: they take what they ask for now, no more.
+        drop_unasked(session, row.id, wanted, now)
+    # New newsletters wait for the confirmation too: anyone can type anyone's address.
+    asked = request_subscriptions(session, row.id, wanted, now, fresh=False)
+    if row.status == SubscriberStatus.active and not asked:
+        return SubscribeOutcome.already_active
     if reopened:
         # Coming back after leaving needs a fresh double opt-in, with its own consent trail.
         _set_status(row, SubscriberStatus.pending, now)
@@ -210,6 +240,7 @@ def confirm(
         # Erased, or the address changed since the link was sent: the link no longer applies.
         raise BadToken(STALE_CONFIRM)
     if row.status == SubscriberStatus.active:
+        confirm_pending(session, row.id, now)  # the newsletters this link was sent for
         return row
     if row.status != SubscriberStatus.pending or is_suppressed(session, row.email):
         # They left (or bounced) after this link was sent; an old link must not undo that.
@@ -217,6 +248,7 @@ def confirm(
     _set_status(row, SubscriberStatus.active, now)
     row.confirmed_at = now
     row.unsubscribed_at = None
+    confirm_pending(session, row.id, now)
     if welcome:
         _queue_welcome(session, row, now)
     session.flush()
@@ -298,6 +330,22 @@ def unsubscribe(session: Session, ref: ListToken, now: datetime) -> Unsubscribed
         events.subscriber_event(session, events.SUBSCRIBER_UNSUBSCRIBED, row)
         return Unsubscribed(current=current, at=now)
     return Unsubscribed(current=current, at=None)
+
+
+def leave_newsletter(
+    session: Session, ref: ListToken, newsletter_id: int, now: datetime
+) -> Unsubscribed:
+    """Leave one newsletter by a list token (an issue's one-click link); the others stay."""
+    row = _by_token(session, ref, lock=True)
+    if row is None:
+        return Unsubscribed(current=False, at=None)
+    leave(session, row.id, newsletter_id, now)
+    session.flush()
+    if not still_taking(session, row.id):
+        # Their last newsletter: leaving it is leaving the list, as it always was.
+        return unsubscribe(session, ref, now)
+    # No undo button: nothing global changed, and the preferences page takes it back.
+    return Unsubscribed(current=ref.nonce is not None, at=None)
 
 
 def resubscribe(

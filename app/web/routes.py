@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.orm import Session
 
-from app.config import time_zone_names
+from app.audience import newsletters
+from app.config import Settings, time_zone_names
 from app.context import Context
 from app.deps import ContextDep, SessionDep
-from app.errors import BadToken, InvalidInput
+from app.errors import BadToken, InvalidInput, NotFound
 from app.models import Subscriber, SubscriberStatus, utcnow
 from app.ratelimit import RateLimited, check_signup
 from app.subscribers import service
@@ -54,6 +56,29 @@ def subscribe_form(request: Request) -> Response:
     return render_page(request, "subscribe.html", email="", reader_name="", error=None)
 
 
+@router.get("/n/{slug}/subscribe", response_class=HTMLResponse)
+def newsletter_subscribe_form(
+    slug: Annotated[str, Path(max_length=80)],
+    request: Request,
+    ctx: ContextDep,
+    session: SessionDep,
+) -> Response:
+    """Show the sign-up form of one newsletter: a sign-up from here takes that newsletter."""
+    one = _one_newsletter(session, ctx, slug)
+    if not one:
+        raise NotFound("There is no such newsletter.")
+    one.pop("newsletter_id")
+    return render_page(
+        request,
+        "subscribe.html",
+        **one,
+        newsletter_slugs=[one["newsletter_slug"]],
+        email="",
+        reader_name="",
+        error=None,
+    )
+
+
 @router.get("/subscribe/qr.png")
 def subscribe_qr(ctx: ContextDep) -> Response:
     """Return the QR code of the sign-up page."""
@@ -73,6 +98,7 @@ class SignupForm:
     honeypot: str
     is_json: bool
     timezone: str = ""  # from the browser; an unknown name falls back to the default
+    newsletters: tuple[str, ...] = ()  # slugs; none: the default newsletter
 
 
 async def read_signup(request: Request) -> SignupForm:
@@ -86,7 +112,12 @@ async def read_signup(request: Request) -> SignupForm:
             ) from None
         # The form's honeypot under the same name: a bot filling every field fills it too.
         return SignupForm(
-            data.email, data.name or "", data.website or "", True, data.timezone or ""
+            data.email,
+            data.name or "",
+            data.website or "",
+            True,
+            data.timezone or "",
+            tuple(str(n)[:80] for n in data.newsletters or ()),
         )
     form = await request.form()
     return SignupForm(
@@ -95,6 +126,7 @@ async def read_signup(request: Request) -> SignupForm:
         str(form.get(HONEYPOT) or ""),
         False,
         str(form.get("timezone") or ""),
+        tuple(str(n)[:80] for n in form.getlist("newsletters")[:50]),
     )
 
 
@@ -102,6 +134,12 @@ async def read_form(request: Request) -> dict[str, str]:
     """Return a posted form's text fields (files are ignored)."""
     form = await request.form()
     return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+async def read_newsletter_boxes(request: Request) -> list[str]:
+    """Return the ticked `newsletters` boxes of a posted form (a repeated field)."""
+    form = await request.form()
+    return [v[:80] for v in form.getlist("newsletters")[:50] if isinstance(v, str)]
 
 
 # Every handler below is a plain `def`: FastAPI runs it in the threadpool, so a database call
@@ -122,6 +160,7 @@ def subscribe(
         # A bot filled the honeypot: answer exactly as for a person and store nothing.
         return JSONResponse({"status": "pending"}, status_code=202)
     if body.is_json:
+        wanted = newsletters.ids_of(session, list(body.newsletters))
         service.subscribe(
             session,
             email=body.email,
@@ -131,12 +170,14 @@ def subscribe(
             now=utcnow(),
             confirmation_interval=_interval(ctx),
             timezone=service.timezone_or_default(body.timezone, ctx.settings.default_timezone),
+            newsletters=wanted,
         )
         return JSONResponse({"status": "pending"}, status_code=202)
     if body.honeypot.strip():
         # A bot filled the hidden field: answer exactly as for a person and store nothing.
         return render_page(request, "check_inbox.html", email=body.email.strip()[:320])
     try:
+        wanted = newsletters.ids_of(session, list(body.newsletters))
         service.subscribe(
             session,
             email=body.email,
@@ -146,6 +187,7 @@ def subscribe(
             now=utcnow(),
             confirmation_interval=_interval(ctx),
             timezone=service.timezone_or_default(body.timezone, ctx.settings.default_timezone),
+            newsletters=wanted,
         )
     except InvalidInput as exc:
         return render_page(
@@ -155,6 +197,7 @@ def subscribe(
             email=body.email,
             reader_name=body.name,
             error=exc.message,
+            newsletter_slugs=[n for n in body.newsletters if newsletters.SLUG.fullmatch(n)],
         )
     return render_page(request, "check_inbox.html", email=body.email.strip())
 
@@ -191,16 +234,43 @@ def confirm(token: str, request: Request, ctx: ContextDep, session: SessionDep) 
 # Unsubscribe -----------------------------------------------------------------------------------
 
 
+# An issue's unsubscribe link names its newsletter outside the signed token (a constant per
+# issue, so the message stays render-once): it leaves that newsletter only. A link without it
+# (every email sent before newsletters), or naming one that no longer exists, leaves everything.
+NewsletterQuery = Annotated[str | None, Query(max_length=80)]
+
+
+def _one_newsletter(session: SessionDep, ctx: Context, slug: str | None) -> dict[str, Any]:
+    row = newsletters.find(session, slug)
+    if row is None:
+        return {}
+    head = newsletters.masthead(row, ctx.settings)
+    return {
+        "newsletter_name": head.name,
+        "tagline": head.tagline,
+        "postal_address": head.postal_address,
+        "newsletter_slug": head.slug,
+        "newsletter_id": head.id,
+    }
+
+
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
 def unsubscribe_page(
-    token: str, request: Request, ctx: ContextDep, session: SessionDep
+    token: str,
+    request: Request,
+    ctx: ContextDep,
+    session: SessionDep,
+    newsletter: NewsletterQuery = None,
 ) -> Response:
     """Show one Unsubscribe button, the masked address and "pause instead"; changes nothing."""
     ref = ctx.tokens.open_unsubscribe_token(token)
     masked = service.masked_address(session, ref)
+    one = _one_newsletter(session, ctx, newsletter)
+    one.pop("newsletter_id", None)
     return render_page(
         request,
         "unsubscribe.html",
+        **one,
         token=token,
         masked_email=masked,
         # "Pause instead" needs a current link (one that carries the reader's nonce).
@@ -212,7 +282,9 @@ def unsubscribe_page(
     )
 
 
-def _unsubscribed(request: Request, ctx: Context, ref: ListToken, done: Unsubscribed) -> Response:
+def _unsubscribed(
+    request: Request, ctx: Context, ref: ListToken, done: Unsubscribed, **extra: Any
+) -> Response:
     # "Subscribe me again" only for the unsubscribe this very request made, by a current link.
     undo = None
     if done.current and done.at is not None and ref.nonce is not None:
@@ -220,17 +292,28 @@ def _unsubscribed(request: Request, ctx: Context, ref: ListToken, done: Unsubscr
     return render_page(
         request,
         "unsubscribed.html",
+        **extra,
         token=ctx.tokens.unsubscribe_token(ref.subscriber_id, ref.nonce) if ref.nonce else "",
         undo_token=undo,
     )
 
 
 @router.post("/unsubscribe/{token}", response_class=HTMLResponse)
-def unsubscribe(token: str, request: Request, ctx: ContextDep, session: SessionDep) -> Response:
+def unsubscribe(
+    token: str,
+    request: Request,
+    ctx: ContextDep,
+    session: SessionDep,
+    newsletter: NewsletterQuery = None,
+) -> Response:
     """Unsubscribe (also the RFC 8058 one-click target): no cookie, no redirect, idempotent."""
     # The body (List-Unsubscribe=One-Click, urlencoded or multipart) is deliberately not read:
     # the signed token is the whole authority, and mail providers differ in how they encode it.
     ref = ctx.tokens.open_unsubscribe_token(token)
+    one = _one_newsletter(session, ctx, newsletter)
+    if one:
+        done = service.leave_newsletter(session, ref, one.pop("newsletter_id"), utcnow())
+        return _unsubscribed(request, ctx, ref, done, **one)
     done = service.unsubscribe(session, ref, utcnow())
     return _unsubscribed(request, ctx, ref, done)
 
@@ -259,9 +342,23 @@ def undo_unsubscribe(
 
 
 def _preferences(
-    request: Request, token: str, row: Subscriber, *, status: int = 200, **extra: Any
+    request: Request,
+    token: str,
+    row: Subscriber,
+    session: Session,
+    settings: Settings,
+    *,
+    status: int = 200,
+    **extra: Any,
 ) -> Response:
     paused = row.paused_until if row.paused_until and row.paused_until > utcnow() else None
+    taking = newsletters.subscriptions_of(session, row.id)
+    newsletter_boxes = [
+        (head.slug, head.name, taking.get(head.slug) == "active")
+        for head in (
+            newsletters.masthead(n, settings) for n in newsletters.list_newsletters(session)
+        )
+    ]
     return render_page(
         request,
         "preferences.html",
@@ -274,6 +371,7 @@ def _preferences(
         pause_choices=PAUSE_CHOICES,
         timezone=row.timezone,
         timezones=sorted(time_zone_names()),
+        newsletters=newsletter_boxes,
         **extra,
     )
 
@@ -287,7 +385,7 @@ def preferences_page(
     if ref.subscriber_id == TEST_COPY_READER:
         return render_page(request, "test_copy.html", what="preferences")
     row = service.get_subscriber_for_page(session, ref)
-    return _preferences(request, token, row)
+    return _preferences(request, token, row, session, ctx.settings)
 
 
 @router.post("/preferences/{token}", response_class=HTMLResponse)
@@ -295,10 +393,11 @@ def save_preferences(
     token: str,
     request: Request,
     form: Annotated[dict[str, str], Depends(read_form)],
+    chosen_slugs: Annotated[list[str], Depends(read_newsletter_boxes)],
     ctx: ContextDep,
     session: SessionDep,
 ) -> Response:
-    """Save the name and pause, or leave the list."""
+    """Save the name, pause, time zone and newsletters, or leave everything."""
     ref = ctx.tokens.open_preferences_token(token)
     if ref.subscriber_id == TEST_COPY_READER:
         return render_page(request, "test_copy.html", what="preferences")
@@ -319,11 +418,24 @@ def save_preferences(
             timezone=str(form.get("timezone") or ""),
         )
     except ValueError:
-        return _preferences(request, token, row, status=422, error="Choose a pause from the list.")
+        return _preferences(
+            request,
+            token,
+            row,
+            session,
+            ctx.settings,
+            status=422,
+            error="Choose a pause from the list.",
+        )
     except InvalidInput as exc:
         # update_preferences checks everything before it changes anything.
-        return _preferences(request, token, row, status=422, error=exc.message)
-    return _preferences(request, token, row, saved=True)
+        return _preferences(
+            request, token, row, session, ctx.settings, status=422, error=exc.message
+        )
+    if form.get("newsletters_shown"):  # a page from before newsletters leaves them alone
+        chosen = newsletters.ids_of(session, list(chosen_slugs)) if chosen_slugs else []
+        newsletters.choose(session, row.id, set(chosen), now)
+    return _preferences(request, token, row, session, ctx.settings, saved=True)
 
 
 # Probes and fixed files (the archive lives in app/web/reading.py) --------------------------------

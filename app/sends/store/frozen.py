@@ -15,12 +15,12 @@ from datetime import datetime
 from typing import Any
 from typing import cast as typed
 
-from sqlalchemy import Table, literal, select
+from sqlalchemy import Table, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
-from app.models import FrozenIssue, Issue
+from app.models import FrozenIssue, Issue, Newsletter
 from app.sends.store.rows import is_postgres
 
 F = typed(Table, FrozenIssue.__table__)
@@ -77,3 +77,30 @@ def frozen_content(session: Session, issue_id: int, now: datetime) -> FrozenCont
     return FrozenContent(
         row.issue_id, row.version, row.subject, row.preheader, row.slug, list(row.blocks)
     )
+
+
+def newsletter_fields(session: Session, issue_id: int) -> dict[str, Any] | None:
+    """Return the stored fields of the issue's newsletter (None: it has none any more).
+
+    Read when a worker renders the issue, beside its frozen content: the masthead is the
+    newsletter's as it stands then (app.rendering.masthead.resolve fills the gaps).
+    """
+    row = session.execute(
+        select(
+            Newsletter.id,
+            Newsletter.slug,
+            Newsletter.is_default,
+            Newsletter.name,
+            Newsletter.tagline,
+            Newsletter.from_address,
+            Newsletter.reply_to,
+            Newsletter.postal_address,
+            Newsletter.list_id,
+        )
+        .join(Issue, Issue.newsletter_id == Newsletter.id)
+        .where(Issue.id == issue_id)
+    ).first()
+    if row is None:
+        return None
+    several = (session.scalar(select(func.count()).select_from(Newsletter)) or 0) > 1
+    return {**row._mapping, "several": several}

@@ -8,9 +8,10 @@ happens. Issue services call down into these; nothing here knows about rendering
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy import func as sa_func
 from sqlalchemy.orm import Session
 
@@ -19,8 +20,20 @@ from app.models import OPEN_STATUSES, Delivery, DeliveryStatus, Issue, IssueStat
 from app.sends.store.frozen import freeze_content
 from app.sends.store.ledger import cancel_open, freeze_recipients
 
-# Returns why an issue must not be sent now (the pre-send check's errors), or None.
-SendGate = Callable[[Session, int], str | None]
+
+@dataclass(frozen=True)
+class Admit:
+    """A gate's yes, naming who the issue goes to: a condition on Subscriber (None: everyone).
+
+    The issues layer compiles it (newsletter, segment); the store only ANDs it into the freeze.
+    """
+
+    audience: ColumnElement[bool] | None = None
+
+
+# Returns why an issue must not be sent now (the pre-send check's errors), or Admit / None
+# to let it start (None: to every eligible reader, as before newsletters).
+SendGate = Callable[[Session, int], str | Admit | None]
 STARTABLE = (IssueStatus.draft, IssueStatus.scheduled)
 
 # How a pause for a relay burst (watch.Burst) begins: resuming such a send undoes once more.
@@ -34,7 +47,13 @@ def _status_of(session: Session, issue_id: int) -> str:
     return str(status)
 
 
-def start_send(session: Session, issue_id: int, now: datetime, version: int | None = None) -> int:
+def start_send(
+    session: Session,
+    issue_id: int,
+    now: datetime,
+    version: int | None = None,
+    audience: ColumnElement[bool] | None = None,
+) -> int:
     """Flip a draft or scheduled issue to `sending`, freeze its content and recipients.
 
     Returns the recipient count. The flip is a compare-and-set on the status (and, given
@@ -57,7 +76,7 @@ def start_send(session: Session, issue_id: int, now: datetime, version: int | No
     freeze_content(session, issue_id, now)
     if flipped.local_time is not None:
         return int(flipped.recipients)  # a local-time send froze its list when it was sent
-    count = freeze_recipients(session, issue_id)
+    count = freeze_recipients(session, issue_id, audience=audience)
     session.execute(
         update(Issue)
         .where(Issue.id == issue_id)
@@ -108,7 +127,8 @@ def start_due_issues(session: Session, now: datetime, gate: SendGate | None = No
     ).all()
     started = []
     for issue_id, version in due:
-        refusal = gate(session, issue_id) if gate is not None else None
+        verdict = gate(session, issue_id) if gate is not None else None
+        refusal = verdict if isinstance(verdict, str) else None
         if refusal:
             session.execute(
                 update(Issue)
@@ -122,7 +142,8 @@ def start_due_issues(session: Session, now: datetime, gate: SendGate | None = No
             )
             continue
         try:
-            start_send(session, issue_id, now, version)
+            audience = verdict.audience if isinstance(verdict, Admit) else None
+            start_send(session, issue_id, now, version, audience)
         except Conflict:
             continue  # another dispatcher or worker took it first, or an edit came after
         started.append(issue_id)
@@ -276,6 +297,7 @@ def start_local_send(
     due_by_zone: Mapping[str, datetime],
     local: tuple[str, str],
     version: int | None = None,
+    audience: ColumnElement[bool] | None = None,
 ) -> tuple[int, IssueStatus]:
     """Freeze a draft's recipients now, each due at its own zone's moment; return (count, status).
 
@@ -302,7 +324,7 @@ def start_local_send(
     ).first()
     if flipped is None:
         raise _lost_start(session, issue_id, version, (IssueStatus.draft,))
-    count = freeze_recipients(session, issue_id, due_by_zone)
+    count = freeze_recipients(session, issue_id, due_by_zone, audience)
     first = session.scalar(
         select(sa_func.min(sa_func.coalesce(Delivery.next_attempt_at, now))).where(
             Delivery.issue_id == issue_id
