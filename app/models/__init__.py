@@ -15,6 +15,7 @@ from app.models.editor_account import EditorAccount, EditorSession
 from app.models.feed import Feed, FeedItem
 from app.models.insight import Click, Heartbeat, Webhook, WebhookDelivery, WebhookDeliveryStatus
 from app.models.issue import FrozenIssue, Issue, IssueStatus
+from app.models.sequence import Sequence, SequenceReader, SequenceStep
 from app.models.subscriber import Subscriber, SubscriberStatus, Suppression
 
 __all__ = [
@@ -39,6 +40,9 @@ __all__ = [
     "ProviderEvent",
     "RateLimitHit",
     "Segment",
+    "Sequence",
+    "SequenceReader",
+    "SequenceStep",
     "Subscriber",
     "SubscriberStatus",
     "SubscriberTag",

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, utcnow
@@ -51,6 +51,9 @@ class Issue(Base):
     # Counts edits of the content and schedule (subject, preheader, slug, blocks, send_at):
     # the ETag of GET /issues/{id}, and what an edit and a send start compare-and-set on.
     version: Mapped[int] = mapped_column(default=1, server_default="1")
+    # A send kept open by its owner (an automation adds rows over time): it stays `sending`
+    # when its rows run out, and it is not listed among the editor's issues.
+    held_open: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class FrozenIssue(Base):
