@@ -220,6 +220,7 @@ def test_an_unsubscribe_midway_stops_the_steps_and_edits_never_resend(
     # The carriers are not editors' issues.
     listed = {i["id"] for i in client.get("/issues", headers=editor).json()}
     assert listed == set(steps) | set(edited)
+    assert "sequence-" not in client.get("/archive").text
 
 
 def test_step_at_is_the_readers_local_morning_and_bad_input_is_clear(
