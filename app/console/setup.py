@@ -12,6 +12,7 @@ from app.console import (
     routes_media,
     routes_people,
     routes_sending,
+    routes_sequences,
 )
 from app.console.web import PREFIX, ConsoleHeaders, console_static
 
@@ -26,5 +27,6 @@ def install_console(app: FastAPI) -> None:
     app.include_router(routes_sending.router)
     app.include_router(routes_people.router)
     app.include_router(routes_feeds.router)
+    app.include_router(routes_sequences.router)
     app.include_router(routes_media.router)
     app.add_middleware(ConsoleHeaders)
