@@ -334,7 +334,7 @@ async def _run_worker(ctx: Context) -> None:
     import signal
 
     from app.automations.feeds import run_feed_poller
-    from app.automations.sequences.scheduler import run_sequence_scheduler
+    from app.automations.scheduler import run_automations
     from app.bounces.mailbox import run_bounce_mailbox
     from app.delivery import build_worker
     from app.metrics.worker_endpoint import serve_worker_metrics
@@ -351,7 +351,7 @@ async def _run_worker(ctx: Context) -> None:
         run_webhook_sender(ctx, stop),
         run_bounce_mailbox(ctx, stop),  # MORNINGPOST_BOUNCE_MAILBOX, polled every minute
         run_feed_poller(ctx, stop),  # RSS/Atom feeds into issues
-        run_sequence_scheduler(ctx, stop),  # sequence steps that fell due
+        run_automations(ctx, stop),  # sequence steps that fell due, A/B decisions
         serve_worker_metrics(ctx, stop),  # MORNINGPOST_WORKER_METRICS_PORT
     )
 

@@ -15,11 +15,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.apidocs import offline_docs_app
 from app.audience.routes import segments_router, tags_router
+from app.automations.ab_routes import router as ab_router
 from app.automations.feeds import run_feed_poller
 from app.automations.routes import poll_router as feed_poll_router
 from app.automations.routes import router as feeds_router
+from app.automations.scheduler import run_automations
 from app.automations.sequences.routes import router as sequences_router
-from app.automations.sequences.scheduler import run_sequence_scheduler
 from app.bounces.mailbox import run_bounce_mailbox
 from app.bounces.routes import webhooks_router
 from app.clicks.routes import clicks_router
@@ -94,6 +95,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.include_router(feeds_router)
     app.include_router(feed_poll_router)
     app.include_router(sequences_router)
+    app.include_router(ab_router)
     app.include_router(suppressions_router)
     app.include_router(webhooks_router)
     app.include_router(providers_router)
@@ -129,7 +131,7 @@ async def _start_worker(ctx: Context, stop: asyncio.Event) -> None:
         run_webhook_sender(ctx, stop),
         run_bounce_mailbox(ctx, stop),
         run_feed_poller(ctx, stop),
-        run_sequence_scheduler(ctx, stop),
+        run_automations(ctx, stop),
     )
 
 

@@ -63,7 +63,7 @@ def count_recipients(session: Session, now: datetime) -> int:
 
 def issues_in(session: Session, statuses: tuple[IssueStatus, ...], limit: int = 20) -> list[Issue]:
     """Return issues in these statuses: scheduled ones by send time, others newest first."""
-    query = select(Issue).where(Issue.status.in_(statuses), Issue.held_open.is_(False)).limit(limit)
+    query = select(Issue).where(Issue.status.in_(statuses), Issue.automation.is_(None)).limit(limit)
     if statuses == (IssueStatus.scheduled,):
         query = query.order_by(Issue.send_at, Issue.id)
     else:

@@ -89,6 +89,8 @@ class SendIn(BaseModel):
     # A local-time send: each reader at this wall-clock time on this day, in their own zone.
     local_time: time | None = Field(default=None, examples=["06:00"])
     date: dt_date | None = Field(default=None, examples=["2026-12-01"])
+    # A subject A/B test (app/automations/abtests.py checks it): subjects, sample, decision.
+    ab: dict[str, Any] | None = None
 
     @field_validator("send_at")
     @classmethod

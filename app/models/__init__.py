@@ -1,5 +1,6 @@
 """SQLAlchemy models; importing this package registers every table on Base.metadata."""
 
+from app.models.abtest import AbTest
 from app.models.audience import Segment, SubscriberTag
 from app.models.base import Base, utcnow
 from app.models.bounce import BounceEvent, BounceKind, ProviderEvent, RateLimitHit
@@ -20,6 +21,7 @@ from app.models.subscriber import Subscriber, SubscriberStatus, Suppression
 
 __all__ = [
     "OPEN_STATUSES",
+    "AbTest",
     "Base",
     "BounceEvent",
     "BounceKind",

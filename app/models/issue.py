@@ -51,9 +51,12 @@ class Issue(Base):
     # Counts edits of the content and schedule (subject, preheader, slug, blocks, send_at):
     # the ETag of GET /issues/{id}, and what an edit and a send start compare-and-set on.
     version: Mapped[int] = mapped_column(default=1, server_default="1")
-    # A send kept open by its owner (an automation adds rows over time): it stays `sending`
-    # when its rows run out, and it is not listed among the editor's issues.
+    # A send kept open by its owner (an automation adds rows over time): the send core never
+    # finishes it; it stays `sending` when its rows run out.
     held_open: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Set on an automation's hidden carrier issues ("sequence", "ab"): a copy of an editor's
+    # issue that only carries ledger rows; not listed among issues nor in the archive.
+    automation: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class FrozenIssue(Base):

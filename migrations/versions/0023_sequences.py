@@ -24,6 +24,7 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("held_open", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
+        batch.add_column(sa.Column("automation", sa.String(length=16), nullable=True))
     op.create_table(
         "sequences",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -102,14 +103,38 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_sequence_readers_due", "sequence_readers", ["sequence_id", "next_due_at"])
+    op.create_table(
+        "ab_tests",
+        sa.Column("issue_id", sa.Integer(), nullable=False),
+        sa.Column("subjects", sa.JSON(), nullable=False),
+        sa.Column("carriers", sa.JSON(), nullable=False),
+        sa.Column("sample_percent", sa.Integer(), nullable=False),
+        sa.Column("metric", sa.String(length=16), nullable=False),
+        sa.Column("decide_at", UTCDateTime(), nullable=False),
+        sa.Column("winner", sa.Integer(), nullable=True),
+        sa.Column("decided_at", UTCDateTime(), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("extra", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["issue_id"],
+            ["issues.id"],
+            name=op.f("fk_ab_tests_issue_id_issues"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("issue_id", name=op.f("pk_ab_tests")),
+    )
+    op.create_index("ix_ab_tests_decide", "ab_tests", ["winner", "decide_at"])
 
 
 def downgrade() -> None:
     """Revert."""
+    op.drop_index("ix_ab_tests_decide", table_name="ab_tests")
+    op.drop_table("ab_tests")
     op.drop_index("ix_sequence_readers_due", table_name="sequence_readers")
     op.drop_table("sequence_readers")
     op.drop_index("ix_sequence_steps_sequence_id", table_name="sequence_steps")
     op.drop_table("sequence_steps")
     op.drop_table("sequences")
     with op.batch_alter_table("issues") as batch:
+        batch.drop_column("automation")
         batch.drop_column("held_open")

@@ -10,8 +10,6 @@ no longer active or is suppressed leaves the sequence; one pausing their mail wa
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from datetime import datetime
@@ -19,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.automations.sequences.service import current_steps
@@ -186,21 +183,3 @@ def tick(ctx: Context, at: datetime | None = None) -> int:
             session.flush()
             total += advance(session, seq, steps, now)
     return total
-
-
-async def run_sequence_scheduler(ctx: Context, stop: asyncio.Event) -> None:
-    """Queue due sequence steps until `stop`; trouble in one tick never stops the loop."""
-    db_down = False
-    while not stop.is_set():
-        try:
-            await asyncio.to_thread(tick, ctx)
-            db_down = False
-        except DBAPIError as exc:
-            if not db_down:
-                reason = (str(exc.orig or exc).strip().splitlines() or [""])[0][:200]
-                log.warning("sequences wait for the database: %s", reason)
-            db_down = True
-        except Exception:  # a bug in one tick must not stop the loop: log it, go on
-            log.exception("the sequence scheduler failed; trying again")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), IDLE_SECONDS * (4 if db_down else 1))

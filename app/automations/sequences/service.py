@@ -94,6 +94,7 @@ def _carrier(session: Session, template_id: int, sequence_id: int, position: int
         blocks=list(template.blocks),
         status=IssueStatus.sending,
         held_open=True,
+        automation="sequence",
         started_at=now,
     )
     session.add(carrier)
