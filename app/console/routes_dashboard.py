@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from app.automations import abtests
 from app.console import settings_view
 from app.console.queries import count_recipients, issue_recipients, issues_in
 from app.console.web import PREFIX, ConsoleRoute, EditorDep, SessionDep, render, signed_in
@@ -87,6 +88,7 @@ def results(
         section="issues",
         issue=issue,
         stats=service.stats(session, issue_id),
+        variants=abtests.variants(session, issue_id),
         rows=rows,
         next_cursor=next_cursor,
         status=status,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from app.console import (
+    routes_ab,
     routes_auth,
     routes_dashboard,
     routes_feeds,
@@ -25,6 +26,7 @@ def install_console(app: FastAPI) -> None:
     app.include_router(routes_dashboard.router)
     app.include_router(routes_issues.router)
     app.include_router(routes_sending.router)
+    app.include_router(routes_ab.router)
     app.include_router(routes_people.router)
     app.include_router(routes_feeds.router)
     app.include_router(routes_sequences.router)
