@@ -31,6 +31,7 @@ from app.models import (
     SequenceReader,
     SequenceStep,
     Subscriber,
+    utcnow,
 )
 from app.sends.store.frozen import freeze_content
 from app.sends.store.sends import cancel_send
@@ -86,7 +87,7 @@ def parse_steps(session: Session, raw: Any) -> list[StepIn]:
 def _carrier(session: Session, template_id: int, sequence_id: int, position: int) -> int:
     """Copy a template draft into a new held-open carrier issue with its content frozen."""
     template = session.get_one(Issue, template_id)
-    now = datetime.now(template.created_at.tzinfo)
+    now = utcnow()
     carrier = Issue(
         slug=f"sequence-{sequence_id}-step-{position + 1}-{secrets.token_hex(4)}",
         subject=template.subject,
