@@ -114,7 +114,6 @@ def upgrade() -> None:
         sa.Column("winner", sa.Integer(), nullable=True),
         sa.Column("decided_at", UTCDateTime(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Column("extra", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(
             ["issue_id"],
             ["issues.id"],
