@@ -375,6 +375,7 @@ async def _run_worker(ctx: Context) -> None:
     import signal
 
     from app.automations.feeds import run_feed_poller
+    from app.automations.scheduler import run_automations
     from app.bounces.mailbox import run_bounce_mailbox
     from app.delivery import build_worker
     from app.metrics.worker_endpoint import serve_worker_metrics
@@ -391,6 +392,7 @@ async def _run_worker(ctx: Context) -> None:
         run_webhook_sender(ctx, stop),
         run_bounce_mailbox(ctx, stop),  # MORNINGPOST_BOUNCE_MAILBOX, polled every minute
         run_feed_poller(ctx, stop),  # RSS/Atom feeds into issues
+        run_automations(ctx, stop),  # sequence steps that fell due, A/B decisions
         serve_worker_metrics(ctx, stop),  # MORNINGPOST_WORKER_METRICS_PORT
     )
 

@@ -23,9 +23,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.apidocs import offline_docs_app
 from app.audience.newsletter_routes import newsletters_router
 from app.audience.routes import segments_router, tags_router
+from app.automations.ab_routes import router as ab_router
 from app.automations.feeds import run_feed_poller
 from app.automations.routes import poll_router as feed_poll_router
 from app.automations.routes import router as feeds_router
+from app.automations.scheduler import run_automations
+from app.automations.sequences.routes import router as sequences_router
 from app.bounces.mailbox import run_bounce_mailbox
 from app.bounces.routes import webhooks_router
 from app.clicks.routes import clicks_router
@@ -67,6 +70,7 @@ API_PREFIXES = (
     "/suppressions",
     "/segments",
     "/feeds",
+    "/sequences",
     "/healthz",
     "/webhooks",
     "/media",
@@ -117,6 +121,8 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.include_router(newsletters_router)
     app.include_router(feeds_router)
     app.include_router(feed_poll_router)
+    app.include_router(sequences_router)
+    app.include_router(ab_router)
     app.include_router(suppressions_router)
     app.include_router(webhooks_router)
     app.include_router(providers_router)
@@ -181,6 +187,7 @@ async def _start_worker(ctx: Context, stop: asyncio.Event) -> None:
         run_webhook_sender(ctx, stop),
         run_bounce_mailbox(ctx, stop),
         run_feed_poller(ctx, stop),
+        run_automations(ctx, stop),
     )
 
 

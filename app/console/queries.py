@@ -71,7 +71,7 @@ def recipients_by_zone(session: Session, now: datetime) -> dict[str, int]:
 
 def issues_in(session: Session, statuses: tuple[IssueStatus, ...], limit: int = 20) -> list[Issue]:
     """Return issues in these statuses: scheduled ones by send time, others newest first."""
-    query = select(Issue).where(Issue.status.in_(statuses)).limit(limit)
+    query = select(Issue).where(Issue.status.in_(statuses), Issue.automation.is_(None)).limit(limit)
     if statuses == (IssueStatus.scheduled,):
         query = query.order_by(Issue.send_at, Issue.id)
     else:

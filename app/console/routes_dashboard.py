@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from app.automations import abtests
 from app.console import settings_view
 from app.console.getting_started import checklist
 from app.console.live_results import PER_PAGE, PER_PAGE_MAX, read_results, snapshot
@@ -105,6 +106,7 @@ def results(
         issue=issue,
         stats=view.stats,
         view=view,
+        variants=abtests.variants(session, issue_id),
         rows=view.rows,
         next_cursor=view.next_cursor,
         status=status,

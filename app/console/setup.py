@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from app.console import (
+    routes_ab,
     routes_auth,
     routes_bulk,
     routes_dashboard,
@@ -15,6 +16,7 @@ from app.console import (
     routes_people,
     routes_relays,
     routes_sending,
+    routes_sequences,
 )
 from app.console.web import PREFIX, ConsoleHeaders, console_static
 
@@ -29,8 +31,10 @@ def install_console(app: FastAPI) -> None:
     app.include_router(routes_issues.router)
     app.include_router(routes_sending.router)
     app.include_router(routes_bulk.router)
+    app.include_router(routes_ab.router)
     app.include_router(routes_people.router)
     app.include_router(routes_feeds.router)
+    app.include_router(routes_sequences.router)
     app.include_router(routes_media.router)
     app.include_router(routes_relays.router)
     app.add_middleware(ConsoleHeaders)

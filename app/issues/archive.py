@@ -22,7 +22,8 @@ def published_issues(session: Session, limit: int = ARCHIVE_LIMIT) -> list[Issue
     """Return published issues, newest first."""
     stmt = (
         select(Issue)
-        .where(Issue.status.in_(PUBLISHED))
+        # An automation's carrier keeps its web version (by its slug) but is no edition.
+        .where(Issue.status.in_(PUBLISHED), Issue.automation.is_(None))
         .order_by(Issue.started_at.desc(), Issue.id.desc())
         .limit(limit)
     )

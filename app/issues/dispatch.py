@@ -37,7 +37,12 @@ def _snapshot(
     with session_scope(ctx.sessions) as session:
         if issue_ids is None:
             issue_ids = list(
-                session.scalars(select(Issue.id).where(Issue.status == IssueStatus.sending))
+                session.scalars(
+                    # Held open (a sequence step) never leaves `sending`: not waited for.
+                    select(Issue.id).where(
+                        Issue.status == IssueStatus.sending, Issue.held_open.is_(False)
+                    )
+                )
             )
         rows = session.execute(select(Issue.id, Issue.status).where(Issue.id.in_(issue_ids)))
         # Not dict(rows): a Result has .keys(), so dict() would treat it as a mapping.

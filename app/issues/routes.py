@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from app.automations import abtests
 from app.deps import ContextDep, IdPath, SessionDep, require_editor
 from app.errors import InvalidInput
 from app.issues import service
@@ -205,6 +206,10 @@ def send(
     data: SendIn | None = Body(default=None),
 ) -> Any:
     """Send now, schedule when send_at is in the future, or at a local time per reader."""
+    if data is not None and data.ab is not None:
+        if data.send_at is not None or data.local_time is not None:
+            raise InvalidInput("An A/B send starts now: leave out send_at and local_time.")
+        return abtests.start_ab(session, issue_id, data.ab, utcnow(), ctx.renderer)
     send_at = data.send_at if data else None
     local = (data.local_time, data.date) if data and data.local_time and data.date else None
     part = service.Part(data.segment, data.filter) if data else None
@@ -234,7 +239,11 @@ def resume(issue_id: IdPath, session: SessionDep) -> dict[str, Any]:
 @router.get("/{issue_id}/stats")
 def stats(issue_id: IdPath, session: SessionDep) -> dict[str, Any]:
     """Return delivery counts, status, rate (msgs/s over the last minute) and ETA."""
-    return service.stats(session, issue_id)
+    out = service.stats(session, issue_id)
+    variants = abtests.variants(session, issue_id)
+    if variants is not None:
+        out["variants"] = variants
+    return out
 
 
 @router.get("/{issue_id}/deliveries", response_model=DeliveryPageOut)

@@ -99,6 +99,8 @@ class SendIn(BaseModel):
     # Part of the newsletter: a saved segment's id, or a filter (docs/segments.md).
     segment: int | None = Field(default=None, ge=1, le=ID_MAX)
     filter: str | None = Field(default=None, max_length=2000)
+    # A subject A/B test (app/automations/abtests.py checks it): subjects, sample, decision.
+    ab: dict[str, Any] | None = None
 
     @field_validator("send_at")
     @classmethod

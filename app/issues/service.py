@@ -100,7 +100,8 @@ def get_issue(session: Session, issue_id: int) -> Issue:
 
 def list_issues(session: Session, status: str | None = None) -> list[Issue]:
     """Return issues, newest first, optionally of one status."""
-    query = select(Issue).order_by(Issue.id.desc())
+    # An automation's carriers (a sequence step, an A/B variant) are not editors' issues.
+    query = select(Issue).where(Issue.automation.is_(None)).order_by(Issue.id.desc())
     if status:
         if status not in IssueStatus.__members__:
             raise InvalidInput(f"Unknown status {status!r}.")

@@ -1,5 +1,6 @@
 """SQLAlchemy models; importing this package registers every table on Base.metadata."""
 
+from app.models.abtest import AbTest
 from app.models.audience import Segment, SubscriberTag
 from app.models.base import Base, utcnow
 from app.models.bounce import BounceEvent, BounceKind, ProviderEvent, RateLimitHit
@@ -24,11 +25,13 @@ from app.models.newsletter import (
 from app.models.page_stamp import PageStamp
 from app.models.relay import RelayState, RelayUsage
 from app.models.revision import IssueRevision
+from app.models.sequence import Sequence, SequenceReader, SequenceStep
 from app.models.subscriber import Subscriber, SubscriberStatus, Suppression
 
 __all__ = [
     "DEFAULT_NEWSLETTER_ID",
     "OPEN_STATUSES",
+    "AbTest",
     "Base",
     "BounceEvent",
     "BounceKind",
@@ -54,6 +57,9 @@ __all__ = [
     "RelayState",
     "RelayUsage",
     "Segment",
+    "Sequence",
+    "SequenceReader",
+    "SequenceStep",
     "Subscriber",
     "SubscriberStatus",
     "SubscriberTag",

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, utcnow
@@ -60,6 +60,12 @@ class Issue(Base):
     # A send to part of the newsletter: the filter text (a segment's, copied when sent), so
     # a scheduled start freezes the same audience the editor saw counted.
     audience_filter: Mapped[str | None] = mapped_column(Text, default=None)
+    # A send kept open by its owner (an automation adds rows over time): the send core never
+    # finishes it; it stays `sending` when its rows run out.
+    held_open: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Set on an automation's hidden carrier issues ("sequence", "ab"): a copy of an editor's
+    # issue that only carries ledger rows; not listed among issues nor in the archive.
+    automation: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class FrozenIssue(Base):

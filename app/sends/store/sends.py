@@ -205,12 +205,15 @@ def cancel_send(
 
 
 def finish_issues(session: Session, now: datetime) -> list[int]:
-    """Mark sending issues without open deliveries as sent; return their ids."""
+    """Mark sending issues without open deliveries as sent; return their ids.
+
+    An issue `held_open` by its owner (rows are added to it over time) is never finished here.
+    """
     open_rows = exists().where(Delivery.issue_id == Issue.id, Delivery.status.in_(OPEN_STATUSES))
     return list(
         session.scalars(
             update(Issue)
-            .where(Issue.status == IssueStatus.sending, ~open_rows)
+            .where(Issue.status == IssueStatus.sending, Issue.held_open.is_(False), ~open_rows)
             .values(status=IssueStatus.sent, finished_at=now)
             .returning(Issue.id)
             .execution_options(synchronize_session=False)

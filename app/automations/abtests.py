@@ -1,0 +1,301 @@
+"""Subject A/B tests on the ledger: a random sample gets one subject each, the rest the best.
+
+Each subject has a hidden carrier issue (a copy of the issue with that subject, its content
+frozen) and the sample's rows are that carrier's, so every click names its variant (click
+tokens name the issue they were rendered for) and the send core never learns that a test
+exists. The issue itself is started `held_open` with no rows: when the decision falls due (or
+an editor decides), the winner's subject becomes its frozen subject and the rest of the list
+is frozen onto it in the same transaction, leaving out everyone who had a variant, so each
+reader gets exactly one copy. Pausing, resuming or cancelling the issue is mirrored onto the
+carriers by the scheduler.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.orm import Session
+
+from app.audience.segments import send_audience
+from app.automations.durations import parse_duration
+from app.errors import Conflict, InvalidInput, NotFound
+from app.issues.service import pre_send_check
+from app.models import (
+    AbTest,
+    Click,
+    Delivery,
+    DeliveryStatus,
+    FrozenIssue,
+    Issue,
+    IssueStatus,
+    Subscriber,
+)
+from app.rendering.compile import Renderer
+from app.sends.store.frozen import freeze_content
+from app.sends.store.ledger import eligible_readers, freeze_recipients
+from app.sends.store.sends import cancel_send
+
+MAX_SUBJECTS = 4
+SAMPLE_CHUNK = 500
+
+
+def parse_ab(raw: Any) -> tuple[list[str], int, str, str]:
+    """Check an `ab` request: (subjects, sample_percent, decide_after, metric)."""
+    if not isinstance(raw, dict):
+        raise InvalidInput('ab is {"subjects": [...], "sample_percent", "decide_after", "metric"}.')
+    unknown = set(raw) - {"subjects", "sample_percent", "decide_after", "metric"}
+    if unknown:
+        raise InvalidInput(f"ab has no field {sorted(unknown)[0]!r}.")
+    subjects = raw.get("subjects")
+    if (
+        not isinstance(subjects, list)
+        or not 2 <= len(subjects) <= MAX_SUBJECTS
+        or not all(isinstance(s, str) and s.strip() and len(s) <= 250 for s in subjects)
+    ):
+        raise InvalidInput(f"ab.subjects is a list of 2 to {MAX_SUBJECTS} subjects (1-250 chars).")
+    if any("\r" in s or "\n" in s for s in subjects):
+        raise InvalidInput("A subject is one line.")
+    if len({s.strip() for s in subjects}) != len(subjects):
+        raise InvalidInput("ab.subjects must differ from each other.")
+    percent = raw.get("sample_percent", 20)
+    if not isinstance(percent, int) or isinstance(percent, bool) or not 1 <= percent <= 100:
+        raise InvalidInput("ab.sample_percent is a whole number from 1 to 100.")
+    after = raw.get("decide_after", "PT2H")
+    if not isinstance(after, str):
+        raise InvalidInput("ab.decide_after is an ISO 8601 duration such as PT2H.")
+    parse_duration(after)
+    metric = raw.get("metric", "clicks")
+    if metric != "clicks":
+        raise InvalidInput('ab.metric is "clicks" (unique clicks per delivered message).')
+    return [s.strip() for s in subjects], percent, after.strip().upper(), metric
+
+
+def start_ab(
+    session: Session, issue_id: int, raw: Any, now: datetime, renderer: Renderer
+) -> dict[str, Any]:
+    """Start an A/B send of a draft: the sample now, the rest once the decision is made."""
+    subjects, percent, after, metric = parse_ab(raw)
+    issue = session.get(Issue, issue_id)
+    if issue is None or issue.automation is not None:
+        raise NotFound(f"No issue {issue_id}.")
+    if issue.status != IssueStatus.draft:
+        raise Conflict(f"Issue {issue_id} is already {issue.status}; it is never sent twice.")
+    # The pre-send check, on the version the start below compare-and-sets on.
+    errors = [f.message for f in pre_send_check(renderer, issue) if f.level == "error"]
+    if errors:
+        raise InvalidInput("The issue cannot be sent: " + " ".join(errors))
+    # The same compare-and-set as any start: of two starts, or a start and an edit, one wins.
+    flipped = session.execute(
+        update(Issue)
+        .where(
+            Issue.id == issue_id,
+            Issue.status == IssueStatus.draft,
+            Issue.version == issue.version,
+        )
+        .values(status=IssueStatus.sending, started_at=now, held_open=True, pause_reason=None)
+        .returning(Issue.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if flipped is None:
+        raise Conflict(f"Issue {issue_id} changed while its send was being started; look again.")
+    freeze_content(session, issue_id, now)
+    carriers = [_carrier(session, issue, subject, n, now) for n, subject in enumerate(subjects)]
+    # The issue's own audience: its newsletter's readers (and its segment, if it has one).
+    audience = send_audience(issue.audience_filter, now, issue.newsletter_id)
+    reach = and_(eligible_readers(now), audience)
+    eligible = session.scalar(select(func.count()).where(reach)) or 0
+    size = max(len(subjects), round(eligible * percent / 100)) if eligible else 0
+    # A random sample: the database shuffles (random() on both SQLite and PostgreSQL).
+    sample = list(
+        session.scalars(select(Subscriber.id).where(reach).order_by(func.random()).limit(size))
+    )
+    counts = []
+    for n, carrier_id in enumerate(carriers):
+        ids = sample[n :: len(carriers)]  # split evenly
+        count = 0
+        for start in range(0, len(ids), SAMPLE_CHUNK):
+            chunk = ids[start : start + SAMPLE_CHUNK]
+            count += freeze_recipients(session, carrier_id, audience=Subscriber.id.in_(chunk))
+        counts.append(count)
+        _set(session, carrier_id, recipients=count)
+    session.add(
+        AbTest(
+            issue_id=issue_id,
+            subjects=subjects,
+            carriers=carriers,
+            sample_percent=percent,
+            metric=metric,
+            decide_at=now + parse_duration(after),
+        )
+    )
+    session.flush()
+    if percent == 100:
+        decide(session, issue_id, now, None)
+    return {
+        "id": issue_id,
+        "status": IssueStatus.sending.value,
+        "recipients": sum(counts),
+        "send_at": None,
+    }
+
+
+def _carrier(session: Session, issue: Issue, subject: str, n: int, now: datetime) -> int:
+    carrier = Issue(
+        slug=f"{issue.slug[:90]}-ab{n + 1}-{secrets.token_hex(3)}",
+        subject=subject,
+        preheader=issue.preheader,
+        blocks=list(issue.blocks),
+        status=IssueStatus.sending,
+        automation="ab",
+        started_at=now,
+    )
+    session.add(carrier)
+    session.flush()
+    freeze_content(session, carrier.id, now)
+    return carrier.id
+
+
+def _set(session: Session, issue_id: int, **values: Any) -> None:
+    session.execute(
+        update(Issue)
+        .where(Issue.id == issue_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def get_test(session: Session, issue_id: int) -> AbTest:
+    """Return an issue's A/B test or raise NotFound."""
+    test = session.get(AbTest, issue_id)
+    if test is None:
+        raise NotFound(f"Issue {issue_id} has no A/B test.")
+    return test
+
+
+def variants(session: Session, issue_id: int) -> list[dict[str, Any]] | None:
+    """Return each variant's subject, sent, unique clicks, rate and whether it won (or None)."""
+    test = session.get(AbTest, issue_id)
+    if test is None:
+        return None
+    out = []
+    for n, (subject, carrier_id) in enumerate(zip(test.subjects, test.carriers, strict=True)):
+        sent = session.scalar(
+            select(func.count()).where(
+                Delivery.issue_id == carrier_id, Delivery.status == DeliveryStatus.sent
+            )
+        )
+        clicks = _unique_clicks(session, carrier_id)
+        out.append(
+            {
+                "subject": subject,
+                "sent": int(sent or 0),
+                "unique_clicks": clicks,
+                "rate": round(clicks / sent, 4) if sent else 0.0,
+                "winner": test.winner == n,
+                "issue": carrier_id,
+            }
+        )
+    return out
+
+
+def _unique_clicks(session: Session, carrier_id: int) -> int:
+    """Count a variant's clicks by people: one per reader when readers are tracked.
+
+    Without MORNINGPOST_TRACK_READERS the reader is unknown, so each click a scanner did not
+    make counts (clicks, not people). Scanner clicks never count.
+    """
+    base = (Click.issue_id == carrier_id, Click.scanner.is_(False))
+    people = session.scalar(
+        select(func.count(func.distinct(Click.subscriber_id))).where(
+            *base, Click.subscriber_id.is_not(None)
+        )
+    )
+    anonymous = session.scalar(select(func.count()).where(*base, Click.subscriber_id.is_(None)))
+    return int(people or 0) + int(anonymous or 0)
+
+
+def decide(session: Session, issue_id: int, now: datetime, subject: str | None) -> dict[str, Any]:
+    """Pick the winner (the editor's, or the best rate, a tie to the first) and send the rest."""
+    test = get_test(session, issue_id)
+    if subject is not None and subject not in test.subjects:
+        raise InvalidInput("subject must be one of the test's subjects.")
+    if test.winner is not None:
+        raise Conflict(f"Issue {issue_id}'s A/B test is decided already.")
+    if subject is not None:
+        winner = test.subjects.index(subject)
+    else:
+        rates = [v["rate"] for v in variants(session, issue_id) or []]
+        winner = rates.index(max(rates)) if rates else 0
+    # Compare-and-set: of two deciders (two workers, an editor) exactly one sends the rest.
+    won = session.execute(
+        update(AbTest)
+        .where(AbTest.issue_id == issue_id, AbTest.winner.is_(None))
+        .values(winner=winner, decided_at=now)
+        .returning(AbTest.issue_id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if won is None:
+        raise Conflict(f"Issue {issue_id}'s A/B test is decided already.")
+    chosen = test.subjects[winner]
+    status = session.scalar(select(Issue.status).where(Issue.id == issue_id))
+    count = 0
+    if status in (IssueStatus.sending, IssueStatus.paused):
+        session.execute(
+            update(FrozenIssue)
+            .where(FrozenIssue.issue_id == issue_id)
+            .values(subject=chosen)
+            .execution_options(synchronize_session=False)
+        )
+        had_variant = exists().where(
+            Delivery.issue_id.in_(test.carriers), Delivery.subscriber_id == Subscriber.id
+        )
+        owner = session.execute(
+            select(Issue.audience_filter, Issue.newsletter_id).where(Issue.id == issue_id)
+        ).one()
+        audience = send_audience(owner.audience_filter, now, owner.newsletter_id)
+        count = freeze_recipients(session, issue_id, audience=and_(audience, ~had_variant))
+        # The rest is queued: from now on the issue finishes like any send.
+        _set(session, issue_id, subject=chosen, recipients=count, held_open=False)
+    session.expire_all()
+    return {"id": issue_id, "subject": chosen, "winner": winner, "recipients": count}
+
+
+def due_tests(session: Session, now: datetime) -> list[int]:
+    """Return the issues whose A/B decision is due."""
+    return list(
+        session.scalars(
+            select(AbTest.issue_id).where(AbTest.winner.is_(None), AbTest.decide_at <= now)
+        )
+    )
+
+
+def mirror_status(session: Session, now: datetime) -> None:
+    """Give each undecided test's carriers the issue's pause, resume or cancel."""
+    rows = session.execute(
+        select(AbTest.issue_id, AbTest.carriers, Issue.status)
+        .join(Issue, Issue.id == AbTest.issue_id)
+        .where(Issue.status.in_((IssueStatus.paused, IssueStatus.cancelled, IssueStatus.sending)))
+    ).all()
+    for issue_id, carriers, status in rows:
+        for carrier_id in carriers:
+            current = session.scalar(select(Issue.status).where(Issue.id == carrier_id))
+            if status == IssueStatus.cancelled and current in (
+                IssueStatus.sending,
+                IssueStatus.paused,
+            ):
+                cancel_send(session, carrier_id, now, (IssueStatus.sending, IssueStatus.paused))
+            elif status == IssueStatus.paused and current == IssueStatus.sending:
+                _set(session, carrier_id, status=IssueStatus.paused, pause_reason="paused")
+            elif status == IssueStatus.sending and current == IssueStatus.paused:
+                _set(session, carrier_id, status=IssueStatus.sending, pause_reason=None)
+        if status == IssueStatus.cancelled:
+            # A cancelled test is never decided: nothing more goes out.
+            session.execute(
+                update(AbTest)
+                .where(AbTest.issue_id == issue_id, AbTest.winner.is_(None))
+                .values(decided_at=now, winner=-1)
+                .execution_options(synchronize_session=False)
+            )

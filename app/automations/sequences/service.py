@@ -1,0 +1,294 @@
+"""Sequences: create, read, edit, pause, delete, and their stats.
+
+Each step version has a carrier issue: a hidden copy of the step's template draft, in status
+`sending` and `held_open`, whose content is frozen like any send's. The scheduler
+(`scheduler.py`) adds one ledger row per reader to it when the reader's step falls due, so the
+send core delivers, records, retries and crash-recovers it like any other send and never
+learns that a sequence exists. Editing a step makes a new carrier for later readers; readers
+who had the step keep their row on the old one, and never get it again (their place in the
+sequence, `sequence_readers.next_step`, only moves forward).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.automations.durations import parse_duration
+from app.automations.sequences.timing import parse_at, step_due
+from app.errors import InvalidInput, NotFound
+from app.models import (
+    OPEN_STATUSES,
+    Delivery,
+    Issue,
+    IssueStatus,
+    Sequence,
+    SequenceReader,
+    SequenceStep,
+    Subscriber,
+    utcnow,
+)
+from app.sends.store.frozen import freeze_content
+from app.sends.store.sends import cancel_send
+
+STATUSES = ("active", "paused")
+MAX_STEPS = 20
+
+
+@dataclass(frozen=True)
+class StepIn:
+    """A step as asked for: its template issue, its delay and its optional time of day."""
+
+    issue: int
+    after: str
+    at: str | None
+
+
+def parse_trigger(trigger: Any) -> str:
+    """Return the stored form of a trigger: "confirmed" or "tag:<tag>"."""
+    if trigger == "confirmed":
+        return "confirmed"
+    if isinstance(trigger, dict) and set(trigger) == {"tag"} and isinstance(trigger["tag"], str):
+        tag = trigger["tag"].strip().lower()
+        if tag and len(tag) <= 64:
+            return f"tag:{tag}"
+    raise InvalidInput('trigger is "confirmed" or {"tag": "<tag>"}.')
+
+
+def trigger_out(stored: str) -> str | dict[str, str]:
+    """Return a stored trigger in its JSON form."""
+    return {"tag": stored[4:]} if stored.startswith("tag:") else stored
+
+
+def parse_steps(session: Session, raw: Any) -> list[StepIn]:
+    """Check the steps: each names a draft issue, an ISO 8601 delay and maybe a time of day."""
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_STEPS:
+        raise InvalidInput(f"steps is a list of 1 to {MAX_STEPS} steps.")
+    steps = []
+    for n, item in enumerate(raw, 1):
+        if not isinstance(item, dict) or not isinstance(item.get("issue"), int):
+            raise InvalidInput(f'Step {n} needs "issue": the id of a draft issue.')
+        issue = session.get(Issue, item["issue"])
+        if issue is None or issue.held_open:
+            raise InvalidInput(f"Step {n}: there is no issue {item['issue']}.")
+        if issue.status != IssueStatus.draft:
+            raise InvalidInput(f"Step {n}: issue {issue.id} is {issue.status}; use a draft.")
+        after = item.get("after", "PT0S")
+        parse_duration(after)
+        steps.append(StepIn(issue.id, str(after).strip().upper(), parse_at(item.get("at"))))
+    return steps
+
+
+def _carrier(session: Session, template_id: int, sequence_id: int, position: int) -> int:
+    """Copy a template draft into a new held-open carrier issue with its content frozen."""
+    template = session.get_one(Issue, template_id)
+    now = utcnow()
+    carrier = Issue(
+        slug=f"sequence-{sequence_id}-step-{position + 1}-{secrets.token_hex(4)}",
+        subject=template.subject,
+        preheader=template.preheader,
+        blocks=list(template.blocks),
+        status=IssueStatus.sending,
+        held_open=True,
+        automation="sequence",
+        started_at=now,
+    )
+    session.add(carrier)
+    session.flush()
+    freeze_content(session, carrier.id, now)
+    return carrier.id
+
+
+def _add_step(session: Session, seq: Sequence, position: int, step: StepIn) -> None:
+    version = session.get_one(Issue, step.issue).version
+    session.add(
+        SequenceStep(
+            sequence_id=seq.id,
+            position=position,
+            template_issue_id=step.issue,
+            template_version=version,
+            carrier_issue_id=_carrier(session, step.issue, seq.id, position),
+            after=step.after,
+            at=step.at,
+        )
+    )
+
+
+def create_sequence(
+    session: Session, name: str, trigger: Any, raw_steps: Any, backfill: bool
+) -> Sequence:
+    """Create an active sequence; readers who matched before now get it only with backfill."""
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise InvalidInput("name is 1 to 200 characters.")
+    stored = parse_trigger(trigger)
+    steps = parse_steps(session, raw_steps)
+    seq = Sequence(name=name.strip(), trigger=stored, status="active", backfill=bool(backfill))
+    session.add(seq)
+    session.flush()
+    for position, step in enumerate(steps):
+        _add_step(session, seq, position, step)
+    session.flush()
+    return seq
+
+
+def get_sequence(session: Session, sequence_id: int) -> Sequence:
+    """Return one sequence or raise NotFound."""
+    seq = session.get(Sequence, sequence_id)
+    if seq is None:
+        raise NotFound(f"No sequence {sequence_id}.")
+    return seq
+
+
+def list_sequences(session: Session) -> list[Sequence]:
+    """Return every sequence, oldest first."""
+    return list(session.scalars(select(Sequence).order_by(Sequence.id)))
+
+
+def current_steps(session: Session, sequence_id: int) -> list[SequenceStep]:
+    """Return the current version of each step, in order."""
+    return list(
+        session.scalars(
+            select(SequenceStep)
+            .where(SequenceStep.sequence_id == sequence_id, SequenceStep.current.is_(True))
+            .order_by(SequenceStep.position)
+        )
+    )
+
+
+def update_sequence(
+    session: Session,
+    sequence_id: int,
+    name: str | None,
+    status: str | None,
+    raw_steps: Any | None,
+    now: datetime,
+) -> Sequence:
+    """Rename, pause or resume, or replace the steps (changed ones become new versions)."""
+    seq = get_sequence(session, sequence_id)
+    if name is not None:
+        if not name.strip() or len(name) > 200:
+            raise InvalidInput("name is 1 to 200 characters.")
+        seq.name = name.strip()
+    if status is not None:
+        if status not in STATUSES:
+            raise InvalidInput('status is "active" or "paused".')
+        seq.status = status
+        if status == "active":
+            held_carriers_reopen(session, seq.id)
+    if raw_steps is not None:
+        _replace_steps(session, seq, parse_steps(session, raw_steps), now)
+    session.flush()
+    return seq
+
+
+def _replace_steps(session: Session, seq: Sequence, steps: list[StepIn], now: datetime) -> None:
+    old = {s.position: s for s in current_steps(session, seq.id)}
+    for position, step in enumerate(steps):
+        had = old.get(position)
+        version = session.get_one(Issue, step.issue).version
+        same = had is not None and (
+            (had.template_issue_id, had.template_version, had.after, had.at)
+            == (step.issue, version, step.after, step.at)
+        )
+        if same:
+            continue
+        if had is not None:
+            had.current = False
+        _add_step(session, seq, position, step)
+    for position, had in old.items():
+        if position >= len(steps):
+            had.current = False
+    session.flush()
+    # Readers still on their way: their next step's time follows the new steps.
+    readers = session.execute(
+        select(SequenceReader, Subscriber.timezone)
+        .join(Subscriber, Subscriber.id == SequenceReader.subscriber_id)
+        .where(SequenceReader.sequence_id == seq.id, SequenceReader.next_due_at.is_not(None))
+    ).all()
+    for reader, zone in readers:
+        if reader.next_step >= len(steps):
+            reader.next_due_at = None
+        else:
+            step = steps[reader.next_step]
+            reader.next_due_at = step_due(reader.triggered_at, step.after, step.at, zone)
+
+
+def delete_sequence(session: Session, sequence_id: int, now: datetime) -> None:
+    """Stop a sequence for good: steps queued and not yet sent are cancelled."""
+    seq = get_sequence(session, sequence_id)
+    carriers = session.scalars(
+        select(SequenceStep.carrier_issue_id)
+        .join(Issue, Issue.id == SequenceStep.carrier_issue_id)
+        .where(
+            SequenceStep.sequence_id == seq.id,
+            Issue.status.in_((IssueStatus.sending, IssueStatus.paused)),
+        )
+    ).all()
+    for carrier_id in carriers:
+        cancel_send(session, carrier_id, now, (IssueStatus.sending, IssueStatus.paused))
+    session.delete(seq)
+    session.flush()
+
+
+def sequence_stats(session: Session, sequence_id: int, now: datetime) -> dict[str, Any]:
+    """Return each step's due, sent, failed and unknown counts, and the readers still on the way."""
+    get_sequence(session, sequence_id)
+    steps = current_steps(session, sequence_id)
+    by_position: dict[int, dict[str, int]] = {}
+    counts = session.execute(
+        select(SequenceStep.position, Delivery.status, func.count())
+        .join(Delivery, Delivery.issue_id == SequenceStep.carrier_issue_id)
+        .where(SequenceStep.sequence_id == sequence_id)
+        .group_by(SequenceStep.position, Delivery.status)
+    ).all()
+    for position, status, count in counts:
+        by_position.setdefault(position, {})[str(status)] = int(count)
+    waiting = dict(
+        session.execute(
+            select(SequenceReader.next_step, func.count())
+            .where(SequenceReader.sequence_id == sequence_id, SequenceReader.next_due_at <= now)
+            .group_by(SequenceReader.next_step)
+        ).all()
+    )
+    out = []
+    for step in steps:
+        c = by_position.get(step.position, {})
+        queued = sum(c.get(str(s), 0) for s in OPEN_STATUSES)
+        out.append(
+            {
+                "issue": step.template_issue_id,
+                "carrier": step.carrier_issue_id,
+                "after": step.after,
+                "at": step.at,
+                "due": queued + int(waiting.get(step.position, 0)),
+                "sent": c.get("sent", 0),
+                "failed": c.get("failed", 0),
+                "unknown": c.get("unknown", 0),
+            }
+        )
+    active = session.scalar(
+        select(func.count()).where(
+            SequenceReader.sequence_id == sequence_id, SequenceReader.next_due_at.is_not(None)
+        )
+    )
+    return {"steps": out, "active_readers": int(active or 0)}
+
+
+def held_carriers_reopen(session: Session, sequence_id: int) -> None:
+    """Put a step's carrier back to `sending` if the worker paused it (an editor resumes)."""
+    session.execute(
+        update(Issue)
+        .where(
+            Issue.id.in_(
+                select(SequenceStep.carrier_issue_id).where(SequenceStep.sequence_id == sequence_id)
+            ),
+            Issue.status == IssueStatus.paused,
+        )
+        .values(status=IssueStatus.sending, pause_reason=None)
+        .execution_options(synchronize_session=False)
+    )

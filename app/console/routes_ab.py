@@ -1,0 +1,69 @@
+"""Console actions of a subject A/B test: start one from the send page, decide it now."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import Response
+
+from app.automations import abtests
+from app.console.routes_issues import issue_page
+from app.console.web import PREFIX, ConsoleRoute, EditorDep, SessionDep, redirect, signed_in
+from app.deps import ContextDep
+from app.errors import DomainError
+from app.models import utcnow
+
+router = APIRouter(
+    route_class=ConsoleRoute,
+    prefix=f"{PREFIX}/issues",
+    include_in_schema=False,
+    dependencies=[Depends(signed_in)],
+)
+
+
+@router.post("/{issue_id}/send-ab")
+async def send_ab(
+    issue_id: int,
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+    _: EditorDep,
+    sample_percent: Annotated[int, Form(ge=1, le=100)] = 20,
+    decide_after: Annotated[str, Form(max_length=40)] = "PT2H",
+) -> Response:
+    """Send a sample under each subject now; the rest get the winner when it is decided."""
+    form = await request.form()
+    subjects = [
+        str(form.get(f"subject{n}", "") or "").strip()[:250] for n in range(abtests.MAX_SUBJECTS)
+    ]
+    ab = {
+        "subjects": [s for s in subjects if s],
+        "sample_percent": sample_percent,
+        "decide_after": decide_after,
+        "metric": "clicks",
+    }
+    try:
+        abtests.start_ab(session, issue_id, ab, utcnow(), ctx.renderer)
+    except DomainError as exc:
+        session.rollback()
+        return issue_page(request, session, ctx, issue_id, error=exc.message, status=exc.status)
+    return redirect(f"{PREFIX}/issues/{issue_id}/results?done=sending")
+
+
+@router.post("/{issue_id}/ab/decide")
+def decide(
+    issue_id: int,
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+    _: EditorDep,
+    subject: Annotated[str, Form(max_length=250)] = "",
+) -> Response:
+    """Decide the test now: the subject picked, or the best rate so far."""
+    try:
+        abtests.decide(session, issue_id, utcnow(), subject or None)
+    except DomainError as exc:
+        session.rollback()
+        return issue_page(request, session, ctx, issue_id, error=exc.message, status=exc.status)
+    return redirect(f"{PREFIX}/issues/{issue_id}/results")

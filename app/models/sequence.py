@@ -1,0 +1,72 @@
+"""Sequences (welcome series, drips): their steps and the readers walking through them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, utcnow
+
+
+class Sequence(Base):
+    """A series of issues sent to each reader at set times after a trigger."""
+
+    __tablename__ = "sequences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # "confirmed", or "tag:<tag>" (the reader gets the tag).
+    trigger: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active or paused
+    backfill: Mapped[bool] = mapped_column(default=False)
+    newsletter: Mapped[str | None] = mapped_column(String(120), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SequenceStep(Base):
+    """One version of a step: its template and the carrier issue whose ledger rows send it.
+
+    Editing a step makes a new version (a new carrier); the old one stays so that readers who
+    already had the step keep their row there, and stats count every version of a position.
+    """
+
+    __tablename__ = "sequence_steps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    template_issue_id: Mapped[int | None] = mapped_column(
+        ForeignKey("issues.id", ondelete="SET NULL"), default=None
+    )
+    template_version: Mapped[int] = mapped_column(default=1)
+    carrier_issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
+    after: Mapped[str] = mapped_column(String(40))
+    at: Mapped[str | None] = mapped_column(String(5), default=None)
+    current: Mapped[bool] = mapped_column(default=True)
+
+    __table_args__ = (Index("ix_sequence_steps_sequence_id", "sequence_id", "position"),)
+
+
+class SequenceReader(Base):
+    """A reader in a sequence: when they matched, which step is next and when it is due."""
+
+    __tablename__ = "sequence_readers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    triggered_at: Mapped[datetime]
+    next_step: Mapped[int] = mapped_column(default=0)
+    # None once the reader finished or left (unsubscribed, suppressed).
+    next_due_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The carrier of the step sent last: the next waits until that row is no longer open.
+    last_carrier_id: Mapped[int | None] = mapped_column(
+        ForeignKey("issues.id", ondelete="SET NULL"), default=None
+    )
+
+    __table_args__ = (
+        UniqueConstraint("sequence_id", "subscriber_id"),
+        Index("ix_sequence_readers_due", "sequence_id", "next_due_at"),
+    )
