@@ -51,6 +51,9 @@ class ScriptedHandler:
 
     def reset(self) -> None:
         """Forget every message, script and setting: a fresh accepting server (shared fixture)."""
+        # A test may replace a hook on this instance (handler.handle_MAIL = ...): drop it.
+        for name in [n for n in vars(self) if n.startswith("handle_")]:
+            delattr(self, name)
         with self._lock:
             # A message still in flight from the previous test (a delayed or stalled answer)
             # must not land in this test's list: handle_DATA drops it when this changed.
