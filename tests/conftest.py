@@ -86,9 +86,29 @@ def is_pg() -> bool:
     return bool(PG_URL)
 
 
+@pytest.fixture(scope="session")
+def shared_smtp_server() -> Iterator[SMTPTestServer]:
+    """Start one real, accepting SMTP server on a free loopback port for the whole run."""
+    server = SMTPTestServer().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def smtp_server() -> Iterator[SMTPTestServer]:
-    """Start a real SMTP server on a free loopback port."""
+def smtp_server(shared_smtp_server: SMTPTestServer) -> Iterator[SMTPTestServer]:
+    """Return the shared SMTP server, emptied and back to accepting everything.
+
+    Scripts, refusals, stalls and delays set by a test are undone by the reset before the next
+    one; a message still in flight from an earlier test is dropped, not counted here.
+    """
+    shared_smtp_server.handler.reset()
+    yield shared_smtp_server
+    shared_smtp_server.handler.reset()
+
+
+@pytest.fixture
+def private_smtp_server() -> Iterator[SMTPTestServer]:
+    """Start an SMTP server of this test's own (for a test that must not share connections)."""
     server = SMTPTestServer().start()
     yield server
     server.stop()

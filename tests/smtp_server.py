@@ -9,12 +9,14 @@ import socket
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, TypeVar
 
 from aiosmtpd.controller import Controller
 
+T = TypeVar("T")
 HANGUP = "hangup"  # close the connection after the message arrived, before answering
 STALL = "stall"  # never answer the end of DATA (the client times out)
 
@@ -42,10 +44,27 @@ class ScriptedHandler:
     """
 
     def __init__(self) -> None:
-        self.received: list[Received] = []
-        self.script: dict[str, deque[str]] = defaultdict(deque)
-        self.default_answer: str | None = None  # used for every address when no script
-        self.attempts: dict[str, int] = defaultdict(int)
+        # Notified whenever a DATA transaction is seen or a message accepted, so tests wait for
+        # the fact itself (wait_for, wait_until) instead of sleeping and looking.
+        self._lock = threading.Condition()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every message, script and setting: a fresh accepting server (shared fixture)."""
+        # A test may replace a hook on this instance (handler.handle_MAIL = ...): drop it.
+        for name in [n for n in vars(self) if n.startswith("handle_")]:
+            delattr(self, name)
+        with self._lock:
+            # A message still in flight from the previous test (a delayed or stalled answer)
+            # must not land in this test's list: handle_DATA drops it when this changed.
+            self.generation = getattr(self, "generation", 0) + 1
+            self.received: list[Received] = []
+            self.script: dict[str, deque[str]] = defaultdict(deque)
+            self.default_answer: str | None = None  # used for every address when no script
+            self.attempts: dict[str, int] = defaultdict(int)
+            self._set_defaults()
+
+    def _set_defaults(self) -> None:
         self.stall_seconds = 60.0
         self.delay_seconds = 0.0  # a slow relay: wait this long before every answer
         # Under load: when more than busy_limit messages were accepted in the last busy_window
@@ -55,7 +74,6 @@ class ScriptedHandler:
         self.busy_answers: tuple[str, ...] = ("421 4.7.0 Too busy, slow down",)
         self.busy_refusals = 0
         self._accepted_at: deque[float] = deque()
-        self._lock = threading.Lock()
         # Offer PIPELINING (RFC 2920), as Postfix and most relays do; aiosmtpd reads pipelined
         # commands correctly but does not announce it. False tests the one-by-one path.
         self.pipelining = True
@@ -76,7 +94,9 @@ class ScriptedHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         rcpt = envelope.rcpt_tos[0].lower() if envelope.rcpt_tos else ""
         with self._lock:
+            generation = self.generation
             self.attempts[rcpt] += 1
+            self._lock.notify_all()
             queue = self.script.get(rcpt)
             answer = queue.popleft() if queue else self.default_answer
             if answer is None and self.busy_limit is not None:
@@ -93,9 +113,12 @@ class ScriptedHandler:
         if answer is not None and not answer.startswith("250"):
             return answer
         with self._lock:
+            if generation != self.generation:
+                return "250 2.0.0 OK queued"  # accepted for a test that is over
             self.received.append(
                 Received(envelope.mail_from, tuple(envelope.rcpt_tos), bytes(envelope.content))
             )
+            self._lock.notify_all()
         return "250 2.0.0 OK queued"
 
     def _busy_answer(self, now: float) -> str | None:
@@ -114,16 +137,23 @@ class ScriptedHandler:
         with self._lock:
             return [r for r in self.received if address.lower() in (a.lower() for a in r.rcpt_tos)]
 
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
         """Wait until at least `count` messages arrived and return them all."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if len(self.received) >= count:
-                    return list(self.received)
-            time.sleep(0.02)
         with self._lock:
-            raise AssertionError(f"expected {count} messages, got {len(self.received)}")
+            if not self._lock.wait_for(lambda: len(self.received) >= count, timeout):
+                raise AssertionError(f"expected {count} messages, got {len(self.received)}")
+            return list(self.received)
+
+    def wait_until(self, predicate: Callable[[ScriptedHandler], T], timeout: float = 30.0) -> T:
+        """Wait until `predicate(handler)` is true (checked at each DATA seen) and return it.
+
+        The predicate runs under the handler's lock, so it must only look at the handler.
+        """
+        with self._lock:
+            result = self._lock.wait_for(lambda: predicate(self), timeout)
+            if not result:
+                raise AssertionError(f"condition not met within {timeout} s")
+            return result
 
 
 def free_port() -> int:

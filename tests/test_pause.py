@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi.testclient import TestClient
 
@@ -13,6 +15,20 @@ from app.sends.smtp.mailer import make_mailer
 from app.sends.worker import Worker
 from tests.smtp_server import SMTPTestServer
 from tests.test_delivery_support import add_issue, add_subscribers, deliveries, send_now, stats
+
+T = TypeVar("T")
+
+
+async def until(
+    read: Callable[[], T], ok: Callable[[T], bool], timeout: float = 60.0, every: float = 0.05
+) -> T:
+    """Return `read()` once `ok` holds for it; fail after `timeout` seconds (the only bound)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if ok(value) or time.monotonic() > deadline:
+            return value  # the caller's assertion says what was expected
+        await asyncio.sleep(every)
 
 
 def post(client: TestClient, editor: dict[str, str], path: str) -> Any:
@@ -69,23 +85,19 @@ async def test_pause_mid_send_lets_in_flight_finish_and_resume_completes(
         resp = await asyncio.to_thread(post, client, editor, f"/issues/{issue_id}/pause")
         assert resp.status_code == 200
         # Held rows are given back within a status check; in-flight messages finish.
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            if stats(ctx, issue_id)["sending"] == 0:
-                break
-        paused = stats(ctx, issue_id)
+        paused = await until(lambda: stats(ctx, issue_id), lambda st: st["sending"] == 0)
         assert paused["sending"] == 0
         assert paused["pending"] > 0
         arrived = len(smtp_server.handler.received)
+        # Nothing else may arrive: a quiet window of several worker polls (0.05 s each) is the
+        # only way to see that something does not happen; a positive fact would be awaited.
         await asyncio.sleep(0.5)
         assert len(smtp_server.handler.received) == arrived == paused["sent"]
 
         resp = await asyncio.to_thread(post, client, editor, f"/issues/{issue_id}/resume")
         assert resp.status_code == 200
-        for _ in range(400):
-            await asyncio.sleep(0.05)
-            if stats(ctx, issue_id)["sent"] == len(emails):
-                break
+        await asyncio.to_thread(smtp_server.handler.wait_for, len(emails), 60)
+        await until(lambda: stats(ctx, issue_id), lambda st: st["sent"] == len(emails))
     finally:
         stop.set()
         await task

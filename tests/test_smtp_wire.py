@@ -98,7 +98,7 @@ async def test_envelope_is_pipelined_and_split_replies_are_read_in_order() -> No
         assert (await read_body(reader)).startswith(b"Subject: hi")
         writer.write(b"250-2.0.0 queued\r\n")  # a multi-line reply split across packets
         await writer.drain()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # not a wait for a fact: it makes the two lines two packets
         writer.write(b"250 2.0.0 as 4XYZ\r\n")
         assert await reader.readline() == b"QUIT\r\n"
         writer.write(b"221 bye\r\n")
@@ -178,7 +178,7 @@ async def test_a_relay_without_pipelining_gets_one_command_at_a_time() -> None:
         for expected in (b"MAIL", b"RCPT", b"DATA"):
             line = await reader.readline()
             assert line.startswith(expected)
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # a quiet window: the only way to see nothing is sent ahead
             assert not reader._buffer  # type: ignore[attr-defined]  # nothing sent ahead
             writer.write(b"354 go\r\n" if expected == b"DATA" else b"250 Ok\r\n")
         await accept_body_then_quit(reader, writer)
@@ -247,10 +247,11 @@ async def test_content_waits_for_its_hand_over_and_a_refusal_hangs_up_inside_dat
     async with relay(script) as (url, seen):
         mailer = SMTPMailer(url, timeout=2)
         waited: list[bool] = []
+        at_gate = asyncio.Event()
         async with mailer.connection() as conn:
-            gate = HandOver(lambda: waited.append(True))
+            gate = HandOver(lambda: (waited.append(True), at_gate.set()))
             sending = asyncio.create_task(conn.send("news@a.test", "r@b.test", MESSAGE, gate=gate))
-            await asyncio.sleep(0.2)
+            await asyncio.wait_for(at_gate.wait(), 30)
             assert not sending.done() and waited == [True]  # standing at the 354
             gate.decided.set_result(False)
             refused = await sending
@@ -281,9 +282,11 @@ async def test_a_cancelled_send_inside_data_never_leaves_the_connection_for_the_
     async with relay(script) as (url, _):
         mailer = SMTPMailer(url, timeout=2)
         async with mailer.connection() as conn:
-            gate = HandOver(lambda: None)  # never decided: the worker is told to stop
+            at_gate = asyncio.Event()
+            gate = HandOver(at_gate.set)  # never decided: the worker is told to stop
             sending = asyncio.create_task(conn.send("news@a.test", "r@b.test", MESSAGE, gate=gate))
-            await asyncio.sleep(0.2)
+            await asyncio.wait_for(at_gate.wait(), 30)  # inside DATA, waiting for the hand-over
+            assert not sending.done()
             sending.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sending
