@@ -99,6 +99,7 @@ def results(
     with snapshot(ctx.sessions, current) as session:
         issue = service.get_issue(session, issue_id)
         view = read_results(session, issue_id, status=status, q=q, after=after, per=per)
+        variants = abtests.variants(session, issue_id)  # in the snapshot: it closes after
     return render(
         request,
         "results.html",
@@ -106,7 +107,7 @@ def results(
         issue=issue,
         stats=view.stats,
         view=view,
-        variants=abtests.variants(session, issue_id),
+        variants=variants,
         rows=view.rows,
         next_cursor=view.next_cursor,
         status=status,
