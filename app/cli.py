@@ -108,11 +108,12 @@ def _setup(
     from app.migrate import upgrade_head
 
     settings = settings or _settings(daemon=daemon)
+    # MORNINGPOST_LOG_FORMAT=json: one object a line, at the level chosen above (before the
+    # set-up check below, whose look at the database logs too).
+    configure_logging(settings.log_format, level=logging.getLogger().level)
     if not create:
         # A daemon (the worker) waits for a database that is down; it is not visited here.
         _require_set_up(settings, may_upgrade=migrate, connect=not daemon)
-    # MORNINGPOST_LOG_FORMAT=json: one object a line, at the level chosen above.
-    configure_logging(settings.log_format, level=logging.getLogger().level)
     if announce or daemon:
         announce_defaults(settings)
     ctx = build_context(settings)

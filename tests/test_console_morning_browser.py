@@ -146,7 +146,7 @@ def test_send_at_their_time_confirms_with_counts(live: tuple[str, Context]) -> N
         page.get_by_label("Issue in Markdown").fill(TEXT)
         page.get_by_role("button", name="Save draft").click()
         # Saved by the button, or into the draft an autosave had just made.
-        expect(page.get_by_role("status")).to_contain_text(
+        expect(page.locator("div.notice[role=status]")).to_contain_text(
             re.compile("(draft|changes) (is|are) saved")
         )
         issue_url = page.url.split("?")[0]
@@ -346,7 +346,7 @@ def test_first_morning_tour_pages(
         page.get_by_label("Issue in Markdown").fill(TEXT)
         page.get_by_role("button", name="Save draft").click()
         # Saved by the button, or into the draft an autosave had just made.
-        expect(page.get_by_role("status")).to_contain_text(
+        expect(page.locator("div.notice[role=status]")).to_contain_text(
             re.compile("(draft|changes) (is|are) saved")
         )
         issue_url = page.url.split("?")[0]
@@ -367,7 +367,7 @@ def test_first_morning_tour_pages(
         # Duplicate it; the issues list finds both by search.
         page.goto(issue_url)
         page.get_by_role("button", name="Duplicate as a new draft").click()
-        expect(page.get_by_role("status")).to_contain_text("next morning")
+        expect(page.locator("div.notice[role=status]")).to_contain_text("next morning")
         page.goto(f"{url}/editor/issues?q=sign-out")
         expect(page.locator("table.issues tbody tr")).to_have_count(2)
         shoot(page, "16-issues-search")

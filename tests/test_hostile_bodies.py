@@ -13,6 +13,7 @@ import re
 import time
 
 import httpx2
+import pytest
 from fastapi.routing import APIRoute
 
 from app.context import Context
@@ -82,6 +83,11 @@ def _requests(
     return requests
 
 
+# Known and not yet fixed: a multipart body refused before its handler runs leaves Starlette's
+# spooled temporary file to the garbage collector (a ResourceWarning, no leak of data). What
+# this test checks (no 500, /healthz answering) does not depend on it.
+@pytest.mark.filterwarnings("ignore:Exception ignored in.*SpooledTemporaryFile")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_hostile_bodies_at_every_route_leave_healthz_answering(
     live: tuple[str, Context], editor: dict[str, str]
 ) -> None:
