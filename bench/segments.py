@@ -17,6 +17,7 @@ import argparse
 import statistics
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 if not __package__:  # run as a script: make the repository importable
@@ -94,11 +95,13 @@ def fill(engine_url: str, readers: int) -> None:
     engine.dispose()
 
 
-def run(database: str, readers: int) -> None:
+def run(database: str, readers: int, reuse: bool = False) -> None:
     """Fill, count, explain, freeze; print the figures."""
-    with scratch_database(database) as url:
+    scratch = nullcontext(database) if reuse else scratch_database(database)
+    with scratch as url:
         began = time.perf_counter()
-        fill(url, readers)
+        if not reuse:
+            fill(url, readers)
         engine = make_engine(url)
         sessions = make_sessionmaker(engine)
         with session_scope(sessions) as session:
@@ -135,7 +138,12 @@ def run(database: str, readers: int) -> None:
         ]
         for n, (label, source, newsletter) in enumerate(freezes):
             with session_scope(sessions) as session:
-                issue = Issue(slug=f"segment-send-{n}", subject="S", status="draft", blocks=[])
+                issue = Issue(
+                    slug=f"segment-send-{n}-{time.time_ns()}",
+                    subject="S",
+                    status="draft",
+                    blocks=[],
+                )
                 session.add(issue)
                 session.flush()
                 start = time.perf_counter()
@@ -152,10 +160,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--readers", type=int, default=1_000_000)
     parser.add_argument("--database", default=DEFAULT_PG)
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="--database is already filled (by bench.segments.fill): count and freeze only",
+    )
     args = parser.parse_args()
     if not args.database.startswith("postgres"):
         parser.error("this benchmark is for PostgreSQL")
-    run(args.database, args.readers)
+    run(args.database, args.readers, args.reuse)
 
 
 if __name__ == "__main__":
