@@ -132,11 +132,11 @@ def run(database: str, readers: int, reuse: bool = False) -> None:
                 plan = session.execute(text(f"EXPLAIN (ANALYZE, COSTS OFF) {compiled}")).all()
                 for (line,) in plan:
                     print(f"    {line}")
-        freezes = [
+        freezes: list[tuple[str, str | None, int | None]] = [
             (f"{FREEZE!r} over every newsletter", FREEZE, None),
             (f"all of newsletter {NEWSLETTER}'s readers", None, NEWSLETTER),
         ]
-        for n, (label, source, newsletter) in enumerate(freezes):
+        for n, (label, segment, newsletter) in enumerate(freezes):
             with session_scope(sessions) as session:
                 issue = Issue(
                     slug=f"segment-send-{n}-{time.time_ns()}",
@@ -148,7 +148,7 @@ def run(database: str, readers: int, reuse: bool = False) -> None:
                 session.flush()
                 start = time.perf_counter()
                 frozen = freeze_recipients(
-                    session, issue.id, audience=send_audience(source, utcnow(), newsletter)
+                    session, issue.id, audience=send_audience(segment, utcnow(), newsletter)
                 )
             took = time.perf_counter() - start
             print(f"\nfreeze of {label}: {frozen:,} deliveries in {took:.1f} s (target < 20 s)")
