@@ -170,15 +170,24 @@ def newsletter_subscribe(
     session: SessionDep,
 ) -> Response:
     """Sign up from a newsletter's own pages: that newsletter, unless the form names others."""
-    if newsletters.find(session, slug) is None:
-        raise NotFound("There is no such newsletter.")
-    if not body.newsletters:
-        body = replace(body, newsletters=(slug,))
-    return _subscribe(request, body, ctx, session)
+    return _subscribe(request, body, ctx, session, page_of=slug)
 
 
-def _subscribe(request: Request, body: SignupForm, ctx: Context, session: Session) -> Response:
+def _subscribe(
+    request: Request,
+    body: SignupForm,
+    ctx: Context,
+    session: Session,
+    page_of: str | None = None,
+) -> Response:
+    # The limit first: it commits on a connection of its own, which on SQLite must not wait
+    # for this request's session to let go of the write lock.
     _rate_limit(ctx, request, body.email)
+    if page_of is not None:
+        if newsletters.find(session, page_of) is None:
+            raise NotFound("There is no such newsletter.")
+        if not body.newsletters:
+            body = replace(body, newsletters=(page_of,))
     if body.is_json and body.honeypot.strip():
         # A bot filled the honeypot: answer exactly as for a person and store nothing.
         return JSONResponse({"status": "pending"}, status_code=202)
