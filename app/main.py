@@ -50,6 +50,7 @@ from app.suppressions.routes import suppressions_router
 from app.web.cache import CachedPages, PageCache, Recent
 from app.web.headers import SecurityHeaders, TrustedHosts
 from app.web.limits import RequestLimits
+from app.web.newsletter_pages import router as newsletter_pages_router
 from app.web.pages import error_page, static_files
 from app.web.preview import router as preview_router
 from app.web.reading import router as reading_router
@@ -112,6 +113,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.state.health_engine, app.state.health = _health_check(ctx)
     app.include_router(probes_router)  # /healthz, /robots.txt: matched first, asked most
     app.include_router(reading_router)  # home, archive, feed: before any catch-all path
+    app.include_router(newsletter_pages_router)  # the same pages of each newsletter, /n/<slug>
     app.include_router(web_router)
     app.include_router(preview_router)  # signed previews of unsent issues (test copies)
     app.include_router(issues_router)

@@ -24,7 +24,8 @@ from app.models import (
     Subscription,
     SubscriptionStatus,
 )
-from app.rendering.masthead import Masthead, resolve
+from app.rendering.masthead import Masthead, from_settings, resolve
+from app.sends.store.frozen import reader_newsletter_fields
 
 ADDRESS = re.compile(r"[^@\s<>\",;]+@[^@\s<>\",;]+\.[^@\s<>\",;]+")
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,79}")
@@ -51,6 +52,38 @@ def masthead(newsletter: Newsletter, settings: Settings) -> Masthead:
         several=several(object_session(newsletter)),
         **{field: getattr(newsletter, field) for field in TEXT_FIELDS},
     )
+
+
+def masthead_of(session: Session, settings: Settings, slug: str | None = None) -> Masthead | None:
+    """Return the masthead of the newsletter with this slug (None: the default), else None.
+
+    The default newsletter always has one: a database without its row (made by hand) shows
+    the settings' identity.
+    """
+    if slug is None:
+        row = session.get(Newsletter, DEFAULT_NEWSLETTER_ID)
+        return masthead(row, settings) if row is not None else from_settings(settings)
+    found = find(session, slug)
+    return masthead(found, settings) if found is not None else None
+
+
+def reader_mastheads(
+    session: Session, settings: Settings, subscriber_id: int, standings: tuple[str, ...]
+) -> list[Masthead]:
+    """Return the mastheads of the newsletters a reader has these standings with (by id).
+
+    None such: the default newsletter's (a reader from before newsletters).
+    """
+    found = [
+        resolve(settings, **fields)
+        for fields in reader_newsletter_fields(session, subscriber_id, standings)
+    ]
+    return found or [from_settings(settings)]
+
+
+def masthead_by_id(session: Session, settings: Settings, newsletter_id: int) -> Masthead:
+    """Return the masthead of one newsletter (NotFound when there is none)."""
+    return masthead(get_newsletter(session, newsletter_id), settings)
 
 
 def several(session: Session | None) -> bool:

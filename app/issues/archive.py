@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.errors import NotFound
 from app.models import Issue, IssueStatus
 from app.rendering.compile import Renderer
+from app.rendering.masthead import Masthead
 
 # An issue is public once its send starts: the email links to its web version, and a reader
 # who gets it early in a long send must not find a 404 there.
@@ -18,12 +19,18 @@ PUBLISHED = (IssueStatus.sending, IssueStatus.paused, IssueStatus.sent)
 ARCHIVE_LIMIT = 200
 
 
-def published_issues(session: Session, limit: int = ARCHIVE_LIMIT) -> list[Issue]:
-    """Return published issues, newest first."""
+def published_issues(
+    session: Session, newsletter_id: int, limit: int = ARCHIVE_LIMIT
+) -> list[Issue]:
+    """Return one newsletter's published issues, newest first."""
     stmt = (
         select(Issue)
         # An automation's carrier keeps its web version (by its slug) but is no edition.
-        .where(Issue.status.in_(PUBLISHED), Issue.automation.is_(None))
+        .where(
+            Issue.newsletter_id == newsletter_id,
+            Issue.status.in_(PUBLISHED),
+            Issue.automation.is_(None),
+        )
         .order_by(Issue.started_at.desc(), Issue.id.desc())
         .limit(limit)
     )
@@ -40,17 +47,28 @@ def published_issue(session: Session, slug: str) -> Issue:
     return issue
 
 
-def web_version(renderer: Renderer, issue: Issue) -> str:
+def web_version(renderer: Renderer, issue: Issue, masthead: Masthead | None = None) -> str:
     """Return the web version of an issue, rendered once per content, not once per reader."""
     # Every email links here, so the morning's readers arrive together: premailer must not
-    # run per request.
+    # run per request. The masthead is part of the key: a renamed newsletter renders anew.
     return _web_version(
-        renderer, issue.subject, issue.preheader, issue.slug, json.dumps(issue.blocks)
+        renderer, issue.subject, issue.preheader, issue.slug, json.dumps(issue.blocks), masthead
     )
 
 
 @lru_cache(maxsize=32)
-def _web_version(renderer: Renderer, subject: str, preheader: str, slug: str, blocks: str) -> str:
+def _web_version(
+    renderer: Renderer,
+    subject: str,
+    preheader: str,
+    slug: str,
+    blocks: str,
+    masthead: Masthead | None,
+) -> str:
     return renderer.web_version(
-        subject=subject, preheader=preheader, slug=slug, blocks=json.loads(blocks)
+        subject=subject,
+        preheader=preheader,
+        slug=slug,
+        blocks=json.loads(blocks),
+        masthead=masthead,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from email.utils import parseaddr
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from app.rendering import html as htmlpost
 from app.rendering import placeholders
 from app.rendering.links import rewrite_links
 from app.rendering.markdown import markdown_parser, to_html, wrap
-from app.rendering.masthead import Masthead
+from app.rendering.masthead import Masthead, from_settings
 from app.rendering.qr import qr_png
 from app.rendering.text import heading, issue_text
 
@@ -41,6 +42,7 @@ _PREVIEW_DIV = re.compile(
 # Inbox previews show the preheader and then whatever text follows (the masthead); invisible
 # joiners with spaces fill the rest of the preview line instead.
 PREHEADER_SPACER = "&#847;&zwnj;&nbsp;" * 90
+QR_KEPT = 64  # sign-up QR codes and welcome emails kept per process: one per newsletter
 
 
 @dataclass(frozen=True)
@@ -77,14 +79,24 @@ class Renderer:
         self.md: MarkdownIt = markdown_parser()
         base = settings.base_url
         self.subscribe_url = f"{base}/subscribe"
-        self._qr = qr_png(self.subscribe_url)
-        self._welcome: CompiledEmail | None = None
+        self._qr: dict[str, bytes] = {self.subscribe_url: qr_png(self.subscribe_url)}
+        # Per masthead: an editor's change of a newsletter's name makes a new key.
+        self._welcome: dict[tuple[Masthead, tuple[str, ...]], CompiledEmail] = {}
 
     # Public API ------------------------------------------------------------------------
 
-    def qr_png(self) -> bytes:
-        """Return the PNG QR code of the subscribe page."""
-        return self._qr
+    def qr_png(self, url: str | None = None) -> bytes:
+        """Return the PNG QR code of a sign-up page (the default newsletter's when None)."""
+        url = url or self.subscribe_url
+        if url not in self._qr:
+            if len(self._qr) > QR_KEPT:  # one per newsletter; a bound all the same
+                self._qr.clear()
+            self._qr[url] = qr_png(url)
+        return self._qr[url]
+
+    def default_masthead(self) -> Masthead:
+        """Return the masthead of the settings alone (no newsletter row at hand)."""
+        return from_settings(self.settings)
 
     def compile_issue(
         self,
@@ -101,15 +113,9 @@ class Renderer:
         and its unsubscribe link leaves that newsletter only.
         """
         base = self.settings.base_url
-        ctx = self._context(subject, preheader, slug, blocks, web=False)
-        leave = ""
-        if masthead is not None:
-            ctx.update(
-                name=masthead.name,
-                tagline=masthead.tagline,
-                postal_address=masthead.postal_address,
-            )
-            leave = masthead.unsubscribe_query
+        head = masthead or self.default_masthead()
+        ctx = self._context(subject, preheader, slug, blocks, head, web=False)
+        leave = masthead.unsubscribe_query if masthead is not None else ""
         ctx.update(
             unsubscribe_url=f"{base}/unsubscribe/{placeholders.UNSUBSCRIBE_TOKEN}{leave}",
             preferences_url=f"{base}/preferences/{placeholders.PREFERENCES_TOKEN}",
@@ -118,19 +124,28 @@ class Renderer:
         html = self._html("issue.mjml", ctx)
         html = rewrite_links(html, self.settings, slug)  # click counts (app.rendering.links)
         text = issue_text(ctx["blocks"], ctx)
-        image = InlineImage(cid=QR_CID, filename=QR_FILENAME, content=self._qr)
+        qr = self.qr_png(ctx["subscribe_url"])
+        image = InlineImage(cid=QR_CID, filename=QR_FILENAME, content=qr)
         uses_qr = f"cid:{QR_CID}" in html
         return CompiledEmail(subject, preheader, html, text, (image,) if uses_qr else ())
 
     def web_version(
-        self, *, subject: str, preheader: str, slug: str, blocks: list[dict[str, Any]]
+        self,
+        *,
+        subject: str,
+        preheader: str,
+        slug: str,
+        blocks: list[dict[str, Any]],
+        masthead: Masthead | None = None,
     ) -> str:
         """Render the archive page of an issue: no tokens, a subscribe link instead."""
-        ctx = self._context(subject, preheader, slug, blocks, web=True)
-        ctx["qr_src"] = "/subscribe/qr.png"  # same origin: right whatever BASE_URL says
+        head = masthead or self.default_masthead()
+        ctx = self._context(subject, preheader, slug, blocks, head, web=True)
+        # Same origin: right whatever BASE_URL says.
+        ctx["qr_src"] = f"{head.subscribe_path}/qr.png"
         og = [
             ("property", "og:type", "article"),
-            ("property", "og:site_name", self.settings.newsletter_name),
+            ("property", "og:site_name", head.name),
             ("property", "og:title", subject),
             ("property", "og:description", preheader),
             ("property", "og:url", ctx["web_url"]),
@@ -139,9 +154,21 @@ class Renderer:
         extra = htmlpost.meta_tags(og) + f'<link rel="canonical" href="{escape(ctx["web_url"])}">'
         return self._html("issue.mjml", ctx, head=extra)
 
-    def confirmation_email(self, *, confirm_url: str, reader_name: str = "") -> CompiledEmail:
-        """Render the double opt-in email with one button to confirm_url (greeting by name)."""
-        name = self.settings.newsletter_name
+    def confirmation_email(
+        self,
+        *,
+        confirm_url: str,
+        reader_name: str = "",
+        masthead: Masthead | None = None,
+        names: list[str] | None = None,
+    ) -> CompiledEmail:
+        """Render the double opt-in email with one button to confirm_url (greeting by name).
+
+        The masthead (the first newsletter asked for) gives the footer; `names` lists every
+        newsletter the one click confirms.
+        """
+        head = masthead or self.default_masthead()
+        name = _joined(names or [head.name])
         # One line, no control characters: the name is the reader's own typing.
         reader = " ".join(reader_name.split())[:100]
         subject = f"Confirm your subscription to {name}"
@@ -150,9 +177,9 @@ class Renderer:
             "subject": subject,
             "preheader": preheader,
             "name": name,
-            "tagline": self.settings.newsletter_tagline,
+            "tagline": head.tagline,
             "confirm_url": confirm_url,
-            "postal_address": self.settings.postal_address,
+            "postal_address": head.postal_address,
             "reader_name": reader,
         }
         html = self._html("confirm.mjml", ctx)
@@ -170,35 +197,45 @@ class Renderer:
                     "subscribed and will hear nothing more from us."
                 ),
                 f"-- \n{name}",
-                *([wrap(self.settings.postal_address)] if self.settings.postal_address else []),
+                *([wrap(head.postal_address)] if head.postal_address else []),
             ]
         )
         return CompiledEmail(subject, preheader, html, text + "\n", ())
 
-    def welcome_email(self) -> CompiledEmail:
-        """Render the welcome email, once per process; its list links are placeholders."""
-        if self._welcome is None:
-            self._welcome = self._render_welcome()
-        return self._welcome
+    def welcome_email(
+        self, masthead: Masthead | None = None, names: list[str] | None = None
+    ) -> CompiledEmail:
+        """Render a welcome email, once per masthead and names; list links are placeholders.
+
+        The masthead (the reader's first newsletter) gives the sender and footer; `names`
+        lists every newsletter they now take.
+        """
+        head = masthead or self.default_masthead()
+        key = (head, tuple(names or [head.name]))
+        if key not in self._welcome:
+            if len(self._welcome) > QR_KEPT:
+                self._welcome.clear()
+            self._welcome[key] = self._render_welcome(head, _joined(list(key[1])))
+        return self._welcome[key]
 
     # Steps -----------------------------------------------------------------------------
 
-    def _render_welcome(self) -> CompiledEmail:
+    def _render_welcome(self, head: Masthead, name: str) -> CompiledEmail:
         settings = self.settings
         base = settings.base_url
-        name = settings.newsletter_name
+        sender = _address_of(head.from_address) or settings.sender.addr_spec
         subject = f"Welcome to {name}"
         preheader = f"You're subscribed. {name} arrives every morning from tomorrow."
         ctx = {
             "subject": subject,
             "preheader": preheader,
             "name": name,
-            "tagline": settings.newsletter_tagline,
-            "sender": settings.sender.addr_spec,
-            "archive_url": f"{base}/archive",
+            "tagline": head.tagline,
+            "sender": sender,
+            "archive_url": f"{base}{head.archive_path}",
             "unsubscribe_url": f"{base}/unsubscribe/{placeholders.UNSUBSCRIBE_TOKEN}",
             "preferences_url": f"{base}/preferences/{placeholders.PREFERENCES_TOKEN}",
-            "postal_address": settings.postal_address,
+            "postal_address": head.postal_address,
         }
         html = self._html("welcome.mjml", ctx)
         lines = [
@@ -208,7 +245,7 @@ class Renderer:
                 "morning: the stories worth your coffee, in a few minutes of reading."
             ),
             wrap(
-                f"Add {settings.sender.addr_spec} to your contacts so the next issue lands in your "
+                f"Add {sender} to your contacts so the next issue lands in your "
                 "inbox. Going away? You can pause for a few weeks instead of leaving."
             ),
             f"Past issues: {ctx['archive_url']}",
@@ -216,7 +253,7 @@ class Renderer:
             wrap(f"You are receiving this because you confirmed your subscription to {name}."),
             f"Manage preferences: {ctx['preferences_url']}",
             f"Unsubscribe: {ctx['unsubscribe_url']}",
-            *([wrap(settings.postal_address)] if settings.postal_address else []),
+            *([wrap(head.postal_address)] if head.postal_address else []),
         ]
         return CompiledEmail(
             subject,
@@ -227,20 +264,27 @@ class Renderer:
         )
 
     def _context(
-        self, subject: str, preheader: str, slug: str, blocks: list[dict[str, Any]], *, web: bool
+        self,
+        subject: str,
+        preheader: str,
+        slug: str,
+        blocks: list[dict[str, Any]],
+        head: Masthead,
+        *,
+        web: bool,
     ) -> dict[str, Any]:
         base = self.settings.base_url
         return {
             "subject": subject,
             "preheader": preheader,
-            "name": self.settings.newsletter_name,
-            "tagline": self.settings.newsletter_tagline,
+            "name": head.name,
+            "tagline": head.tagline,
             "blocks": [self._prepare(b) for b in blocks],
             "web": web,
-            "web_url": f"{base}/archive/{slug}",
-            "subscribe_url": self.subscribe_url,
+            "web_url": f"{base}{head.issue_path(slug)}",
+            "subscribe_url": f"{base}{head.subscribe_path}",
             "subscribe_host": urlsplit(base).netloc,
-            "postal_address": self.settings.postal_address,
+            "postal_address": head.postal_address,
         }
 
     def _prepare(self, block: dict[str, Any]) -> dict[str, Any]:
@@ -272,6 +316,18 @@ class Renderer:
             html = htmlpost.add_to_head(html, head)
         html = _STYLE_TAG.sub(_mark_style, html)
         return htmlpost.wrap_lines(htmlpost.inline_css(html))
+
+
+def _joined(names: list[str]) -> str:
+    """Return names as a sentence says them: "A", "A and B", "A, B and C"."""
+    if len(names) < 2:
+        return "".join(names)
+    return f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _address_of(value: str) -> str:
+    """Return the bare address of `Name <address>` (or of a bare address)."""
+    return parseaddr(value)[1]
 
 
 def _mark_style(match: re.Match[str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.config import Settings
+from app.models.newsletter import DEFAULT_NEWSLETTER_ID
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,33 @@ class Masthead:
         """
         # Slugs are [a-z0-9-]: nothing to escape, and a constant per issue (render once).
         return f"?newsletter={self.slug}" if self.several else ""
+
+    # Public URLs (paths): the default newsletter keeps the site's first URLs, every other one
+    # lives under /n/<slug>. Slugs are [a-z0-9-], so the paths need no escaping.
+
+    @property
+    def home_path(self) -> str:
+        """Return the path of this newsletter's home page."""
+        return "/" if self.is_default else f"/n/{self.slug}"
+
+    @property
+    def archive_path(self) -> str:
+        """Return the path of this newsletter's archive."""
+        return "/archive" if self.is_default else f"/n/{self.slug}/archive"
+
+    @property
+    def feed_path(self) -> str:
+        """Return the path of this newsletter's Atom feed."""
+        return "/archive/feed.xml" if self.is_default else f"/n/{self.slug}/feed.xml"
+
+    @property
+    def subscribe_path(self) -> str:
+        """Return the path of this newsletter's sign-up page."""
+        return "/subscribe" if self.is_default else f"/n/{self.slug}/subscribe"
+
+    def issue_path(self, issue_slug: str) -> str:
+        """Return the path of an issue's web version in this newsletter's archive."""
+        return f"{self.archive_path}/{issue_slug}"
 
 
 def resolve(
@@ -67,4 +95,21 @@ def resolve(
         list_id=the_list_id,
         is_default=is_default,
         several=several,
+    )
+
+
+def from_settings(settings: Settings) -> Masthead:
+    """Return the default newsletter's masthead when its row cannot be read (all settings)."""
+    return resolve(
+        settings,
+        id=DEFAULT_NEWSLETTER_ID,
+        slug="default",
+        is_default=True,
+        name=None,
+        tagline=None,
+        from_address=None,
+        reply_to=None,
+        postal_address=None,
+        list_id=None,
+        several=False,
     )

@@ -11,19 +11,22 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from email.utils import format_datetime
 
 from sqlalchemy import select
 
 from app.context import Context
 from app.db import OnThread, session_scope
-from app.models import OutboxKind, Subscriber, utcnow
+from app.models import OutboxKind, Subscriber, SubscriptionStatus, utcnow
+from app.rendering.masthead import Masthead, from_settings, resolve
 from app.sends.compose import PreparedMessage, outbox_message_id
 from app.sends.dkim import DkimSigner
 from app.sends.messages import MessageCache, RenderFailed
 from app.sends.ports import Observe, unobserved
 from app.sends.smtp.mailer import Mailer, MailerConnection, Outcome
 from app.sends.store import outbox
+from app.sends.store.frozen import reader_newsletter_fields
 from app.sends.store.ledger import Result, RetryPolicy
 from app.sends.store.outbox import OutboxClaim
 from app.sends.stream import transmit
@@ -32,6 +35,9 @@ from app.sends.watch import RelayWatch
 from app.tokens import NOBODY_NONCE
 
 log = logging.getLogger("morningpost.delivery")
+
+PENDING = (SubscriptionStatus.pending.value,)
+ACTIVE = (SubscriptionStatus.active.value,)
 
 
 class OutboxSender:
@@ -165,8 +171,12 @@ class OutboxSender:
             prepared = await self.messages.prepared_issue(claim.issue_id, test=True)
             sub_id = 0
         elif claim.kind == OutboxKind.welcome:  # issue 12: list mail, filled like an issue
-            welcome = await asyncio.to_thread(self.ctx.renderer.welcome_email)
-            prepared = PreparedMessage.build(welcome, self.settings)
+            heads = await self._mastheads(sub_id, ACTIVE)
+            # One welcome for every newsletter taken: its links leave them all.
+            head = replace(heads[0], several=False)
+            names = [h.name for h in heads]
+            welcome = await asyncio.to_thread(self.ctx.renderer.welcome_email, head, names)
+            prepared = PreparedMessage.build(welcome, self.settings, masthead=head)
             # Its unsubscribe and preferences links must name this very reader (id + nonce).
             found = await self.db(
                 lambda s: s.scalar(select(Subscriber.token_nonce).where(Subscriber.id == sub_id))
@@ -178,12 +188,19 @@ class OutboxSender:
             reader = await self.db(
                 lambda s: s.scalar(select(Subscriber.name).where(Subscriber.id == sub_id))
             )
+            # The newsletters this one click confirms; the first one's sender and footer.
+            heads = await self._mastheads(sub_id, PENDING)
 
             def render() -> PreparedMessage:
                 compiled = self.ctx.renderer.confirmation_email(
-                    confirm_url=url, reader_name=reader or ""
+                    confirm_url=url,
+                    reader_name=reader or "",
+                    masthead=heads[0],
+                    names=[h.name for h in heads],
                 )
-                return PreparedMessage.build(compiled, self.settings, list_headers=False)
+                return PreparedMessage.build(
+                    compiled, self.settings, list_headers=False, masthead=heads[0]
+                )
 
             prepared = await asyncio.to_thread(render)
         data = prepared.fill(
@@ -194,3 +211,10 @@ class OutboxSender:
             date=date,
         )
         return self.signer.sign(data) if self.signer else data
+
+    async def _mastheads(self, subscriber_id: int, standings: tuple[str, ...]) -> list[Masthead]:
+        """Return the mastheads of a reader's newsletters in these standings, as stored now."""
+        rows = await self.db(lambda s: reader_newsletter_fields(s, subscriber_id, standings))
+        return [resolve(self.settings, **fields) for fields in rows] or [
+            from_settings(self.settings)
+        ]

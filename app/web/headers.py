@@ -40,7 +40,11 @@ DOCS_CSP = (
     "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 _DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
-_EMAIL_PATHS = re.compile(r"^/(archive/(?!feed\.xml$)[^/]+|issues/\d+/preview)$")
+# An issue's web version: the default newsletter's (/archive/x) or another's (/n/a/archive/x).
+_ARCHIVE_PATHS = re.compile(r"^/(archive/(?!feed\.xml$)[^/]+|n/[^/]+/archive/[^/]+)$")
+_EMAIL_PATHS = re.compile(
+    r"^/(archive/(?!feed\.xml$)[^/]+|n/[^/]+/archive/[^/]+|issues/\d+/preview)$"
+)
 
 
 def allowed_hosts(settings: Settings) -> frozenset[str]:
@@ -111,7 +115,7 @@ class SecurityHeaders:
                 if headers.get("content-type", "").startswith("text/html"):
                     frames = "SAMEORIGIN" if email_html else "DENY"
                     headers.setdefault("X-Frame-Options", frames)
-                    archive = scope["path"].startswith("/archive/")
+                    archive = bool(_ARCHIVE_PATHS.match(scope["path"]))
                     csp = (ARCHIVE_CSP if archive else EMAIL_CSP) if email_html else PAGE_CSP
                     if scope["path"] in _DOCS_PATHS:
                         csp = DOCS_CSP

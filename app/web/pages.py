@@ -10,6 +10,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from app.rendering.masthead import Masthead, from_settings
+
 _HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(_HERE / "templates"))
 
@@ -25,13 +27,28 @@ ERROR_TITLES = {
 }
 
 
+def identity(head: Masthead) -> dict[str, Any]:
+    """Return the template context naming a newsletter: its name, tagline, footer and URLs."""
+    return {
+        "site": head,
+        "newsletter_name": head.name,
+        "tagline": head.tagline,
+        "postal_address": head.postal_address,
+    }
+
+
 def page_context(request: Request, **context: Any) -> dict[str, Any]:
-    """Return a template's context: the request, the newsletter identity, then `context`."""
+    """Return a template's context: the request, the newsletter identity, then `context`.
+
+    Routes pass the identity read from the newsletter's row (`identity`); a page made
+    without one (an error page, rendered on the event loop where no query may run) shows
+    the settings' identity.
+    """
     ctx = request.app.state.ctx
-    context.setdefault("newsletter_name", ctx.settings.newsletter_name)
-    context.setdefault("tagline", ctx.settings.newsletter_tagline)
+    if "site" not in context:
+        for key, value in identity(from_settings(ctx.settings)).items():
+            context.setdefault(key, value)
     context.setdefault("base_url", ctx.settings.base_url)
-    context.setdefault("postal_address", ctx.settings.postal_address)
     context.setdefault("welcome_email", ctx.settings.welcome_email)
     context.setdefault("request", request)
     return context

@@ -19,7 +19,9 @@ router = APIRouter(tags=["public"], include_in_schema=False)
 def issue_preview(token: str, request: Request, ctx: ContextDep, session: SessionDep) -> Response:
     """Show the web version of the issue a preview token names, marked as a preview."""
     issue = service.get_issue(session, read_preview_token(ctx.settings.secret_keys, token))
-    page = archive.web_version(ctx.renderer, issue)
+    page = archive.web_version(
+        ctx.renderer, issue, service.issue_masthead(session, ctx.renderer, issue)
+    )
     banner = templates.get_template("_preview_banner.html").render(
         {"request": request, "issue": issue}
     )

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from feedgen.feed import FeedGenerator
+from sqlalchemy.orm import Session
 
+from app.audience import newsletters
 from app.config import Settings
 from app.context import Context
 from app.db import session_scope
+from app.errors import NotFound
 from app.issues import archive, summary
 from app.issues.summary import IssueEntry
 from app.models import Issue
 from app.rendering import html as htmlpost
+from app.rendering.masthead import Masthead
 from app.web.cache import PageCache, Render
-from app.web.pages import page_html, templates
+from app.web.pages import identity, page_html, templates
 
 router = APIRouter(tags=["public"])
 
@@ -37,69 +41,99 @@ def _context(request: Request) -> Context:
     return ctx
 
 
-async def _answer(request: Request, render: Render) -> Response:
+async def answer(request: Request, render: Render) -> Response:
+    """Answer from the page cache, rendering under this path when the page is stale."""
     # Kept under the path: app.web.cache.CachedPages answers the next GET of it before routing.
     cache: PageCache = request.app.state.pages
     page = await cache.page(request.scope["path"], render)
     return page.response(request.headers)
 
 
+class Moved(Exception):
+    """The page lives at another address (an issue of another newsletter under /archive/)."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> Response:
     """Show the newsletter's front page: name, tagline, sign-up, the latest issues."""
-    return await _answer(request, lambda: _home(request))
+    return await answer(request, lambda: render_home(request, None))
 
 
 @router.get("/archive", response_class=HTMLResponse)
 async def archive_list(request: Request) -> Response:
     """List published issues, newest first, with their own date and an excerpt."""
-    return await _answer(request, lambda: _archive(request))
+    return await answer(request, lambda: render_archive(request, None))
 
 
 @router.get("/archive/feed.xml")
 async def feed(request: Request) -> Response:
     """Return an Atom feed of published issues."""
-    return await _answer(request, lambda: _feed(_context(request)))
+    return await answer(request, lambda: render_feed(_context(request), None))
 
 
 @router.get("/archive/{slug}", response_class=HTMLResponse)
 async def archive_issue(slug: str, request: Request) -> Response:
     """Return the web version of one published issue inside the site's header and sign-up call."""
-    return await _answer(request, lambda: _issue(request, slug))
+    try:
+        return await answer(request, lambda: render_issue(request, None, slug))
+    except Moved as moved:
+        # An issue of another newsletter: every link already sent to /archive/x keeps working.
+        return RedirectResponse(moved.location, status_code=301)
 
 
-def _home(request: Request) -> tuple[bytes, str]:
-    with session_scope(_context(request).reads) as session:
-        entries = _entries(archive.published_issues(session, limit=HOME_ISSUES))
-    return page_html(request, "home.html", entries=entries), HTML_TYPE
+def _masthead(session: Session, ctx: Context, newsletter: str | None) -> Masthead:
+    head = newsletters.masthead_of(session, ctx.settings, newsletter)
+    if head is None:
+        raise NotFound("There is no such newsletter.")
+    return head
 
 
-def _archive(request: Request) -> tuple[bytes, str]:
-    with session_scope(_context(request).reads) as session:
-        entries = _entries(archive.published_issues(session))
-    return page_html(request, "archive.html", entries=entries), HTML_TYPE
-
-
-def _feed(ctx: Context) -> tuple[bytes, str]:
-    with session_scope(ctx.reads) as session:
-        entries = _entries(archive.published_issues(session, limit=FEED_ISSUES))
-    return atom_feed(ctx.settings, entries), FEED_TYPE
-
-
-def _issue(request: Request, slug: str) -> tuple[bytes, str]:
+def render_home(request: Request, newsletter: str | None) -> tuple[bytes, str]:
+    """Render a newsletter's home page (None: the default newsletter)."""
     ctx = _context(request)
     with session_scope(ctx.reads) as session:
+        head = _masthead(session, ctx, newsletter)
+        entries = _entries(archive.published_issues(session, head.id, limit=HOME_ISSUES))
+    return page_html(request, "home.html", entries=entries, **identity(head)), HTML_TYPE
+
+
+def render_archive(request: Request, newsletter: str | None) -> tuple[bytes, str]:
+    """Render a newsletter's archive (None: the default newsletter)."""
+    ctx = _context(request)
+    with session_scope(ctx.reads) as session:
+        head = _masthead(session, ctx, newsletter)
+        entries = _entries(archive.published_issues(session, head.id))
+    return page_html(request, "archive.html", entries=entries, **identity(head)), HTML_TYPE
+
+
+def render_feed(ctx: Context, newsletter: str | None) -> tuple[bytes, str]:
+    """Render a newsletter's Atom feed (None: the default newsletter)."""
+    with session_scope(ctx.reads) as session:
+        head = _masthead(session, ctx, newsletter)
+        entries = _entries(archive.published_issues(session, head.id, limit=FEED_ISSUES))
+    return atom_feed(ctx.settings, head, entries), FEED_TYPE
+
+
+def render_issue(request: Request, newsletter: str | None, slug: str) -> tuple[bytes, str]:
+    """Render the web version of an issue of a newsletter (None: the default newsletter)."""
+    ctx = _context(request)
+    with session_scope(ctx.reads) as session:
+        head = _masthead(session, ctx, newsletter)
         issue = archive.published_issue(session, slug)
-        page = archive.web_version(ctx.renderer, issue)
+        if issue.newsletter_id != head.id:
+            if newsletter is not None:
+                raise NotFound("There is no published issue at this address.")
+            own = newsletters.masthead_by_id(session, ctx.settings, issue.newsletter_id)
+            raise Moved(own.issue_path(issue.slug))
+        page = archive.web_version(ctx.renderer, issue, head)
         entry = summary.entry(issue)
         subject = issue.subject
-    settings = ctx.settings
-    chrome = {
-        "request": request,
-        "newsletter_name": settings.newsletter_name,
-        "entry": entry,
-    }
-    head = htmlpost.meta_tags(
+    chrome = {"request": request, "entry": entry, **identity(head)}
+    head_tags = htmlpost.meta_tags(
         [
             ("name", "twitter:card", "summary"),
             ("name", "twitter:title", subject),
@@ -107,32 +141,32 @@ def _issue(request: Request, slug: str) -> tuple[bytes, str]:
             ("property", "article:published_time", entry.when.isoformat()),
         ]
     )
-    head += (
-        f'<link rel="alternate" type="{FEED_TYPE}" href="/archive/feed.xml">'
+    head_tags += (
+        f'<link rel="alternate" type="{FEED_TYPE}" href="{head.feed_path}">'
         '<link rel="stylesheet" href="/static/issue.css">'
         '<script src="/static/timezone.js" defer></script>'
     )
-    page = htmlpost.add_to_head(page, head)
+    page = htmlpost.add_to_head(page, head_tags)
     page = _after_body_open(page, templates.get_template("_issue_header.html").render(chrome))
     page = page.replace("</body>", templates.get_template("_issue_signup.html").render(chrome), 1)
     return page.encode("utf-8"), HTML_TYPE
 
 
-def atom_feed(settings: Settings, entries: list[IssueEntry]) -> bytes:
-    """Return the Atom XML of these issues, dated by each issue's own date."""
+def atom_feed(settings: Settings, head: Masthead, entries: list[IssueEntry]) -> bytes:
+    """Return the Atom XML of a newsletter's issues, dated by each issue's own date."""
     base = settings.base_url
     fg = FeedGenerator()
-    fg.id(f"{base}/archive")
-    fg.title(settings.newsletter_name)
-    fg.subtitle(settings.newsletter_tagline or settings.newsletter_name)
-    fg.author({"name": settings.newsletter_name})
-    fg.link(href=f"{base}/", rel="alternate")
-    fg.link(href=f"{base}/archive/feed.xml", rel="self")
+    fg.id(f"{base}{head.archive_path}")
+    fg.title(head.name)
+    fg.subtitle(head.tagline or head.name)
+    fg.author({"name": head.name})
+    fg.link(href=f"{base}{head.home_path}", rel="alternate")
+    fg.link(href=f"{base}{head.feed_path}", rel="self")
     fg.language("en")
     # Newest last: feedgen prepends by default, which would reverse our newest-first list.
     for item in reversed(entries):
         fe = fg.add_entry()
-        url = f"{base}/archive/{item.slug}"
+        url = f"{base}{head.issue_path(item.slug)}"
         fe.id(url)
         fe.title(item.title)
         fe.link(href=url, rel="alternate")

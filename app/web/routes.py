@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -16,14 +16,15 @@ from app.config import Settings, time_zone_names
 from app.context import Context
 from app.deps import ContextDep, SessionDep
 from app.errors import BadToken, InvalidInput, NotFound
-from app.models import Subscriber, SubscriberStatus, utcnow
+from app.models import Subscriber, SubscriberStatus, SubscriptionStatus, utcnow
 from app.ratelimit import RateLimited, check_signup
+from app.rendering.masthead import Masthead, from_settings
 from app.subscribers import service
 from app.subscribers.schemas import SubscribeIn
 from app.subscribers.service import Unsubscribed
 from app.tokens import ListToken
 from app.web.cache import Recent
-from app.web.pages import render_page
+from app.web.pages import identity, render_page
 from app.web.proxies import client_ip
 from app.web.stamp import DatabaseDown
 
@@ -36,6 +37,7 @@ router = APIRouter(tags=["public"])
 probes = APIRouter(tags=["public"])
 
 HONEYPOT = "website"
+PENDING = (SubscriptionStatus.pending.value,)
 PAUSE_CHOICES = (0, 1, 2, 4, 8)
 
 
@@ -51,9 +53,11 @@ def _is_json(request: Request) -> bool:
 
 
 @router.get("/subscribe", response_class=HTMLResponse)
-def subscribe_form(request: Request) -> Response:
+def subscribe_form(request: Request, ctx: ContextDep, session: SessionDep) -> Response:
     """Show the sign-up form with the QR code."""
-    return render_page(request, "subscribe.html", email="", reader_name="", error=None)
+    return render_page(
+        request, "subscribe.html", **_site(session, ctx), email="", reader_name="", error=None
+    )
 
 
 @router.get("/n/{slug}/subscribe", response_class=HTMLResponse)
@@ -64,15 +68,14 @@ def newsletter_subscribe_form(
     session: SessionDep,
 ) -> Response:
     """Show the sign-up form of one newsletter: a sign-up from here takes that newsletter."""
-    one = _one_newsletter(session, ctx, slug)
-    if not one:
+    head = newsletters.masthead_of(session, ctx.settings, slug)
+    if head is None:
         raise NotFound("There is no such newsletter.")
-    one.pop("newsletter_id")
     return render_page(
         request,
         "subscribe.html",
-        **one,
-        newsletter_slugs=[one["newsletter_slug"]],
+        **identity(head),
+        newsletter_slugs=[head.slug],
         email="",
         reader_name="",
         error=None,
@@ -155,7 +158,36 @@ def subscribe(
     session: SessionDep,
 ) -> Response:
     """Sign up by form or JSON; the answer never reveals whether the address was known."""
+    return _subscribe(request, body, ctx, session)
+
+
+@router.post("/n/{slug}/subscribe")
+def newsletter_subscribe(
+    slug: Annotated[str, Path(max_length=80)],
+    request: Request,
+    body: Annotated[SignupForm, Depends(read_signup)],
+    ctx: ContextDep,
+    session: SessionDep,
+) -> Response:
+    """Sign up from a newsletter's own pages: that newsletter, unless the form names others."""
+    return _subscribe(request, body, ctx, session, page_of=slug)
+
+
+def _subscribe(
+    request: Request,
+    body: SignupForm,
+    ctx: Context,
+    session: Session,
+    page_of: str | None = None,
+) -> Response:
+    # The limit first: it commits on a connection of its own, which on SQLite must not wait
+    # for this request's session to let go of the write lock.
     _rate_limit(ctx, request, body.email)
+    if page_of is not None:
+        if newsletters.find(session, page_of) is None:
+            raise NotFound("There is no such newsletter.")
+        if not body.newsletters:
+            body = replace(body, newsletters=(page_of,))
     if body.is_json and body.honeypot.strip():
         # A bot filled the honeypot: answer exactly as for a person and store nothing.
         return JSONResponse({"status": "pending"}, status_code=202)
@@ -173,9 +205,11 @@ def subscribe(
             newsletters=wanted,
         )
         return JSONResponse({"status": "pending"}, status_code=202)
+    # The pages answering a form speak for the newsletter whose page it came from.
+    site = _site(session, ctx, body.newsletters[0] if body.newsletters else None)
     if body.honeypot.strip():
         # A bot filled the hidden field: answer exactly as for a person and store nothing.
-        return render_page(request, "check_inbox.html", email=body.email.strip()[:320])
+        return render_page(request, "check_inbox.html", **site, email=body.email.strip()[:320])
     try:
         wanted = newsletters.ids_of(session, list(body.newsletters))
         service.subscribe(
@@ -194,12 +228,13 @@ def subscribe(
             request,
             "subscribe.html",
             status=422,
+            **site,
             email=body.email,
             reader_name=body.name,
             error=exc.message,
             newsletter_slugs=[n for n in body.newsletters if newsletters.SLUG.fullmatch(n)],
         )
-    return render_page(request, "check_inbox.html", email=body.email.strip())
+    return render_page(request, "check_inbox.html", **site, email=body.email.strip())
 
 
 def _rate_limit(ctx: Context, request: Request, email: str) -> None:
@@ -213,19 +248,24 @@ def _rate_limit(ctx: Context, request: Request, email: str) -> None:
 
 
 @router.get("/confirm/{token}", response_class=HTMLResponse)
-def confirm_page(token: str, request: Request, ctx: ContextDep) -> Response:
+def confirm_page(token: str, request: Request, ctx: ContextDep, session: SessionDep) -> Response:
     """Show a Confirm button; link scanners follow GETs, so this changes nothing."""
-    ctx.tokens.read_confirm_token(token)  # 400 for a bad link, before any button
-    return render_page(request, "confirm.html", token=token)
+    subscriber_id, _tag = ctx.tokens.read_confirm_token(token)  # 400 before any button
+    return render_page(
+        request, "confirm.html", **_reader_site(session, ctx, subscriber_id, PENDING), token=token
+    )
 
 
 @router.post("/confirm/{token}", response_class=HTMLResponse)
 def confirm(token: str, request: Request, ctx: ContextDep, session: SessionDep) -> Response:
     """Activate the subscription."""
+    subscriber_id, _tag = ctx.tokens.read_confirm_token(token)
+    site = _reader_site(session, ctx, subscriber_id, PENDING)  # before they turn active
     row = service.confirm(session, ctx.tokens, token, utcnow(), welcome=ctx.settings.welcome_email)
     return render_page(
         request,
         "confirmed.html",
+        **site,
         reader_name=row.name,
         preferences_token=ctx.tokens.preferences_token(row.id, row.token_nonce),
     )
@@ -241,17 +281,31 @@ NewsletterQuery = Annotated[str | None, Query(max_length=80)]
 
 
 def _one_newsletter(session: SessionDep, ctx: Context, slug: str | None) -> dict[str, Any]:
-    row = newsletters.find(session, slug)
-    if row is None:
+    """Return the identity of the newsletter an unsubscribe link names, with its id; or {}."""
+    head = newsletters.masthead_of(session, ctx.settings, slug) if slug else None
+    if head is None:
         return {}
-    head = newsletters.masthead(row, ctx.settings)
-    return {
-        "newsletter_name": head.name,
-        "tagline": head.tagline,
-        "postal_address": head.postal_address,
-        "newsletter_slug": head.slug,
-        "newsletter_id": head.id,
-    }
+    # leave_slug: the unsubscribe form posts back to leaving this newsletter only.
+    return {**identity(head), "newsletter_id": head.id, "leave_slug": head.slug}
+
+
+def _site(session: Session, ctx: Context, slug: str | None = None) -> dict[str, Any]:
+    """Return the identity a page shows: the named newsletter's, else the default one's."""
+    head = newsletters.masthead_of(session, ctx.settings, slug) if slug else None
+    return identity(head or _default(session, ctx))
+
+
+def _default(session: Session, ctx: Context) -> Masthead:
+    head = newsletters.masthead_of(session, ctx.settings)
+    return head if head is not None else from_settings(ctx.settings)
+
+
+def _reader_site(
+    session: Session, ctx: Context, subscriber_id: int, standings: tuple[str, ...]
+) -> dict[str, Any]:
+    """Return the identity of a reader's first newsletter in these standings."""
+    heads = newsletters.reader_mastheads(session, ctx.settings, subscriber_id, standings)
+    return identity(heads[0])
 
 
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
@@ -270,7 +324,7 @@ def unsubscribe_page(
     return render_page(
         request,
         "unsubscribe.html",
-        **one,
+        **(one or _site(session, ctx)),
         token=token,
         masked_email=masked,
         # "Pause instead" needs a current link (one that carries the reader's nonce).
@@ -283,7 +337,7 @@ def unsubscribe_page(
 
 
 def _unsubscribed(
-    request: Request, ctx: Context, ref: ListToken, done: Unsubscribed, **extra: Any
+    request: Request, ctx: Context, ref: ListToken, done: Unsubscribed, **site: Any
 ) -> Response:
     # "Subscribe me again" only for the unsubscribe this very request made, by a current link.
     undo = None
@@ -292,7 +346,7 @@ def _unsubscribed(
     return render_page(
         request,
         "unsubscribed.html",
-        **extra,
+        **site,
         token=ctx.tokens.unsubscribe_token(ref.subscriber_id, ref.nonce) if ref.nonce else "",
         undo_token=undo,
     )
@@ -315,7 +369,7 @@ def unsubscribe(
         done = service.leave_newsletter(session, ref, one.pop("newsletter_id"), utcnow())
         return _unsubscribed(request, ctx, ref, done, **one)
     done = service.unsubscribe(session, ref, utcnow())
-    return _unsubscribed(request, ctx, ref, done)
+    return _unsubscribed(request, ctx, ref, done, **_site(session, ctx))
 
 
 @router.post("/unsubscribe/{token}/undo", response_class=HTMLResponse)
@@ -334,6 +388,7 @@ def undo_unsubscribe(
     return render_page(
         request,
         "resubscribed.html",
+        **_site(session, ctx),
         preferences_token=ctx.tokens.preferences_token(row.id, row.token_nonce),
     )
 
@@ -362,6 +417,7 @@ def _preferences(
     return render_page(
         request,
         "preferences.html",
+        **identity(newsletters.masthead_of(session, settings) or from_settings(settings)),
         status=status,
         token=token,
         reader_name=row.name,
@@ -383,7 +439,7 @@ def preferences_page(
     """Show the preferences form (name, pause, leave)."""
     ref = ctx.tokens.open_preferences_token(token)
     if ref.subscriber_id == TEST_COPY_READER:
-        return render_page(request, "test_copy.html", what="preferences")
+        return render_page(request, "test_copy.html", **_site(session, ctx), what="preferences")
     row = service.get_subscriber_for_page(session, ref)
     return _preferences(request, token, row, session, ctx.settings)
 
@@ -400,12 +456,12 @@ def save_preferences(
     """Save the name, pause, time zone and newsletters, or leave everything."""
     ref = ctx.tokens.open_preferences_token(token)
     if ref.subscriber_id == TEST_COPY_READER:
-        return render_page(request, "test_copy.html", what="preferences")
+        return render_page(request, "test_copy.html", **_site(session, ctx), what="preferences")
     now = utcnow()
     row = service.get_subscriber_for_page(session, ref)
     if form.get("action") == "leave":
         done = service.unsubscribe(session, ref, now)
-        return _unsubscribed(request, ctx, ref, done)
+        return _unsubscribed(request, ctx, ref, done, **_site(session, ctx))
     raw_weeks = str(form.get("pause_weeks") or "0")
     try:
         weeks = int(raw_weeks)

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
-from app.models import FrozenIssue, Issue, Newsletter
+from app.models import DEFAULT_NEWSLETTER_ID, FrozenIssue, Issue, Newsletter, Subscription
 from app.sends.store.rows import is_postgres
 
 F = typed(Table, FrozenIssue.__table__)
@@ -79,6 +79,24 @@ def frozen_content(session: Session, issue_id: int, now: datetime) -> FrozenCont
     )
 
 
+# What app.rendering.masthead.resolve takes from a newsletter's row.
+_MASTHEAD_COLUMNS = (
+    Newsletter.id,
+    Newsletter.slug,
+    Newsletter.is_default,
+    Newsletter.name,
+    Newsletter.tagline,
+    Newsletter.from_address,
+    Newsletter.reply_to,
+    Newsletter.postal_address,
+    Newsletter.list_id,
+)
+
+
+def _several(session: Session) -> bool:
+    return (session.scalar(select(func.count()).select_from(Newsletter)) or 0) > 1
+
+
 def newsletter_fields(session: Session, issue_id: int) -> dict[str, Any] | None:
     """Return the stored fields of the issue's newsletter (None: it has none any more).
 
@@ -86,21 +104,33 @@ def newsletter_fields(session: Session, issue_id: int) -> dict[str, Any] | None:
     newsletter's as it stands then (app.rendering.masthead.resolve fills the gaps).
     """
     row = session.execute(
-        select(
-            Newsletter.id,
-            Newsletter.slug,
-            Newsletter.is_default,
-            Newsletter.name,
-            Newsletter.tagline,
-            Newsletter.from_address,
-            Newsletter.reply_to,
-            Newsletter.postal_address,
-            Newsletter.list_id,
-        )
+        select(*_MASTHEAD_COLUMNS)
         .join(Issue, Issue.newsletter_id == Newsletter.id)
         .where(Issue.id == issue_id)
     ).first()
     if row is None:
         return None
-    several = (session.scalar(select(func.count()).select_from(Newsletter)) or 0) > 1
-    return {**row._mapping, "several": several}
+    return {**row._mapping, "several": _several(session)}
+
+
+def reader_newsletter_fields(
+    session: Session, subscriber_id: int, standings: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Return the stored fields of the newsletters a reader has one of these standings with.
+
+    By newsletter id; a reader with none (one from before newsletters) gets the default
+    newsletter's. Read when a confirmation or welcome email is built, so an editor's change
+    of a newsletter's name shows in the next one.
+    """
+    rows = session.execute(
+        select(*_MASTHEAD_COLUMNS)
+        .join(Subscription, Subscription.newsletter_id == Newsletter.id)
+        .where(Subscription.subscriber_id == subscriber_id, Subscription.status.in_(standings))
+        .order_by(Newsletter.id)
+    ).all()
+    if not rows:
+        rows = session.execute(
+            select(*_MASTHEAD_COLUMNS).where(Newsletter.id == DEFAULT_NEWSLETTER_ID)
+        ).all()
+    several = _several(session)
+    return [{**row._mapping, "several": several} for row in rows]

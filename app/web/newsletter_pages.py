@@ -1,0 +1,58 @@
+"""Each newsletter's public pages under /n/<slug>: home, archive, an issue, the feed, its QR.
+
+The sign-up page (/n/<slug>/subscribe) is with the other forms in app/web/routes.py. The
+default newsletter answers here too, with links to its first URLs (/, /archive, …).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import HTMLResponse, Response
+
+from app.audience import newsletters
+from app.deps import ContextDep, SessionDep
+from app.errors import NotFound
+from app.web.reading import answer, render_archive, render_feed, render_home, render_issue
+
+router = APIRouter(tags=["public"])
+
+Slug = Annotated[str, Path(max_length=80)]
+
+
+@router.get("/n/{slug}", response_class=HTMLResponse)
+async def newsletter_home(slug: Slug, request: Request) -> Response:
+    """Show a newsletter's front page: name, tagline, sign-up, its latest issues."""
+    return await answer(request, lambda: render_home(request, slug))
+
+
+@router.get("/n/{slug}/archive", response_class=HTMLResponse)
+async def newsletter_archive(slug: Slug, request: Request) -> Response:
+    """List a newsletter's published issues, newest first."""
+    return await answer(request, lambda: render_archive(request, slug))
+
+
+@router.get("/n/{slug}/feed.xml")
+async def newsletter_feed(slug: Slug, request: Request) -> Response:
+    """Return an Atom feed of a newsletter's published issues."""
+    return await answer(request, lambda: render_feed(request.app.state.ctx, slug))
+
+
+@router.get("/n/{slug}/archive/{issue}", response_class=HTMLResponse)
+async def newsletter_issue(slug: Slug, issue: str, request: Request) -> Response:
+    """Return the web version of one published issue of this newsletter (404 for another's)."""
+    return await answer(request, lambda: render_issue(request, slug, issue))
+
+
+@router.get("/n/{slug}/subscribe/qr.png")
+def newsletter_qr(slug: Slug, ctx: ContextDep, session: SessionDep) -> Response:
+    """Return the QR code of a newsletter's sign-up page."""
+    head = newsletters.masthead_of(session, ctx.settings, slug)
+    if head is None:
+        raise NotFound("There is no such newsletter.")
+    return Response(
+        ctx.renderer.qr_png(f"{ctx.settings.base_url}{head.subscribe_path}"),
+        media_type="image/png",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
