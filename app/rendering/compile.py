@@ -63,6 +63,15 @@ class CompiledEmail:
     images: tuple[InlineImage, ...]
 
 
+NEWSLETTER_TAG = "{{newsletter}}"  # the newsletter's name, at render time
+READER_TAG = "{{reader}}"  # the reader's name, filled per reader (placeholders.READER_*)
+
+
+def merge(text: str, newsletter: str, reader: str) -> str:
+    """Replace the merge tags an issue's text may carry (already escaped for HTML)."""
+    return text.replace(NEWSLETTER_TAG, newsletter).replace(READER_TAG, reader)
+
+
 class Renderer:
     """Render issues and the confirmation email; build one per process, reuse freely."""
 
@@ -120,7 +129,18 @@ class Renderer:
         text = issue_text(ctx["blocks"], ctx)
         image = InlineImage(cid=QR_CID, filename=QR_FILENAME, content=self._qr)
         uses_qr = f"cid:{QR_CID}" in html
-        return CompiledEmail(subject, preheader, html, text, (image,) if uses_qr else ())
+        # Merge tags: the newsletter's name now, the reader's name per reader (a slot).
+        name = ctx["name"]
+        html = merge(html, escape(name), placeholders.READER_NAME_HTML)
+        text = merge(text, name, placeholders.READER_NAME_TEXT)
+        fallback = placeholders.READER_FALLBACK
+        return CompiledEmail(
+            merge(subject, name, fallback),
+            merge(preheader, name, fallback),
+            html,
+            text,
+            (image,) if uses_qr else (),
+        )
 
     def web_version(
         self, *, subject: str, preheader: str, slug: str, blocks: list[dict[str, Any]]
@@ -137,7 +157,8 @@ class Renderer:
             ("name", "description", preheader),
         ]
         extra = htmlpost.meta_tags(og) + f'<link rel="canonical" href="{escape(ctx["web_url"])}">'
-        return self._html("issue.mjml", ctx, head=extra)
+        page = self._html("issue.mjml", ctx, head=extra)
+        return merge(page, escape(ctx["name"]), placeholders.READER_FALLBACK)
 
     def confirmation_email(self, *, confirm_url: str, reader_name: str = "") -> CompiledEmail:
         """Render the double opt-in email with one button to confirm_url (greeting by name)."""
