@@ -69,7 +69,8 @@ def test_the_welcome_greets_by_name_and_is_a_delivery_of_a_built_in_sequence(
     assert f"{DEFAULT_NAME} arrives in this inbox each morning" in text
     assert "{{" not in html + text and "MPX" not in html + text
     (seq,) = builtin(client, editor)
-    assert (seq["builtin"], seq["newsletter"], seq["trigger"]) == ("welcome", "default", "confirmed")
+    shown = (seq["builtin"], seq["newsletter"], seq["trigger"])
+    assert shown == ("welcome", "default", "confirmed")
     assert [(s["after"], s["at"]) for s in seq["steps"]] == [("PT0S", None)]
     # A delivery like any other: in the reader's log, on the step's carrier issue.
     log = client.get(f"/subscribers/{sub_id}/deliveries", headers=editor).json()["items"]
