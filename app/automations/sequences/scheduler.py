@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.audience.newsletters import readers_of
 from app.automations.sequences.service import current_steps
@@ -65,14 +65,16 @@ def enrol(session: Session, seq: Sequence, steps: list[SequenceStep], now: datet
     else:
         # An active subscription's updated_at is when it became active (it moves on status
         # changes only); a reader without one takes the default newsletter since confirming.
-        moment = func.coalesce(Subscription.updated_at, Subscriber.confirmed_at)
+        # (An alias: readers_of's own EXISTS over subscriptions must not correlate to it.)
+        joined = aliased(Subscription)
+        moment = func.coalesce(joined.updated_at, Subscriber.confirmed_at)
         query = (
             select(Subscriber.id, moment, Subscriber.timezone)
             .outerjoin(
-                Subscription,
+                joined,
                 and_(
-                    Subscription.subscriber_id == Subscriber.id,
-                    Subscription.newsletter_id == seq.newsletter_id,
+                    joined.subscriber_id == Subscriber.id,
+                    joined.newsletter_id == seq.newsletter_id,
                 ),
             )
             .where(Subscriber.confirmed_at.is_not(None))
