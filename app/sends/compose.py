@@ -43,6 +43,11 @@ _PLACEHOLDERS = ((_UNSUB, UNSUBSCRIBE_TOKEN.encode()), (_PREFS, PREFERENCES_TOKE
 _NAME_HTML, _NAME_TEXT = 8, 9
 _NAMES = ((_NAME_HTML, READER_NAME_HTML.encode()), (_NAME_TEXT, READER_NAME_TEXT.encode()))
 NAME_MAX = 100
+# Each byte as a name slot writes it: plain printable ASCII as it is; "=", "." and the rest
+# as =XX.
+_QP_BYTE = [
+    bytes([b]) if 33 <= b <= 126 and b not in (0x3D, 0x2E) else b"=%02X" % b for b in range(256)
+]
 
 # A piece of the template: literal bytes, or (token kind, start, end) of a token.
 Piece = bytes | tuple[int, int, int]
@@ -124,10 +129,9 @@ def name_qp(text: str) -> bytes:
     the slot needs no dot-stuffing; soft breaks before, inside (every 72 columns) and after
     it keep each line of the part within QP's 76 columns whatever its length.
     """
-    chunks = [
-        bytes([b]) if 33 <= b <= 126 and b not in (0x3D, 0x2E) else b"=%02X" % b
-        for b in text.encode("utf-8")
-    ]
+    chunks = [_QP_BYTE[b] for b in text.encode("utf-8")]
+    if sum(map(len, chunks)) <= 72:  # the usual name: one line
+        return SOFT_BREAK + b"".join(chunks) + SOFT_BREAK
     lines, line = [], b""
     for chunk in chunks:
         if len(line) + len(chunk) > 72:
