@@ -16,15 +16,22 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from app.audience.newsletters import leave
+from app.audience.newsletters import leave, set_subscription
 from app.automations.feeds import poll_feed
 from app.automations.sequences.scheduler import tick
 from app.config import Settings
 from app.context import Context, build_context
 from app.db import session_scope
 from app.main import create_app
-from app.models import Delivery, Issue, SequenceStep, Subscriber, utcnow
-from tests.helpers import SIMPLE_BLOCKS, run_worker
+from app.models import (
+    Delivery,
+    Issue,
+    SequenceStep,
+    Subscriber,
+    SubscriptionStatus,
+    utcnow,
+)
+from tests.helpers import SIMPLE_BLOCKS, add_subscribers, run_worker
 
 
 def newsletter(client: TestClient, editor: dict[str, str], slug: str) -> int:
@@ -208,3 +215,23 @@ def test_a_feed_makes_its_issues_in_its_newsletter(
     assert issue_id is not None
     with session_scope(fctx.sessions) as session:
         assert session.get_one(Issue, issue_id).newsletter_id == robots_id
+
+
+def test_a_reader_of_old_joining_another_newsletter_is_no_fresh_confirmation(
+    client: TestClient, ctx: Context, editor: dict[str, str]
+) -> None:
+    robots_id = newsletter(client, editor, "robots")
+    (old_reader,) = add_subscribers(ctx, 1)  # confirmed before the sequence, no subscriptions
+    with session_scope(ctx.sessions) as session:
+        session.get_one(Subscriber, old_reader).confirmed_at = utcnow() - timedelta(days=30)
+    step = draft(client, editor, "Home step")
+    seq = client.post(
+        "/sequences",
+        json={"name": "Home", "trigger": "confirmed", "steps": [{"issue": step}]},
+        headers=editor,
+    ).json()
+    # Joining B writes down the default newsletter they took all along (since confirming).
+    with session_scope(ctx.sessions) as session:
+        set_subscription(session, old_reader, robots_id, SubscriptionStatus.active, utcnow())
+    tick(ctx)
+    assert rows(ctx, seq["id"]) == set()
