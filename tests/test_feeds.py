@@ -170,7 +170,7 @@ def test_send_mode_sends_the_issue_to_every_reader(
     fclient: TestClient, fctx: Context, editor: dict[str, str], feed_server: FeedServer
 ) -> None:
     add_subscribers(fctx, 3)
-    body = {"url": feed_server.url, "every": "daily 06:00", "mode": "send", "max_items": 2}
+    body = {"url": feed_server.url, "every": "PT1H", "mode": "send", "max_items": 2}
     fid = fclient.post("/feeds", json=body, headers=editor).json()["id"]
     poll(fclient, editor, fid)
     feed_server.publish(entry(1), entry(2), entry(3))

@@ -272,19 +272,25 @@ def _adopt_default(session: Session, subscriber_id: int, now: datetime) -> None:
         is not None
     ):
         return
-    status = session.scalar(select(Subscriber.status).where(Subscriber.id == subscriber_id))
-    if status is None:
+    found = session.execute(
+        select(Subscriber.status, Subscriber.confirmed_at).where(Subscriber.id == subscriber_id)
+    ).first()
+    if found is None:
         raise NotFound("No such subscriber.")
+    status, confirmed_at = found
     standing = {"active": SubscriptionStatus.active, "pending": SubscriptionStatus.pending}.get(
         str(status), SubscriptionStatus.unsubscribed
     )
+    # An active reader has taken it since confirming: a sequence's "confirmed" trigger reads
+    # this moment, and writing it down now must not look like a fresh confirmation.
+    since = confirmed_at if standing == SubscriptionStatus.active and confirmed_at else now
     session.add(
         Subscription(
             subscriber_id=subscriber_id,
             newsletter_id=DEFAULT_NEWSLETTER_ID,
             status=standing,
-            created_at=now,
-            updated_at=now,
+            created_at=since,
+            updated_at=since,
         )
     )
     session.flush()

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.automations import abtests
-from app.deps import IdPath, SessionDep, require_editor
+from app.deps import ContextDep, IdPath, SessionDep, require_editor
 from app.models import utcnow
 
 router = APIRouter(prefix="/issues", tags=["issues"], dependencies=[Depends(require_editor)])
@@ -24,7 +24,11 @@ class DecideIn(BaseModel):
 
 @router.post("/{issue_id}/ab/decide")
 def decide(
-    issue_id: IdPath, session: SessionDep, data: DecideIn | None = Body(default=None)
+    issue_id: IdPath,
+    session: SessionDep,
+    ctx: ContextDep,
+    data: DecideIn | None = Body(default=None),
 ) -> Any:
     """Decide an A/B test now and send the rest of the list the winning subject."""
-    return abtests.decide(session, issue_id, utcnow(), data.subject if data else None)
+    subject = data.subject if data else None
+    return abtests.decide(session, issue_id, utcnow(), subject, ctx.settings.default_timezone)

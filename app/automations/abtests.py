@@ -13,7 +13,7 @@ carriers by the scheduler.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select, update
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from app.audience.segments import send_audience
 from app.automations.durations import parse_duration
 from app.errors import Conflict, InvalidInput, NotFound
-from app.issues.service import pre_send_check
+from app.issues.service import local_moments, pre_send_check
 from app.models import (
     AbTest,
     Click,
@@ -74,9 +74,23 @@ def parse_ab(raw: Any) -> tuple[list[str], int, str, str]:
 
 
 def start_ab(
-    session: Session, issue_id: int, raw: Any, now: datetime, renderer: Renderer
+    session: Session,
+    issue_id: int,
+    raw: Any,
+    now: datetime,
+    renderer: Renderer,
+    *,
+    send_at: datetime | None = None,
+    local: tuple[time, date] | None = None,
 ) -> dict[str, Any]:
-    """Start an A/B send of a draft: the sample now, the rest once the decision is made."""
+    """Start an A/B send of a draft: the sample now, the rest once the decision is made.
+
+    With `send_at` (later than now) the sample goes out then; with `local` (HH:MM, day) each
+    sample reader gets their variant at HH:MM on that day in their own zone, and the rest
+    the winner at the same local moment (at once where it has passed by the decision).
+    Either way the decision is due `decide_after` after the sample's first copy is due.
+    The text is the one checked and frozen now.
+    """
     subjects, percent, after, metric = parse_ab(raw)
     issue = session.get(Issue, issue_id)
     if issue is None or issue.automation is not None:
@@ -87,7 +101,16 @@ def start_ab(
     errors = [f.message for f in pre_send_check(renderer, issue) if f.level == "error"]
     if errors:
         raise InvalidInput("The issue cannot be sent: " + " ".join(errors))
+    later = send_at if local is None and send_at is not None and send_at > now else None
+    moments = (
+        local_moments(session, local[0], local[1], renderer.settings.default_timezone)
+        if local is not None
+        else None
+    )
     # The same compare-and-set as any start: of two starts, or a start and an edit, one wins.
+    # A later sample leaves the issue `scheduled` (held open: its start adds no rows) until
+    # then; the worker starts it like any scheduled issue.
+    waits = later is not None or local is not None
     flipped = session.execute(
         update(Issue)
         .where(
@@ -95,12 +118,21 @@ def start_ab(
             Issue.status == IssueStatus.draft,
             Issue.version == issue.version,
         )
-        .values(status=IssueStatus.sending, started_at=now, held_open=True, pause_reason=None)
+        .values(
+            status=IssueStatus.scheduled if waits else IssueStatus.sending,
+            started_at=None if waits else now,
+            held_open=True,
+            pause_reason=None,
+            send_at=later,
+            local_time=local[0].strftime("%H:%M") if local else None,
+            local_date=local[1].isoformat() if local else None,
+        )
         .returning(Issue.id)
         .execution_options(synchronize_session=False)
     ).first()
     if flipped is None:
         raise Conflict(f"Issue {issue_id} changed while its send was being started; look again.")
+    # Frozen now, also for a later sample: the variants and the rest send this checked text.
     freeze_content(session, issue_id, now)
     carriers = [_carrier(session, issue, subject, n, now) for n, subject in enumerate(subjects)]
     # The issue's own audience: its newsletter's readers (and its segment, if it has one).
@@ -118,9 +150,25 @@ def start_ab(
         count = 0
         for start in range(0, len(ids), SAMPLE_CHUNK):
             chunk = ids[start : start + SAMPLE_CHUNK]
-            count += freeze_recipients(session, carrier_id, audience=Subscriber.id.in_(chunk))
+            count += freeze_recipients(
+                session, carrier_id, moments, audience=Subscriber.id.in_(chunk)
+            )
         counts.append(count)
         _set(session, carrier_id, recipients=count)
+        if later is not None:
+            # The sample's rows wait for send_at (the claim honours next_attempt_at).
+            session.execute(
+                update(Delivery)
+                .where(Delivery.issue_id == carrier_id)
+                .values(next_attempt_at=later)
+                .execution_options(synchronize_session=False)
+            )
+    first = _first_due(session, carriers, now) if waits else now
+    if waits and first <= now:
+        waits = False  # every sample moment has passed: it goes out now, as a local send does
+        _set(session, issue_id, status=IssueStatus.sending, started_at=now, send_at=None)
+    elif waits:
+        _set(session, issue_id, send_at=first)
     session.add(
         AbTest(
             issue_id=issue_id,
@@ -128,18 +176,30 @@ def start_ab(
             carriers=carriers,
             sample_percent=percent,
             metric=metric,
-            decide_at=now + parse_duration(after),
+            # Counted from the sample's first copy: readers had decide_after to click.
+            decide_at=first + parse_duration(after),
         )
     )
     session.flush()
-    if percent == 100:
+    if percent == 100 and not waits:
         decide(session, issue_id, now, None)
+    status = IssueStatus.scheduled if waits else IssueStatus.sending
     return {
         "id": issue_id,
-        "status": IssueStatus.sending.value,
+        "status": status.value,
         "recipients": sum(counts),
-        "send_at": None,
+        "send_at": first if waits else None,
     }
+
+
+def _first_due(session: Session, carriers: list[int], now: datetime) -> datetime:
+    """Return when the first sample copy is due (now if one is due already)."""
+    first = session.scalar(
+        select(func.min(func.coalesce(Delivery.next_attempt_at, now))).where(
+            Delivery.issue_id.in_(carriers)
+        )
+    )
+    return now if first is None or first <= now else first
 
 
 def _carrier(session: Session, issue: Issue, subject: str, n: int, now: datetime) -> int:
@@ -151,6 +211,7 @@ def _carrier(session: Session, issue: Issue, subject: str, n: int, now: datetime
         status=IssueStatus.sending,
         automation="ab",
         started_at=now,
+        newsletter_id=issue.newsletter_id,  # its masthead, sender and unsubscribe link
     )
     session.add(carrier)
     session.flush()
@@ -217,9 +278,22 @@ def _unique_clicks(session: Session, carrier_id: int) -> int:
     return int(people or 0) + int(anonymous or 0)
 
 
-def decide(session: Session, issue_id: int, now: datetime, subject: str | None) -> dict[str, Any]:
-    """Pick the winner (the editor's, or the best rate, a tie to the first) and send the rest."""
+def decide(
+    session: Session,
+    issue_id: int,
+    now: datetime,
+    subject: str | None,
+    default_zone: str = "UTC",
+) -> dict[str, Any]:
+    """Pick the winner (the editor's, or the best rate, a tie to the first) and send the rest.
+
+    A local-time test's rest is due at the same local moment as its sample (at once where it
+    has passed); `default_zone` stands in for a reader's zone that no longer reads.
+    """
     test = get_test(session, issue_id)
+    state = session.scalar(select(Issue.status).where(Issue.id == issue_id))
+    if state == IssueStatus.scheduled and test.winner is None:
+        raise Conflict(f"Issue {issue_id}'s sample has not gone out yet; decide after it has.")
     if subject is not None and subject not in test.subjects:
         raise InvalidInput("subject must be one of the test's subjects.")
     if test.winner is not None:
@@ -253,10 +327,16 @@ def decide(session: Session, issue_id: int, now: datetime, subject: str | None) 
             Delivery.issue_id.in_(test.carriers), Delivery.subscriber_id == Subscriber.id
         )
         owner = session.execute(
-            select(Issue.audience_filter, Issue.newsletter_id).where(Issue.id == issue_id)
+            select(
+                Issue.audience_filter, Issue.newsletter_id, Issue.local_time, Issue.local_date
+            ).where(Issue.id == issue_id)
         ).one()
         audience = send_audience(owner.audience_filter, now, owner.newsletter_id)
-        count = freeze_recipients(session, issue_id, audience=and_(audience, ~had_variant))
+        moments = None
+        if owner.local_time and owner.local_date:
+            wall, day = time.fromisoformat(owner.local_time), date.fromisoformat(owner.local_date)
+            moments = local_moments(session, wall, day, default_zone)
+        count = freeze_recipients(session, issue_id, moments, audience=and_(audience, ~had_variant))
         # The rest is queued: from now on the issue finishes like any send.
         _set(session, issue_id, subject=chosen, recipients=count, held_open=False)
     session.expire_all()

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from app.audience.newsletters import by_slug, get_newsletter, readers_of
 from app.automations.durations import next_run, parse_schedule
 from app.automations.feed_fetch import FeedResponse, fetch_feed
 from app.automations.feed_issue import issue_fields
@@ -28,7 +30,7 @@ from app.db import session_scope
 from app.errors import DomainError, InvalidInput, NotFound
 from app.issues.schemas import IssueIn
 from app.issues.service import create_issue, send_issue
-from app.models import Feed, FeedItem, utcnow
+from app.models import Feed, FeedItem, Subscriber, SubscriberStatus, utcnow
 from app.webhooks.fetch import FetchError
 from app.webhooks.safety import parse_target
 
@@ -39,11 +41,25 @@ LEASE = timedelta(minutes=5)  # a poller that died mid-poll gives the feed back 
 BACKOFF_CAP = timedelta(hours=6)
 MODES = ("draft", "send")
 IDLE_SECONDS = 5.0
+# The earliest zone is 14 hours ahead of UTC (Pacific/Kiritimati): a daily send feed polls
+# when HH:MM comes there, so every reader's HH:MM of that day is still ahead.
+EARLIEST_ZONE = timedelta(hours=14)
 
 
-def create_feed(session: Session, url: str, every: str, mode: str, max_items: int) -> Feed:
-    """Register a feed; its first poll is due now (and only records what exists)."""
+def create_feed(
+    session: Session,
+    url: str,
+    every: str,
+    mode: str,
+    max_items: int,
+    newsletter: str | None = None,
+) -> Feed:
+    """Register a feed of a newsletter (by slug; None: the default one); first poll due now.
+
+    The first poll only records what exists.
+    """
     target = parse_target(url)  # http(s), no credentials; addresses are checked at each fetch
+    newsletter_id = by_slug(session, newsletter).id
     if mode not in MODES:
         raise InvalidInput('mode is "draft" or "send".')
     if not 1 <= max_items <= 50:
@@ -55,6 +71,7 @@ def create_feed(session: Session, url: str, every: str, mode: str, max_items: in
         max_items=max_items,
         title=target.host,
         next_poll_at=utcnow(),
+        newsletter_id=newsletter_id,
     )
     session.add(feed)
     session.flush()
@@ -101,6 +118,53 @@ def _take(session: Session, feed_id: int, now: datetime, force: bool) -> Feed | 
     return feed
 
 
+def next_poll(feed: Feed, now: datetime) -> datetime:
+    """Return a feed's next poll: its schedule, and for a daily send feed 14 hours early."""
+    if feed.mode == "send" and feed.every.startswith("daily "):
+        return next_run(feed.every, now + EARLIEST_ZONE) - EARLIEST_ZONE
+    return next_run(feed.every, now)
+
+
+def local_send_moments(
+    session: Session, newsletter_id: int, wall: time, now: datetime, default_zone: str
+) -> dict[str, datetime]:
+    """Return, per zone the newsletter's readers live in, the first `wall` there not yet past.
+
+    Today where HH:MM is still ahead, tomorrow where it has passed: nobody gets a daily
+    feed's issue at another hour than the one asked for.
+    """
+    zones = session.scalars(
+        select(Subscriber.timezone)
+        .where(Subscriber.status == SubscriberStatus.active, readers_of(newsletter_id))
+        .distinct()
+    ).all()
+    moments: dict[str, datetime] = {}
+    for zone in zones:
+        try:
+            tz = ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            tz = ZoneInfo(default_zone)  # a name stored before validation: the list's default
+        local = now.astimezone(tz)
+        moment = datetime.combine(local.date(), wall, tzinfo=tz)
+        if moment < local:
+            moment = datetime.combine(local.date() + timedelta(days=1), wall, tzinfo=tz)
+        moments[zone] = moment.astimezone(UTC)
+    return moments
+
+
+def _send(ctx: Context, session: Session, feed: Feed, issue_id: int, now: datetime) -> None:
+    """Send a feed's issue: at once, or at the daily HH:MM in each reader's own zone."""
+    if not feed.every.startswith("daily "):
+        send_issue(session, issue_id, None, now, ctx.renderer)
+        return
+    wall = time.fromisoformat(feed.every[6:])
+    moments = local_send_moments(
+        session, feed.newsletter_id, wall, now, ctx.settings.default_timezone
+    )
+    day = min(moments.values(), default=now).date()
+    send_issue(session, issue_id, None, now, ctx.renderer, local=(wall, day), moments=moments)
+
+
 def _record_failure(feed: Feed, error: str, now: datetime) -> None:
     feed.failures += 1
     feed.last_status = None  # the alert says what happened instead
@@ -108,7 +172,7 @@ def _record_failure(feed: Feed, error: str, now: datetime) -> None:
     feed.last_poll_at = now
     # Back off on repeated failures, never past the schedule's own next time by much.
     backoff = min(MIN_PERIOD * 2 ** min(feed.failures, 12), BACKOFF_CAP)
-    feed.next_poll_at = max(next_run(feed.every, now), now + backoff)
+    feed.next_poll_at = max(next_poll(feed, now), now + backoff)
     log.warning("feed %s (%s): %s", feed.id, feed.url, feed.last_error)
 
 
@@ -134,7 +198,7 @@ def _apply(ctx: Context, feed_id: int, got: FeedResponse, parsed: ParsedFeed | N
         feed = get_feed(session, feed_id)
         feed.last_poll_at, feed.last_status = now, got.status
         feed.failures, feed.last_error = 0, None
-        feed.next_poll_at = next_run(feed.every, now)
+        feed.next_poll_at = next_poll(feed, now)
         if got.status == 304 or parsed is None:
             return None
         feed.etag = (got.etag or "")[:300] or None
@@ -148,16 +212,16 @@ def _apply(ctx: Context, feed_id: int, got: FeedResponse, parsed: ParsedFeed | N
             return None
         entries = [e for e in parsed.entries if e.key in {f.key for f in fresh}]
         entries = entries[: feed.max_items]
-        issue = create_issue(
-            session, IssueIn.model_validate(issue_fields(feed.title, entries)), ctx.renderer
-        )
+        fields = issue_fields(feed.title, entries)
+        fields["newsletter"] = get_newsletter(session, feed.newsletter_id).slug
+        issue = create_issue(session, IssueIn.model_validate(fields), ctx.renderer)
         for item in fresh:
             item.issue_id = issue.id
         feed.last_issue_id = issue.id
         if feed.mode == "send":
             try:
                 with session.begin_nested():
-                    send_issue(session, issue.id, None, now, ctx.renderer)
+                    _send(ctx, session, feed, issue.id, now)
             except DomainError as exc:
                 # The entries are not lost: the issue waits as a draft, and the feed says why.
                 feed.last_error = f"Issue {issue.id} was kept as a draft: {exc.message}"[:500]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Request, Response
 
+from app.audience.newsletters import get_newsletter
 from app.automations import feeds
 from app.automations.schemas import FeedIn, FeedOut, PollOut
 from app.context import Context
@@ -29,15 +30,19 @@ def _editor_briefly(request: Request, ctx: ContextDep) -> None:
 
 
 def _out(session: SessionDep, feed_id: int) -> FeedOut:
-    out = FeedOut.model_validate(feeds.get_feed(session, feed_id))
+    feed = feeds.get_feed(session, feed_id)
+    out = FeedOut.model_validate(feed)
     out.items_seen = feeds.items_seen(session, feed_id)
+    out.newsletter = get_newsletter(session, feed.newsletter_id).slug
     return out
 
 
 @router.post("", response_model=FeedOut, status_code=201)
 def create_feed(body: FeedIn, session: SessionDep) -> FeedOut:
     """Register a feed; the first poll records what exists and mails nothing."""
-    feed = feeds.create_feed(session, body.url, body.every, body.mode, body.max_items)
+    feed = feeds.create_feed(
+        session, body.url, body.every, body.mode, body.max_items, body.newsletter
+    )
     return _out(session, feed.id)
 
 

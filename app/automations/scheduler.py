@@ -31,7 +31,7 @@ def ab_tick(ctx: Context, at: datetime | None = None) -> list[int]:
     for issue_id in due:
         with session_scope(ctx.sessions) as session:
             try:
-                abtests.decide(session, issue_id, now, None)
+                abtests.decide(session, issue_id, now, None, ctx.settings.default_timezone)
             except Conflict:
                 continue  # another worker or an editor decided it first
         decided.append(issue_id)

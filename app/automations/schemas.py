@@ -14,6 +14,7 @@ class FeedIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(max_length=2000)
+    newsletter: str | None = Field(default=None, max_length=120)
     every: str = Field(default="PT1H", max_length=40)
     mode: Literal["draft", "send"] = "draft"
     max_items: int = Field(default=10, ge=1, le=50)
@@ -26,6 +27,7 @@ class FeedOut(BaseModel):
 
     id: int
     url: str
+    newsletter: str = ""
     every: str
     mode: str
     max_items: int

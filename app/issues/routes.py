@@ -206,12 +206,12 @@ def send(
     data: SendIn | None = Body(default=None),
 ) -> Any:
     """Send now, schedule when send_at is in the future, or at a local time per reader."""
-    if data is not None and data.ab is not None:
-        if data.send_at is not None or data.local_time is not None:
-            raise InvalidInput("An A/B send starts now: leave out send_at and local_time.")
-        return abtests.start_ab(session, issue_id, data.ab, utcnow(), ctx.renderer)
     send_at = data.send_at if data else None
     local = (data.local_time, data.date) if data and data.local_time and data.date else None
+    if data is not None and data.ab is not None:
+        return abtests.start_ab(
+            session, issue_id, data.ab, utcnow(), ctx.renderer, send_at=send_at, local=local
+        )
     part = service.Part(data.segment, data.filter) if data else None
     return service.send_issue(
         session, issue_id, send_at, utcnow(), ctx.renderer, local=local, part=part

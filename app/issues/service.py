@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -287,8 +287,12 @@ def send_issue(
     *,
     local: tuple[time, date] | None = None,
     part: Part | None = None,
+    moments: Mapping[str, datetime] | None = None,
 ) -> dict[str, Any]:
     """Send now, schedule for later, or at a local time per reader; a repeated send is Conflict.
+
+    A local-time send's moments are `wall` on `day` in each zone, unless the caller gives
+    its own (`moments`, zone to UTC moment: a daily feed's next HH:MM per zone).
 
     With `part` (a segment or a filter), only the newsletter's readers who match: its filter
     text is kept on the issue, so a scheduled start freezes the same audience.
@@ -316,7 +320,7 @@ def send_issue(
     )
     if local is not None:
         wall, day = local
-        due = local_moments(session, wall, day, renderer.settings.default_timezone)
+        due = moments or local_moments(session, wall, day, renderer.settings.default_timezone)
         count, status = start_local_send(
             session,
             issue_id,
@@ -378,6 +382,8 @@ def unschedule_issue(session: Session, issue_id: int) -> None:
     issue = get_issue(session, issue_id)
     if issue.local_time is not None:
         raise Conflict(f"Issue {issue_id} goes out at each reader's local time; cancel it instead.")
+    if issue.held_open:
+        raise Conflict(f"Issue {issue_id} is an A/B test with its sample queued; cancel it.")
     flip_status(session, issue_id, IssueStatus.scheduled, IssueStatus.draft, None)
     session.refresh(issue)
 
@@ -462,6 +468,10 @@ def send_gate(renderer: Renderer) -> SendGate:
         issue = session.get(Issue, issue_id)
         if issue is None:
             return "the issue is gone"
+        if issue.held_open:
+            # An automation's send (a scheduled A/B test): its text was checked and frozen
+            # when it was set up, and that frozen text is what goes out.
+            return None
         try:
             errors = [f.message for f in pre_send_check(renderer, issue) if f.level == "error"]
         except Exception as exc:  # a template that no longer renders is a refusal too

@@ -18,6 +18,8 @@ class Feed(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     url: Mapped[str] = mapped_column(String(2000))
     every: Mapped[str] = mapped_column(String(40))  # "PT1H" or "daily 06:00" (UTC)
+    # The newsletter its issues belong to (1 is the default one).
+    newsletter_id: Mapped[int] = mapped_column(default=1, server_default="1")
     mode: Mapped[str] = mapped_column(String(8))  # draft or send
     max_items: Mapped[int] = mapped_column(default=10)
     title: Mapped[str] = mapped_column(String(300), default="")

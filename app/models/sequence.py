@@ -21,8 +21,16 @@ class Sequence(Base):
     trigger: Mapped[str] = mapped_column(String(80))
     status: Mapped[str] = mapped_column(String(16), default="active")  # active or paused
     backfill: Mapped[bool] = mapped_column(default=False)
+    # Superseded by newsletter_id (migration 0025): a slug can be renamed, an id cannot.
     newsletter: Mapped[str | None] = mapped_column(String(120), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The newsletter whose readers it follows (1 is the default one); no foreign key, as
+    # issues.newsletter_id.
+    newsletter_id: Mapped[int] = mapped_column(default=1, server_default="1")
+    # "welcome" for a newsletter's built-in welcome email; None for an editor's sequence.
+    builtin: Mapped[str | None] = mapped_column(String(16), default=None)
+
+    __table_args__ = (Index("ux_sequences_builtin", "newsletter_id", "builtin", unique=True),)
 
 
 class SequenceStep(Base):

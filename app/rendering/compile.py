@@ -65,6 +65,15 @@ class CompiledEmail:
     images: tuple[InlineImage, ...]
 
 
+NEWSLETTER_TAG = "{{newsletter}}"  # the newsletter's name, at render time
+READER_TAG = "{{reader}}"  # the reader's name, filled per reader (placeholders.READER_*)
+
+
+def merge(text: str, newsletter: str, reader: str) -> str:
+    """Replace the merge tags an issue's text may carry (already escaped for HTML)."""
+    return text.replace(NEWSLETTER_TAG, newsletter).replace(READER_TAG, reader)
+
+
 class Renderer:
     """Render issues and the confirmation email; build one per process, reuse freely."""
 
@@ -127,7 +136,18 @@ class Renderer:
         qr = self.qr_png(ctx["subscribe_url"])
         image = InlineImage(cid=QR_CID, filename=QR_FILENAME, content=qr)
         uses_qr = f"cid:{QR_CID}" in html
-        return CompiledEmail(subject, preheader, html, text, (image,) if uses_qr else ())
+        # Merge tags: the newsletter's name now, the reader's name per reader (a slot).
+        name = ctx["name"]
+        html = merge(html, escape(name), placeholders.READER_NAME_HTML)
+        text = merge(text, name, placeholders.READER_NAME_TEXT)
+        fallback = placeholders.READER_FALLBACK
+        return CompiledEmail(
+            merge(subject, name, fallback),
+            merge(preheader, name, fallback),
+            html,
+            text,
+            (image,) if uses_qr else (),
+        )
 
     def web_version(
         self,
@@ -152,7 +172,8 @@ class Renderer:
             ("name", "description", preheader),
         ]
         extra = htmlpost.meta_tags(og) + f'<link rel="canonical" href="{escape(ctx["web_url"])}">'
-        return self._html("issue.mjml", ctx, head=extra)
+        page = self._html("issue.mjml", ctx, head=extra)
+        return merge(page, escape(ctx["name"]), placeholders.READER_FALLBACK)
 
     def confirmation_email(
         self,

@@ -16,11 +16,19 @@ from base64 import encodebytes
 from bisect import bisect_right
 from dataclasses import dataclass
 from email.header import Header
+from html import escape
 
 from app.config import Settings
 from app.rendering.compile import CompiledEmail
 from app.rendering.masthead import Masthead
-from app.rendering.placeholders import LIST_TOKEN_LENGTH, PREFERENCES_TOKEN, UNSUBSCRIBE_TOKEN
+from app.rendering.placeholders import (
+    LIST_TOKEN_LENGTH,
+    PREFERENCES_TOKEN,
+    READER_FALLBACK,
+    READER_NAME_HTML,
+    READER_NAME_TEXT,
+    UNSUBSCRIBE_TOKEN,
+)
 from app.sends.dkim import DkimSigner
 from app.sends.store.rows import Claim
 from app.sends.verp import verp_address
@@ -31,6 +39,15 @@ SOFT_BREAK = b"=\r\n"
 # Slot kinds: which token a slice comes from.
 _UNSUB, _PREFS = 0, 1
 _PLACEHOLDERS = ((_UNSUB, UNSUBSCRIBE_TOKEN.encode()), (_PREFS, PREFERENCES_TOKEN.encode()))
+# The reader's name: a whole slot (its length varies), escaped for HTML or as it is for text.
+_NAME_HTML, _NAME_TEXT = 8, 9
+_NAMES = ((_NAME_HTML, READER_NAME_HTML.encode()), (_NAME_TEXT, READER_NAME_TEXT.encode()))
+NAME_MAX = 100
+# Each byte as a name slot writes it: plain printable ASCII as it is; "=", "." and the rest
+# as =XX.
+_QP_BYTE = [
+    bytes([b]) if 33 <= b <= 126 and b not in (0x3D, 0x2E) else b"=%02X" % b for b in range(256)
+]
 
 # A piece of the template: literal bytes, or (token kind, start, end) of a token.
 Piece = bytes | tuple[int, int, int]
@@ -59,6 +76,7 @@ def delivery_bytes(
     once per issue; here a few fixed-length slots are filled and, with a key, it is signed.
     """
     fields = {
+        "reader_name": claim.name,
         "to": claim.email,
         "unsubscribe_token": tokens.unsubscribe_token(claim.subscriber_id, claim.token_nonce),
         "preferences_token": tokens.preferences_token(claim.subscriber_id, claim.token_nonce),
@@ -102,6 +120,33 @@ def _qp(text: str) -> bytes:
     """Quoted-printable encode a text part with CRLF line endings (C speed, once per issue)."""
     normalized = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
     return binascii.b2a_qp(normalized, istext=True).replace(b"\n", CRLF)
+
+
+def name_qp(text: str) -> bytes:
+    """Quoted-printable encode a name slot on lines of its own, framed by soft line breaks.
+
+    Every byte but plain printable ASCII is escaped, dots too (a line may start with one), so
+    the slot needs no dot-stuffing; soft breaks before, inside (every 72 columns) and after
+    it keep each line of the part within QP's 76 columns whatever its length.
+    """
+    chunks = [_QP_BYTE[b] for b in text.encode("utf-8")]
+    if sum(map(len, chunks)) <= 72:  # the usual name: one line
+        return SOFT_BREAK + b"".join(chunks) + SOFT_BREAK
+    lines, line = [], b""
+    for chunk in chunks:
+        if len(line) + len(chunk) > 72:
+            lines.append(line)
+            line = b""
+        line += chunk
+    lines.append(line)
+    return SOFT_BREAK + SOFT_BREAK.join(lines) + SOFT_BREAK
+
+
+def _names(reader_name: str) -> tuple[bytes, bytes]:
+    """Return the (HTML, text) name slots of one reader: their name, or the fallback word."""
+    # One line, no control characters: the name is the reader's own typing.
+    name = " ".join(reader_name.split())[:NAME_MAX] or READER_FALLBACK
+    return name_qp(escape(name, quote=True)), name_qp(name)
 
 
 def _fold(name: str, value: str) -> bytes:
@@ -188,7 +233,7 @@ def split_template(template: bytes) -> list[Piece]:
         return orig_starts[i] + pos - flat_starts[i]
 
     found: list[tuple[int, int]] = []  # (flat position, kind)
-    for kind, ph in _PLACEHOLDERS:
+    for kind, ph in _PLACEHOLDERS + _NAMES:
         pos = flat.find(ph)
         while pos != -1:
             found.append((pos, kind))
@@ -198,6 +243,14 @@ def split_template(template: bytes) -> list[Piece]:
     pieces: list[Piece] = []
     cursor = 0  # next template byte not yet emitted
     for pos, kind in found:
+        if kind >= _NAME_HTML:
+            # The whole stand-in (with any soft break inside it) becomes one slot: the fill
+            # writes the name between soft breaks of its own (name_qp).
+            length = len(dict(_NAMES)[kind])
+            pieces.append(template[cursor : orig(pos)])
+            pieces.append((kind, 0, 0))
+            cursor = orig(pos + length - 1) + 1
+            continue
         # Walk the placeholder, cutting a new slice wherever a soft break interrupts it.
         start = 0
         while start < LIST_TOKEN_LENGTH:
@@ -227,6 +280,9 @@ def stuff_pieces(pieces: tuple[Piece, ...]) -> tuple[Piece, ...]:
             lead = b"." if line_start and p.startswith(b".") else b""
             out.append(lead + p.replace(b"\r\n.", b"\r\n.."))
             line_start = p.endswith(CRLF)
+        elif p[0] >= _NAME_HTML:
+            out.append(p)  # name_qp: escapes its dots, ends with a soft break
+            line_start = True
         else:
             kind, start, end = p
             out.append((kind + 2 if line_start else kind, start, end))
@@ -244,6 +300,7 @@ class PreparedMessage:
     pieces: tuple[Piece, ...]
     sender: str  # the envelope sender (bare address)
     wire: tuple[Piece, ...] = ()  # the same, dot-stuffed and terminated for DATA
+    named: bool = False  # it greets the reader by name (the `{{reader}}` merge tag)
 
     @classmethod
     def build(
@@ -264,31 +321,56 @@ class PreparedMessage:
         lines = _headers(compiled, settings, list_headers, extra_headers or {}, masthead)
         head = b"".join(lines) + content_type
         pieces = tuple(split_template(head + CRLF + body))
-        return cls(pieces, settings.sender.addr_spec, stuff_pieces(pieces))
+        named = any(not isinstance(p, bytes) and p[0] >= _NAME_HTML for p in pieces)
+        return cls(pieces, settings.sender.addr_spec, stuff_pieces(pieces), named)
 
     def fill(
-        self, *, to: str, unsubscribe_token: str, preferences_token: str, message_id: str, date: str
+        self,
+        *,
+        to: str,
+        unsubscribe_token: str,
+        preferences_token: str,
+        message_id: str,
+        date: str,
+        reader_name: str = "",
     ) -> bytes:
         """Return the message for one recipient: per-recipient headers, then the template."""
         head, tokens = self._head(to, unsubscribe_token, preferences_token, message_id, date)
+        names = _names(reader_name) if self.named else (b"", b"")
         return head + b"".join(
-            p if isinstance(p, bytes) else tokens[p[0]][p[1] : p[2]] for p in self.pieces
+            p
+            if isinstance(p, bytes)
+            else names[p[0] - _NAME_HTML]
+            if p[0] >= _NAME_HTML
+            else tokens[p[0]][p[1] : p[2]]
+            for p in self.pieces
         )
 
     def fill_wire(
-        self, *, to: str, unsubscribe_token: str, preferences_token: str, message_id: str, date: str
+        self,
+        *,
+        to: str,
+        unsubscribe_token: str,
+        preferences_token: str,
+        message_id: str,
+        date: str,
+        reader_name: str = "",
     ) -> bytes:
         """Return fill()'s message already dot-stuffed and ended with CRLF.CRLF (for DATA).
 
         The 70 KB stuffing scan then happens once per issue, not once per recipient.
         """
         head, tokens = self._head(to, unsubscribe_token, preferences_token, message_id, date)
+        names = _names(reader_name) if self.named else (b"", b"")
         parts = [head]
         for p in self.wire:
             if isinstance(p, bytes):
                 parts.append(p)
                 continue
             kind, start, end = p
+            if kind >= _NAME_HTML:
+                parts.append(names[kind - _NAME_HTML])
+                continue
             chunk = tokens[kind & 1][start:end]
             parts.append(b"." + chunk if kind >= 2 and chunk.startswith(b".") else chunk)
         return b"".join(parts)

@@ -21,6 +21,7 @@ from app.audience.newsletters import (
     request_subscriptions,
     still_taking,
 )
+from app.automations.sequences.welcome import enrol_welcome
 from app.config import is_time_zone
 from app.errors import BadToken, Conflict, InvalidInput, NotFound
 from app.models import (
@@ -29,6 +30,8 @@ from app.models import (
     OutboxMessage,
     Subscriber,
     SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
     Suppression,
 )
 from app.models.base import ID_MAX
@@ -232,7 +235,8 @@ def confirm(
 ) -> Subscriber:
     """Activate the subscriber a confirmation token names; confirming twice is fine.
 
-    With `welcome`, the first confirmation queues one welcome email.
+    With `welcome`, the reader enters the welcome sequence of each newsletter this link
+    confirms (once per newsletter; its one step is queued at once).
     """
     subscriber_id, tag = tokens.read_confirm_token(token)
     row = session.get(Subscriber, subscriber_id, with_for_update=True)
@@ -240,7 +244,10 @@ def confirm(
         # Erased, or the address changed since the link was sent: the link no longer applies.
         raise BadToken(STALE_CONFIRM)
     if row.status == SubscriberStatus.active:
+        joined = _pending_newsletters(session, row.id)
         confirm_pending(session, row.id, now)  # the newsletters this link was sent for
+        if welcome and joined:
+            enrol_welcome(session, row.id, joined, now)
         return row
     if row.status != SubscriberStatus.pending or is_suppressed(session, row.email):
         # They left (or bounced) after this link was sent; an old link must not undo that.
@@ -248,29 +255,32 @@ def confirm(
     _set_status(row, SubscriberStatus.active, now)
     row.confirmed_at = now
     row.unsubscribed_at = None
+    joined = _pending_newsletters(session, row.id)
     confirm_pending(session, row.id, now)
     if welcome:
-        _queue_welcome(session, row, now)
+        # A reader without subscriptions takes the default newsletter (readers_of).
+        has_any = session.scalar(
+            select(Subscription.newsletter_id).where(Subscription.subscriber_id == row.id)
+        )
+        enrol_welcome(session, row.id, joined or ([] if has_any else [DEFAULT_NEWSLETTER_ID]), now)
     session.flush()
     events.subscriber_event(session, events.SUBSCRIBER_CONFIRMED, row)
     metrics.confirmed()
     return row
 
 
-def _queue_welcome(session: Session, row: Subscriber, now: datetime) -> None:
-    """Queue the welcome email unless this reader already got (or has queued) one."""
-    # Once per reader: leaving and confirming again later is not a first welcome.
-    earlier = session.scalar(
-        select(OutboxMessage.id).where(
-            OutboxMessage.subscriber_id == row.id, OutboxMessage.kind == OutboxKind.welcome
+def _pending_newsletters(session: Session, subscriber_id: int) -> list[int]:
+    """Return the newsletters a reader's confirmation is about to activate."""
+    return list(
+        session.scalars(
+            select(Subscription.newsletter_id)
+            .where(
+                Subscription.subscriber_id == subscriber_id,
+                Subscription.status == SubscriptionStatus.pending,
+            )
+            .order_by(Subscription.newsletter_id)
         )
     )
-    if earlier is None:
-        session.add(
-            OutboxMessage(
-                kind=OutboxKind.welcome, to_address=row.email, subscriber_id=row.id, created_at=now
-            )
-        )
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 from sqlalchemy.orm import Session
 
+from app.audience.newsletters import get_newsletter
 from app.automations.sequences import service
 from app.automations.sequences.schemas import (
     SequenceIn,
@@ -29,7 +30,8 @@ def _out(session: Session, sequence_id: int) -> SequenceOut:
     return SequenceOut(
         id=seq.id,
         name=seq.name,
-        newsletter=seq.newsletter,
+        newsletter=get_newsletter(session, seq.newsletter_id).slug,
+        builtin=seq.builtin,
         trigger=service.trigger_out(seq.trigger),
         status=seq.status,
         backfill=seq.backfill,
@@ -41,9 +43,8 @@ def _out(session: Session, sequence_id: int) -> SequenceOut:
 def create_sequence(body: SequenceIn, session: SessionDep) -> SequenceOut:
     """Create an active sequence from draft issues used as templates."""
     seq = service.create_sequence(
-        session, body.name, body.trigger, dump_steps(body.steps), body.backfill
+        session, body.name, body.trigger, dump_steps(body.steps), body.backfill, body.newsletter
     )
-    seq.newsletter = body.newsletter
     return _out(session, seq.id)
 
 
@@ -69,7 +70,7 @@ def update_sequence(sequence_id: IdPath, body: SequencePatch, session: SessionDe
 
 @router.delete("/{sequence_id}", status_code=204)
 def delete_sequence(sequence_id: IdPath, session: SessionDep) -> Response:
-    """Stop a sequence for good; steps queued and not yet sent are cancelled."""
+    """Stop a sequence for good; steps queued and not yet sent are cancelled (not a built-in)."""
     service.delete_sequence(session, sequence_id, utcnow())
     return Response(status_code=204)
 

@@ -15,10 +15,11 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
+from app.audience.newsletters import readers_of
 from app.automations.sequences.service import current_steps
 from app.automations.sequences.timing import step_due
 from app.context import Context
@@ -32,6 +33,7 @@ from app.models import (
     Subscriber,
     SubscriberStatus,
     SubscriberTag,
+    Subscription,
     Suppression,
     utcnow,
 )
@@ -45,7 +47,12 @@ BATCH = 500
 
 
 def enrol(session: Session, seq: Sequence, steps: list[SequenceStep], now: datetime) -> int:
-    """Add the readers who matched the trigger (since the sequence began, or ever with backfill)."""
+    """Add the readers who matched the trigger (since the sequence began, or ever with backfill).
+
+    Only readers of the sequence's newsletter: "confirmed" is the moment their subscription
+    to it became active (their confirmation, for a reader of the default newsletter from
+    before newsletters), and a tag counts for readers who take the newsletter.
+    """
     moment: Any
     if seq.trigger.startswith("tag:"):
         moment = SubscriberTag.created_at
@@ -56,9 +63,24 @@ def enrol(session: Session, seq: Sequence, steps: list[SequenceStep], now: datet
             ),
         )
     else:
-        moment = Subscriber.confirmed_at
-        query = select(Subscriber.id, moment, Subscriber.timezone).where(moment.is_not(None))
+        # An active subscription's updated_at is when it became active (it moves on status
+        # changes only); a reader without one takes the default newsletter since confirming.
+        # (An alias: readers_of's own EXISTS over subscriptions must not correlate to it.)
+        joined = aliased(Subscription)
+        moment = func.coalesce(joined.updated_at, Subscriber.confirmed_at)
+        query = (
+            select(Subscriber.id, moment, Subscriber.timezone)
+            .outerjoin(
+                joined,
+                and_(
+                    joined.subscriber_id == Subscriber.id,
+                    joined.newsletter_id == seq.newsletter_id,
+                ),
+            )
+            .where(Subscriber.confirmed_at.is_not(None))
+        )
     query = query.where(
+        readers_of(seq.newsletter_id),
         Subscriber.status == SubscriberStatus.active,
         ~exists().where(
             SequenceReader.sequence_id == seq.id, SequenceReader.subscriber_id == Subscriber.id
@@ -118,7 +140,8 @@ def advance(session: Session, seq: Sequence, steps: list[SequenceStep], now: dat
             select(Subscriber.id).where(
                 Subscriber.id.in_(ids),
                 (Subscriber.status != SubscriberStatus.active)
-                | exists().where(Suppression.email_hash == Subscriber.email_hash),
+                | exists().where(Suppression.email_hash == Subscriber.email_hash)
+                | ~readers_of(seq.newsletter_id),  # left the newsletter: no further step
             )
         )
     )
@@ -152,7 +175,8 @@ def advance(session: Session, seq: Sequence, steps: list[SequenceStep], now: dat
             queued[steps[k].carrier_issue_id].append(reader.subscriber_id)
     total = 0
     for carrier_id, sub_ids in queued.items():
-        total += freeze_recipients(session, carrier_id, audience=Subscriber.id.in_(sub_ids))
+        audience = and_(Subscriber.id.in_(sub_ids), readers_of(seq.newsletter_id))
+        total += freeze_recipients(session, carrier_id, audience=audience)
     return total
 
 
@@ -179,7 +203,8 @@ def tick(ctx: Context, at: datetime | None = None) -> int:
             if not steps:
                 continue
             now = at or utcnow()
-            enrol(session, seq, steps, now)
+            if seq.builtin is None:  # a built-in welcome enrols readers as they confirm
+                enrol(session, seq, steps, now)
             session.flush()
             total += advance(session, seq, steps, now)
     return total

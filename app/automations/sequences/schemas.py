@@ -18,8 +18,7 @@ class StepBody(BaseModel):
 
 
 class SequenceIn(BaseModel):
-    """A new sequence. `newsletter` is accepted and kept; for now every sequence mails the
-    default newsletter's readers."""
+    """A new sequence of a newsletter (its slug; the default one when left out)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -54,7 +53,9 @@ class SequenceOut(BaseModel):
 
     id: int
     name: str
-    newsletter: str | None
+    newsletter: str
+    # "welcome" for a newsletter's built-in welcome email (pause it; it cannot be deleted).
+    builtin: str | None = None
     trigger: str | dict[str, str]
     status: str
     backfill: bool

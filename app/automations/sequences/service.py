@@ -19,9 +19,10 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from app.audience.newsletters import by_slug
 from app.automations.durations import parse_duration
 from app.automations.sequences.timing import parse_at, step_due
-from app.errors import InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput, NotFound
 from app.models import (
     OPEN_STATUSES,
     Delivery,
@@ -65,8 +66,8 @@ def trigger_out(stored: str) -> str | dict[str, str]:
     return {"tag": stored[4:]} if stored.startswith("tag:") else stored
 
 
-def parse_steps(session: Session, raw: Any) -> list[StepIn]:
-    """Check the steps: each names a draft issue, an ISO 8601 delay and maybe a time of day."""
+def parse_steps(session: Session, raw: Any, newsletter_id: int) -> list[StepIn]:
+    """Check the steps: each names a draft of the newsletter, a delay and maybe a time of day."""
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_STEPS:
         raise InvalidInput(f"steps is a list of 1 to {MAX_STEPS} steps.")
     steps = []
@@ -78,6 +79,9 @@ def parse_steps(session: Session, raw: Any) -> list[StepIn]:
             raise InvalidInput(f"Step {n}: there is no issue {item['issue']}.")
         if issue.status != IssueStatus.draft:
             raise InvalidInput(f"Step {n}: issue {issue.id} is {issue.status}; use a draft.")
+        if issue.newsletter_id != newsletter_id:
+            # Its masthead, sender and unsubscribe link would be another newsletter's.
+            raise InvalidInput(f"Step {n}: issue {issue.id} belongs to another newsletter.")
         after = item.get("after", "PT0S")
         parse_duration(after)
         steps.append(StepIn(issue.id, str(after).strip().upper(), parse_at(item.get("at"))))
@@ -97,6 +101,7 @@ def _carrier(session: Session, template_id: int, sequence_id: int, position: int
         held_open=True,
         automation="sequence",
         started_at=now,
+        newsletter_id=template.newsletter_id,  # its masthead, sender and unsubscribe link
     )
     session.add(carrier)
     session.flush()
@@ -104,7 +109,8 @@ def _carrier(session: Session, template_id: int, sequence_id: int, position: int
     return carrier.id
 
 
-def _add_step(session: Session, seq: Sequence, position: int, step: StepIn) -> None:
+def add_step(session: Session, seq: Sequence, position: int, step: StepIn) -> None:
+    """Add a step version: its template, and a new carrier issue with the content frozen."""
     version = session.get_one(Issue, step.issue).version
     session.add(
         SequenceStep(
@@ -120,18 +126,33 @@ def _add_step(session: Session, seq: Sequence, position: int, step: StepIn) -> N
 
 
 def create_sequence(
-    session: Session, name: str, trigger: Any, raw_steps: Any, backfill: bool
+    session: Session,
+    name: str,
+    trigger: Any,
+    raw_steps: Any,
+    backfill: bool,
+    newsletter: str | None = None,
 ) -> Sequence:
-    """Create an active sequence; readers who matched before now get it only with backfill."""
+    """Create an active sequence of a newsletter (by slug; None: the default one).
+
+    Readers who matched before now get it only with backfill.
+    """
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise InvalidInput("name is 1 to 200 characters.")
     stored = parse_trigger(trigger)
-    steps = parse_steps(session, raw_steps)
-    seq = Sequence(name=name.strip(), trigger=stored, status="active", backfill=bool(backfill))
+    newsletter_id = by_slug(session, newsletter).id
+    steps = parse_steps(session, raw_steps, newsletter_id)
+    seq = Sequence(
+        name=name.strip(),
+        trigger=stored,
+        status="active",
+        backfill=bool(backfill),
+        newsletter_id=newsletter_id,
+    )
     session.add(seq)
     session.flush()
     for position, step in enumerate(steps):
-        _add_step(session, seq, position, step)
+        add_step(session, seq, position, step)
     session.flush()
     return seq
 
@@ -181,7 +202,7 @@ def update_sequence(
         if status == "active":
             held_carriers_reopen(session, seq.id)
     if raw_steps is not None:
-        _replace_steps(session, seq, parse_steps(session, raw_steps), now)
+        _replace_steps(session, seq, parse_steps(session, raw_steps, seq.newsletter_id), now)
     session.flush()
     return seq
 
@@ -199,7 +220,7 @@ def _replace_steps(session: Session, seq: Sequence, steps: list[StepIn], now: da
             continue
         if had is not None:
             had.current = False
-        _add_step(session, seq, position, step)
+        add_step(session, seq, position, step)
     for position, had in old.items():
         if position >= len(steps):
             had.current = False
@@ -221,6 +242,9 @@ def _replace_steps(session: Session, seq: Sequence, steps: list[StepIn], now: da
 def delete_sequence(session: Session, sequence_id: int, now: datetime) -> None:
     """Stop a sequence for good: steps queued and not yet sent are cancelled."""
     seq = get_sequence(session, sequence_id)
+    if seq.builtin is not None:
+        # The next confirmation would create it again: pausing is the way to stop it.
+        raise Conflict(f"Sequence {seq.id} is built in; pause it instead of deleting it.")
     carriers = session.scalars(
         select(SequenceStep.carrier_issue_id)
         .join(Issue, Issue.id == SequenceStep.carrier_issue_id)

@@ -185,6 +185,7 @@ def claim_batch(
                 Subscriber.email,
                 Subscriber.status,
                 Subscriber.token_nonce,
+                Subscriber.name,
                 _suppressed(Subscriber.email_hash).label("suppressed"),
             ).where(Subscriber.id.in_(sub_ids))
         )
@@ -202,7 +203,14 @@ def claim_batch(
         else:
             claims.append(
                 Claim(
-                    r.id, r.issue_id, sub.id, sub.email, r.attempts, r.message_id, sub.token_nonce
+                    r.id,
+                    r.issue_id,
+                    sub.id,
+                    sub.email,
+                    r.attempts,
+                    r.message_id,
+                    sub.token_nonce,
+                    sub.name or "",
                 )
             )
             continue

@@ -26,6 +26,7 @@ class Claim:
     attempts: int
     message_id: str
     token_nonce: str  # the subscriber's list-token nonce, filled into their links
+    name: str = ""  # the reader's name, for an issue that greets them by it
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def start_send(
         update(Issue)
         .where(*conditions)
         .values(status=IssueStatus.sending, started_at=now, pause_reason=None, alert=None)
-        .returning(Issue.id, Issue.local_time, Issue.recipients)
+        .returning(Issue.id, Issue.local_time, Issue.recipients, Issue.held_open)
         .execution_options(synchronize_session=False)
     ).first()
     if flipped is None:
@@ -76,6 +76,8 @@ def start_send(
     freeze_content(session, issue_id, now)
     if flipped.local_time is not None:
         return int(flipped.recipients)  # a local-time send froze its list when it was sent
+    if flipped.held_open:
+        return int(flipped.recipients)  # its owner (an automation) adds its rows
     count = freeze_recipients(session, issue_id, audience=audience)
     session.execute(
         update(Issue)
