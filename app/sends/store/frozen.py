@@ -104,3 +104,12 @@ def newsletter_fields(session: Session, issue_id: int) -> dict[str, Any] | None:
         return None
     several = (session.scalar(select(func.count()).select_from(Newsletter)) or 0) > 1
     return {**row._mapping, "several": several}
+
+
+def newsletter_relay(session: Session, issue_id: int) -> str | None:
+    """Return the relay the issue's newsletter names (None: the pool spreads it)."""
+    return session.scalar(
+        select(Newsletter.relay)
+        .join(Issue, Issue.newsletter_id == Newsletter.id)
+        .where(Issue.id == issue_id)
+    )
