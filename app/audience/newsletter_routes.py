@@ -21,7 +21,11 @@ def _out(row: Newsletter, settings: Settings) -> NewsletterOut:
         for f in newsletters.TEXT_FIELDS
         if not getattr(row, f) and f != "reply_to"
     ]
-    return NewsletterOut.of(newsletters.masthead(row, settings), inherited)
+    return NewsletterOut.of(newsletters.masthead(row, settings), inherited, row.relay)
+
+
+def _relay_names(settings: Settings) -> list[str]:
+    return [spec.name for spec in settings.relays]
 
 
 @newsletters_router.get("", response_model=list[NewsletterOut])
@@ -33,7 +37,9 @@ def list_newsletters(session: SessionDep, ctx: ContextDep) -> list[NewsletterOut
 @newsletters_router.post("", response_model=NewsletterOut, status_code=201)
 def create_newsletter(body: NewsletterIn, session: SessionDep, ctx: ContextDep) -> NewsletterOut:
     """Add a newsletter."""
-    row = newsletters.create_newsletter(session, body.model_dump(), utcnow())
+    row = newsletters.create_newsletter(
+        session, body.model_dump(), utcnow(), relays=_relay_names(ctx.settings)
+    )
     return _out(row, ctx.settings)
 
 
@@ -49,5 +55,7 @@ def update_newsletter(
 ) -> NewsletterOut:
     """Change a newsletter's fields; null puts one back to the environment's setting."""
     changes = body.model_dump(exclude_unset=True)
-    row = newsletters.update_newsletter(session, newsletter_id, changes, utcnow())
+    row = newsletters.update_newsletter(
+        session, newsletter_id, changes, utcnow(), relays=_relay_names(ctx.settings)
+    )
     return _out(row, ctx.settings)

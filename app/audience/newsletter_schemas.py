@@ -19,6 +19,8 @@ class NewsletterIn(BaseModel):
     reply_to: str | None = Field(default=None, max_length=320)
     postal_address: str | None = Field(default=None, max_length=500)
     list_id: str | None = Field(default=None, max_length=255)
+    # A relay named in MORNINGPOST_SMTP_URL (?name=): its issues go through it alone; null: pool.
+    relay: str | None = None
 
 
 class NewsletterPatch(BaseModel):
@@ -33,6 +35,8 @@ class NewsletterPatch(BaseModel):
     reply_to: str | None = Field(default=None, max_length=320)
     postal_address: str | None = Field(default=None, max_length=500)
     list_id: str | None = Field(default=None, max_length=255)
+    # A relay named in MORNINGPOST_SMTP_URL (?name=): its issues go through it alone; null: pool.
+    relay: str | None = None
 
 
 class NewsletterOut(BaseModel):
@@ -48,12 +52,13 @@ class NewsletterOut(BaseModel):
     reply_to: str | None
     postal_address: str
     list_id: str
+    relay: str | None  # None: the pool, spread by weight
     default: bool
     inherited: list[str]  # the fields that show the environment's setting
 
     @classmethod
-    def of(cls, head: Masthead, inherited: list[str]) -> NewsletterOut:
-        """Build the answer from a masthead."""
+    def of(cls, head: Masthead, inherited: list[str], relay: str | None = None) -> NewsletterOut:
+        """Build the answer from a masthead and the newsletter's relay."""
         return cls.model_validate(
             {
                 "id": head.id,
@@ -64,6 +69,7 @@ class NewsletterOut(BaseModel):
                 "reply_to": head.reply_to or None,
                 "postal_address": head.postal_address,
                 "list_id": head.list_id,
+                "relay": relay,
                 "default": head.is_default,
                 "inherited": inherited,
             }

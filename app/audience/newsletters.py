@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
@@ -124,14 +125,32 @@ def _clean_slug(slug: Any) -> str:
     return slug
 
 
-def create_newsletter(session: Session, data: dict[str, Any], now: datetime) -> Newsletter:
-    """Add a newsletter; its slug must be free."""
+def clean_relay(value: Any, relays: Sequence[str]) -> str | None:
+    """Return a relay name among the configured `relays` (None: the pool), or raise InvalidInput."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value in relays:
+        return value
+    shown = str(value)[:60]
+    if not relays:
+        raise InvalidInput(
+            f"There is no relay {shown!r}: MORNINGPOST_SMTP_URL names no relay (mail is captured)."
+        )
+    names = ", ".join(repr(r) for r in relays)
+    raise InvalidInput(f"There is no relay {shown!r}; the configured relays are {names}.")
+
+
+def create_newsletter(
+    session: Session, data: dict[str, Any], now: datetime, *, relays: Sequence[str] = ()
+) -> Newsletter:
+    """Add a newsletter; its slug must be free, its relay (if any) one of `relays`."""
     slug = _clean_slug(data.get("slug"))
     if not _clean("name", data.get("name")):
         raise InvalidInput("A newsletter needs a name.")
     row = Newsletter(slug=slug, created_at=now, updated_at=now, is_default=False)
     for field in TEXT_FIELDS:
         setattr(row, field, _clean(field, data.get(field)))
+    row.relay = clean_relay(data.get("relay"), relays)
     try:
         with session.begin_nested():
             session.add(row)
@@ -141,10 +160,17 @@ def create_newsletter(session: Session, data: dict[str, Any], now: datetime) -> 
 
 
 def update_newsletter(
-    session: Session, newsletter_id: int, data: dict[str, Any], now: datetime
+    session: Session,
+    newsletter_id: int,
+    data: dict[str, Any],
+    now: datetime,
+    *,
+    relays: Sequence[str] = (),
 ) -> Newsletter:
     """Change the fields given; null or an empty string puts a field back to the setting."""
     row = get_newsletter(session, newsletter_id)
+    if "relay" in data:
+        row.relay = clean_relay(data["relay"], relays)
     if "slug" in data:
         slug = _clean_slug(data["slug"])
         if row.is_default and slug != row.slug:

@@ -65,6 +65,11 @@ class IssuePatch(BaseModel):
     slug: str | None = Field(default=None, max_length=120)
     blocks: list[dict[str, Any]] | None = Field(default=None, min_length=1)
     send_at: datetime | None = None
+    newsletter: str | None = Field(
+        default=None,
+        max_length=80,
+        description="Move a draft to this newsletter (its slug; null: the default one).",
+    )
 
     _lines = field_validator("subject", "preheader")(_single_line)
     _blank = field_validator("subject")(_not_blank)

@@ -181,6 +181,17 @@ def update_issue(
         if issue.status == IssueStatus.scheduled and patch.send_at is None:
             raise InvalidInput("A scheduled issue needs a send_at; cancel it to stop the send.")
         values["send_at"] = patch.send_at
+    if "newsletter" in fields:
+        # As on create: a slug, or null for the default newsletter; unknown: InvalidInput.
+        target = by_slug(session, patch.newsletter)
+        if target.id != issue.newsletter_id:
+            if issue.status != IssueStatus.draft:
+                # A scheduled send was checked (segment, readers) against its newsletter.
+                raise Conflict(
+                    f"Issue {issue.id} is {issue.status}; only a draft moves to another "
+                    "newsletter (cancel the schedule first)."
+                )
+            values["newsletter_id"] = target.id
     # A text that cannot render is refused now, before anything is written.
     compile_issue(renderer, _draft_of(issue, values))
     if not values:
@@ -189,7 +200,10 @@ def update_issue(
         update(Issue)
         .where(
             Issue.id == issue_id,
-            Issue.status.in_(EDITABLE),
+            # A move to another newsletter lands on a draft only (never on a started send).
+            Issue.status.in_(EDITABLE)
+            if "newsletter_id" not in values
+            else Issue.status == IssueStatus.draft,
             # Without If-Match an old script's save still wins over a newer one, as before;
             # it still never lands on a send that has started.
             *([Issue.version == issue.version] if if_version is not None else []),

@@ -36,6 +36,8 @@ class Newsletter(Base):
     reply_to: Mapped[str | None] = mapped_column(String(320), default=None)
     postal_address: Mapped[str | None] = mapped_column(Text, default=None)
     list_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    # The relay (MORNINGPOST_SMTP_URL ?name=) every issue of it goes through; None: the pool.
+    relay: Mapped[str | None] = mapped_column(String(60), default=None)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

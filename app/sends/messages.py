@@ -23,7 +23,7 @@ from app.rendering.masthead import resolve
 from app.rendering.preview_link import with_preview_link
 from app.sends.compose import PreparedMessage, delivery_bytes, envelope_sender
 from app.sends.dkim import DkimSigner, feedback_id
-from app.sends.store.frozen import frozen_content, newsletter_fields
+from app.sends.store.frozen import frozen_content, newsletter_fields, newsletter_relay
 from app.sends.store.ledger import Claim
 
 log = logging.getLogger("morningpost.delivery")
@@ -47,15 +47,19 @@ class MessageCache:
         self.sender = ctx.settings.sender.addr_spec
         self._prepared: OrderedDict[tuple[int, int, bool], PreparedMessage] = OrderedDict()
         self._messages: dict[int, PreparedMessage | Exception] = {}
+        self._relays: dict[int, str | None] = {}  # the relay each issue's newsletter names
         self._date = ("", 0.0)
 
     def new_stream(self) -> None:
         """Forget which issues the last stream read: an edit or a fix is picked up."""
         self._messages.clear()
+        self._relays.clear()
 
     async def message_for(self, issue_id: int) -> PreparedMessage | Exception:
         """Return (and remember for this stream) the issue's prepared message, or why it failed."""
         if issue_id not in self._messages:
+            # Read once per stream, like the content: a newsletter's new relay is picked up.
+            self._relays[issue_id] = await self.db(lambda s: newsletter_relay(s, issue_id))
             try:
                 self._messages[issue_id] = await self.prepared_issue(issue_id, test=False)
             except Exception as exc:
@@ -63,6 +67,10 @@ class MessageCache:
                 log.exception("issue %d could not be rendered", issue_id)
                 self._messages[issue_id] = exc
         return self._messages[issue_id]
+
+    def relay_for(self, issue_id: int) -> str | None:
+        """Return the relay the issue must go through (None: any relay of the pool)."""
+        return self._relays.get(issue_id)
 
     def build(self, claim: Claim, date: str) -> bytes:
         """Return one recipient's wire bytes (see compose.delivery_bytes)."""

@@ -43,6 +43,10 @@ class MessageSource(Protocol):
         """Return one recipient's wire bytes."""
         ...
 
+    def relay_for(self, issue_id: int) -> str | None:
+        """Return the relay the issue's newsletter names (None: any relay of the pool)."""
+        ...
+
     def envelope_sender(self, delivery_id: int) -> str:
         """Return MAIL FROM for a delivery."""
         ...

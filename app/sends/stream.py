@@ -60,6 +60,7 @@ async def transmit(
     stuffed: bool,
     gate: HandOver | None = None,
     observe: Observe = unobserved,
+    relay: str | None = None,
 ) -> SendResult:
     """Build one message and hand it to the relay; every failure becomes a result, not a raise."""
     try:
@@ -71,7 +72,7 @@ async def transmit(
     await limiter.acquire()
     try:
         started = time.perf_counter()
-        sent = await conn.send(sender, to, data, stuffed=stuffed, gate=gate)
+        sent = await conn.send(sender, to, data, stuffed=stuffed, gate=gate, relay=relay)
         return sent if sent.withheld else observe(sent, started)
     except Exception as exc:  # the body may have left: do not guess
         log.exception("mailer raised")
@@ -270,6 +271,7 @@ class DeliveryStream(HandOvers):
                 stuffed=True,
                 gate=gate,
                 observe=self.observe,
+                relay=m.relay_for(claim.issue_id),
             )
         finally:
             self._withhold({claim.delivery_id})  # refused or failed before it needed the gate
@@ -365,6 +367,13 @@ class DeliveryStream(HandOvers):
         except Exception:
             # Still ours; no longer renewed, the leases lapse into `unknown`. Never resent.
             log.exception("could not release %d rows", len(ids))
+        else:
+            # A row handed over whose content never left (the relay pool withheld it: its
+            # newsletter's relay cannot send) is back in the queue, its mark cleared: it no
+            # longer takes room in the window, or other sends' rows would wait for ever.
+            if self.exposed.intersection(ids):
+                self.exposed.difference_update(ids)
+                self._consider_commit()
         finally:
             # Either way the room they took in the window is free again.
             self.held.difference_update(ids)

@@ -1,4 +1,10 @@
-"""Bulk import of `email,name[,timezone]` CSV files, streamed in chunks (a million rows fit).
+"""Bulk import of `email,name[,timezone,tags,newsletters,attr.<name>…]` CSV, streamed in chunks.
+
+A million rows fit. The audience columns (app.audience.csv_columns): `tags` and `newsletters`
+separated by `;`, and one `attr.<name>` column per attribute. A row naming an unknown
+newsletter (or a bad tag or attribute) is rejected with its line; the others are imported.
+Tags and newsletters are only ever added: an import removes none, and never puts a reader back
+on a newsletter they left.
 
 A file is all or nothing: the caller commits once, after the last row, so a bad byte on line
 2,004 leaves no row of lines 2..2,003 behind. Each chunk is flushed and then let go of by the
@@ -20,6 +26,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.addresses import normalize_email
+from app.audience import csv_columns
+from app.audience.attributes import merge_attributes
 from app.csvsafe import restore
 from app.errors import InvalidInput
 from app.models import Subscriber, SubscriberStatus, Suppression
@@ -105,6 +113,14 @@ class _Row:
     email: str
     name: str
     timezone: str | None  # None: the cell was empty or there is no such column
+    tags: list[str] = field(default_factory=list)
+    newsletters: list[int] = field(default_factory=list)
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def audience(self) -> bool:
+        """Tell whether the row carries tags, newsletters or attributes."""
+        return bool(self.tags or self.newsletters or self.attributes)
 
 
 def _lines(file: IO[bytes] | IO[str]) -> Iterator[str]:
@@ -145,6 +161,9 @@ class _Columns:
     email: int
     name: int | None
     timezone: int | None
+    tags: int | None = None
+    newsletters: int | None = None
+    attributes: dict[str, int] = field(default_factory=dict)  # attribute name: column
 
 
 def _cell(cells: list[str], col: int | None) -> str:
@@ -166,7 +185,34 @@ def _header(file: IO[bytes] | IO[str]) -> tuple[Iterator[tuple[int, list[str]]],
     def col(name: str) -> int | None:
         return columns.index(name) if name in columns else None
 
-    return records, _Columns(columns.index("email"), col("name"), col("timezone"))
+    # Attribute names keep their case (`attr.Plan` is not `attr.plan`).
+    attributes: dict[str, int] = {}
+    for index, header in enumerate(first):
+        name = csv_columns.attribute_column(header.strip().lstrip(codecs.BOM_UTF8.decode()))
+        if name is not None:
+            attributes.setdefault(name, index)
+    return records, _Columns(
+        columns.index("email"),
+        col("name"),
+        col("timezone"),
+        col("tags"),
+        col("newsletters"),
+        attributes,
+    )
+
+
+def _audience(cells: list[str], cols: _Columns, slugs: dict[str, int]) -> dict[str, Any]:
+    """Return a row's tags, newsletters and attributes, or raise InvalidInput saying why."""
+    found: dict[str, Any] = {}
+    if cols.tags is not None:
+        found["tags"] = csv_columns.parse_tags(_cell(cells, cols.tags))
+    if cols.newsletters is not None:
+        found["newsletters"] = csv_columns.parse_newsletters(_cell(cells, cols.newsletters), slugs)
+    if cols.attributes:
+        found["attributes"] = csv_columns.parse_attributes(
+            {name: _cell(cells, i) for name, i in cols.attributes.items()}
+        )
+    return found
 
 
 def import_csv(
@@ -185,6 +231,7 @@ def import_csv(
     `on_progress` receives the number of data rows processed so far.
     """
     records, cols = _header(file)
+    slugs = csv_columns.newsletter_slugs(session) if cols.newsletters is not None else {}
     summary = ImportSummary()
     chunk: list[_Row] = []
     for number, cells in records:
@@ -196,10 +243,11 @@ def import_csv(
             email = normalize_email(raw_email)
             name = clean_name(_cell(cells, cols.name))
             zone = clean_timezone(_cell(cells, cols.timezone))
+            audience = _audience(cells, cols, slugs)
         except InvalidInput as exc:
             summary.reject(number, raw_email, exc.message)
             continue
-        chunk.append(_Row(number, raw_email, email, name, zone))
+        chunk.append(_Row(number, raw_email, email, name, zone, **audience))
         if len(chunk) >= chunk_size:
             _apply_chunk(session, chunk, summary, now, default_timezone)
             chunk = []
@@ -233,11 +281,19 @@ def _apply_chunk(
     existing = {
         s.email: s for s in session.scalars(select(Subscriber).where(Subscriber.email.in_(emails)))
     }
+    touched: list[tuple[Subscriber, _Row, bool]] = []  # (reader, row, counted as skipped)
+    fresh: list[Subscriber] = []
     for r in chunk:
         if hash_secret(r.email) in suppressed:
             summary.reject(r.number, r.raw_email, "suppressed")
             continue
         row = existing.get(r.email)
+        if row is not None and row.status in (SubscriberStatus.pending, SubscriberStatus.active):
+            try:  # bounded as on PATCH: a reader's attributes and the file's together
+                attributes = merge_attributes(row.attributes or {}, r.attributes)
+            except InvalidInput as exc:
+                summary.reject(r.number, r.raw_email, exc.message)
+                continue
         # The same address again in this file is named in the summary; it goes through the
         # branches below like any row, so the last row's name and time zone win.
         summary.repeat_of(r.number, r.email)
@@ -252,9 +308,12 @@ def _apply_chunk(
                 status_changed_at=now,
                 confirmed_at=now,
                 timezone=r.timezone or default_tz,
+                attributes=dict(r.attributes),
             )
             session.add(row)
             existing[r.email] = row  # a repeat later in the file counts as existing
+            fresh.append(row)
+            touched.append((row, r, False))
             summary.imported += 1
         elif row.status == SubscriberStatus.pending:
             # The editor vouches for consent by importing; finish the half-done sign-up.
@@ -264,18 +323,50 @@ def _apply_chunk(
             row.consent_source = "import"
             row.name = r.name or row.name
             row.timezone = r.timezone or row.timezone
+            row.attributes = attributes
+            touched.append((row, r, False))
             summary.updated += 1
-        elif row.status == SubscriberStatus.active and _changes(row, r):
+        elif row.status == SubscriberStatus.active:
+            changed = _changes(row, r) or attributes != (row.attributes or {})
             row.name = r.name or row.name
             row.timezone = r.timezone or row.timezone
-            summary.updated += 1
+            row.attributes = attributes
+            touched.append((row, r, not changed))
+            if changed:
+                summary.updated += 1
+            else:
+                summary.skipped_existing += 1
         else:
             # Never resubscribe someone who left, bounced or complained by importing them.
             summary.skipped_existing += 1
     session.flush()
+    _apply_audience(session, touched, {row.id for row in fresh}, summary, now)
     # Written to the transaction: the session need not hold a million objects until commit.
     for row in existing.values():
         session.expunge(row)
+
+
+def _apply_audience(
+    session: Session,
+    touched: list[tuple[Subscriber, _Row, bool]],
+    fresh: set[int],
+    summary: ImportSummary,
+    now: datetime,
+) -> None:
+    """Add the chunk's tags and newsletters (after the flush: new readers have ids now)."""
+    tags: dict[int, list[str]] = {}
+    newsletters: dict[int, list[int]] = {}
+    for row, r, _ in touched:
+        if r.tags:
+            tags.setdefault(row.id, []).extend(r.tags)
+        if r.newsletters:
+            newsletters.setdefault(row.id, []).extend(r.newsletters)
+    changed = csv_columns.add_tags(session, tags, now)
+    changed |= csv_columns.join_newsletters(session, newsletters, now, fresh=fresh)
+    # An active reader whose only news was a tag or a newsletter was updated after all.
+    moved = len({row.id for row, _, skipped in touched if skipped} & changed)
+    summary.skipped_existing -= moved
+    summary.updated += moved
 
 
 def _changes(row: Subscriber, r: _Row) -> bool:

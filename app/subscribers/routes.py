@@ -13,6 +13,7 @@ from app.models import DeliveryStatus, SubscriberStatus, utcnow
 from app.sends.schemas import DeliveryPageOut
 from app.sends.store.log import MAX_LIMIT, DeliveryPage
 from app.subscribers import service
+from app.subscribers.csv_export import export_csv
 from app.subscribers.csv_import import import_csv
 from app.subscribers.schemas import (
     ImportSummaryOut,
@@ -72,6 +73,20 @@ def import_subscribers(file: UploadFile, session: SessionDep, ctx: ContextDep) -
         session, file.file, now=utcnow(), default_timezone=ctx.settings.default_timezone
     )
     return ImportSummaryOut.model_validate(summary.as_dict())
+
+
+@router.get(
+    "/export.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+def export_subscribers(session: SessionDep) -> Response:
+    """Return every subscriber as CSV with tags, newsletters and attr.<name> columns."""
+    return Response(
+        export_csv(session),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="subscribers.csv"'},
+    )
 
 
 @router.get("/{subscriber_id}/deliveries", response_model=DeliveryPageOut)

@@ -91,6 +91,7 @@ class MailerConnection(Protocol):
         *,
         stuffed: bool = False,
         gate: HandOver | None = None,
+        relay: str | None = None,
     ) -> SendResult:
         """Send `data` (CRLF) to one recipient; never raises for SMTP trouble.
 
@@ -98,6 +99,8 @@ class MailerConnection(Protocol):
         (PreparedMessage.fill_wire), so it goes on the wire as it is.
         gate: resolved True once the row is handed over (committed), False if it may not be
         sent; no byte of the content is written before it says True.
+        relay: the only relay this message may go through (a newsletter's choice); a single
+        connection has one relay and ignores it, the relay pool keeps to it.
         """
         ...
 
@@ -198,6 +201,7 @@ class SMTPConnection:
         *,
         stuffed: bool = False,
         gate: HandOver | None = None,
+        relay: str | None = None,
     ) -> SendResult:
         """Run one SMTP transaction and classify its outcome.
 
@@ -450,6 +454,7 @@ class CaptureConnection:
         *,
         stuffed: bool = False,
         gate: HandOver | None = None,
+        relay: str | None = None,
     ) -> SendResult:
         """Write the message to `<Message-ID>.eml` (atomically) and report it sent."""
         if gate is not None and not await gate.wait():

@@ -14,6 +14,12 @@ once a rest ends or the UTC day (and so the quota) turns.
 
 One relay without parameters is "plain": results pass through untouched, exactly as before
 (the send's own watch pauses it); the pool only counts its messages for GET /relays.
+
+A newsletter may name its relay: its messages go through that relay alone. When that relay
+cannot take one (resting, over quota, or no longer configured), the pool does not fall back to
+a relay the editor did not choose: it pauses that newsletter's sends with a reason naming the
+relay and why, and resumes them by itself once that relay can send again (its rest ends, or
+the UTC day turns). The other sends go on.
 """
 
 from __future__ import annotations
@@ -49,8 +55,8 @@ SYNC_EVERY = 2.0  # seconds between two looks at what other workers know of the 
 _THROTTLE = re.compile(r"(?:^|: )421\b|\b4\.7\.\d{1,3}\b")
 
 
-def _today() -> date:
-    return datetime.now(UTC).date()
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _wall(at: float) -> datetime:
@@ -61,7 +67,7 @@ def _wall(at: float) -> datetime:
 class Relay:
     """One relay's mailer and what this process knows of it."""
 
-    def __init__(self, spec: RelaySpec, mailer: SMTPMailer) -> None:
+    def __init__(self, spec: RelaySpec, mailer: SMTPMailer, today: date) -> None:
         self.spec = spec
         self.mailer = mailer
         self.name = spec.name
@@ -70,7 +76,7 @@ class Relay:
         self.failures = 0  # in a row
         self.last_error: str | None = None
         self.over_day: date | None = None  # the UTC day its quota ran out
-        self.quota_day = _today()
+        self.quota_day = today
         self.left = 0  # quota reserved in the database and not used yet
         self.counted = 0  # messages of relays without a quota, not yet added to the day
         self.slots: deque[float] = deque()  # rate slots reserved, epoch seconds
@@ -111,12 +117,17 @@ class RelayPool:
         engine: Engine | None = None,
         database_url: str = "",
         observer: RelayObserver | None = None,
+        clock: Callable[[], datetime] = _now,
     ) -> None:
         # Metrics live above the send core: they are handed in (a bare pool counts nothing).
         self.observer = observer or RelayObserver()
+        # What UTC day it is for the daily quotas (tests set it to cross midnight).
+        self.clock = clock
         self.relays = [
-            Relay(s, SMTPMailer(s.url, timeout=timeout, max_idle=max_idle)) for s in specs
+            Relay(s, SMTPMailer(s.url, timeout=timeout, max_idle=max_idle), self._today())
+            for s in specs
         ]
+        self.by_name = {r.name: r for r in self.relays}
         self.plain = len(specs) == 1 and specs[0].plain
         self.rest_seconds = rest_seconds
         self._engine = engine
@@ -125,7 +136,12 @@ class RelayPool:
         self._borrowed = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_sync = 0.0
+        self._synced_day: date | None = None
         self._pause_lock = asyncio.Lock()
+
+    def _today(self) -> date:
+        """Return the UTC day the quotas count."""
+        return self.clock().astimezone(UTC).date()
 
     # The Mailer protocol ---------------------------------------------------------------------
 
@@ -133,8 +149,11 @@ class RelayPool:
     async def connection(self) -> AsyncIterator[MailerConnection]:
         """Borrow a connection over the relays; the pool syncs now and then as they are taken."""
         self._borrowed += 1
-        if time.monotonic() >= self._next_sync and not self.plain:
+        # At once when the UTC day turned: sends paused over quota resume at midnight.
+        turned = self._synced_day != self._today()
+        if (turned or time.monotonic() >= self._next_sync) and not self.plain:
             self._next_sync = time.monotonic() + SYNC_EVERY
+            self._synced_day = self._today()
             self._background(self._sync())
         conn = PooledConnection(self)
         try:
@@ -157,14 +176,23 @@ class RelayPool:
 
     # Picking ---------------------------------------------------------------------------------
 
-    async def pick(self, tried: set[str]) -> Relay | None:
-        """Return the next relay by weight that may take a message (quota taken), or None."""
+    async def pick(self, tried: set[str], only: str | None = None) -> Relay | None:
+        """Return the next relay by weight that may take a message (quota taken), or None.
+
+        only: the one relay allowed (a newsletter's choice); None when it cannot send now.
+        """
         if self.plain:
             relay = self.relays[0]
+            if only is not None and (only != relay.name or only in tried):
+                return None
             relay.counted += 1
             return relay
-        now, today = time.monotonic(), _today()
-        candidates = [r for r in self.relays if r.name not in tried and r.usable(now, today)]
+        now, today = time.monotonic(), self._today()
+        candidates = [
+            r
+            for r in self.relays
+            if r.name not in tried and r.usable(now, today) and only in (None, r.name)
+        ]
         while candidates:
             total = sum(r.spec.weight for r in candidates)
             for r in candidates:
@@ -202,7 +230,7 @@ class RelayPool:
 
     def _untake(self, relay: Relay) -> None:
         """Give back the unit of quota of a message that never left."""
-        if relay.spec.daily and relay.quota_day == _today():
+        if relay.spec.daily and relay.quota_day == self._today():
             relay.left += 1
         elif not relay.spec.daily:
             relay.counted -= 1
@@ -262,13 +290,32 @@ class RelayPool:
 
     async def all_down(self) -> SendResult:
         """Pause every send in progress, naming each relay and why; the message goes back."""
-        now, today = time.monotonic(), _today()
+        now, today = time.monotonic(), self._today()
         why = "; ".join(f"{r.name}: {r.why_not(now, today)}" for r in self.relays)
         reason = f"{store.PAUSE_PREFIX}: {why}"[:500]
         async with self._pause_lock:
             # Every time, not once: a send may have been resumed since (the update is cheap,
             # and finds nothing to do when everything is paused already).
             paused = await self.db(lambda c: store.pause_sending(c, reason))
+            if paused:
+                log.warning("sends %s %s", paused, reason)
+        return SendResult(Outcome.retry, reason[:300], withheld=True, before_data=True)
+
+    async def pinned_down(self, name: str) -> SendResult:
+        """Pause the sends of newsletters that chose this relay, saying why; the message goes back.
+
+        No fallback to another relay: the editor chose this one (for its reputation, its
+        contract, its region). The pool resumes these sends once it can send again.
+        """
+        relay = self.by_name.get(name)
+        if relay is None:
+            names = ", ".join(self.by_name)
+            why = f"it is not configured (MORNINGPOST_SMTP_URL names {names})"
+        else:
+            why = relay.why_not(time.monotonic(), self._today())
+        reason = f"{store.pinned_prefix(name)}: {why}"[:500]
+        async with self._pause_lock:
+            paused = await self.db(lambda c: store.pause_pinned(c, name, reason))
             if paused:
                 log.warning("sends %s %s", paused, reason)
         return SendResult(Outcome.retry, reason[:300], withheld=True, before_data=True)
@@ -322,12 +369,12 @@ class RelayPool:
                     await self._give_back(relay)
             elif relay.counted > 0:
                 n, relay.counted = relay.counted, 0
-                today = _today()
+                today = self._today()
                 await self.db(partial(store.count_usage, relay=relay.name, day=today, n=n))
 
     async def _sync(self) -> None:
         """Learn other workers' rests and used-up quotas; resume sends once a relay can send."""
-        today, now = _today(), datetime.now(UTC)
+        today, now = self._today(), datetime.now(UTC)
         lines = await self.db(
             lambda c: store.relay_lines(c, [r.spec for r in self.relays], today, now)
         )
@@ -339,10 +386,15 @@ class RelayPool:
                 relay.last_error = line.last_error or relay.last_error
             if line.state == "over quota" and relay.left <= 0:
                 relay.over_day = today
-        if any(r.usable(mono, today) for r in self.relays):
+        usable = [r.name for r in self.relays if r.usable(mono, today)]
+        if usable:
             resumed = await self.db(store.resume_relay_paused)
             if resumed:
                 log.warning("sends %s resumed: a relay can send again", resumed)
+            # Sends kept to one relay resume only when that very relay can send.
+            pinned = await self.db(lambda c: store.resume_pinned(c, usable))
+            if pinned:
+                log.warning("sends %s resumed: their relay can send again", pinned)
 
 
 class PooledConnection:
@@ -373,17 +425,22 @@ class PooledConnection:
         *,
         stuffed: bool = False,
         gate: HandOver | None = None,
+        relay: str | None = None,
     ) -> SendResult:
-        """Send over the next relay; one that fails before the content goes hands it on."""
+        """Send over the next relay; one that fails before the content goes hands it on.
+
+        relay: the only relay allowed (a newsletter's choice); when it cannot send, that
+        newsletter's sends pause (no fallback).
+        """
         pool = self.pool
         tried: set[str] = set()
         while True:
-            relay = await pool.pick(tried)
-            if relay is None:
-                return await pool.all_down()
-            conn = await self._conn(relay)
-            await pool.slot(relay)
+            chosen = await pool.pick(tried, relay)
+            if chosen is None:
+                return await (pool.all_down() if relay is None else pool.pinned_down(relay))
+            conn = await self._conn(chosen)
+            await pool.slot(chosen)
             res = await conn.send(sender, recipient, data, stuffed=stuffed, gate=gate)
-            if not pool.settle(relay, res):
+            if not pool.settle(chosen, res):
                 return res
-            tried.add(relay.name)  # rested; nothing of this message left: the next one tries
+            tried.add(chosen.name)  # rested; nothing of this message left: the next one tries

@@ -134,3 +134,12 @@ def reader_newsletter_fields(
         ).all()
     several = _several(session)
     return [{**row._mapping, "several": several} for row in rows]
+
+
+def newsletter_relay(session: Session, issue_id: int) -> str | None:
+    """Return the relay the issue's newsletter names (None: the pool spreads it)."""
+    return session.scalar(
+        select(Newsletter.relay)
+        .join(Issue, Issue.newsletter_id == Newsletter.id)
+        .where(Issue.id == issue_id)
+    )

@@ -16,12 +16,18 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from app.models import Issue, IssueStatus, RelayState, RelayUsage, utcnow
+from app.models import Issue, IssueStatus, Newsletter, RelayState, RelayUsage, utcnow
 from app.relay_config import RelaySpec
 
 # Sends paused because no relay could take a message start with this, so the relay pool can
 # resume them by itself (and never a send an editor paused).
 PAUSE_PREFIX = "paused: no relay can send now"
+
+
+def pinned_prefix(relay: str) -> str:
+    """Return how a send paused because its newsletter's own relay cannot send begins."""
+    # Never starts with PAUSE_PREFIX: another relay coming back must not resume it.
+    return f"paused: relay {relay} cannot send now"
 
 
 def _insert_ignore(conn: Connection, model: Any, values: dict[str, Any]) -> None:
@@ -193,3 +199,37 @@ def relay_report(conn: Connection, specs: list[RelaySpec]) -> list[RelayLine]:
     """Return the relay table as of now (today is the UTC day)."""
     now = utcnow()
     return relay_lines(conn, specs, now.date(), now)
+
+
+def _pinned_to(relay: str) -> Any:
+    """Return the condition on Issue of belonging to a newsletter that chose this relay."""
+    return Issue.newsletter_id.in_(select(Newsletter.id).where(Newsletter.relay == relay))
+
+
+def pause_pinned(conn: Connection, relay: str, reason: str) -> list[int]:
+    """Pause the sends in progress of newsletters kept to `relay`; return their ids."""
+    rows = conn.execute(
+        update(Issue)
+        .where(Issue.status == IssueStatus.sending, _pinned_to(relay))
+        .values(status=IssueStatus.paused, pause_reason=reason[:500])
+        .returning(Issue.id)
+    )
+    return [int(i) for (i,) in rows]
+
+
+def resume_pinned(conn: Connection, relays: list[str]) -> list[int]:
+    """Resume the sends paused because their own relay could not send, for these relays."""
+    resumed: list[int] = []
+    for relay in relays:
+        rows = conn.execute(
+            update(Issue)
+            .where(
+                Issue.status == IssueStatus.paused,
+                # autoescape: a relay name may hold "_", a LIKE wildcard.
+                Issue.pause_reason.startswith(pinned_prefix(relay) + ":", autoescape=True),
+            )
+            .values(status=IssueStatus.sending, pause_reason=None, alert=None)
+            .returning(Issue.id)
+        )
+        resumed += [int(i) for (i,) in rows]
+    return resumed
