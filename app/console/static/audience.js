@@ -70,3 +70,14 @@ document.querySelectorAll("select[data-autosubmit]").forEach((select) => {
   if (newsletter) newsletter.addEventListener("change", ask);
   if (filter.value.trim()) ask();
 })();
+
+// On the issue page: choosing a segment or typing a filter picks that audience's radio, so
+// the send never silently goes to everyone after the editor chose someone narrower.
+document.querySelectorAll("[data-picks]").forEach((input) => {
+  const radio = document.querySelector(`input[type=radio][name=audience][value="${input.getAttribute("data-picks")}"]`);
+  if (!radio) return;
+  const pick = () => { radio.checked = true; };
+  input.addEventListener("change", pick);
+  input.addEventListener("input", pick);
+  input.addEventListener("focus", pick);
+});
