@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -460,3 +461,32 @@ def test_a_segment_of_another_newsletter_is_refused_for_an_issue(
         params={"audience": "segment", "segment": str(segment_id)},
     )
     assert refused.status_code == 422 and "another newsletter" in refused.text
+
+
+def test_confirmations_count_only_the_issue_s_newsletter(
+    ctx: Context, client: TestClient, editor: dict[str, str]
+) -> None:
+    """Everyone, at once or at their local time, means everyone who takes this newsletter."""
+    csrf = _signed_in(ctx, client)
+    weekend = client.post(
+        "/newsletters", json={"slug": "weekend", "name": "Weekend"}, headers=editor
+    )
+    ids = add_subscribers(ctx, 9)
+    with session_scope(ctx.sessions) as session:
+        for sid in ids[:4]:
+            set_subscription(
+                session, sid, weekend.json()["id"], SubscriptionStatus.active, utcnow()
+            )
+    issue = new_issue(client, editor, newsletter="weekend")
+    tomorrow = (utcnow().date() + timedelta(days=1)).isoformat()
+    local = client.get(
+        f"/editor/issues/{issue['id']}/send-local",
+        params={"local_time": "06:00", "local_date": tomorrow},
+    )
+    assert "Send to 4 readers at their time" in local.text
+    assert (
+        "<strong data-recipients>4</strong>"
+        in client.get(f"/editor/issues/{issue['id']}/send").text
+    )
+    _send_via_console(ctx, client, csrf, issue["id"], {"audience": "everyone"})
+    assert _frozen(ctx, issue["id"]) == set(ids[:4])
