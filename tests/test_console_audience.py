@@ -490,3 +490,16 @@ def test_confirmations_count_only_the_issue_s_newsletter(
     )
     _send_via_console(ctx, client, csrf, issue["id"], {"audience": "everyone"})
     assert _frozen(ctx, issue["id"]) == set(ids[:4])
+
+
+def test_a_sent_issue_s_page_names_the_filter_it_went_to(
+    ctx: Context, client: TestClient, editor: dict[str, str]
+) -> None:
+    csrf = _signed_in(ctx, client)
+    add_subscribers(ctx, 3)
+    issue = new_issue(client, editor)
+    typed = 'attr.company = "<b>x</b>" or not tag:vip'
+    _send_via_console(ctx, client, csrf, issue["id"], {"audience": "filter", "filter": typed})
+    page = client.get(f"/editor/issues/{issue['id']}").text
+    assert "to readers matching <code" in page
+    assert "attr.company = &#34;&lt;b&gt;x&lt;/b&gt;&#34; or not tag:vip" in page
