@@ -503,3 +503,25 @@ def test_a_sent_issue_s_page_names_the_filter_it_went_to(
     page = client.get(f"/editor/issues/{issue['id']}").text
     assert "to readers matching <code" in page
     assert "attr.company = &#34;&lt;b&gt;x&lt;/b&gt;&#34; or not tag:vip" in page
+
+
+def test_an_autosaved_new_draft_lands_in_the_newsletter_chosen_on_its_form(
+    ctx: Context, client: TestClient, editor: dict[str, str]
+) -> None:
+    csrf = _signed_in(ctx, client)
+    assert 'id="switch-newsletter"' not in client.get("/editor/issues").text  # one newsletter
+    client.post("/newsletters", json={"slug": "weekend", "name": "Weekend"}, headers=editor)
+    assert 'id="switch-newsletter"' in client.get("/editor/issues").text
+    markdown = "---\nsubject: Autosaved Saturday\n---\n## Lead {lead}\nHello.\n"
+    saved = client.post(
+        "/editor/issues/autosave",
+        data={"markdown": markdown, "newsletter": "weekend"},
+        headers={"X-CSRF-Token": csrf, "Accept": "application/json"},
+    )
+    assert saved.status_code == 200 and saved.json()["saved"] is True
+    with session_scope(ctx.sessions) as session:
+        issue = session.scalar(select(Issue).where(Issue.subject == "Autosaved Saturday"))
+        assert issue is not None
+        assert issue.newsletter_id == session.scalar(
+            select(Newsletter.id).where(Newsletter.slug == "weekend")
+        )
