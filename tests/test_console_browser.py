@@ -131,7 +131,7 @@ def test_editor_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) 
 
         # Send now, after a confirmation that states the number of recipients.
         page.goto(issue_url)
-        page.get_by_role("link", name="Send now…").click()
+        page.get_by_role("button", name="Send now…").click()
         expect(page.get_by_text(f"{READERS} readers").first).to_be_visible()
         _shoot(page, "10-issue-send-confirm")
         page.get_by_role("button", name=f"Send to {READERS} readers").click()

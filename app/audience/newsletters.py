@@ -459,3 +459,20 @@ def audience_and(newsletter_id: int, extra: ColumnElement[bool] | None) -> Colum
     """Return the readers of a newsletter, narrowed by `extra` (a segment's condition)."""
     base = readers_of(newsletter_id)
     return base if extra is None else and_(base, extra)
+
+
+def field_errors(data: dict[str, Any]) -> dict[str, str]:
+    """Return {field: message} for each given field the checks above would refuse."""
+    errors: dict[str, str] = {}
+    for field in TEXT_FIELDS:
+        if field in data:
+            try:
+                _clean(field, data[field])
+            except InvalidInput as exc:
+                errors[field] = exc.message
+    if "slug" in data:
+        try:
+            _clean_slug(data["slug"])
+        except InvalidInput as exc:
+            errors["slug"] = exc.message
+    return errors

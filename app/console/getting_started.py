@@ -8,7 +8,14 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.models import Issue, OutboxKind, OutboxMessage, Subscriber
+from app.models import (
+    DEFAULT_NEWSLETTER_ID,
+    Issue,
+    Newsletter,
+    OutboxKind,
+    OutboxMessage,
+    Subscriber,
+)
 
 
 @dataclass(frozen=True)
@@ -24,18 +31,24 @@ class Step:
 
 def checklist(session: Session, settings: Settings) -> list[Step]:
     """Return the steps to a first send; the dashboard shows them until all are done."""
-    sender_set = bool(settings.from_address) and bool(settings.postal_address)
+    # Set in the default newsletter's own settings or in the environment: either counts.
+    default = session.get(Newsletter, DEFAULT_NEWSLETTER_ID)
+    own_from = default.from_address if default else None
+    own_postal = default.postal_address if default else None
+    sender_set = bool(own_from or settings.from_address) and bool(
+        own_postal or settings.postal_address
+    )
     has_readers = bool(session.scalar(select(exists().where(Subscriber.id.is_not(None)))))
     first_issue = session.scalar(select(Issue.id).order_by(Issue.id).limit(1))
     tested = bool(session.scalar(select(exists().where(OutboxMessage.kind == OutboxKind.test))))
     return [
         Step(
             "Set who it is from and your postal address",
-            "MORNINGPOST_FROM and MORNINGPOST_POSTAL_ADDRESS: replies reach you, and the "
-            "footer carries the address the law asks for.",
+            "In the newsletter's settings (or MORNINGPOST_FROM and MORNINGPOST_POSTAL_ADDRESS): "
+            "replies reach you, and the footer carries the address the law asks for.",
             sender_set,
-            "/editor/settings",
-            "See the settings",
+            f"/editor/newsletters/{DEFAULT_NEWSLETTER_ID}",
+            "Set them",
         ),
         Step(
             "Add your readers",

@@ -30,11 +30,16 @@ class LocalPlan:
 
 
 def local_plan(
-    session: Session, wall: time, day: date, default_zone: str, now: datetime
+    session: Session,
+    wall: time,
+    day: date,
+    default_zone: str,
+    now: datetime,
+    newsletter_id: int | None = None,
 ) -> LocalPlan:
     """Return who gets a local-time send at once and who later, from the same rules as the send."""
     moments = local_moments(session, wall, day, default_zone)
-    counts = recipients_by_zone(session, now)
+    counts = recipients_by_zone(session, now, newsletter_id)
     zones = sorted(
         ((zone, n, moments.get(zone, now)) for zone, n in counts.items()),
         key=lambda z: (z[2], z[0]),

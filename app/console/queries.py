@@ -6,10 +6,11 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.addresses import normalize_email
+from app.audience.segments import count_matching, send_audience
 from app.csvsafe import csv_writer
 from app.errors import InvalidInput
 from app.models import (
@@ -18,9 +19,9 @@ from app.models import (
     Issue,
     IssueStatus,
     Subscriber,
-    SubscriberStatus,
     Suppression,
 )
+from app.sends.store.ledger import eligible_readers
 from app.sends.store.log import delivery_page
 from app.subscribers.service import parse_cursor
 from app.tokens import hash_secret
@@ -41,37 +42,48 @@ class RecipientRow:
     updated_at: datetime
 
 
-def _receives(now: datetime) -> list[ColumnElement[bool]]:
-    # The same conditions as the ledger's freeze_recipients, so a confirmation page states the
-    # number the send will freeze (give or take sign-ups in between).
-    suppressed = exists().where(Suppression.email_hash == Subscriber.email_hash)
-    return [
-        Subscriber.status == SubscriberStatus.active,
-        or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now),
-        ~suppressed,
-    ]
+def _receives(
+    now: datetime, newsletter_id: int | None, audience_filter: str | None = None
+) -> ColumnElement[bool]:
+    # The very condition a send freezes (the ledger's eligibility, the issues layer's audience),
+    # so a count shown here is the number a send started now freezes.
+    return and_(eligible_readers(now), send_audience(audience_filter, now, newsletter_id))
 
 
-def count_recipients(session: Session, now: datetime) -> int:
-    """Count who a send started now would go to: active, not paused, not suppressed."""
-    return int(
-        session.scalar(select(func.count()).select_from(Subscriber).where(*_receives(now))) or 0
-    )
+def count_recipients(
+    session: Session,
+    now: datetime,
+    newsletter_id: int | None = None,
+    audience_filter: str | None = None,
+) -> int:
+    """Count who a send started now would go to (of a newsletter, matching a filter): active,
+    not paused, not suppressed."""
+    return count_matching(session, _receives(now, newsletter_id, audience_filter))
 
 
-def recipients_by_zone(session: Session, now: datetime) -> dict[str, int]:
+def recipients_by_zone(
+    session: Session, now: datetime, newsletter_id: int | None = None
+) -> dict[str, int]:
     """Count who a send started now would go to, per time zone (for a local-time send)."""
     rows = session.execute(
         select(Subscriber.timezone, func.count())
-        .where(*_receives(now))
+        .where(_receives(now, newsletter_id))
         .group_by(Subscriber.timezone)
     ).all()
     return {str(zone): int(n) for zone, n in rows}
 
 
-def issues_in(session: Session, statuses: tuple[IssueStatus, ...], limit: int = 20) -> list[Issue]:
-    """Return issues in these statuses: scheduled ones by send time, others newest first."""
+def issues_in(
+    session: Session,
+    statuses: tuple[IssueStatus, ...],
+    limit: int = 20,
+    newsletter_id: int | None = None,
+) -> list[Issue]:
+    """Return issues in these statuses (of a newsletter): scheduled ones by send time, others
+    newest first."""
     query = select(Issue).where(Issue.status.in_(statuses), Issue.automation.is_(None)).limit(limit)
+    if newsletter_id is not None:
+        query = query.where(Issue.newsletter_id == newsletter_id)
     if statuses == (IssueStatus.scheduled,):
         query = query.order_by(Issue.send_at, Issue.id)
     else:
@@ -172,10 +184,18 @@ ISSUES_PAGE = 200
 
 
 def find_issues(
-    session: Session, *, q: str = "", status: str = "", limit: int = ISSUES_PAGE
+    session: Session,
+    *,
+    q: str = "",
+    status: str = "",
+    limit: int = ISSUES_PAGE,
+    newsletter_id: int | None = None,
 ) -> list[Issue]:
-    """Return issues newest first, matching words of the subject or slug and a status."""
+    """Return issues newest first, matching words of the subject or slug, a status and a
+    newsletter."""
     query = select(Issue).order_by(Issue.id.desc()).limit(limit)
+    if newsletter_id is not None:
+        query = query.where(Issue.newsletter_id == newsletter_id)
     if status:
         if status not in IssueStatus.__members__:
             raise InvalidInput(f"Unknown status {status!r}.")

@@ -7,10 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from app.audience import newsletters
 from app.automations import abtests
 from app.console import settings_view
 from app.console.getting_started import checklist
 from app.console.live_results import PER_PAGE, PER_PAGE_MAX, read_results, snapshot
+from app.console.newsletter_choice import switcher
 from app.console.queries import count_recipients, issues_in
 from app.console.web import (
     PREFIX,
@@ -38,23 +40,39 @@ FINISHED = (IssueStatus.sent, IssueStatus.cancelled)
 
 
 @router.get("/")
-def dashboard(request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep) -> Response:
-    """Show the first steps, scheduled sends, sends in progress and the last finished ones."""
-    running = [(i, service.stats(session, i.id)) for i in issues_in(session, IN_PROGRESS)]
-    finished = [(i, service.stats(session, i.id)) for i in issues_in(session, FINISHED, 5)]
+def dashboard(
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+    _: EditorDep,
+    newsletter: Annotated[str, Query(max_length=80)] = "",
+) -> Response:
+    """Show the first steps, scheduled sends, sends in progress and the last finished ones
+    (of the chosen newsletter)."""
+    menu = switcher(session, ctx.settings, request.url.path, newsletter)
+    nid = menu.chosen_id
+    running = [
+        (i, service.stats(session, i.id))
+        for i in issues_in(session, IN_PROGRESS, newsletter_id=nid)
+    ]
+    finished = [
+        (i, service.stats(session, i.id))
+        for i in issues_in(session, FINISHED, 5, newsletter_id=nid)
+    ]
     steps = checklist(session, ctx.settings)
     return render(
         request,
         "dashboard.html",
         section="dashboard",
+        switcher=menu,
         steps=steps if not all(s.done for s in steps) else [],
         steps_done=sum(s.done for s in steps),
         last=finished[0] if finished else None,
-        scheduled=issues_in(session, (IssueStatus.scheduled,)),
+        scheduled=issues_in(session, (IssueStatus.scheduled,), newsletter_id=nid),
         running=running,
         finished=finished,
-        drafts=issues_in(session, (IssueStatus.draft,), 5),
-        audience=count_recipients(session, utcnow()),
+        drafts=issues_in(session, (IssueStatus.draft,), 5, newsletter_id=nid),
+        audience=count_recipients(session, utcnow(), nid),
     )
 
 
@@ -160,4 +178,5 @@ def results_live(
 def settings_page(request: Request, ctx: ContextDep, session: SessionDep, _: EditorDep) -> Response:
     """Show the sending identity, DNS records, provider webhooks and which defaults are in use."""
     view = settings_view.describe(ctx.settings, last_events(session))
-    return render(request, "settings.html", section="settings", view=view)
+    heads = [newsletters.masthead(n, ctx.settings) for n in newsletters.list_newsletters(session)]
+    return render(request, "settings.html", section="settings", view=view, newsletters=heads)

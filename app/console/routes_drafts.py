@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.console.kept_text import MARKDOWN_MAX
+from app.console.newsletter_choice import into
 from app.console.web import (
     PREFIX,
     ConsoleRoute,
@@ -56,10 +57,12 @@ def autosave_new(
     ctx: ContextDep,
     editor: EditorDep,
     markdown: Annotated[str, Form(max_length=MARKDOWN_MAX)] = "",
+    newsletter: Annotated[str, Form(max_length=80)] = "",
 ) -> JSONResponse:
     """Create the draft from the first text that reads as an issue (the browser keeps the rest)."""
     try:
-        issue = service.create_issue(session, parse_issue_markdown(markdown), ctx.renderer)
+        data = into(parse_issue_markdown(markdown), newsletter)
+        issue = service.create_issue(session, data, ctx.renderer)
     except DomainError as exc:
         session.rollback()
         return JSONResponse({"saved": False, "applied": False, "problem": exc.message})

@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from app.console import block_form
+from app.console.audience_choice import segments_for
 from app.console.kept_text import MARKDOWN_MAX
+from app.console.newsletter_choice import into, switcher
 from app.console.preflight_view import checklist
 from app.console.queries import find_issues
 from app.console.web import (
@@ -90,16 +92,20 @@ def _notice(request: Request) -> str | None:
 def issue_list(
     request: Request,
     session: SessionDep,
+    ctx: ContextDep,
     _: EditorDep,
     q: Annotated[str, Query(max_length=200)] = "",
     status: Annotated[str, Query(max_length=16)] = "",
+    newsletter: Annotated[str, Query(max_length=80)] = "",
 ) -> Response:
-    """List issues newest first, with their masthead date and slug; search and filter."""
-    issues = find_issues(session, q=q, status=status)
+    """List issues newest first (of the chosen newsletter), with date and slug; search, filter."""
+    menu = switcher(session, ctx.settings, request.url.path, newsletter)
+    issues = find_issues(session, q=q, status=status, newsletter_id=menu.chosen_id)
     return render(
         request,
         "issues.html",
         section="issues",
+        switcher=menu,
         issues=issues,
         dates={i.id: issue_date_text(i.blocks) for i in issues},
         q=q,
@@ -117,8 +123,10 @@ UNSAVED_REVISION = "A revision's text, back in the form: it saves as you type or
 def new_issue(
     request: Request,
     session: SessionDep,
+    ctx: ContextDep,
     _: EditorDep,
     revision: Annotated[int | None, Query()] = None,
+    newsletter: Annotated[str, Query(max_length=80)] = "",
 ) -> Response:
     """Show an empty Markdown editor with a small sample (or text kept when a session ended)."""
     markdown, notice = NEW_ISSUE, None
@@ -128,6 +136,7 @@ def new_issue(
         request,
         "issue_edit.html",
         section="issues",
+        switcher=switcher(session, ctx.settings, request.url.path, newsletter),
         issue=None,
         markdown=markdown,
         error=None,
@@ -143,10 +152,12 @@ def create_issue(
     ctx: ContextDep,
     editor: EditorDep,
     markdown: Annotated[str, Form(max_length=MARKDOWN_MAX)] = "",
+    newsletter: Annotated[str, Form(max_length=80)] = "",
 ) -> Response:
     """Create a draft from the Markdown text; a mistake comes back with the line named."""
     try:
-        issue = service.create_issue(session, parse_issue_markdown(markdown), ctx.renderer)
+        data = into(parse_issue_markdown(markdown), newsletter)
+        issue = service.create_issue(session, data, ctx.renderer)
         record_revision(session, issue.id, editor.editor_id, markdown, "save", utcnow())
     except DomainError as exc:
         session.rollback()
@@ -155,6 +166,7 @@ def create_issue(
             "issue_edit.html",
             status_code=exc.status,
             section="issues",
+            switcher=switcher(session, ctx.settings, f"{PREFIX}/issues/new", newsletter),
             issue=None,
             markdown=markdown,
             error=exc.message,
@@ -212,6 +224,7 @@ def issue_page(
     issue = _issue_or_404(session, issue_id)
     findings = service.pre_send_check(ctx.renderer, issue)
     stats = service.stats(session, issue_id) if issue.status != IssueStatus.draft else None
+    sendable = issue.status in (IssueStatus.draft, IssueStatus.scheduled)
     return render(
         request,
         "issue.html",
@@ -225,6 +238,8 @@ def issue_page(
         error=error,
         now=utcnow(),
         one_day=timedelta(days=1),
+        segments=segments_for(session, issue) if sendable else [],
+        newsletter_of_issue=service.issue_masthead(session, ctx.renderer, issue).name,
     )
 
 

@@ -6,7 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
+from app.audience import tags
+from app.console.attribute_form import KINDS, kind_of
+from app.console.newsletter_choice import reader_newsletters
 from app.console.queries import (
     SUBSCRIBER_SORTS,
     find_suppression,
@@ -32,6 +36,8 @@ router = APIRouter(
 NOTICES = {
     "added": "The subscriber is added.",
     "saved": "The changes are saved.",
+    "tagged": "The tags are saved.",
+    "attribute": "The attribute is saved.",
     "erased": "The subscriber's data is erased; the address stays suppressed.",
     "suppressed": "The address is on the suppression list.",
     "lifted": "The suppression is lifted; the address can sign up again.",
@@ -166,23 +172,44 @@ def export_subscribers(session: SessionDep, _: EditorDep) -> Response:
     return _csv_response(subscribers_csv(session), "subscribers.csv")
 
 
+def reader_page(
+    request: Request,
+    session: Session,
+    subscriber_id: int,
+    *,
+    form: dict[str, str] | None = None,
+    error: str | None = None,
+    status: int = 200,
+    attribute_form: dict[str, str] | None = None,
+) -> Response:
+    """Render one reader's page: the edit form, tags, attributes, newsletters, deliveries."""
+    row = subscribers.get_subscriber(session, subscriber_id)
+    if form is None:
+        form = {"email": row.email, "name": row.name, "status": row.status}
+    return render(
+        request,
+        "subscriber_form.html",
+        status_code=status,
+        section="subscribers",
+        row=row,
+        form=form,
+        error=error,
+        notice=_notice(request) if error is None else None,
+        deliveries=subscriber_deliveries(session, subscriber_id),
+        tags=tags.tags_of(session, subscriber_id),
+        attributes=[(k, v, kind_of(v)) for k, v in sorted((row.attributes or {}).items())],
+        subscriptions=reader_newsletters(session, request.app.state.ctx.settings, subscriber_id),
+        attribute_form=attribute_form or {"type": "string"},
+        kinds=KINDS,
+    )
+
+
 @router.get("/subscribers/{subscriber_id}")
 def subscriber_edit(
     subscriber_id: int, request: Request, session: SessionDep, _: EditorDep
 ) -> Response:
-    """Show one subscriber with the edit form."""
-    row = subscribers.get_subscriber(session, subscriber_id)
-    form = {"email": row.email, "name": row.name, "status": row.status}
-    return render(
-        request,
-        "subscriber_form.html",
-        section="subscribers",
-        row=row,
-        form=form,
-        error=None,
-        notice=_notice(request),
-        deliveries=subscriber_deliveries(session, subscriber_id),
-    )
+    """Show one subscriber with the edit form, their tags, attributes and newsletters."""
+    return reader_page(request, session, subscriber_id)
 
 
 @router.post("/subscribers/{subscriber_id}")
@@ -205,16 +232,13 @@ def subscriber_save(
     except (DomainError, ValueError) as exc:
         session.rollback()
         message = exc.message if isinstance(exc, DomainError) else "Unknown status."
-        row = subscribers.get_subscriber(session, subscriber_id)
-        return render(
+        return reader_page(
             request,
-            "subscriber_form.html",
-            status_code=getattr(exc, "status", 422),
-            section="subscribers",
-            row=row,
+            session,
+            subscriber_id,
             form={"email": email, "name": name, "status": status},
             error=message,
-            deliveries=subscriber_deliveries(session, subscriber_id),
+            status=getattr(exc, "status", 422),
         )
     return redirect(f"{PREFIX}/subscribers/{subscriber_id}?done=saved")
 

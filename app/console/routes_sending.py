@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from app.console.audience_choice import read_choice
 from app.console.local_plan import local_plan
-from app.console.queries import count_recipients
 from app.console.routes_issues import issue_page
 from app.console.web import (
     PREFIX,
@@ -27,6 +27,7 @@ from app.deps import ContextDep
 from app.errors import DomainError, InvalidInput
 from app.issues import service
 from app.issues.schemas import IssuePatch
+from app.issues.service import Part
 from app.models import IssueStatus, utcnow
 
 router = APIRouter(
@@ -154,7 +155,7 @@ def confirm_send_local(
     except DomainError as exc:
         return issue_page(request, session, ctx, issue_id, error=exc.message, status=exc.status)
     findings = service.pre_send_check(ctx.renderer, issue)
-    plan = local_plan(session, wall, day, ctx.settings.default_timezone, now)
+    plan = local_plan(session, wall, day, ctx.settings.default_timezone, now, issue.newsletter_id)
     return render(
         request,
         "issue_send_local.html",
@@ -167,45 +168,69 @@ def confirm_send_local(
     )
 
 
+AudienceQuery = Annotated[str, Query(max_length=16)]
+FilterText = Annotated[str, Query(max_length=2000)]
+
+
 @router.get("/{issue_id}/send")
 def confirm_send(
-    issue_id: int, request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep
+    issue_id: int,
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+    _: EditorDep,
+    audience: AudienceQuery = "everyone",
+    segment: Annotated[str, Query(max_length=12)] = "",
+    filter: FilterText = "",
 ) -> Response:
-    """Ask for confirmation, stating how many readers the issue would go to now."""
+    """Ask for confirmation, naming the audience and how many readers a send now freezes."""
     issue = service.get_issue(session, issue_id)
+    try:
+        chosen = read_choice(session, issue, utcnow(), audience, segment, filter)
+    except DomainError as exc:
+        session.rollback()
+        return issue_page(request, session, ctx, issue_id, error=exc.message, status=exc.status)
     findings = service.pre_send_check(ctx.renderer, issue)
     return render(
         request,
         "issue_send.html",
         section="issues",
         issue=issue,
-        recipients=count_recipients(session, utcnow()),
+        audience=chosen,
+        newsletter=service.issue_masthead(session, ctx.renderer, issue),
+        recipients=chosen.count,
         findings=findings,
         blocked=any(f.level == "error" for f in findings),
     )
 
 
-def _send_now(session: Session, issue_id: int, ctx: Context) -> None:
+def _send_now(session: Session, issue_id: int, ctx: Context, part: Part | None) -> None:
     # The editor pressed "Send now" on a scheduled issue: that replaces the schedule. (The API
     # answers a second send with 409 instead, so a repeated request never sends twice.)
     if service.get_issue(session, issue_id).status == IssueStatus.scheduled:
         service.unschedule_issue(session, issue_id)
-    service.send_issue(session, issue_id, None, utcnow(), ctx.renderer)
+    service.send_issue(session, issue_id, None, utcnow(), ctx.renderer, part=part)
 
 
 @router.post("/{issue_id}/send")
 def send_now(
-    issue_id: int, request: Request, session: SessionDep, ctx: ContextDep, _: EditorDep
+    issue_id: int,
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+    _: EditorDep,
+    audience: Annotated[str, Form(max_length=16)] = "everyone",
+    segment: Annotated[str, Form(max_length=12)] = "",
+    filter: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    """Start the send now: recipients are frozen, the workers take it from there."""
-    response = _act(
-        request,
-        session,
-        ctx,
-        issue_id,
-        "sending",
-        lambda: _send_now(session, issue_id, ctx),
-    )
+    """Start the send now to the audience confirmed: recipients are frozen, workers take over."""
+
+    def run() -> None:
+        issue = service.get_issue(session, issue_id)
+        chosen = read_choice(session, issue, utcnow(), audience, segment, filter, counted=False)
+        _send_now(session, issue_id, ctx, chosen.part)
+
+    response = _act(request, session, ctx, issue_id, "sending", run)
     if response.status_code == 303:
         return redirect(f"{PREFIX}/issues/{issue_id}/results?done=sending")
     return response

@@ -31,7 +31,7 @@ class SettingsView:
     database: str
     smtp: str
     dkim: str
-    bounce_domain: str
+    bounce_domain: str  # empty unless MORNINGPOST_BOUNCE_DOMAIN is set
     dns: list[tuple[str, str]] = field(default_factory=list)  # (what, record)
     defaults: list[str] = field(default_factory=list)
     providers: list[ProviderLine] = field(default_factory=list)
@@ -62,7 +62,9 @@ def describe(
             if settings.dkim_enabled
             else "off: messages are not signed"
         ),
-        bounce_domain=settings.verp_domain,
+        # Only a domain the operator set: the From domain it otherwise falls back to is shown
+        # as From already.
+        bounce_domain=settings.bounce_domain,
         bounce_mailbox=(
             _without_password(settings.bounce_mailbox) if settings.bounce_mailbox else ""
         ),

@@ -13,8 +13,11 @@ from app.console import (
     routes_feeds,
     routes_issues,
     routes_media,
+    routes_newsletters,
     routes_people,
+    routes_reader,
     routes_relays,
+    routes_segments,
     routes_sending,
     routes_sequences,
 )
@@ -32,7 +35,10 @@ def install_console(app: FastAPI) -> None:
     app.include_router(routes_sending.router)
     app.include_router(routes_bulk.router)
     app.include_router(routes_ab.router)
+    app.include_router(routes_reader.router)  # /subscribers/{id}/tags before the reader page
     app.include_router(routes_people.router)
+    app.include_router(routes_newsletters.router)
+    app.include_router(routes_segments.router)
     app.include_router(routes_feeds.router)
     app.include_router(routes_sequences.router)
     app.include_router(routes_media.router)

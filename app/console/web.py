@@ -16,6 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.console.newsletter_choice import QUERY as NEWSLETTER_QUERY
+from app.console.newsletter_choice import query_of
 from app.console.return_to import asked_for, form_page_of, login_url
 from app.console.sessions import SignedIn, load_session_apart
 from app.deps import get_session
@@ -169,6 +171,8 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     context.setdefault("csrf", editor.csrf_token if editor else "")
     context.setdefault("newsletter_name", settings.newsletter_name)
     context.setdefault("section", "")
+    # The nav carries the chosen newsletter from page to page (see newsletter_choice).
+    context.setdefault("nl_query", query_of(request.query_params.get(NEWSLETTER_QUERY)))
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
