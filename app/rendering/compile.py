@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from app import paths
 from app.config import Settings
 from app.errors import TemplateError
 from app.rendering import html as htmlpost
-from app.rendering import placeholders
+from app.rendering import merge_tags, placeholders
 from app.rendering.links import rewrite_links
 from app.rendering.markdown import markdown_parser, to_html, wrap
 from app.rendering.masthead import Masthead
@@ -61,6 +61,19 @@ class CompiledEmail:
     html: str
     text: str
     images: tuple[InlineImage, ...]
+    # The merge tags whose stand-ins (merge_tags.placeholder) html and text carry, in order.
+    tags: tuple[merge_tags.MergeTag, ...] = ()
+
+    def with_defaults(self) -> CompiledEmail:
+        """Return the email as a reader with no name and no attributes sees it."""
+        if not self.tags:
+            return self
+        return replace(
+            self,
+            html=merge_tags.fill_defaults(self.html, self.tags, html=True),
+            text=merge_tags.fill_defaults(self.text, self.tags, html=False),
+            tags=(),
+        )
 
 
 class Renderer:
@@ -101,7 +114,8 @@ class Renderer:
         and its unsubscribe link leaves that newsletter only.
         """
         base = self.settings.base_url
-        ctx = self._context(subject, preheader, slug, blocks, web=False)
+        merge = merge_tags.Substitution()
+        ctx = self._context(subject, preheader, slug, merge.blocks(blocks), web=False)
         leave = ""
         if masthead is not None:
             ctx.update(
@@ -117,16 +131,22 @@ class Renderer:
         )
         html = self._html("issue.mjml", ctx)
         html = rewrite_links(html, self.settings, slug)  # click counts (app.rendering.links)
-        text = issue_text(ctx["blocks"], ctx)
+        text = merge_tags.as_text_part(issue_text(ctx["blocks"], ctx))
         image = InlineImage(cid=QR_CID, filename=QR_FILENAME, content=self._qr)
         uses_qr = f"cid:{QR_CID}" in html
-        return CompiledEmail(subject, preheader, html, text, (image,) if uses_qr else ())
+        images = (image,) if uses_qr else ()
+        return CompiledEmail(subject, preheader, html, text, images, tuple(merge.tags))
 
     def web_version(
         self, *, subject: str, preheader: str, slug: str, blocks: list[dict[str, Any]]
     ) -> str:
-        """Render the archive page of an issue: no tokens, a subscribe link instead."""
-        ctx = self._context(subject, preheader, slug, blocks, web=True)
+        """Render the archive page of an issue: no tokens, a subscribe link instead.
+
+        Merge tags show their defaults (what a reader without a name or attributes gets):
+        the page is everyone's, so it never carries one reader's values.
+        """
+        merge = merge_tags.Substitution()
+        ctx = self._context(subject, preheader, slug, merge.blocks(blocks), web=True)
         ctx["qr_src"] = "/subscribe/qr.png"  # same origin: right whatever BASE_URL says
         og = [
             ("property", "og:type", "article"),
@@ -137,7 +157,8 @@ class Renderer:
             ("name", "description", preheader),
         ]
         extra = htmlpost.meta_tags(og) + f'<link rel="canonical" href="{escape(ctx["web_url"])}">'
-        return self._html("issue.mjml", ctx, head=extra)
+        html = self._html("issue.mjml", ctx, head=extra)
+        return merge_tags.fill_defaults(html, merge.tags, html=True)
 
     def confirmation_email(self, *, confirm_url: str, reader_name: str = "") -> CompiledEmail:
         """Render the double opt-in email with one button to confirm_url (greeting by name)."""

@@ -174,6 +174,8 @@ def claim_batch(
                 Subscriber.email,
                 Subscriber.status,
                 Subscriber.token_nonce,
+                Subscriber.name,
+                Subscriber.attributes,
                 _suppressed(Subscriber.email_hash).label("suppressed"),
             ).where(Subscriber.id.in_(sub_ids))
         )
@@ -191,7 +193,15 @@ def claim_batch(
         else:
             claims.append(
                 Claim(
-                    r.id, r.issue_id, sub.id, sub.email, r.attempts, r.message_id, sub.token_nonce
+                    r.id,
+                    r.issue_id,
+                    sub.id,
+                    sub.email,
+                    r.attempts,
+                    r.message_id,
+                    sub.token_nonce,
+                    sub.name or "",
+                    sub.attributes,
                 )
             )
             continue
