@@ -96,6 +96,7 @@ def test_each_reader_gets_their_own_values_escaped_in_html_and_plain_in_text(
     html, text = _parts(nameless.message())
     assert "Hello there" in html and "Hello there" in text  # the default
     assert "Dear ," in html and "Dear ," in text  # no default: nothing
+    # The "." right after a value starts a wire line: it arrives only if it was dot-stuffed.
     assert "your team" in html and "Greetings to everyone at your team." in text
 
     html, text = _parts(dot.message())

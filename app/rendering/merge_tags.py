@@ -161,6 +161,8 @@ def as_text_part(text: str) -> str:
 
 def display(value: object) -> str:
     """Return a stored value as a reader sees it: one line, numbers and booleans as written."""
+    if isinstance(value, str) and value.isprintable():
+        return value.strip()  # the usual case: no line break or control character to fold
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import binascii
 import email.policy
+import re
 import secrets
+import string
 from base64 import encodebytes
 from bisect import bisect_right
 from collections.abc import Mapping
@@ -51,6 +53,10 @@ Piece = bytes | tuple[int, int, int]
 # One reader's merge values: (HTML part, text part) per tag, encoded for the wire.
 MergeValues = tuple[tuple[bytes, bytes], ...]
 QP_LINE = 75  # characters of a value line before its soft break ("=" makes 76)
+# Bytes a value keeps as they are in quoted-printable: no "=", no ".", no line ends.
+_QP_MARKS = b" ,;:!?'-_&#()/"
+_QP_LITERAL = frozenset((string.ascii_letters + string.digits).encode() + _QP_MARKS)
+_QP_SAFE = re.compile(rb"[A-Za-z0-9" + re.escape(_QP_MARKS) + rb"]*")
 
 
 def unsubscribe_mailto(settings: Settings) -> str:
@@ -287,11 +293,12 @@ def qp_value(value: str, html: bool) -> bytes:
     dot-stuffing has nothing to do), and no escape is split across lines.
     """
     data = (escape(value) if html else value).encode("utf-8")
+    if len(data) <= QP_LINE and _QP_SAFE.fullmatch(data):
+        return SOFT_BREAK + data + SOFT_BREAK if data else SOFT_BREAK  # most names: one line
     lines: list[bytes] = []
     line = bytearray()
     for byte in data:
-        literal = (48 <= byte <= 57) or (65 <= byte <= 90) or (97 <= byte <= 122)
-        token = bytes((byte,)) if literal or byte in b" ,;:!?'-_&#()/" else b"=%02X" % byte
+        token = bytes((byte,)) if byte in _QP_LITERAL else b"=%02X" % byte
         if len(line) + len(token) > QP_LINE:
             lines.append(bytes(line))
             line.clear()
@@ -334,9 +341,13 @@ class PreparedMessage:
     def merge_values(self, name: str | None, attributes: Mapping[str, Any] | None) -> MergeValues:
         """Return one reader's merge values, encoded for the HTML and the text part."""
         out = []
+        seen: dict[str, tuple[bytes, bytes]] = {}  # `{{ name }}` and `{{ name | "x" }}` alike
         for tag in self.tags:
             value = merge_tags.reader_value(tag, name, attributes)
-            out.append((qp_value(value, True), qp_value(value, False)))
+            encoded = seen.get(value)
+            if encoded is None:
+                encoded = seen[value] = (qp_value(value, True), qp_value(value, False))
+            out.append(encoded)
         return tuple(out)
 
     def fill(
