@@ -145,17 +145,17 @@ def test_malformed_tags_are_refused_naming_the_block_field_and_line(
 
     lead = {"type": "lead", "title": "T", "body": "ok"}
     msg = refused([lead, {"type": "markdown", "body": "one\ntwo\nHi {{ name"}])
-    assert "block 2 (markdown) body, line 3" in msg and "unclosed" in msg
+    assert "block 2 (markdown): body, line 3" in msg and "unclosed" in msg
     msg = refused([lead, {"type": "markdown", "body": "Hi {{ foo }}"}])
-    assert "block 2 (markdown) body, line 1" in msg and "unknown merge tag" in msg
+    assert "block 2 (markdown): body, line 1" in msg and "unknown merge tag" in msg
     msg = refused([{"type": "lead", "title": "{{ attr.company | friend }}", "body": "x"}])
-    assert "block 1 (lead) title" in msg and "unknown merge tag" in msg
+    assert "block 1 (lead): title" in msg and "unknown merge tag" in msg
     # A reader's value never goes into a link: click links are signed once per issue.
     link = {"type": "markdown", "body": "[site](https://example.org/?who={{name}})"}
     assert "link or image address" in refused([lead, link])
     card = {"title": "A", "url": "https://example.org/{{name}}"}
     msg = refused([lead, {"type": "links", "title": "L", "items": [card]}])
-    assert "block 2 (links) items[0].url" in msg and "link address" in msg
+    assert "block 2 (links): items[0].url" in msg and "link address" in msg
     assert "subject" in refused([lead], subject="Hi {{ name }}")
     assert "preheader" in refused([lead], preheader='For {{ attr.company | "you" }}')
 
@@ -166,7 +166,7 @@ def test_malformed_tags_are_refused_naming_the_block_field_and_line(
         json={"blocks": [lead, {"type": "markdown", "body": "{{ nam }}"}]},
         headers=editor,
     )
-    assert resp.status_code == 422 and "block 2 (markdown) body, line 1" in resp.text
+    assert resp.status_code == 422 and "block 2 (markdown): body, line 1" in resp.text
     # A literal pair of braces is written with a Markdown escape.
     ok = client.post(
         "/issues",
@@ -209,3 +209,21 @@ def test_the_check_counts_recipients_an_attribute_without_default_leaves_empty(
     (only,) = smtp_server.handler.wait_for(1)
     _, text = _parts(only.message())
     assert "At free: Acme news." in text and "Hello Ann." in text
+
+
+def test_an_issue_in_markdown_keeps_its_tags_and_a_bad_one_names_the_line(
+    client: TestClient, editor: dict[str, str]
+) -> None:
+    head = {**editor, "Content-Type": "text/markdown"}
+    good = (
+        '---\nsubject: Tags\n---\n## Hello {lead}\nHi {{ name | "there" }}, from {{ attr.city }}.\n'
+    )
+    resp = client.post("/issues", content=good, headers=head)
+    assert resp.status_code == 201, resp.text
+    again = client.get(f"/issues/{resp.json()['id']}/markdown", headers=editor).text
+    assert 'Hi {{ name | "there" }}, from {{ attr.city }}.' in again
+
+    bad = "---\nsubject: Tags\n---\n## Hello {lead}\nFine.\n\n## {markdown}\nHi {{ nme }}\n"
+    resp = client.post("/issues", content=bad, headers=head)
+    assert resp.status_code == 422
+    assert "line 8: markdown block: unknown merge tag" in resp.text

@@ -286,15 +286,15 @@ def _check_tags(block: dict[str, Any], where: str) -> list[merge_tags.MergeTag]:
         try:
             tags = [tag for _, _, tag in merge_tags.scan(text)]
         except merge_tags.MergeTagError as exc:
-            raise InvalidInput(f"{where} {path}, line {exc.line}: {exc}") from None
+            raise InvalidInput(f"{where}: {path}, line {exc.line}: {exc}") from None
         if tags and merge_tags.is_url_field(path):
-            raise InvalidInput(f"{where} {path}: a merge tag cannot go in a link address")
+            raise InvalidInput(f"{where}: {path}: a merge tag cannot go in a link address")
         if tags:
             # Click links are signed once per issue: a reader's value cannot go in an address.
             html = _MD.render(merge_tags.Substitution().text(text))
             if _IN_ADDRESS.search(html):
                 raise InvalidInput(
-                    f"{where} {path}: a merge tag cannot go in a link or image address"
+                    f"{where}: {path}: a merge tag cannot go in a link or image address"
                 )
         found += tags
     return found
