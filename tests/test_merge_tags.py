@@ -227,3 +227,15 @@ def test_an_issue_in_markdown_keeps_its_tags_and_a_bad_one_names_the_line(
     resp = client.post("/issues", content=bad, headers=head)
     assert resp.status_code == 422
     assert "line 8: markdown block: unknown merge tag" in resp.text
+
+
+def test_the_archive_list_and_feed_excerpts_show_defaults(
+    client: TestClient, editor: dict[str, str], ctx: Context
+) -> None:
+    _readers(ctx, [(EVE, {})])
+    blocks = [{"type": "lead", "title": "T", "body": 'Morning, {{ name | "reader" }}{{ name }}!'}]
+    issue = new_issue(client, editor, slug="merge-list", blocks=blocks)
+    assert client.post(f"/issues/{issue['id']}/send", json={}, headers=editor).status_code == 202
+    for path in ("/archive", "/archive/feed.xml"):
+        page = client.get(path).text
+        assert "Morning, reader!" in page and "{{" not in page, path

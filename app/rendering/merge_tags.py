@@ -154,6 +154,22 @@ class Substitution:
         return "".join(out)
 
 
+def show_defaults(text: str) -> str:
+    """Return source text with its tags replaced by their defaults (excerpts, feed entries)."""
+    if "{{" not in text:
+        return text
+    try:
+        found = list(scan(text))
+    except MergeTagError:
+        return text
+    out, cursor = [], 0
+    for start, end, tag in found:
+        out += [text[cursor:start], tag.default or ""]
+        cursor = end
+    out.append(text[cursor:])
+    return "".join(out)
+
+
 def as_text_part(text: str) -> str:
     """Turn the HTML stand-ins in a rendered text part into the text part's own."""
     return text.replace(PREFIX + HTML, PREFIX + TEXT)
