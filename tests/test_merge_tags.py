@@ -14,6 +14,8 @@ from fastapi.testclient import TestClient
 from app.context import Context
 from app.db import session_scope
 from app.models import Subscriber
+from app.rendering.blocks import parse_blocks
+from app.sends.compose import PreparedMessage
 from tests.helpers import add_subscribers, new_issue, run_worker
 from tests.smtp_server import SMTPTestServer
 
@@ -239,3 +241,27 @@ def test_the_archive_list_and_feed_excerpts_show_defaults(
     for path in ("/archive", "/archive/feed.xml"):
         page = client.get(path).text
         assert "Morning, reader!" in page and "{{" not in page, path
+
+
+def test_the_wire_bytes_are_the_signed_bytes_dot_stuffed(ctx: Context) -> None:
+    # DKIM signs fill(); DATA carries fill_wire(): they must be the same message.
+    lines = [f"{{{{ name }}}}.{i}" for i in range(30)]
+    body = "{{ name }}\n\n.{{ attr.x }}.\n\n" + "\n\n".join(lines)
+    blocks = parse_blocks([{"type": "markdown", "body": body}])
+    compiled = ctx.renderer.compile_issue(subject="S", preheader="", slug="s", blocks=blocks)
+    prepared = PreparedMessage.build(compiled, ctx.settings)
+    token = ctx.tokens.unsubscribe_token(1, "abcdefgh")
+    fields = {
+        "to": "a@example.org",
+        "unsubscribe_token": token,
+        "preferences_token": ctx.tokens.preferences_token(1, "abcdefgh"),
+        "message_id": "<m@example.org>",
+        "date": "Mon, 07 Dec 2026 06:00:00 +0000",
+    }
+    for name, attrs in [(".", {"x": "."}), ("", {}), (ZOE, {"x": "=?utf-8?q?x?= \r\nBcc: x"})]:
+        merge = prepared.merge_values(name, attrs)
+        plain = prepared.fill(**fields, merge=merge)
+        wire = prepared.fill_wire(**fields, merge=merge)
+        assert wire.endswith(b"\r\n.\r\n")
+        assert wire[: -len(b".\r\n")].replace(b"\r\n..", b"\r\n.") == plain
+        assert b"\nBcc:" not in plain  # a value never makes a line of its own
