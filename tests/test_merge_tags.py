@@ -16,6 +16,7 @@ from app.db import session_scope
 from app.models import Subscriber
 from app.rendering.blocks import parse_blocks
 from app.sends.compose import PreparedMessage
+from tests.console_support import add_account, sign_in
 from tests.helpers import add_subscribers, new_issue, run_worker
 from tests.smtp_server import SMTPTestServer
 
@@ -265,3 +266,17 @@ def test_the_wire_bytes_are_the_signed_bytes_dot_stuffed(ctx: Context) -> None:
         assert wire.endswith(b"\r\n.\r\n")
         assert wire[: -len(b".\r\n")].replace(b"\r\n..", b"\r\n.") == plain
         assert b"\nBcc:" not in plain  # a value never makes a line of its own
+
+
+def test_the_console_send_confirmation_shows_the_missing_attribute(
+    client: TestClient, editor: dict[str, str], ctx: Context
+) -> None:
+    _readers(ctx, [("Ann", {"company": "Acme"}), ("Bo", {})])
+    blocks = [{"type": "lead", "title": "Hi", "body": "News for {{ attr.company }}."}]
+    issue = new_issue(client, editor, blocks=blocks)
+    add_account(ctx)
+    sign_in(client)
+    confirm = client.get(f"/editor/issues/{issue['id']}/send").text
+    assert "1 reader has no `company`" in confirm
+    preview = client.get(f"/editor/issues/{issue['id']}/preview")
+    assert preview.status_code == 200 and "1 reader has no" in preview.text

@@ -173,7 +173,7 @@ def confirm_send(
 ) -> Response:
     """Ask for confirmation, stating how many readers the issue would go to now."""
     issue = service.get_issue(session, issue_id)
-    findings = service.pre_send_check(ctx.renderer, issue)
+    findings = service.pre_send_check(ctx.renderer, issue, session)
     return render(
         request,
         "issue_send.html",
