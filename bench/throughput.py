@@ -246,12 +246,16 @@ def sample_bytes(ctx_settings_url: str, port: int) -> bytes:
     return data
 
 
-def fill_cost(db_url: str, n: int = 5000) -> None:
-    """Print the per-reader fill (fill_wire) of the seed issue, plain and personalised, in µs."""
+def fill_cost(db_url: str, n: int = 1000, rounds: int = 7) -> None:
+    """Print the per-reader fill (delivery_bytes) of the seed issue, plain and personalised.
+
+    The two alternate for `rounds` rounds of `n` readers and the fastest round of each is
+    printed: on a shared machine the minimum is the cost, the rest is waiting for a core.
+    """
     settings = load_settings(database_url=db_url, secret_keys=[SECRET], from_address=FROM)
     ctx = build_context(settings)
     payload = json.loads((ROOT / "examples" / "ai-morning-post.json").read_text("utf-8"))
-    costs = []
+    prepared = []
     for issue in (payload, personalise(payload)):
         compiled = ctx.renderer.compile_issue(
             subject=issue["subject"],
@@ -259,16 +263,24 @@ def fill_cost(db_url: str, n: int = 5000) -> None:
             slug="sample",
             blocks=parse_blocks(issue["blocks"]),
         )
-        prepared = PreparedMessage.build(compiled, settings)
+        prepared.append(PreparedMessage.build(compiled, settings))
+    best = [float("inf"), float("inf")]
+    date = "Mon, 07 Dec 2026 06:00:00 +0000"
+    for r in range(rounds):
+        # Fresh names each round: a reader's value is encoded once, as in a real send.
         claims = [
-            Claim(i, 1, i, f"reader{i}@example.test", 1, f"<m.{i}@x>", "abcdefgh", f"Reader {i}")
+            Claim(i, 1, i, f"r{i}@example.test", 1, f"<m.{i}@x>", "abcdefgh", f"Reader {r}.{i}")
             for i in range(n)
         ]
-        start = time.perf_counter()
-        for claim in claims:
-            delivery_bytes(prepared, claim, ctx.tokens, "Mon, 07 Dec 2026 06:00:00 +0000", None)
-        costs.append((time.perf_counter() - start) / n * 1e6)
-        print(f"  merge tags {len(prepared.tags)}, fill per reader: {costs[-1]:.1f} µs")
+        for k, message in enumerate(prepared):
+            start = time.perf_counter()
+            for claim in claims:
+                delivery_bytes(message, claim, ctx.tokens, date, None)
+            best[k] = min(best[k], (time.perf_counter() - start) / n * 1e6)
+    print(
+        f"  fill per reader (fastest of {rounds} rounds): plain {best[0]:.1f} µs, "
+        f"personalised ({len(prepared[1].tags)} merge tags) {best[1]:.1f} µs"
+    )
     ctx.close()
 
 

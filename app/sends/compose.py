@@ -19,7 +19,6 @@ import binascii
 import email.policy
 import re
 import secrets
-import string
 from base64 import encodebytes
 from bisect import bisect_right
 from collections.abc import Mapping
@@ -54,9 +53,8 @@ Piece = bytes | tuple[int, int, int]
 MergeValues = tuple[tuple[bytes, bytes], ...]
 QP_LINE = 75  # characters of a value line before its soft break ("=" makes 76)
 # Bytes a value keeps as they are in quoted-printable: no "=", no ".", no line ends.
-_QP_MARKS = b" ,;:!?'-_&#()/"
-_QP_LITERAL = frozenset((string.ascii_letters + string.digits).encode() + _QP_MARKS)
-_QP_SAFE = re.compile(rb"[A-Za-z0-9" + re.escape(_QP_MARKS) + rb"]*")
+_QP_UNSAFE = re.compile(rb"[^A-Za-z0-9 ,;:!?'\-_&#()/]")
+EQUALS = ord("=")
 
 
 def unsubscribe_mailto(settings: Settings) -> str:
@@ -293,19 +291,22 @@ def qp_value(value: str, html: bool) -> bytes:
     dot-stuffing has nothing to do), and no escape is split across lines.
     """
     data = (escape(value) if html else value).encode("utf-8")
-    if len(data) <= QP_LINE and _QP_SAFE.fullmatch(data):
-        return SOFT_BREAK + data + SOFT_BREAK if data else SOFT_BREAK  # most names: one line
-    lines: list[bytes] = []
-    line = bytearray()
-    for byte in data:
-        token = bytes((byte,)) if byte in _QP_LITERAL else b"=%02X" % byte
-        if len(line) + len(token) > QP_LINE:
-            lines.append(bytes(line))
-            line.clear()
-        line += token
-    lines.append(bytes(line))
-    inner = SOFT_BREAK.join(x for x in lines if x)
-    return SOFT_BREAK + inner + SOFT_BREAK if inner else SOFT_BREAK
+    encoded = _QP_UNSAFE.sub(_qp_escape, data)  # scanned in C; most names need nothing
+    if not encoded:
+        return SOFT_BREAK
+    lines, start = [], 0
+    while len(encoded) - start > QP_LINE:
+        cut = start + QP_LINE
+        # A literal "=" never occurs: one near the cut starts an escape, kept whole.
+        cut -= 1 if encoded[cut - 1] == EQUALS else 2 if encoded[cut - 2] == EQUALS else 0
+        lines.append(encoded[start:cut])
+        start = cut
+    lines.append(encoded[start:])
+    return SOFT_BREAK + SOFT_BREAK.join(lines) + SOFT_BREAK
+
+
+def _qp_escape(match: re.Match[bytes]) -> bytes:
+    return b"=%02X" % match[0][0]
 
 
 @dataclass(frozen=True)
