@@ -28,9 +28,9 @@ def _bare_tags(blocks: list[dict[str, Any]]) -> dict[str, int]:
     """Return each key used somewhere without a default, with the first block (from 1) using it."""
     bare: dict[str, int] = {}
     for number, block in enumerate(blocks, start=1):
-        for _, text in merge_tags.text_fields(block):
-            if "{{" not in text:
-                continue
+        for path, text in merge_tags.text_fields(block):
+            if "{{" not in text or merge_tags.is_url_field(path):
+                continue  # an address is never filled (a tag there is refused on save)
             try:
                 tags = [tag for _, _, tag in merge_tags.scan(text)]
             except merge_tags.MergeTagError:
