@@ -74,7 +74,7 @@ def checklist(ctx: Context, session: Session, issue: Issue, *, links: bool) -> C
     Called from a sync route, so in a worker thread: the fetches run on the event loop.
     """
     size_of = own_media_size(ctx.media, ctx.settings.base_url)
-    report = service.preflight(ctx.renderer, issue, size_of)
+    report = service.preflight(ctx.renderer, issue, size_of, session=session)
     found = list(report.findings)
     if links and report.targets:
         # Nothing was written; end the transaction before seconds of network I/O (on SQLite a

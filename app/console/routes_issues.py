@@ -222,7 +222,7 @@ def issue_page(
 ) -> Response:
     """Render an issue's page: status, actions, the pre-send check."""
     issue = _issue_or_404(session, issue_id)
-    findings = service.pre_send_check(ctx.renderer, issue)
+    findings = service.pre_send_check(ctx.renderer, issue, session)
     stats = service.stats(session, issue_id) if issue.status != IssueStatus.draft else None
     sendable = issue.status in (IssueStatus.draft, IssueStatus.scheduled)
     return render(

@@ -154,7 +154,7 @@ def confirm_send_local(
         wall, day = _wall_and_day(local_time, local_date)
     except DomainError as exc:
         return issue_page(request, session, ctx, issue_id, error=exc.message, status=exc.status)
-    findings = service.pre_send_check(ctx.renderer, issue)
+    findings = service.pre_send_check(ctx.renderer, issue, session)
     plan = local_plan(session, wall, day, ctx.settings.default_timezone, now, issue.newsletter_id)
     return render(
         request,
@@ -190,7 +190,9 @@ def confirm_send(
     except DomainError as exc:
         session.rollback()
         return issue_page(request, session, ctx, issue_id, error=exc.message, status=exc.status)
-    findings = service.pre_send_check(ctx.renderer, issue)
+    # The merge-tag check counts the readers this audience reaches, as the send will.
+    chosen_filter = chosen.segment.filter if chosen.segment is not None else chosen.filter
+    findings = service.pre_send_check(ctx.renderer, issue, session, chosen_filter or None)
     return render(
         request,
         "issue_send.html",

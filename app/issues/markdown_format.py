@@ -91,6 +91,9 @@ _IMAGE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<url>\S*?)\)$")
 _SEPARATOR = re.compile(r"^(?:—|–|--|-|:)(?:[ \t]+|$)")
 _LOC = re.compile(r"^(?:groups\[(?P<g>\d+)\](?:\.items\[(?P<gi>\d+)\])?|items\[(?P<i>\d+)\])\.?")
 
+# A merge-tag error inside a body (app.rendering.blocks): "body, line 3: …".
+_BODY_LINE = re.compile(r"^body, line (?P<n>\d+): (?P<rest>.*)$", re.S)
+
 SEP = " — "
 
 
@@ -482,6 +485,8 @@ def _parse_block(kind: str, title: str, line: int, src: _Src) -> _Block:
         body = _join(rest.lines)
         if body:
             data["body"] = body
+            # Where the body's first line is: a merge-tag error names a line within the body.
+            block.where[("body",)] = next(n for n, text in rest.lines if _unescape(text))
     elif kind in LIST_TYPES:
         _parse_list_block(kind, rest, data, block)
     elif kind == "image":
@@ -501,6 +506,10 @@ def _validate(block: _Block) -> dict[str, Any]:
         detail = re.sub(r"^block 1 \([^)]*\): ", "", exc.message)
     loc = _LOC.match(detail)
     line, what = block.line, f"{block.kind} block"
+    in_body = _BODY_LINE.match(detail)
+    if in_body is not None and ("body",) in block.where:
+        line = block.where[("body",)] + int(in_body["n"]) - 1
+        detail = in_body["rest"]
     if loc is not None:
         if loc["i"] is not None:
             line, what = block.where.get(("items", int(loc["i"])), line), f"{block.kind} item"

@@ -178,7 +178,7 @@ def check(
     before every send). `links=false` skips fetching the links (slow; warnings only)."""
     issue = service.get_issue(session, issue_id)
     size_of = own_media_size(ctx.media, ctx.settings.base_url)
-    report = service.preflight(ctx.renderer, issue, size_of)
+    report = service.preflight(ctx.renderer, issue, size_of, session=session)
     found = list(report.findings)
     if links and report.targets:
         # Nothing was written: end the transaction before seconds of network I/O (on SQLite a

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.models.base import ID_MAX
+from app.rendering.merge_tags import has_reader_tag
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
@@ -18,6 +19,16 @@ def _single_line(value: str | None) -> str | None:
     # Subject and preheader end up in headers or the inbox preview line: no line breaks.
     if value is not None and ("\r" in value or "\n" in value):
         raise ValueError("must be a single line (no line breaks)")
+    return value
+
+
+def _no_merge_tag(value: str | None) -> str | None:
+    # Merge tags fill block text only: a per-reader subject or preheader is not supported.
+    if value is not None and has_reader_tag(value):
+        raise ValueError(
+            "merge tags such as {{ name }} work in the blocks' text, not in the subject or "
+            "preheader (only {{ newsletter }} does)"
+        )
     return value
 
 
@@ -51,6 +62,7 @@ class IssueIn(BaseModel):
     )
 
     _lines = field_validator("subject", "preheader")(_single_line)
+    _tags = field_validator("subject", "preheader")(_no_merge_tag)
     _blank = field_validator("subject")(_not_blank)
     _slugs = field_validator("slug")(_slug)
 
@@ -72,6 +84,7 @@ class IssuePatch(BaseModel):
     )
 
     _lines = field_validator("subject", "preheader")(_single_line)
+    _tags = field_validator("subject", "preheader")(_no_merge_tag)
     _blank = field_validator("subject")(_not_blank)
     _slugs = field_validator("slug")(_slug)
 

@@ -23,6 +23,7 @@ from app.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from app.issues.check import Finding, check_issue
 from app.issues.linkcheck import LinkChecker
 from app.issues.locate import IssueLines
+from app.issues.merge_check import merge_findings
 from app.issues.preflight import (
     collect,
     content_findings,
@@ -273,7 +274,8 @@ def preview_html(
     renderer: Renderer, tokens: TokenService, issue: Issue, head: Masthead | None = None
 ) -> str:
     """Return the email's HTML as a subscriber sees it (links carry a token of no one)."""
-    html = compile_issue(renderer, issue, head).html
+    # Merge tags show their defaults: a preview is no one reader's copy.
+    html = compile_issue(renderer, issue, head).with_defaults().html
     # Subscriber id 0 never exists, so these links render and verify but change nothing.
     html = html.replace(placeholders.UNSUBSCRIBE_TOKEN, tokens.unsubscribe_token(0))
     html = html.replace(placeholders.PREFERENCES_TOKEN, tokens.preferences_token(0))
@@ -321,10 +323,12 @@ def send_issue(
     # start below is a compare-and-set on the version checked here: an edit saved meanwhile
     # makes it a Conflict, never a send of text this check did not see.
     checked = issue.version
-    errors = [f.message for f in pre_send_check(renderer, issue) if f.level == "error"]
+    audience_filter = part_filter(session, issue, part, now)
+    # Merge tags are checked against exactly the readers this send reaches.
+    found = pre_send_check(renderer, issue, session, audience_filter)
+    errors = [f.message for f in found if f.level == "error"]
     if errors:
         raise InvalidInput("The issue cannot be sent: " + " ".join(errors))
-    audience_filter = part_filter(session, issue, part, now)
     audience = issue_audience(issue, now, audience_filter)
     session.execute(
         update(Issue)
@@ -440,10 +444,19 @@ def _sorted(findings: list[Finding]) -> list[Finding]:
 
 
 def preflight(
-    renderer: Renderer, issue: Issue, size_of: Callable[[str], int | None] | None = None
+    renderer: Renderer,
+    issue: Issue,
+    size_of: Callable[[str], int | None] | None = None,
+    *,
+    session: Session | None = None,
+    audience_filter: str | None = None,
 ) -> Preflight:
-    """Render the issue and run every rule that needs no network; `size_of` weighs own images."""
-    compiled = compile_issue(renderer, issue)
+    """Render the issue and run every rule that needs no network; `size_of` weighs own images.
+
+    With a session, merge tags are checked against the readers the send would reach (the
+    newsletter's, narrowed by `audience_filter`).
+    """
+    compiled = compile_issue(renderer, issue).with_defaults()
     html = compiled.html
     size = len(html.encode("utf-8"))
     blocks = list(issue.blocks)
@@ -451,6 +464,8 @@ def preflight(
     links_and_images = collect(blocks)  # every link with its text, every image with its alt
     found = check_issue(renderer.settings, size, issue, html)
     found += content_findings(issue.subject, links_and_images, compiled.text, lines, size_of)
+    if session is not None:
+        found += merge_findings(session, issue, utcnow(), audience_filter)
     own = f"{renderer.settings.base_url}/"
     return Preflight(
         findings=_sorted(locate(found, lines)),
@@ -467,12 +482,18 @@ async def check_links(checker: LinkChecker, report: Preflight) -> list[Finding]:
     return link_findings(report.targets, statuses, set(report.image_urls), report.lines)
 
 
-def pre_send_check(renderer: Renderer, issue: Issue) -> list[Finding]:
+def pre_send_check(
+    renderer: Renderer,
+    issue: Issue,
+    session: Session | None = None,
+    audience_filter: str | None = None,
+) -> list[Finding]:
     """Render the issue and list what would block or hurt its send, errors first.
 
-    No network: links are not fetched here (that is slow, and only ever a warning).
+    No network: links are not fetched here (that is slow, and only ever a warning). With a
+    session, merge tags are checked against the send's readers too.
     """
-    return preflight(renderer, issue).findings
+    return preflight(renderer, issue, session=session, audience_filter=audience_filter).findings
 
 
 def send_gate(renderer: Renderer) -> SendGate:
@@ -487,7 +508,8 @@ def send_gate(renderer: Renderer) -> SendGate:
             # when it was set up, and that frozen text is what goes out.
             return None
         try:
-            errors = [f.message for f in pre_send_check(renderer, issue) if f.level == "error"]
+            found = pre_send_check(renderer, issue, session, issue.audience_filter)
+            errors = [f.message for f in found if f.level == "error"]
         except Exception as exc:  # a template that no longer renders is a refusal too
             return f"the issue does not render: {exc}"[:300]
         if errors:

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from app.models import Issue
+from app.rendering.merge_tags import show_defaults
 
 EXCERPT_CHARS = 220
 # How editors write the masthead date; the first format that parses wins.
@@ -67,7 +68,8 @@ def excerpt(blocks: list[dict[str, Any]], preheader: str = "", limit: int = EXCE
     ]
     for text in candidates:
         if isinstance(text, str) and text.strip():
-            return _shorten(_plain(text), limit)
+            # Public lists show what a reader without a name or attributes would read.
+            return _shorten(_plain(show_defaults(text)), limit)
     return ""
 
 

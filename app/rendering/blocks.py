@@ -9,7 +9,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import ErrorDetails
 
 from app.errors import InvalidInput
-from app.rendering import placeholders
+from app.rendering import merge_tags, placeholders
+from app.rendering.markdown import markdown_parser
 
 MAX_BLOCKS = 100
 MAX_ITEMS = 50
@@ -226,7 +227,7 @@ def _describe(err: ErrorDetails) -> str:
 
 def _contains_placeholder(value: object) -> bool:
     if isinstance(value, str):
-        return any(p in value for p in placeholders.ALL)
+        return merge_tags.PREFIX in value or any(p in value for p in placeholders.ALL)
     if isinstance(value, dict):
         return any(_contains_placeholder(v) for v in value.values())
     if isinstance(value, list):
@@ -243,6 +244,7 @@ def parse_blocks(raw: object) -> list[dict[str, Any]]:
     if len(raw) > MAX_BLOCKS:
         raise InvalidInput(f"an issue has at most {MAX_BLOCKS} blocks")
     result: list[dict[str, Any]] = []
+    tags: list[merge_tags.MergeTag] = []
     for number, item in enumerate(raw, start=1):
         if not isinstance(item, dict):
             raise InvalidInput(f"block {number}: must be an object with a 'type'")
@@ -262,5 +264,40 @@ def parse_blocks(raw: object) -> list[dict[str, Any]]:
         # The per-subscriber fill replaces these stand-ins; one in content would leak a token.
         if _contains_placeholder(data):
             raise InvalidInput(f"block {number} ({kind}): contains a reserved placeholder")
+        for tag in _check_tags(data, f"block {number} ({kind})"):
+            if tag not in tags:
+                tags.append(tag)
         result.append(data)
+    if len(tags) > merge_tags.MAX_TAGS:
+        raise InvalidInput(f"an issue uses at most {merge_tags.MAX_TAGS} different merge tags")
     return result
+
+
+# A stand-in that Markdown put inside a link's or an image's address.
+_IN_ADDRESS = re.compile(r'(?:href|src)="[^"]*' + merge_tags.PREFIX)
+
+
+def _check_tags(block: dict[str, Any], where: str) -> list[merge_tags.MergeTag]:
+    """Return a block's merge tags; InvalidInput naming the field and line of a bad one."""
+    found: list[merge_tags.MergeTag] = []
+    for path, text in merge_tags.text_fields(block):
+        if "{{" not in text:
+            continue
+        try:
+            tags = [tag for _, _, tag in merge_tags.scan(text)]
+        except merge_tags.MergeTagError as exc:
+            raise InvalidInput(f"{where}: {path}, line {exc.line}: {exc}") from None
+        if tags and merge_tags.is_url_field(path):
+            raise InvalidInput(f"{where}: {path}: a merge tag cannot go in a link address")
+        if tags:
+            # Click links are signed once per issue: a reader's value cannot go in an address.
+            html = _MD.render(merge_tags.Substitution().text(text))
+            if _IN_ADDRESS.search(html):
+                raise InvalidInput(
+                    f"{where}: {path}: a merge tag cannot go in a link or image address"
+                )
+        found += tags
+    return found
+
+
+_MD = markdown_parser()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parseaddr
 from html import escape
 from pathlib import Path
@@ -18,7 +18,7 @@ from app import paths
 from app.config import Settings
 from app.errors import TemplateError
 from app.rendering import html as htmlpost
-from app.rendering import placeholders
+from app.rendering import merge_tags, placeholders
 from app.rendering.links import rewrite_links
 from app.rendering.markdown import markdown_parser, to_html, wrap
 from app.rendering.masthead import Masthead, from_settings
@@ -63,15 +63,24 @@ class CompiledEmail:
     html: str
     text: str
     images: tuple[InlineImage, ...]
+    # The merge tags whose stand-ins (merge_tags.placeholder) html and text carry, in order.
+    tags: tuple[merge_tags.MergeTag, ...] = ()
+
+    def with_defaults(self) -> CompiledEmail:
+        """Return the email as a reader with no name and no attributes sees it."""
+        if not self.tags:
+            return self
+        return replace(
+            self,
+            html=merge_tags.fill_defaults(self.html, self.tags, html=True),
+            text=merge_tags.fill_defaults(self.text, self.tags, html=False),
+            tags=(),
+        )
 
 
-NEWSLETTER_TAG = "{{newsletter}}"  # the newsletter's name, at render time
-READER_TAG = "{{reader}}"  # the reader's name, filled per reader (placeholders.READER_*)
-
-
-def merge(text: str, newsletter: str, reader: str) -> str:
-    """Replace the merge tags an issue's text may carry (already escaped for HTML)."""
-    return text.replace(NEWSLETTER_TAG, newsletter).replace(READER_TAG, reader)
+def newsletter_name(rendered: str, name: str) -> str:
+    """Fill `{{ newsletter }}` in rendered HTML or text (name already escaped for HTML)."""
+    return rendered.replace(merge_tags.NEWSLETTER_STAND_IN, name)
 
 
 class Renderer:
@@ -123,7 +132,10 @@ class Renderer:
         """
         base = self.settings.base_url
         head = masthead or self.default_masthead()
-        ctx = self._context(subject, preheader, slug, blocks, head, web=False)
+        subject = merge_tags.fill_newsletter(subject, head.name)
+        preheader = merge_tags.fill_newsletter(preheader, head.name)
+        merge = merge_tags.Substitution()
+        ctx = self._context(subject, preheader, slug, merge.blocks(blocks), head, web=False)
         leave = masthead.unsubscribe_query if masthead is not None else ""
         ctx.update(
             unsubscribe_url=f"{base}/unsubscribe/{placeholders.UNSUBSCRIBE_TOKEN}{leave}",
@@ -132,21 +144,19 @@ class Renderer:
         )
         html = self._html("issue.mjml", ctx)
         html = rewrite_links(html, self.settings, slug)  # click counts (app.rendering.links)
-        text = issue_text(ctx["blocks"], ctx)
+        text = merge_tags.as_text_part(issue_text(ctx["blocks"], ctx))
         qr = self.qr_png(ctx["subscribe_url"])
         image = InlineImage(cid=QR_CID, filename=QR_FILENAME, content=qr)
         uses_qr = f"cid:{QR_CID}" in html
-        # Merge tags: the newsletter's name now, the reader's name per reader (a slot).
+        # {{ newsletter }}: the newsletter's name, known now (a reader's own values are slots).
         name = ctx["name"]
-        html = merge(html, escape(name), placeholders.READER_NAME_HTML)
-        text = merge(text, name, placeholders.READER_NAME_TEXT)
-        fallback = placeholders.READER_FALLBACK
         return CompiledEmail(
-            merge(subject, name, fallback),
-            merge(preheader, name, fallback),
-            html,
-            text,
+            subject,
+            preheader,
+            newsletter_name(html, escape(name)),
+            newsletter_name(text, name),
             (image,) if uses_qr else (),
+            tuple(merge.tags),
         )
 
     def web_version(
@@ -158,9 +168,16 @@ class Renderer:
         blocks: list[dict[str, Any]],
         masthead: Masthead | None = None,
     ) -> str:
-        """Render the archive page of an issue: no tokens, a subscribe link instead."""
+        """Render the archive page of an issue: no tokens, a subscribe link instead.
+
+        Merge tags show their defaults (what a reader without a name or attributes gets):
+        the page is everyone's, so it never carries one reader's values.
+        """
         head = masthead or self.default_masthead()
-        ctx = self._context(subject, preheader, slug, blocks, head, web=True)
+        subject = merge_tags.fill_newsletter(subject, head.name)
+        preheader = merge_tags.fill_newsletter(preheader, head.name)
+        merge = merge_tags.Substitution()
+        ctx = self._context(subject, preheader, slug, merge.blocks(blocks), head, web=True)
         # Same origin: right whatever BASE_URL says.
         ctx["qr_src"] = f"{head.subscribe_path}/qr.png"
         og = [
@@ -173,7 +190,8 @@ class Renderer:
         ]
         extra = htmlpost.meta_tags(og) + f'<link rel="canonical" href="{escape(ctx["web_url"])}">'
         page = self._html("issue.mjml", ctx, head=extra)
-        return merge(page, escape(ctx["name"]), placeholders.READER_FALLBACK)
+        page = merge_tags.fill_defaults(page, merge.tags, html=True)
+        return newsletter_name(page, escape(ctx["name"]))
 
     def confirmation_email(
         self,

@@ -20,12 +20,4 @@ def _placeholder(tag: str) -> str:
 UNSUBSCRIBE_TOKEN = _placeholder("MPXUNSUBSCRIBETOKENX")
 PREFERENCES_TOKEN = _placeholder("MPXPREFERENCESTOKENX")
 
-# The reader's name (the `{{reader}}` merge tag), one stand-in per part: the HTML part gets
-# it escaped, the text part as it is. Unlike the tokens its length varies per reader, so the
-# fill step writes it on lines of its own (soft line breaks around it; see sends.compose).
-READER_NAME_HTML = "MPXREADERNAMEHTMLX"
-READER_NAME_TEXT = "MPXREADERNAMETEXTX"
-# Said instead of a name the reader never gave ("Dear reader,").
-READER_FALLBACK = "reader"
-
-ALL = (UNSUBSCRIBE_TOKEN, PREFERENCES_TOKEN, READER_NAME_HTML, READER_NAME_TEXT)
+ALL = (UNSUBSCRIBE_TOKEN, PREFERENCES_TOKEN)

@@ -5,30 +5,34 @@ The whole MIME message is encoded once with the per-subscriber tokens as placeho
 so quoted-printable leaves their characters literal; it may only insert soft line breaks
 ("=\\r\\n") inside one. `build` records where every placeholder character landed and splits the
 template into literal chunks and token slices, so `fill` is a single b"".join.
+
+Merge tags (app.rendering.merge_tags) have stand-ins too, but a reader's value has any length:
+the whole stand-in (soft breaks inside it included) becomes one slot, and the value goes in
+already quoted-printable, between soft breaks ("=\\r\\n" before and after), in lines of at
+most 76 characters. The lines around it only get shorter, so every line stays within the
+limit, and the text after the slot starts a line (dot-stuffing knows that).
 """
 
 from __future__ import annotations
 
 import binascii
 import email.policy
+import re
 import secrets
 from base64 import encodebytes
 from bisect import bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.header import Header
+from functools import lru_cache
 from html import escape
+from typing import Any
 
 from app.config import Settings
+from app.rendering import merge_tags
 from app.rendering.compile import CompiledEmail
 from app.rendering.masthead import Masthead
-from app.rendering.placeholders import (
-    LIST_TOKEN_LENGTH,
-    PREFERENCES_TOKEN,
-    READER_FALLBACK,
-    READER_NAME_HTML,
-    READER_NAME_TEXT,
-    UNSUBSCRIBE_TOKEN,
-)
+from app.rendering.placeholders import LIST_TOKEN_LENGTH, PREFERENCES_TOKEN, UNSUBSCRIBE_TOKEN
 from app.sends.dkim import DkimSigner
 from app.sends.store.rows import Claim
 from app.sends.verp import verp_address
@@ -36,21 +40,21 @@ from app.tokens import TokenService
 
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"
-# Slot kinds: which token a slice comes from.
+# Slot kinds: which token a slice comes from (2 and 3: the same at a line's start).
 _UNSUB, _PREFS = 0, 1
 _PLACEHOLDERS = ((_UNSUB, UNSUBSCRIBE_TOKEN.encode()), (_PREFS, PREFERENCES_TOKEN.encode()))
-# The reader's name: a whole slot (its length varies), escaped for HTML or as it is for text.
-_NAME_HTML, _NAME_TEXT = 8, 9
-_NAMES = ((_NAME_HTML, READER_NAME_HTML.encode()), (_NAME_TEXT, READER_NAME_TEXT.encode()))
-NAME_MAX = 100
-# Each byte as a name slot writes it: plain printable ASCII as it is; "=", "." and the rest
-# as =XX.
-_QP_BYTE = [
-    bytes([b]) if 33 <= b <= 126 and b not in (0x3D, 0x2E) else b"=%02X" % b for b in range(256)
-]
+# A merge tag's value: (kind, tag number, 0), escaped for HTML or plain for the text part.
+MERGE_HTML, MERGE_TEXT = 4, 5
+_MERGE_KINDS = ((MERGE_HTML, merge_tags.HTML), (MERGE_TEXT, merge_tags.TEXT))
 
 # A piece of the template: literal bytes, or (token kind, start, end) of a token.
 Piece = bytes | tuple[int, int, int]
+# One reader's merge values: (HTML part, text part) per tag, encoded for the wire.
+MergeValues = tuple[tuple[bytes, bytes], ...]
+QP_LINE = 75  # characters of a value line before its soft break ("=" makes 76)
+# Bytes a value keeps as they are in quoted-printable: no "=", no ".", no line ends.
+_QP_UNSAFE = re.compile(rb"[^A-Za-z0-9 ,;:!?'\-_&#()/]")
+EQUALS = ord("=")
 
 
 def unsubscribe_mailto(settings: Settings) -> str:
@@ -75,14 +79,15 @@ def delivery_bytes(
     The only per-recipient work of a send: the message was rendered, encoded and dot-stuffed
     once per issue; here a few fixed-length slots are filled and, with a key, it is signed.
     """
-    fields = {
-        "reader_name": claim.name,
+    fields: dict[str, Any] = {
         "to": claim.email,
         "unsubscribe_token": tokens.unsubscribe_token(claim.subscriber_id, claim.token_nonce),
         "preferences_token": tokens.preferences_token(claim.subscriber_id, claim.token_nonce),
         "message_id": claim.message_id,
         "date": date,
     }
+    if prepared.tags:
+        fields["merge"] = prepared.merge_values(claim.name, claim.attributes)
     wire = prepared.fill_wire(**fields)
     if signer is None:
         return wire
@@ -120,33 +125,6 @@ def _qp(text: str) -> bytes:
     """Quoted-printable encode a text part with CRLF line endings (C speed, once per issue)."""
     normalized = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
     return binascii.b2a_qp(normalized, istext=True).replace(b"\n", CRLF)
-
-
-def name_qp(text: str) -> bytes:
-    """Quoted-printable encode a name slot on lines of its own, framed by soft line breaks.
-
-    Every byte but plain printable ASCII is escaped, dots too (a line may start with one), so
-    the slot needs no dot-stuffing; soft breaks before, inside (every 72 columns) and after
-    it keep each line of the part within QP's 76 columns whatever its length.
-    """
-    chunks = [_QP_BYTE[b] for b in text.encode("utf-8")]
-    if sum(map(len, chunks)) <= 72:  # the usual name: one line
-        return SOFT_BREAK + b"".join(chunks) + SOFT_BREAK
-    lines, line = [], b""
-    for chunk in chunks:
-        if len(line) + len(chunk) > 72:
-            lines.append(line)
-            line = b""
-        line += chunk
-    lines.append(line)
-    return SOFT_BREAK + SOFT_BREAK.join(lines) + SOFT_BREAK
-
-
-def _names(reader_name: str) -> tuple[bytes, bytes]:
-    """Return the (HTML, text) name slots of one reader: their name, or the fallback word."""
-    # One line, no control characters: the name is the reader's own typing.
-    name = " ".join(reader_name.split())[:NAME_MAX] or READER_FALLBACK
-    return name_qp(escape(name, quote=True)), name_qp(name)
 
 
 def _fold(name: str, value: str) -> bytes:
@@ -215,8 +193,11 @@ def _body(compiled: CompiledEmail) -> tuple[bytes, bytes]:
     return content_type, b"".join(parts)
 
 
-def split_template(template: bytes) -> list[Piece]:
-    """Split encoded bytes into literal chunks and token slices, seeing through soft breaks."""
+def split_template(template: bytes, tags: int = 0) -> list[Piece]:
+    """Split encoded bytes into literal chunks, token slices and merge slots (of `tags` tags).
+
+    Soft breaks inside a placeholder are seen through; a merge stand-in is cut out whole.
+    """
     segments = template.split(SOFT_BREAK)
     flat = b"".join(segments)
     # Where each segment starts, in the flattened text and in the template.
@@ -233,23 +214,30 @@ def split_template(template: bytes) -> list[Piece]:
         return orig_starts[i] + pos - flat_starts[i]
 
     found: list[tuple[int, int]] = []  # (flat position, kind)
-    for kind, ph in _PLACEHOLDERS + _NAMES:
+    for kind, ph in _PLACEHOLDERS:
         pos = flat.find(ph)
         while pos != -1:
             found.append((pos, kind))
             pos = flat.find(ph, pos + len(ph))
+    merges: dict[int, tuple[int, int]] = {}  # flat position -> (kind, tag number)
+    for index in range(tags):
+        for kind, part in _MERGE_KINDS:
+            ph = merge_tags.placeholder(index, part).encode()
+            pos = flat.find(ph)
+            while pos != -1:
+                merges[pos] = (kind, index)
+                found.append((pos, kind))
+                pos = flat.find(ph, pos + len(ph))
     found.sort()
 
     pieces: list[Piece] = []
     cursor = 0  # next template byte not yet emitted
     for pos, kind in found:
-        if kind >= _NAME_HTML:
-            # The whole stand-in (with any soft break inside it) becomes one slot: the fill
-            # writes the name between soft breaks of its own (name_qp).
-            length = len(dict(_NAMES)[kind])
-            pieces.append(template[cursor : orig(pos)])
-            pieces.append((kind, 0, 0))
-            cursor = orig(pos + length - 1) + 1
+        if pos in merges:
+            o_start = orig(pos)
+            pieces.append(template[cursor:o_start])
+            pieces.append((kind, merges[pos][1], 0))
+            cursor = orig(pos + merge_tags.PLACEHOLDER_LENGTH - 1) + 1
             continue
         # Walk the placeholder, cutting a new slice wherever a soft break interrupts it.
         start = 0
@@ -280,8 +268,10 @@ def stuff_pieces(pieces: tuple[Piece, ...]) -> tuple[Piece, ...]:
             lead = b"." if line_start and p.startswith(b".") else b""
             out.append(lead + p.replace(b"\r\n.", b"\r\n.."))
             line_start = p.endswith(CRLF)
-        elif p[0] >= _NAME_HTML:
-            out.append(p)  # name_qp: escapes its dots, ends with a soft break
+        elif p[0] >= MERGE_HTML:
+            # A value starts with a soft break and ends with one: never a dot at a line's
+            # start inside it, and whatever follows starts a line.
+            out.append(p)
             line_start = True
         else:
             kind, start, end = p
@@ -293,6 +283,32 @@ def stuff_pieces(pieces: tuple[Piece, ...]) -> tuple[Piece, ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=4096)
+def qp_value(value: str, html: bool) -> bytes:
+    """Return a merge value as quoted-printable between soft breaks (cached: values repeat).
+
+    Everything but letters, digits and a few marks is escaped (a "." never starts a line, so
+    dot-stuffing has nothing to do), and no escape is split across lines.
+    """
+    data = (escape(value) if html else value).encode("utf-8")
+    encoded = _QP_UNSAFE.sub(_qp_escape, data)  # scanned in C; most names need nothing
+    if not encoded:
+        return SOFT_BREAK
+    lines, start = [], 0
+    while len(encoded) - start > QP_LINE:
+        cut = start + QP_LINE
+        # A literal "=" never occurs: one near the cut starts an escape, kept whole.
+        cut -= 1 if encoded[cut - 1] == EQUALS else 2 if encoded[cut - 2] == EQUALS else 0
+        lines.append(encoded[start:cut])
+        start = cut
+    lines.append(encoded[start:])
+    return SOFT_BREAK + SOFT_BREAK.join(lines) + SOFT_BREAK
+
+
+def _qp_escape(match: re.Match[bytes]) -> bytes:
+    return b"=%02X" % match[0][0]
+
+
 @dataclass(frozen=True)
 class PreparedMessage:
     """A message encoded once, with slots for the per-recipient token slices."""
@@ -300,7 +316,7 @@ class PreparedMessage:
     pieces: tuple[Piece, ...]
     sender: str  # the envelope sender (bare address)
     wire: tuple[Piece, ...] = ()  # the same, dot-stuffed and terminated for DATA
-    named: bool = False  # it greets the reader by name (the `{{reader}}` merge tag)
+    tags: tuple[merge_tags.MergeTag, ...] = ()  # the merge tags whose values fill its slots
 
     @classmethod
     def build(
@@ -320,9 +336,20 @@ class PreparedMessage:
         content_type, body = _body(compiled)
         lines = _headers(compiled, settings, list_headers, extra_headers or {}, masthead)
         head = b"".join(lines) + content_type
-        pieces = tuple(split_template(head + CRLF + body))
-        named = any(not isinstance(p, bytes) and p[0] >= _NAME_HTML for p in pieces)
-        return cls(pieces, settings.sender.addr_spec, stuff_pieces(pieces), named)
+        pieces = tuple(split_template(head + CRLF + body, len(compiled.tags)))
+        return cls(pieces, settings.sender.addr_spec, stuff_pieces(pieces), compiled.tags)
+
+    def merge_values(self, name: str | None, attributes: Mapping[str, Any] | None) -> MergeValues:
+        """Return one reader's merge values, encoded for the HTML and the text part."""
+        out = []
+        seen: dict[str, tuple[bytes, bytes]] = {}  # `{{ name }}` and `{{ name | "x" }}` alike
+        for tag in self.tags:
+            value = merge_tags.reader_value(tag, name, attributes)
+            encoded = seen.get(value)
+            if encoded is None:
+                encoded = seen[value] = (qp_value(value, True), qp_value(value, False))
+            out.append(encoded)
+        return tuple(out)
 
     def fill(
         self,
@@ -332,19 +359,15 @@ class PreparedMessage:
         preferences_token: str,
         message_id: str,
         date: str,
-        reader_name: str = "",
+        merge: MergeValues | None = None,
     ) -> bytes:
-        """Return the message for one recipient: per-recipient headers, then the template."""
+        """Return the message for one recipient: per-recipient headers, then the template.
+
+        Without `merge`, merge tags show their defaults (test copies).
+        """
         head, tokens = self._head(to, unsubscribe_token, preferences_token, message_id, date)
-        names = _names(reader_name) if self.named else (b"", b"")
-        return head + b"".join(
-            p
-            if isinstance(p, bytes)
-            else names[p[0] - _NAME_HTML]
-            if p[0] >= _NAME_HTML
-            else tokens[p[0]][p[1] : p[2]]
-            for p in self.pieces
-        )
+        values = merge if merge is not None else self._defaults()
+        return head + b"".join(_piece(p, tokens, values) for p in self.pieces)
 
     def fill_wire(
         self,
@@ -354,26 +377,29 @@ class PreparedMessage:
         preferences_token: str,
         message_id: str,
         date: str,
-        reader_name: str = "",
+        merge: MergeValues | None = None,
     ) -> bytes:
         """Return fill()'s message already dot-stuffed and ended with CRLF.CRLF (for DATA).
 
         The 70 KB stuffing scan then happens once per issue, not once per recipient.
         """
         head, tokens = self._head(to, unsubscribe_token, preferences_token, message_id, date)
-        names = _names(reader_name) if self.named else (b"", b"")
+        values = merge if merge is not None else self._defaults()
         parts = [head]
         for p in self.wire:
             if isinstance(p, bytes):
                 parts.append(p)
                 continue
             kind, start, end = p
-            if kind >= _NAME_HTML:
-                parts.append(names[kind - _NAME_HTML])
+            if kind >= MERGE_HTML:
+                parts.append(values[start][kind - MERGE_HTML])
                 continue
             chunk = tokens[kind & 1][start:end]
             parts.append(b"." + chunk if kind >= 2 and chunk.startswith(b".") else chunk)
         return b"".join(parts)
+
+    def _defaults(self) -> MergeValues:
+        return self.merge_values(None, None) if self.tags else ()
 
     def _head(
         self, to: str, unsubscribe_token: str, preferences_token: str, message_id: str, date: str
@@ -390,3 +416,11 @@ class PreparedMessage:
             message_id.encode("ascii"),
         )
         return head, tokens
+
+
+def _piece(p: Piece, tokens: tuple[bytes, bytes], values: MergeValues) -> bytes:
+    if isinstance(p, bytes):
+        return p
+    if p[0] >= MERGE_HTML:
+        return values[p[1]][p[0] - MERGE_HTML]
+    return tokens[p[0]][p[1] : p[2]]

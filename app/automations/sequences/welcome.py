@@ -41,13 +41,13 @@ from app.sends.store.rows import is_postgres
 WELCOME = "welcome"
 
 # The text of email_templates/welcome.mjml as blocks, with merge tags for the names.
-SUBJECT = "Welcome to {{newsletter}}"
-PREHEADER = "You're subscribed. {{newsletter}} arrives every morning from tomorrow."
+SUBJECT = "Welcome to {{ newsletter }}"
+PREHEADER = "You're subscribed. {{ newsletter }} arrives every morning from tomorrow."
 BODY = """## Welcome aboard
 
-Dear {{reader}},
+Dear {{ name | "reader" }},
 
-Thank you for confirming. From tomorrow, {{newsletter}} arrives in this inbox each morning: \
+Thank you for confirming. From tomorrow, {{ newsletter }} arrives in this inbox each morning: \
 the stories worth your coffee, in a few minutes of reading.
 
 A few things that help:

@@ -186,6 +186,7 @@ def claim_batch(
                 Subscriber.status,
                 Subscriber.token_nonce,
                 Subscriber.name,
+                Subscriber.attributes,
                 _suppressed(Subscriber.email_hash).label("suppressed"),
             ).where(Subscriber.id.in_(sub_ids))
         )
@@ -211,6 +212,7 @@ def claim_batch(
                     r.message_id,
                     sub.token_nonce,
                     sub.name or "",
+                    sub.attributes,
                 )
             )
             continue

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from typing import cast as typed
 
 from sqlalchemy import Table
@@ -26,7 +28,9 @@ class Claim:
     attempts: int
     message_id: str
     token_nonce: str  # the subscriber's list-token nonce, filled into their links
-    name: str = ""  # the reader's name, for an issue that greets them by it
+    # Read with the claim (one query per batch) for the issue's merge tags.
+    name: str = ""
+    attributes: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
