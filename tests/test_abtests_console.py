@@ -14,10 +14,10 @@ from app.db import session_scope
 from app.issues.schemas import IssueIn
 from app.issues.service import create_issue
 from app.models import AbTest
+from tests.browser_support import ARGS, CHROMIUM
 from tests.console_support import EMAIL, PASSWORD, add_account, sign_in
 from tests.helpers import SIMPLE_BLOCKS, add_subscribers, deliver_in_thread, new_issue, run_worker
 from tests.smtp_server import SMTPTestServer
-from tests.test_browser import ARGS, CHROMIUM
 
 SHOTS = Path("/work/shots/sequences")
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from app.context import Context
-from tests.test_browser import ARGS, CHROMIUM
+from tests.browser_support import ARGS, CHROMIUM
 
 pytestmark = [
     pytest.mark.browser,

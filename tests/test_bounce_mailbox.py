@@ -16,9 +16,9 @@ from app.config import Settings
 from app.context import Context, build_context
 from app.db import session_scope
 from app.models import BounceEvent, SubscriberStatus
+from tests.bounce_support import make_deliveries, sample, subscriber_state
 from tests.helpers import add_subscribers
 from tests.imap_server import Dovecot
-from tests.test_bounces import make_deliveries, sample, subscriber_state
 
 NOT_A_REPORT = (
     b"From: Reader <reader@example.org>\r\nTo: bounces@morningpost.test\r\n"

@@ -13,22 +13,12 @@ import pytest
 from app.context import Context
 from app.db import session_scope
 from app.editors import create_editor_token
+from tests.browser_support import ARGS, CHROMIUM
 from tests.helpers import deliver_in_thread, new_issue
 from tests.smtp_server import SMTPTestServer
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 WIDTHS = (375, 1280)
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 pytestmark = [
     pytest.mark.browser,

@@ -17,9 +17,9 @@ from app.rendering.compile import Renderer
 from app.rendering.links import ClickTokens, rewrite_links
 from app.sends.smtp.mailer import make_mailer
 from app.sends.worker import Worker
+from tests.delivery_support import add_issue, add_subscribers, send_now
 from tests.helpers import nonce_of
 from tests.smtp_server import SMTPTestServer
-from tests.test_delivery_support import add_issue, add_subscribers, send_now
 
 LINK = re.compile(r'href="(http://testserver/l/[^"]+)"')
 

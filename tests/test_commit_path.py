@@ -20,7 +20,7 @@ from app.sends.store.commit import (
 from app.sends.store.ledger import Result
 from app.sends.store.paths import commit_path
 from app.sends.store.rows import D
-from tests.test_delivery_support import add_issue, add_subscribers, send_now
+from tests.delivery_support import add_issue, add_subscribers, send_now
 
 
 def _claimed(ctx: Context, emails: list[str], owner: str = "w1") -> dict[str, int]:

@@ -6,21 +6,19 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from app.context import Context
 from app.models import utcnow
+from tests.browser_support import ARGS, CHROMIUM, shoot
 from tests.console_support import EMAIL, PASSWORD, add_account
 from tests.helpers import add_subscribers, deliver_in_thread
 from tests.smtp_server import SMTPTestServer
-from tests.test_browser import ARGS, CHROMIUM
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "test-artifacts" / "console"
 SAMPLE = ROOT / "examples" / "ai-morning-post.md"
-WIDTHS = (375, 1280)
 READERS = 6
 
 pytestmark = [
@@ -29,19 +27,6 @@ pytestmark = [
         not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
     ),
 ]
-
-
-def _shoot(page: Any, name: str) -> None:
-    """Save the page at phone and desktop width, in the light and the dark scheme."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    for scheme in ("light", "dark"):
-        page.emulate_media(color_scheme=scheme)
-        for width in WIDTHS:
-            page.set_viewport_size({"width": width, "height": 900})
-            suffix = "" if scheme == "light" else "-dark"
-            page.screenshot(path=str(SHOTS / f"{name}-{width}{suffix}.png"), full_page=True)
-    page.emulate_media(color_scheme="light")
-    page.set_viewport_size({"width": 1280, "height": 900})
 
 
 def test_editor_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) -> None:
@@ -63,16 +48,16 @@ def test_editor_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) 
         # Signed out, the console sends the editor to the sign-in page.
         page.goto(f"{url}/editor/")
         assert page.url == f"{url}/editor/login"
-        _shoot(page, "01-login")
+        shoot(page, "01-login")
         page.get_by_label("Email").fill(EMAIL)
         page.get_by_label("Password").fill("not my password")
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("alert")).to_contain_text("do not match")
-        _shoot(page, "02-login-error")
+        shoot(page, "02-login-error")
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
-        _shoot(page, "03-dashboard-empty")
+        shoot(page, "03-dashboard-empty")
 
         # Write the sample issue in Markdown; the live preview follows the text.
         page.get_by_role("link", name="Issues", exact=True).click()
@@ -82,7 +67,7 @@ def test_editor_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) 
         frame = page.frame_locator("#preview-frame")
         # Text only the sample has: the frame shows the new text, not the starter template.
         expect(frame.get_by_text("Weekend Reading").first).to_be_visible(timeout=15_000)
-        _shoot(page, "04-issue-new-markdown")
+        shoot(page, "04-issue-new-markdown")
         page.get_by_role("button", name="Save draft").click()
         # Saved by the button, or into the draft the autosave made while the preview loaded.
         expect(page.get_by_role("status")).to_contain_text(
@@ -90,7 +75,7 @@ def test_editor_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) 
         )
         issue_url = page.url.split("?")[0]
         issue_id = int(issue_url.rsplit("/", 1)[1])
-        _shoot(page, "05-issue")
+        shoot(page, "05-issue")
 
         # Preview at phone and desktop width side by side.
         page.get_by_role("link", name="Preview at both widths").click()
@@ -99,15 +84,15 @@ def test_editor_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) 
         expect(
             page.frame_locator("iframe[width='620']").get_by_text("By the Numbers").first
         ).to_be_visible()
-        _shoot(page, "06-issue-preview")
+        shoot(page, "06-issue-preview")
 
         # The Markdown and block editors of a saved issue.
         page.goto(f"{issue_url}/edit")
         expect(page.get_by_label("Issue in Markdown")).to_contain_text("{stats}")
-        _shoot(page, "07-issue-edit-markdown")
+        shoot(page, "07-issue-edit-markdown")
         page.goto(f"{issue_url}/blocks")
         expect(page.get_by_role("heading", name="Edit block by block")).to_be_visible()
-        _shoot(page, "08-issue-edit-blocks")
+        shoot(page, "08-issue-edit-blocks")
 
         # A test copy to myself, caught by the test SMTP server.
         page.goto(issue_url)
@@ -127,26 +112,26 @@ def test_editor_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) 
         expect(page.get_by_role("status")).to_contain_text("The issue is scheduled.")
         page.get_by_role("link", name="Dashboard").click()
         expect(page.get_by_text(tomorrow.replace("T", " ") + " UTC")).to_be_visible()
-        _shoot(page, "09-dashboard-scheduled")
+        shoot(page, "09-dashboard-scheduled")
 
         # Send now, after a confirmation that states the number of recipients.
         page.goto(issue_url)
         page.get_by_role("link", name="Send now…").click()
         expect(page.get_by_text(f"{READERS} readers").first).to_be_visible()
-        _shoot(page, "10-issue-send-confirm")
+        shoot(page, "10-issue-send-confirm")
         page.get_by_role("button", name=f"Send to {READERS} readers").click()
         expect(page.get_by_role("status")).to_contain_text("The send has started.")
         assert page.url.startswith(f"{issue_url}/results")
-        _shoot(page, "11-results-sending")
+        shoot(page, "11-results-sending")
         page.get_by_role("link", name="Dashboard").click()
         expect(page.locator(f"[data-progress='{issue_id}'] progress")).to_be_visible()
-        _shoot(page, "12-dashboard-sending")
+        shoot(page, "12-dashboard-sending")
         page.goto(issue_url)
         expect(page.get_by_role("button", name="Pause")).to_be_visible()
-        _shoot(page, "13-issue-sending")
+        shoot(page, "13-issue-sending")
         page.get_by_role("link", name="Cancel the send…").click()
         expect(page.get_by_role("button", name="Cancel the send")).to_be_visible()
-        _shoot(page, "13b-issue-cancel-confirm")
+        shoot(page, "13b-issue-cancel-confirm")
         page.get_by_role("link", name="Keep it").click()
         page.goto(f"{issue_url}/results")
 
@@ -155,7 +140,7 @@ def test_editor_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) 
         smtp_server.handler.wait_for(1 + READERS)
         expect(page.locator(".meta .badge-sent")).to_be_visible(timeout=30_000)
         expect(page.locator(".tile.good .tile-n")).to_have_text(str(READERS))
-        _shoot(page, "14-results-sent")
+        shoot(page, "14-results-sent")
 
         # Find one reader's delivery and its last SMTP reply.
         page.get_by_label("Search by email").fill("reader3@")
@@ -165,26 +150,26 @@ def test_editor_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) 
         expect(row).to_contain_text("reader3@example.org")
         expect(row).to_contain_text("sent")
         expect(row.locator("td.reply")).to_contain_text("250")
-        _shoot(page, "15-results-search")
+        shoot(page, "15-results-search")
 
         page.get_by_role("link", name="Dashboard").click()
         expect(page.get_by_role("heading", name="Last sends")).to_be_visible()
-        _shoot(page, "16-dashboard-after-send")
+        shoot(page, "16-dashboard-after-send")
         page.get_by_role("link", name="Issues", exact=True).click()
-        _shoot(page, "17-issues")
+        shoot(page, "17-issues")
 
         # Subscribers: list, one reader, add, import with a rejected row, erase confirmation.
         page.get_by_role("link", name="Subscribers", exact=True).click()
         expect(page.get_by_text("reader0@example.org")).to_be_visible()
-        _shoot(page, "18-subscribers")
+        shoot(page, "18-subscribers")
         page.get_by_role("link", name="reader0@example.org").click()
-        _shoot(page, "19-subscriber-edit")
+        shoot(page, "19-subscriber-edit")
         page.get_by_role("link", name="Erase…").click()
-        _shoot(page, "20-subscriber-erase")
+        shoot(page, "20-subscriber-erase")
         page.goto(f"{url}/editor/subscribers/new")
         page.get_by_label("Email").fill("new.reader@example.org")
         page.get_by_label("Name").fill("New Reader")
-        _shoot(page, "21-subscriber-new")
+        shoot(page, "21-subscriber-new")
         page.get_by_role("button", name="Add subscriber").click()
         expect(page.get_by_role("status")).to_contain_text("The subscriber is added.")
         page.goto(f"{url}/editor/subscribers/import")
@@ -193,7 +178,7 @@ def test_editor_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) 
         page.get_by_label("CSV file").set_input_files(str(csv_file))
         page.get_by_role("button", name="Import").click()
         expect(page.get_by_text("Rejected rows")).to_be_visible()
-        _shoot(page, "22-subscribers-import")
+        shoot(page, "22-subscribers-import")
 
         # Suppressions and settings.
         page.get_by_role("link", name="Suppressions").click()
@@ -201,10 +186,10 @@ def test_editor_journey(live: tuple[str, Context], smtp_server: SMTPTestServer) 
         page.get_by_label("Reason", exact=True).select_option("complaint")
         page.get_by_role("button", name="Suppress").click()
         expect(page.get_by_role("status")).to_contain_text("on the suppression list")
-        _shoot(page, "23-suppressions")
+        shoot(page, "23-suppressions")
         page.get_by_role("link", name="Settings").click()
         expect(page.get_by_text("DNS records to publish")).to_be_visible()
-        _shoot(page, "24-settings")
+        shoot(page, "24-settings")
 
         # Sign out: the console is closed again.
         page.get_by_role("button", name="Sign out").click()

@@ -15,10 +15,10 @@ import pytest
 
 from app.context import Context
 from app.models import utcnow
+from tests.browser_support import ARGS, CHROMIUM
 from tests.console_support import EMAIL, PASSWORD, add_account
 from tests.helpers import add_subscribers, deliver_in_thread, new_issue, run_worker
 from tests.smtp_server import SMTPTestServer
-from tests.test_browser import ARGS, CHROMIUM
 
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "console-morning"
 WIDTHS = (375, 1280)

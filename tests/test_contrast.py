@@ -25,10 +25,10 @@ from app.issues.service import preview_html
 from app.models import Issue, IssueStatus, Subscriber, utcnow
 from app.rendering.blocks import parse_blocks
 from app.tokens import hash_secret
+from tests.browser_support import ARGS, CHROMIUM
 from tests.helpers import nonce_of
 from tests.live_server import LiveServer
 from tests.smtp_server import free_port
-from tests.test_browser import ARGS, CHROMIUM
 
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "reader"
 SCRIPT = (Path(__file__).resolve().parent / "contrast.js").read_text()

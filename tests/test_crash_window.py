@@ -16,10 +16,18 @@ from pathlib import Path
 
 from app.config import Settings
 from app.context import Context
+from tests.delivery_support import (
+    add_issue,
+    add_subscribers,
+    deliveries,
+    pg_only,
+    send_now,
+    stats,
+    stop_all,
+    wait_until,
+)
 from tests.helpers import start_worker
 from tests.smtp_server import SMTPTestServer
-from tests.test_delivery_support import add_issue, add_subscribers, deliveries, send_now, stats
-from tests.test_scale import pg_only, stop_all, wait_until
 
 READERS = 2000
 CONNECTIONS = 4  # the default SMTP_CONNECTIONS

@@ -16,9 +16,9 @@ from app.models import utcnow
 from app.sends.smtp.mailer import make_mailer
 from app.sends.store import lease
 from app.sends.worker import Worker
+from tests.delivery_support import add_issue, add_subscribers, deliveries, send_now, stats
 from tests.helpers import start_worker
 from tests.smtp_server import SMTPTestServer
-from tests.test_delivery_support import add_issue, add_subscribers, deliveries, send_now, stats
 
 RECIPIENTS = 300
 BATCH = 10

@@ -20,8 +20,7 @@ from app.rendering import placeholders
 from app.sends.smtp.mailer import CaptureMailer, make_mailer
 from app.sends.store.sends import start_send
 from app.tokens import hash_secret
-from tests.smtp_server import HANGUP, STALL, SMTPTestServer
-from tests.test_delivery_support import (
+from tests.delivery_support import (
     add_issue,
     add_subscribers,
     deliveries,
@@ -29,6 +28,7 @@ from tests.test_delivery_support import (
     stats,
     subscriber_status,
 )
+from tests.smtp_server import HANGUP, STALL, SMTPTestServer
 
 
 async def run(ctx: Context) -> None:

@@ -15,7 +15,7 @@ from app.sends.store import lease, ledger
 from app.sends.store.hot import SQLiteHotPath
 from app.sends.store.ledger import Result
 from app.sends.store.rows import D
-from tests.test_delivery_support import add_issue, add_subscribers, deliveries, send_now
+from tests.delivery_support import add_issue, add_subscribers, deliveries, send_now
 
 
 @pytest.fixture

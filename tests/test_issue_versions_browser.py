@@ -10,8 +10,8 @@ import pytest
 from app.context import Context
 from app.db import session_scope
 from app.models import Issue
+from tests.browser_support import ARGS, CHROMIUM
 from tests.console_support import EMAIL, PASSWORD, add_account
-from tests.test_browser import ARGS, CHROMIUM
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "test-artifacts" / "versions"

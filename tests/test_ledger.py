@@ -13,7 +13,7 @@ from app.sends.policy import Outcome, RetryPolicy, is_hard_bounce
 from app.sends.store import lease, ledger, sends
 from app.sends.store.ledger import Result
 from app.tokens import hash_secret
-from tests.test_delivery_support import add_issue, add_subscribers, deliveries, send_now, stats
+from tests.delivery_support import add_issue, add_subscribers, deliveries, send_now, stats
 
 
 def claim(ctx: Context, owner: str = "w1", limit: int = 100, lease: int = 60, now=None):  # type: ignore[no-untyped-def]

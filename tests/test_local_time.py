@@ -5,39 +5,15 @@ The worker takes a clock; the test moves it through the day and checks who has t
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 from fastapi.testclient import TestClient
-from sqlalchemy import update
 
 from app.context import Context
-from app.db import session_scope
-from app.delivery import build_worker
-from app.models import Subscriber, utcnow
+from app.models import utcnow
 from tests.helpers import add_subscribers, new_issue
+from tests.local_time_support import ZONES, deliver_at, local_readers
 from tests.smtp_server import SMTPTestServer
-
-ZONES = {
-    "tokyo@example.org": "Asia/Tokyo",
-    "berlin@example.org": "Europe/Berlin",
-    "ny@example.org": "America/New_York",
-    "plain@example.org": "UTC",
-}
-
-
-def _readers(ctx: Context) -> None:
-    ids = add_subscribers(ctx, len(ZONES))
-    with session_scope(ctx.sessions) as session:
-        for sub_id, (email, zone) in zip(ids, ZONES.items(), strict=True):
-            session.execute(
-                update(Subscriber).where(Subscriber.id == sub_id).values(email=email, timezone=zone)
-            )
-
-
-def _deliver_at(ctx: Context, moment: datetime) -> None:
-    worker = build_worker(ctx, clock=lambda: moment)
-    asyncio.run(worker.run_until_idle())
 
 
 def _got(smtp_server: SMTPTestServer) -> set[str]:
@@ -47,7 +23,7 @@ def _got(smtp_server: SMTPTestServer) -> set[str]:
 def test_each_reader_gets_it_at_six_in_their_own_zone(
     client: TestClient, editor: dict[str, str], ctx: Context, smtp_server: SMTPTestServer
 ) -> None:
-    _readers(ctx)
+    local_readers(ctx)
     day = (utcnow() + timedelta(days=3)).date()  # every moment is still ahead
     issue = new_issue(client, editor)
     body = {"local_time": "06:00", "date": day.isoformat()}
@@ -66,21 +42,21 @@ def test_each_reader_gets_it_at_six_in_their_own_zone(
         return local_six - timedelta(hours=zone_offset_hours) + timedelta(minutes=1)
 
     tokyo, berlin, utc_six, new_york = at(9), at(1), at(0), at(-5)  # December: no DST
-    _deliver_at(ctx, tokyo - timedelta(minutes=2))
+    deliver_at(ctx, tokyo - timedelta(minutes=2))
     assert _got(smtp_server) == set()  # nobody's morning yet
 
-    _deliver_at(ctx, tokyo)
+    deliver_at(ctx, tokyo)
     assert _got(smtp_server) == {"tokyo@example.org"}
     stats = client.get(f"/issues/{issue['id']}/stats", headers=editor).json()
     assert stats["status"] == "sending" and stats["sent"] == 1
     assert stats["pending"] == 3 and stats["not_yet_due"] == 3  # waiting for their mornings
 
-    _deliver_at(ctx, berlin)
+    deliver_at(ctx, berlin)
     assert _got(smtp_server) == {"tokyo@example.org", "berlin@example.org"}
-    _deliver_at(ctx, utc_six)
+    deliver_at(ctx, utc_six)
     assert "plain@example.org" in _got(smtp_server)
     assert "ny@example.org" not in _got(smtp_server)
-    _deliver_at(ctx, new_york)
+    deliver_at(ctx, new_york)
     assert _got(smtp_server) == set(ZONES)
     assert len(smtp_server.handler.received) == 4  # one copy each, nobody else
     stats = client.get(f"/issues/{issue['id']}/stats", headers=editor).json()
@@ -90,7 +66,7 @@ def test_each_reader_gets_it_at_six_in_their_own_zone(
 def test_readers_whose_moment_passed_get_it_at_once(
     client: TestClient, editor: dict[str, str], ctx: Context, smtp_server: SMTPTestServer
 ) -> None:
-    _readers(ctx)
+    local_readers(ctx)
     issue = new_issue(client, editor)
     yesterday = (utcnow() - timedelta(days=1)).date().isoformat()
     r = client.post(
@@ -99,14 +75,14 @@ def test_readers_whose_moment_passed_get_it_at_once(
         headers=editor,
     )
     assert r.status_code == 202 and r.json()["status"] == "sending", r.text
-    _deliver_at(ctx, utcnow())
+    deliver_at(ctx, utcnow())
     assert _got(smtp_server) == set(ZONES)
 
 
 def test_cancel_stops_every_wave_and_bad_input_is_a_422(
     client: TestClient, editor: dict[str, str], ctx: Context, smtp_server: SMTPTestServer
 ) -> None:
-    _readers(ctx)
+    local_readers(ctx)
     issue = new_issue(client, editor)
     day = (date.today() + timedelta(days=5)).isoformat()
     for bad in (
@@ -123,7 +99,7 @@ def test_cancel_stops_every_wave_and_bad_input_is_a_422(
     )
     assert r.status_code == 202
     assert client.post(f"/issues/{issue['id']}/cancel", headers=editor).status_code == 200
-    _deliver_at(ctx, utcnow() + timedelta(days=10))
+    deliver_at(ctx, utcnow() + timedelta(days=10))
     stats = client.get(f"/issues/{issue['id']}/stats", headers=editor).json()
     assert stats["cancelled"] == 4 and stats["sent"] == 0
     assert smtp_server.handler.received == []

@@ -20,9 +20,9 @@ from app.delivery import build_worker
 from app.metrics.process import classify
 from app.models import DeliveryStatus, Heartbeat
 from app.webhooks.sender import run_webhook_sender
+from tests.delivery_support import add_issue, add_subscribers, send_now
 from tests.helpers import start_worker
 from tests.smtp_server import SMTPTestServer, free_port
-from tests.test_delivery_support import add_issue, add_subscribers, send_now
 
 
 def scrape(client: TestClient, headers: dict[str, str]) -> dict[tuple[str, tuple[str, ...]], float]:

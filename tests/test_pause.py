@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from app.context import Context
 from app.sends.smtp.mailer import make_mailer
 from app.sends.worker import Worker
+from tests.delivery_support import add_issue, add_subscribers, deliveries, send_now, stats
 from tests.smtp_server import SMTPTestServer
-from tests.test_delivery_support import add_issue, add_subscribers, deliveries, send_now, stats
 
 T = TypeVar("T")
 

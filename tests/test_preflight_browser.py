@@ -14,9 +14,9 @@ from PIL import Image
 
 from app.context import Context
 from app.issues.linkcheck import LinkChecker
+from tests.browser_support import ARGS, CHROMIUM
 from tests.console_support import EMAIL, PASSWORD, add_account
-from tests.test_browser import ARGS, CHROMIUM
-from tests.test_preflight import Site, resolver
+from tests.preflight_support import Site, resolver
 
 SHOTS = Path("/work/shots/media") if Path("/work/shots").exists() else None
 WIDTHS = (375, 1280)

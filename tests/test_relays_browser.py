@@ -13,11 +13,10 @@ from app.context import build_context
 from app.db import session_scope
 from app.models import utcnow
 from app.sends.store import relays as store
+from tests.browser_support import ARGS, CHROMIUM, shoot
 from tests.console_support import EMAIL, PASSWORD, add_account
 from tests.live_server import LiveServer
 from tests.smtp_server import free_port
-from tests.test_browser import ARGS, CHROMIUM
-from tests.test_console_browser import _shoot
 
 pytestmark = [
     pytest.mark.browser,
@@ -73,5 +72,5 @@ def test_the_relays_page_shows_state_quota_bars_and_errors(
         expect(page.get_by_text("refused the login")).to_be_visible()
         assert page.get_by_role("progressbar").count() == 2  # the relays with a daily quota
         assert "secret" not in page.content()  # passwords never reach the page
-        _shoot(page, "relays")
+        shoot(page, "relays")
         browser.close()

@@ -5,12 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-import subprocess
-import time
 from collections import Counter
 from pathlib import Path
-
-import pytest
 
 from app.config import Settings
 from app.context import Context
@@ -22,47 +18,19 @@ from app.sends.compose import PreparedMessage, stuff_pieces
 from app.sends.smtp.mailer import _unstuff, dot_stuff, make_mailer
 from app.sends.store import lease
 from app.sends.worker import Worker
-from tests.conftest import PG_URL
-from tests.helpers import start_worker
-from tests.smtp_server import SMTPTestServer
-from tests.test_delivery_support import (
+from tests.delivery_support import (
     BLOCKS,
     add_issue,
     add_subscribers,
     deliveries,
+    pg_only,
     send_now,
     stats,
+    stop_all,
+    wait_until,
 )
-
-pg_only = pytest.mark.skipif(
-    not PG_URL, reason="several workers need PostgreSQL (SKIP LOCKED); SQLite is single-worker"
-)
-
-
-def stop_all(procs: list[subprocess.Popen[bytes]]) -> list[str]:
-    """SIGTERM every live worker, wait, and return their stderr tails."""
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    tails = []
-    for p in procs:
-        try:
-            _, err = p.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            _, err = p.communicate()
-        tails.append(err.decode(errors="replace")[-1500:])
-    return tails
-
-
-def wait_until(predicate: object, timeout: float) -> bool:
-    """Poll `predicate()` until it is true or the time is up."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
+from tests.helpers import start_worker
+from tests.smtp_server import SMTPTestServer
 
 
 @pg_only

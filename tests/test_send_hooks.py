@@ -22,8 +22,8 @@ from app.sends.hooks import SendHooks
 from app.sends.smtp.mailer import make_mailer
 from app.sends.store.rows import Bounced
 from app.sends.worker import Worker
+from tests.delivery_support import add_issue, add_subscribers, send_now
 from tests.smtp_server import SMTPTestServer
-from tests.test_delivery_support import add_issue, add_subscribers, send_now
 
 
 def _status_of(session: Session, subscriber_id: int) -> str | None:

@@ -32,8 +32,8 @@ from app.models import Delivery, DeliveryStatus, Issue, utcnow
 from app.rendering.compile import CompiledEmail
 from app.sends.store.sends import start_due_issues
 from tests.helpers import add_subscribers, new_issue, run_worker
+from tests.local_time_support import ZONES, deliver_at, local_readers
 from tests.smtp_server import SMTPTestServer
-from tests.test_local_time import ZONES, _deliver_at, _readers
 
 FIRST = "The first version"
 EDITED = "An edit that came too late"
@@ -139,16 +139,16 @@ def test_a_started_send_sends_only_its_frozen_version(
 def test_local_time_waves_send_the_version_frozen_at_the_first_wave(
     client: TestClient, editor: dict[str, str], ctx: Context, smtp_server: SMTPTestServer
 ) -> None:
-    _readers(ctx)
+    local_readers(ctx)
     day = (utcnow() + timedelta(days=3)).date()
     issue = new_issue(client, editor, subject=FIRST)
     body = {"local_time": "06:00", "date": day.isoformat()}
     assert client.post(f"/issues/{issue['id']}/send", json=body, headers=editor).status_code == 202
     six = datetime(day.year, day.month, day.day, 6, tzinfo=UTC) + timedelta(minutes=1)
-    _deliver_at(ctx, six - timedelta(hours=9))  # Tokyo's morning: the send starts
+    deliver_at(ctx, six - timedelta(hours=9))  # Tokyo's morning: the send starts
     assert _subjects(smtp_server) == Counter({FIRST: 1})
     _edit_live_row(ctx, issue["id"], EDITED)
-    _deliver_at(ctx, six + timedelta(hours=5))  # every other morning has come
+    deliver_at(ctx, six + timedelta(hours=5))  # every other morning has come
     assert _subjects(smtp_server) == Counter({FIRST: len(ZONES)})
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import time
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,9 @@ from app.automations.sequences.scheduler import tick
 from app.config import Settings
 from app.context import Context
 from app.db import session_scope
-from app.models import Delivery, SequenceReader, SequenceStep, Subscriber, utcnow
-from app.tokens import hash_secret
+from app.models import Delivery, SequenceReader, SequenceStep, utcnow
 from tests.helpers import SIMPLE_BLOCKS, run_worker, start_worker
+from tests.sequence_support import confirmed
 from tests.smtp_server import SMTPTestServer
 
 
@@ -32,26 +32,6 @@ def templates(client: TestClient, editor: dict[str, str], count: int) -> list[in
         assert resp.status_code == 201, resp.text
         ids.append(resp.json()["id"])
     return ids
-
-
-def confirmed(
-    ctx: Context, count: int, start: datetime, spread: timedelta, tag: str = ""
-) -> list[int]:
-    """Insert active readers who confirmed at `start`, `start + spread`, …; return their ids."""
-    with session_scope(ctx.sessions) as session:
-        rows = [
-            Subscriber(
-                email=f"seq{tag}{i}@example.org",
-                email_hash=hash_secret(f"seq{tag}{i}@example.org"),
-                status="active",
-                consent_source="test",
-                confirmed_at=start + spread * i,
-            )
-            for i in range(count)
-        ]
-        session.add_all(rows)
-        session.flush()
-        return [r.id for r in rows]
 
 
 def subjects_by_reader(smtp_server: SMTPTestServer) -> dict[str, list[str]]:

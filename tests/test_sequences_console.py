@@ -17,11 +17,11 @@ from app.context import Context
 from app.db import session_scope
 from app.models import Issue, Sequence, utcnow
 from app.rendering.blocks import parse_blocks
+from tests.browser_support import ARGS, CHROMIUM
 from tests.console_support import EMAIL, PASSWORD, add_account, sign_in
 from tests.helpers import SIMPLE_BLOCKS, deliver_in_thread
+from tests.sequence_support import confirmed
 from tests.smtp_server import SMTPTestServer
-from tests.test_browser import ARGS, CHROMIUM
-from tests.test_sequences import confirmed
 
 SHOTS = Path("/work/shots/sequences")
 

@@ -18,8 +18,8 @@ from app.sends.policy import Outcome
 from app.sends.smtp.mailer import make_mailer
 from app.sends.throttle import AdaptiveRate, DomainSchedule, RateLimiter, is_throttle
 from app.sends.worker import Worker
+from tests.delivery_support import add_issue, add_subscribers, deliveries, send_now, stats
 from tests.smtp_server import SMTPTestServer
-from tests.test_delivery_support import add_issue, add_subscribers, deliveries, send_now, stats
 
 
 def test_throttle_replies_are_recognised() -> None:

@@ -32,8 +32,8 @@ from app.tokens import ListToken
 from app.webhooks.safety import forbidden
 from app.webhooks.sender import WebhookSender, backoff, beat, run_webhook_sender
 from tests.certs import self_signed
+from tests.delivery_support import add_issue, add_subscribers, send_now
 from tests.smtp_server import SMTPTestServer
-from tests.test_delivery_support import add_issue, add_subscribers, send_now
 
 ALL_EVENTS = [
     "subscriber.confirmed",

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
+
+import pytest
 from sqlalchemy import select
 
 from app.context import Context
@@ -11,6 +16,7 @@ from app.rendering.blocks import parse_blocks
 from app.sends.store import ledger
 from app.sends.store.sends import start_send
 from app.tokens import hash_secret
+from tests.conftest import PG_URL
 
 BLOCKS = [
     {"type": "lead", "title": "Models got smaller", "body": "Small **models** are back."},
@@ -69,3 +75,34 @@ def subscriber_status(ctx: Context, email: str) -> str:
 
 
 ACTIVE = SubscriberStatus.active
+
+
+pg_only = pytest.mark.skipif(
+    not PG_URL, reason="several workers need PostgreSQL (SKIP LOCKED); SQLite is single-worker"
+)
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> list[str]:
+    """SIGTERM every live worker, wait, and return their stderr tails."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    tails = []
+    for p in procs:
+        try:
+            _, err = p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate()
+        tails.append(err.decode(errors="replace")[-1500:])
+    return tails
+
+
+def wait_until(predicate: object, timeout: float) -> bool:
+    """Poll `predicate()` until it is true or the time is up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.1)
+    return False
