@@ -30,8 +30,8 @@ from tests.helpers import nonce_of
 from tests.live_server import LiveServer
 from tests.smtp_server import free_port
 
-SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "reader"
-SCRIPT = (Path(__file__).resolve().parent / "contrast.js").read_text()
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "reader"
+SCRIPT = (Path(__file__).resolve().parents[1] / "contrast.js").read_text()
 WIDTHS = (375, 1280)
 SCHEMES = ("light", "dark")
 

@@ -34,7 +34,7 @@ from tests.bounce_support import make_deliveries, sample, subscriber_state
 from tests.helpers import add_subscribers
 from tests.smtp_server import free_port
 
-DATA = Path(__file__).parent / "data" / "bounces"
+DATA = Path(__file__).resolve().parents[1] / "data" / "bounces"
 
 
 async def send_raw(port: int, rcpt: str, raw: bytes) -> None:

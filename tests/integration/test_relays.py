@@ -29,8 +29,8 @@ from app.sends.store import relays as store_relays
 from app.sends.store.relays import relay_lines
 from app.sends.worker import Worker
 from tests.delivery_support import add_issue, add_subscribers, send_now, stats
+from tests.integration.test_cli import morningpost
 from tests.smtp_server import ScriptedHandler, SMTPTestServer
-from tests.test_cli import morningpost
 
 
 class DyingHandler(ScriptedHandler):

@@ -17,7 +17,7 @@ from tests.browser_support import ARGS, CHROMIUM
 from tests.helpers import deliver_in_thread, new_issue
 from tests.smtp_server import SMTPTestServer
 
-SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 WIDTHS = (375, 1280)
 
 pytestmark = [

@@ -16,7 +16,7 @@ from tests.console_support import EMAIL, PASSWORD, add_account
 from tests.helpers import add_subscribers, deliver_in_thread
 from tests.smtp_server import SMTPTestServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-artifacts" / "console"
 SAMPLE = ROOT / "examples" / "ai-morning-post.md"
 READERS = 6

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-SENDS = Path(__file__).resolve().parent.parent / "app" / "sends"
+SENDS = Path(__file__).resolve().parents[2] / "app" / "sends"
 DOMAINS = (
     "app.subscribers",
     "app.suppressions",

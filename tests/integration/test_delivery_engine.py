@@ -84,7 +84,7 @@ async def test_full_send_reaches_every_active_subscriber_once(
             body = part.get_content()
             assert token in body
             nonce = ctx.tokens.open_unsubscribe_token(token).nonce
-            assert nonce is not None  # the reader's own, checked in test_harden_tokens
+            assert nonce is not None  # the reader's own, checked in test_ids_and_list_tokens
             assert ctx.tokens.preferences_token(ids[to], nonce) in body
             for ph in placeholders.ALL:
                 assert ph not in body

@@ -18,7 +18,7 @@ from app.sends.dkim import generate_key, public_key_der, txt_value
 from tests.helpers import add_subscribers, new_issue, run_worker
 from tests.smtp_server import SMTPTestServer
 
-DSN = Path(__file__).parent / "data" / "bounces"
+DSN = Path(__file__).resolve().parents[1] / "data" / "bounces"
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ from tests.certs import self_signed
 from tests.console_support import add_account, sign_in
 from tests.helpers import add_subscribers
 
-DATA = Path(__file__).parent / "data" / "providers"
+DATA = Path(__file__).resolve().parents[1] / "data" / "providers"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:morningpost-bounces"
 POSTMARK_AUTH = "postmark:a-long-random-password"
 MAILGUN_KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"

@@ -145,7 +145,7 @@ def test_bounce_listener_records_a_dsn(
     )
     try:
         verp = verp_address(delivery_id, settings)
-        dsn = (Path(__file__).parent / "data" / "bounces" / "dsn_5_1_1.eml").read_text()
+        dsn = (ROOT / "tests" / "data" / "bounces" / "dsn_5_1_1.eml").read_text()
         for key, value in {
             "VERP": verp,
             "RCPT": "reader0@example.org",

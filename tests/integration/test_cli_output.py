@@ -20,7 +20,7 @@ from app.models import Issue, Subscriber
 from tests.helpers import add_subscribers, cli_env, new_issue
 from tests.smtp_server import SMTPTestServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_MD = ROOT / "examples" / "ai-morning-post.md"
 SAMPLE_JSON = ROOT / "examples" / "ai-morning-post.json"
 # (Not pydantic: typer itself uses it to build sub-command groups.)

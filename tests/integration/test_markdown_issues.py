@@ -16,7 +16,7 @@ from app.issues.schemas import IssueIn
 from app.rendering.blocks import BLOCK_TYPES, parse_blocks
 from app.rendering.placeholders import UNSUBSCRIBE_TOKEN
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_JSON = json.loads((ROOT / "examples" / "ai-morning-post.json").read_text())
 
 CONTRACT_EXAMPLE = """\

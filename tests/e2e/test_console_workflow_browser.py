@@ -20,7 +20,7 @@ from tests.console_support import EMAIL, PASSWORD, add_account
 from tests.helpers import add_subscribers, deliver_in_thread, new_issue, run_worker
 from tests.smtp_server import SMTPTestServer
 
-SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "console-morning"
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console-morning"
 WIDTHS = (375, 1280)
 
 pytestmark = [
