@@ -6,8 +6,10 @@ from datetime import datetime, timedelta
 
 from app.context import Context
 from app.db import session_scope
-from app.models import Subscriber
+from app.models import Issue, Subscriber
+from app.rendering.blocks import parse_blocks
 from app.tokens import hash_secret
+from tests.helpers import SIMPLE_BLOCKS
 
 
 def confirmed(
@@ -24,6 +26,18 @@ def confirmed(
                 confirmed_at=start + spread * i,
             )
             for i in range(count)
+        ]
+        session.add_all(rows)
+        session.flush()
+        return [r.id for r in rows]
+
+
+def drafts(ctx: Context, *subjects: str) -> list[int]:
+    """Create draft issues with these subjects; return their ids."""
+    with session_scope(ctx.sessions) as session:
+        rows = [
+            Issue(slug=f"draft-{n}", subject=s, blocks=parse_blocks(SIMPLE_BLOCKS))
+            for n, s in enumerate(subjects)
         ]
         session.add_all(rows)
         session.flush()

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -17,70 +15,30 @@ from app.config import Settings
 from app.context import Context
 from app.db import session_scope
 from app.models import Issue, Subscriber
-from tests.helpers import add_subscribers, cli_env, new_issue
+from tests.cli_support import run_cli
+from tests.helpers import add_subscribers, new_issue
 from tests.smtp_server import SMTPTestServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_MD = ROOT / "examples" / "ai-morning-post.md"
 SAMPLE_JSON = ROOT / "examples" / "ai-morning-post.json"
-# (Not pydantic: typer itself uses it to build sub-command groups.)
-HEAVY = ("sqlalchemy", "fastapi", "premailer", "mjml", "aiosmtplib", "uvicorn")
-
-
-def morningpost(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run `python -m app ARGS` with the test's configuration."""
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args],
-        env={**cli_env(settings), **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def _imported(stderr: str) -> set[str]:
-    names = set()
-    for line in stderr.splitlines():
-        if line.startswith("import time:") and "|" in line:
-            names.add(line.rsplit("|", 1)[1].strip())
-    return names
-
-
-@pytest.mark.parametrize("args", [["--help"], ["issues", "--help"], ["issues", "send", "--help"]])
-def test_help_imports_none_of_the_application(settings: Settings, args: list[str]) -> None:
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "app", *args],
-        env=cli_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0
-    assert "Usage" in result.stdout
-    heavy = {n for n in _imported(result.stderr) if n.split(".")[0] in HEAVY}
-    # app.cli_editor holds the `editor` sub-app and imports only typer at the top, like app.cli.
-    cli_modules = ("app.cli", "app.cli_editor")
-    heavy |= {n for n in _imported(result.stderr) if n.startswith("app.") and n not in cli_modules}
-    assert not heavy, f"--help imports {sorted(heavy)[:8]}"
 
 
 def test_help_lists_the_newcomer_commands(settings: Settings) -> None:
-    text = morningpost(settings, "--help").stdout
+    text = run_cli(settings, "--help").stdout
     for word in ("demo", "issues", "serve", "dispatch", "--verbose", "Getting started"):
         assert word in text
 
 
 def test_editor_token_create_prints_only_the_token(settings: Settings) -> None:
-    result = morningpost(settings, "editor-token", "create", "night desk")
+    result = run_cli(settings, "editor-token", "create", "night desk")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("\n") == 1 and result.stdout.startswith("mp_")
     assert result.stderr == ""  # migrations ran, and said nothing
 
 
 def test_verbose_shows_the_info_lines(settings: Settings) -> None:
-    result = morningpost(settings, "--verbose", "editor-token", "create", "night desk")
+    result = run_cli(settings, "--verbose", "editor-token", "create", "night desk")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("mp_") and result.stdout.count("\n") == 1
     assert "INFO" in result.stderr
@@ -98,7 +56,7 @@ def test_dispatch_wait_shows_progress_not_log_lines(
     when = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
     client.post(f"/issues/{issue['id']}/send", json={"send_at": when}, headers=editor)
     subprocess.run(["sleep", "1.1"], check=True)
-    result = morningpost(settings, "dispatch", "--wait", MORNINGPOST_BATCH_SIZE="10")
+    result = run_cli(settings, "dispatch", "--wait", MORNINGPOST_BATCH_SIZE="10")
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"started 1 issue(s): {issue['id']}\n"
     assert "INFO" not in result.stderr and "batch" not in result.stderr
@@ -111,7 +69,7 @@ def test_demo_never_touches_the_real_list(
 ) -> None:
     add_subscribers(ctx, 3)  # real readers, on a real relay (the test SMTP server)
     for _ in range(2):
-        result = morningpost(settings, "demo")
+        result = run_cli(settings, "demo")
         assert result.returncode == 0, result.stderr
         assert "sent to 3 demo readers" in result.stdout
     assert smtp_server.handler.received == []  # no real reader got mail
@@ -128,13 +86,13 @@ def test_demo_never_touches_the_real_list(
 def test_issues_create_from_markdown_and_json(
     settings: Settings, client: TestClient, editor: dict[str, str], tmp_path: Path
 ) -> None:
-    result = morningpost(settings, "issues", "create", str(SAMPLE_MD))
+    result = run_cli(settings, "issues", "create", str(SAMPLE_MD))
     assert result.returncode == 0, result.stderr
     md_id = int(result.stdout)
     data = json.loads(SAMPLE_JSON.read_text())
     as_json = tmp_path / "issue.json"
     as_json.write_text(json.dumps({**data, "slug": "from-json"}))
-    result = morningpost(settings, "issues", "create", str(as_json))
+    result = run_cli(settings, "issues", "create", str(as_json))
     assert result.returncode == 0, result.stderr
     json_id = int(result.stdout)
     from_md = client.get(f"/issues/{md_id}", headers=editor).json()
@@ -146,27 +104,27 @@ def test_issues_create_from_markdown_and_json(
 def test_issues_create_names_the_line_of_a_mistake(settings: Settings, tmp_path: Path) -> None:
     bad = tmp_path / "bad.md"
     bad.write_text("---\nsubject: S\n---\n## Tools {cards}\n- [A](https://a.org)\n")
-    result = morningpost(settings, "issues", "create", str(bad))
+    result = run_cli(settings, "issues", "create", str(bad))
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.strip() == f"error: {bad}: line 5: cards item: description is required"
     other = tmp_path / "issue.txt"
     other.write_text("x")
-    assert morningpost(settings, "issues", "create", str(other)).returncode == 2
+    assert run_cli(settings, "issues", "create", str(other)).returncode == 2
 
 
 def test_issues_list(settings: Settings, client: TestClient, editor: dict[str, str]) -> None:
     first = new_issue(client, editor, subject="Monday")
     second = new_issue(client, editor, subject="Tuesday")
-    result = morningpost(settings, "issues", "list")
+    result = run_cli(settings, "issues", "list")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split()[:2] == ["ID", "STATUS"]
     assert lines[1].split()[0] == str(second["id"]) and lines[1].endswith("Tuesday")
     assert lines[2].split()[0] == str(first["id"]) and "draft" in lines[2]
-    rows = json.loads(morningpost(settings, "issues", "list", "--json").stdout)
+    rows = json.loads(run_cli(settings, "issues", "list", "--json").stdout)
     assert [r["id"] for r in rows] == [second["id"], first["id"]]
-    assert morningpost(settings, "issues", "list", "--status", "sent").stdout == ""
+    assert run_cli(settings, "issues", "list", "--status", "sent").stdout == ""
 
 
 def test_issues_send_now_at_a_time_and_local_time(
@@ -178,7 +136,7 @@ def test_issues_send_now_at_a_time_and_local_time(
 ) -> None:
     add_subscribers(ctx, 4)
     later = new_issue(client, editor)
-    result = morningpost(settings, "issues", "send", str(later["id"]), "--at", "2099-12-01T06:00")
+    result = run_cli(settings, "issues", "send", str(later["id"]), "--at", "2099-12-01T06:00")
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"issue {later['id']} scheduled for 2099-12-01 06:00 UTC\n"
     got = client.get(f"/issues/{later['id']}", headers=editor).json()
@@ -186,26 +144,24 @@ def test_issues_send_now_at_a_time_and_local_time(
 
     local = new_issue(client, editor)
     args = ("issues", "send", str(local["id"]), "--local-time", "06:00", "--date", "2099-12-01")
-    result = morningpost(settings, *args)
+    result = run_cli(settings, *args)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(
         f"issue {local['id']} goes to 4 readers at 06:00 their time on 2099-12-01"
     )
     got = client.get(f"/issues/{local['id']}", headers=editor).json()
     assert got["status"] == "scheduled" and got["send_at"].startswith("2099-12-01T06:00")
-    both = morningpost(
-        settings, "issues", "send", "1", "--at", "2099-01-01", "--date", "2026-12-01"
-    )
+    both = run_cli(settings, "issues", "send", "1", "--at", "2099-01-01", "--date", "2026-12-01")
     assert both.returncode == 2
-    assert morningpost(settings, "issues", "send", "1", "--at", "tomorrow").returncode == 2
+    assert run_cli(settings, "issues", "send", "1", "--at", "tomorrow").returncode == 2
 
     now = new_issue(client, editor)
-    result = morningpost(settings, "issues", "send", str(now["id"]), "--wait")
+    result = run_cli(settings, "issues", "send", str(now["id"]), "--wait")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         f"issue {now['id']} sending to 4 readers",
         f"issue {now['id']}: sent · sent 4 · failed 0 · unknown 0",
     ]
     assert len(smtp_server.handler.received) == 4
-    again = morningpost(settings, "issues", "send", str(now["id"]))
+    again = run_cli(settings, "issues", "send", str(now["id"]))
     assert again.returncode == 1 and "never sent twice" in again.stderr

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from app.config import Settings
 from app.console.accounts import add_editor, remove_editor, verify_login
 from app.console.login_limits import LOGIN_PER_ACCOUNT_CLIENT
 from app.console.sessions import ABSOLUTE, IDLE, load_session, start_session
@@ -19,8 +18,9 @@ from app.db import session_scope
 from app.errors import Conflict, InvalidInput
 from app.main import create_app
 from app.models import EditorSession, Issue, utcnow
+from tests.cli_support import run_cli
 from tests.console_support import EMAIL, PASSWORD, add_account, csrf_of, sign_in
-from tests.helpers import ROOT, cli_env, new_issue
+from tests.helpers import new_issue
 
 
 @pytest.fixture
@@ -188,29 +188,15 @@ def test_accounts_service_rules(ctx: Context) -> None:
         assert verify_login(session, "a@example.org", PASSWORD, utcnow()) is None
 
 
-@pytest.fixture
-def env(settings: object) -> Iterator[dict[str, str]]:
-    """Environment of a `python -m app` subprocess on this test's database."""
-    yield {**cli_env(settings), "PYTHONPATH": str(ROOT)}
+def _cli(settings: Settings, cwd: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
+    """Run `morningpost editor ARGS` (in-process) with `stdin` as its standard input."""
+    result = run_cli(settings, "editor", *args, input=stdin, cwd=cwd)
+    return result.returncode, result.stdout, result.stderr
 
 
-def _cli(env: dict[str, str], cwd: object, *args: str, stdin: str = "") -> tuple[int, str, str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "app", "editor", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=60,
-        start_new_session=True,  # no controlling terminal: the password prompt reads stdin
-    )
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def test_editor_commands(env: dict[str, str], tmp_path: object, client: TestClient) -> None:
+def test_editor_commands(settings: Settings, tmp_path: Path, client: TestClient) -> None:
     code, out, err = _cli(
-        env,
+        settings,
         tmp_path,
         "add",
         "Chief@Example.org",
@@ -221,7 +207,7 @@ def test_editor_commands(env: dict[str, str], tmp_path: object, client: TestClie
     )
     assert code == 1 and "at least 12 characters" in err
     code, out, _ = _cli(
-        env,
+        settings,
         tmp_path,
         "add",
         "Chief@Example.org",
@@ -231,16 +217,18 @@ def test_editor_commands(env: dict[str, str], tmp_path: object, client: TestClie
         stdin=PASSWORD + "\n",
     )
     assert code == 0 and "chief@example.org" in out
-    code, _, err = _cli(env, tmp_path, "add", "two@example.org", stdin=f"{PASSWORD}\n{PASSWORD}x\n")
+    code, _, err = _cli(
+        settings, tmp_path, "add", "two@example.org", stdin=f"{PASSWORD}\n{PASSWORD}x\n"
+    )
     assert code == 1 and "the two passwords differ" in err
-    code, out, _ = _cli(env, tmp_path, "list")
+    code, out, _ = _cli(settings, tmp_path, "list")
     assert code == 0 and "chief@example.org\tChief\tlast sign-in: never" in out
     sign_in(client, "chief@example.org", PASSWORD)
-    code, out, _ = _cli(env, tmp_path, "remove", "chief@example.org")
+    code, out, _ = _cli(settings, tmp_path, "remove", "chief@example.org")
     assert code == 0
     # Removing the account ends its sessions at once.
     assert client.get("/editor/", follow_redirects=False).status_code == 303
-    code, _, err = _cli(env, tmp_path, "remove", "chief@example.org")
+    code, _, err = _cli(settings, tmp_path, "remove", "chief@example.org")
     assert code == 1 and "No editor" in err
 
 

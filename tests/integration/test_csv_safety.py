@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from app.db import session_scope
 from app.errors import InvalidInput
 from app.models import Subscriber, utcnow
 from app.subscribers.csv_import import import_csv
-from tests.helpers import cli_env
+from tests.cli_support import run_cli
 
 
 def _count(ctx: Context) -> int:
@@ -72,14 +70,7 @@ def test_the_cli_import_is_all_or_nothing_too(
 ) -> None:
     path = tmp_path / "big.csv"
     path.write_bytes(_file(b"\xff"))
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "subscribers", "import", str(path)],
-        env=cli_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_cli(settings, "subscribers", "import", str(path))
     assert result.returncode == 1 and "Line 2004" in result.stderr
     assert _count(ctx) == 0
 

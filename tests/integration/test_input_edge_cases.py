@@ -4,8 +4,6 @@ editor tokens, blank subjects, over-long local parts."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from datetime import timedelta
 
 import itsdangerous.timed
@@ -18,7 +16,8 @@ from app.context import Context
 from app.db import session_scope
 from app.editors import create_editor_token, list_editor_tokens, revoke_editor_token
 from app.models import EditorToken, OutboxMessage, Subscriber, utcnow
-from tests.helpers import add_subscribers, cli_env, new_issue
+from tests.cli_support import CliResult, run_cli
+from tests.helpers import add_subscribers, new_issue
 
 
 def _row(ctx: Context, email: str) -> Subscriber | None:
@@ -202,15 +201,8 @@ def test_editor_tokens_can_be_listed_revoked_and_expire(client: TestClient, ctx:
 
 
 def test_editor_token_cli_list_revoke_and_expiry(settings: Settings, client: TestClient) -> None:
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "app", "editor-token", *args],
-            env=cli_env(settings),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+    def run(*args: str) -> CliResult:
+        return run_cli(settings, "editor-token", *args)
 
     made = run("create", "night desk", "--expires-days", "30")
     assert made.returncode == 0, made.stderr

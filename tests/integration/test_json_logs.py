@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,8 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.context import Context
 from app.logs import JsonFormatter
-from tests.helpers import ROOT, add_subscribers, cli_env, new_issue, run_worker
+from tests.cli_support import run_cli
+from tests.helpers import add_subscribers, new_issue, run_worker
 from tests.smtp_server import SMTPTestServer
 
 
@@ -49,22 +48,17 @@ def test_a_record_becomes_one_json_line_with_its_extra_fields() -> None:
 
 
 def test_the_cli_logs_json_lines(settings: Settings, tmp_path: Path) -> None:
-    env = {
-        **cli_env(settings),
-        "PYTHONPATH": str(ROOT),
-        "MORNINGPOST_LOG_FORMAT": "json",
-        "MORNINGPOST_SMTP_URL": "",  # the capture mailer: announce_defaults logs a line for it
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "app", "--verbose", "dispatch", "--wait"],
-        env=env,
+    done = run_cli(
+        settings,
+        "--verbose",
+        "dispatch",
+        "--wait",
         cwd=tmp_path,
-        capture_output=True,
-        timeout=120,
-        check=False,
+        MORNINGPOST_LOG_FORMAT="json",
+        MORNINGPOST_SMTP_URL="",  # the capture mailer: announce_defaults logs a line for it
     )
-    assert done.returncode == 0, done.stderr.decode()
-    lines = [line for line in done.stderr.decode().splitlines() if line.strip()]
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert lines
     entries = [json.loads(line) for line in lines]  # every line parses
     assert any("capture mailer" in e["message"] for e in entries)

@@ -28,8 +28,8 @@ from app.sends.smtp.mailer import make_mailer
 from app.sends.store import relays as store_relays
 from app.sends.store.relays import relay_lines
 from app.sends.worker import Worker
+from tests.cli_support import run_cli
 from tests.delivery_support import add_issue, add_subscribers, send_now, stats
-from tests.integration.test_cli import morningpost
 from tests.smtp_server import ScriptedHandler, SMTPTestServer
 
 
@@ -278,7 +278,7 @@ def test_morningpost_status_prints_the_relay_table(
         store_relays.note_state(
             conn, "bravo", rested_until=None, failures=0, error="421 4.7.0 slow down", at=utcnow()
         )
-    done = morningpost(ctx.settings, "status", MORNINGPOST_SMTP_URL=url)
+    done = run_cli(ctx.settings, "status", MORNINGPOST_SMTP_URL=url)
     assert done.returncode == 0, done.stderr
     assert "Relays" in done.stdout and "alpha" in done.stdout and "over quota" in done.stdout
     assert "421 4.7.0 slow down" in done.stdout and "10 (100%)" in done.stdout

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +17,8 @@ from app.db import session_scope
 from app.models import Subscriber, utcnow
 from app.rendering.compile import Renderer
 from app.subscribers.csv_import import import_csv
-from tests.helpers import ROOT, cli_env, nonce_of
-from tests.smtp_server import free_port
+from tests.cli_support import run_cli
+from tests.helpers import nonce_of
 
 
 def zone_of(ctx: Context, email: str) -> str:
@@ -104,18 +102,13 @@ def test_cli_import_uses_the_default_time_zone(
 ) -> None:
     csv = tmp_path / "list.csv"
     csv.write_text("email,timezone\nb@example.org,Europe/Berlin\nd@example.org,\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "subscribers", "import", str(csv)],
-        env={
-            **cli_env(settings),
-            "PYTHONPATH": str(ROOT),
-            "MORNINGPOST_DEFAULT_TIMEZONE": "Australia/Sydney",
-        },
+    result = run_cli(
+        settings,
+        "subscribers",
+        "import",
+        str(csv),
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        MORNINGPOST_DEFAULT_TIMEZONE="Australia/Sydney",
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["imported"] == 2
@@ -157,39 +150,6 @@ def test_preferences_change_the_zone(
     bad = client.post(f"/preferences/{token}", data={**form, "timezone": "Nowhere"})
     assert bad.status_code == 422 and "not a known time zone" in bad.text
     assert zone_of(ctx, "p@example.org") == "Pacific/Auckland"
-
-
-def _serve_base_url(settings: Settings, tmp_path: Path, port: int, **env: str) -> str:
-    """Start `serve --port`, read the start-up line naming the base URL, stop it."""
-    full = {**cli_env(settings), "PYTHONPATH": str(ROOT), "MORNINGPOST_RUN_WORKER": "false", **env}
-    full = {k: v for k, v in full.items() if v != ""}
-    with subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=full,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        try:
-            assert proc.stderr is not None
-            for line in proc.stderr:
-                if "links use" in line:
-                    return line.split("links use ", 1)[1].strip()
-            raise AssertionError("serve exited without naming its base URL")
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-
-
-def test_base_url_follows_the_port_unless_set(settings: Settings, tmp_path: Path) -> None:
-    port = free_port()
-    line = _serve_base_url(settings, tmp_path, port, MORNINGPOST_BASE_URL="")
-    assert line.startswith(f"http://127.0.0.1:{port} (from --host/--port")
-    explicit = _serve_base_url(
-        settings, tmp_path, free_port(), MORNINGPOST_BASE_URL="https://news.example.org"
-    )
-    assert explicit == "https://news.example.org (MORNINGPOST_BASE_URL)"
 
 
 def test_links_follow_the_listen_address(settings: Settings) -> None:
