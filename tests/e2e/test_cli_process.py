@@ -7,6 +7,7 @@ seconds importing the application, and what they check does not depend on it.
 
 from __future__ import annotations
 
+import shutil
 import smtplib
 import subprocess
 import sys
@@ -134,3 +135,15 @@ def test_a_worker_with_a_wrong_database_url_says_so_once_and_exits(
     warnings = [line for line in err.splitlines() if "does not answer" in line]
     assert 1 <= len(warnings) <= 3, err
     assert err.strip().splitlines()[-1].startswith("error: worker stopped: the database did not")
+
+
+def test_the_installed_entry_point_answers_and_a_typo_is_exit_2(settings: Settings) -> None:
+    """The `morningpost` console script (pyproject's [project.scripts]) as a user runs it."""
+    exe = shutil.which("morningpost")
+    if exe is None:
+        pytest.skip("the package is not installed (no `morningpost` on PATH)")
+    env = {**cli_env(settings), "PYTHONPATH": str(ROOT)}
+    ok = subprocess.run([exe, "--help"], env=env, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "Usage" in ok.stdout and "dispatch" in ok.stdout
+    typo = subprocess.run([exe, "dispach"], env=env, capture_output=True, text=True, timeout=60)
+    assert typo.returncode == 2 and "No such command" in typo.stderr
