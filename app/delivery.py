@@ -1,6 +1,6 @@
 """The one place a delivery Worker is built: the send core wired to the domains above it.
 
-The send core (app/sends/) imports none of them (tests/test_layering.py): it returns facts and
+The send core (app/sends/) imports none of them (tests/unit/test_layering.py): it returns facts and
 is handed these hooks. The API process, `morningpost worker`, `morningpost dispatch --wait`
 and the tests all build their worker here.
 """

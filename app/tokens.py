@@ -89,7 +89,8 @@ class TokenService:
             salt: _prederived(self._keys, salt) for salt in (UNSUBSCRIBE_SALT, PREFERENCES_SALT)
         }
         # Signing (every email, twice) with the newest derived key in one C call; the result is
-        # Signer.sign's, byte for byte (tests/test_harden_tokens.py). Reading stays itsdangerous'.
+        # Signer.sign's, byte for byte (tests/integration/test_ids_and_list_tokens.py). Reading
+        # stays itsdangerous'.
         self._list_macs = {
             salt: _HmacSha256(signer.secret_keys[-1]) for salt, signer in self._list_signers.items()
         }

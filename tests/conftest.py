@@ -131,7 +131,7 @@ def settings(db_url: str, smtp_server: SMTPTestServer, tmp_path: Path) -> Settin
         batch_size=50,
         run_worker=False,
         # Each page request asks the database whether an issue changed, so a test sees its own
-        # writes at once; tests/test_page_cache.py checks the cache with its real bound.
+        # writes at once; tests/integration/test_page_cache.py checks the cache with its real bound.
         page_cache_seconds=0,
     )
 

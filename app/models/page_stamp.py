@@ -20,7 +20,7 @@ class PageStamp(Base):
     writes it (API, console, worker, CLI, psql). A process whose code, templates or newsletter
     settings differ from `site` bumps it when it starts (app.web.stamp.claim_site).
     NB: a SQLite migration that rebuilds `issues` (batch mode) drops its triggers; such a
-    migration must create them again (tests/test_page_cache.py checks they exist).
+    migration must create them again (tests/integration/test_page_cache.py checks they exist).
     """
 
     __tablename__ = "page_stamps"
