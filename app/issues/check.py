@@ -16,6 +16,7 @@ from markdown_it import MarkdownIt
 
 from app.config import Settings, dkim_alignment_error
 from app.rendering.markdown import markdown_parser
+from app.rendering.masthead import Masthead
 
 WARN_BYTES = 90 * 1024
 # Gmail clips messages whose HTML is over 102 KB, hiding the footer with the unsubscribe link.
@@ -54,9 +55,17 @@ class Finding:
 
 
 def check_issue(
-    settings: Settings, compiled_html_size: int, issue: IssueLike, rendered_html: str
+    settings: Settings,
+    compiled_html_size: int,
+    issue: IssueLike,
+    rendered_html: str,
+    head: Masthead | None = None,
 ) -> list[Finding]:
-    """Return every finding for an issue about to be sent, errors first."""
+    """Return every finding for an issue about to be sent, errors first.
+
+    `head` is the issue's newsletter's masthead: its own From and postal address (set in the
+    console) count, the settings only fill its gaps.
+    """
     found: list[Finding] = []
     found += _size(compiled_html_size)
     if not (issue.preheader or "").strip():
@@ -69,14 +78,16 @@ def check_issue(
             )
         )
     found += _links(issue.blocks, f"{settings.base_url}/")
-    found += _sender(settings)
-    if not settings.postal_address:
+    found += _sender(settings, head)
+    postal = head.postal_address if head is not None else settings.postal_address
+    if not postal:
         found.append(
             Finding(
                 "warning",
                 "no_postal_address",
-                "MORNINGPOST_POSTAL_ADDRESS is not set: the footer carries no postal address, "
-                "which CAN-SPAM requires in every commercial email and many readers expect.",
+                "The newsletter has no postal address (set it in the console's newsletter "
+                "settings, or MORNINGPOST_POSTAL_ADDRESS): the footer carries none, which "
+                "CAN-SPAM requires in every commercial email and many readers expect.",
             )
         )
     if not any("/unsubscribe/" in href for href in _HREF.findall(rendered_html)):
@@ -114,9 +125,11 @@ def _size(size: int) -> list[Finding]:
     return []
 
 
-def _sender(settings: Settings) -> list[Finding]:
+def _sender(settings: Settings, head: Masthead | None) -> list[Finding]:
     found: list[Finding] = []
-    if not settings.from_address:
+    # A newsletter's own From (its row) counts as set; the masthead falls back to the settings'.
+    own_from = head is not None and head.from_address != str(settings.sender)
+    if not settings.from_address and not own_from:
         found.append(
             Finding(
                 "warning",

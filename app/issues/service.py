@@ -456,13 +456,15 @@ def preflight(
     With a session, merge tags are checked against the readers the send would reach (the
     newsletter's, narrowed by `audience_filter`).
     """
-    compiled = compile_issue(renderer, issue).with_defaults()
+    # With a session, the issue's own newsletter: its footer, From and postal address.
+    head = issue_masthead(session, renderer, issue) if session is not None else None
+    compiled = compile_issue(renderer, issue, head).with_defaults()
     html = compiled.html
     size = len(html.encode("utf-8"))
     blocks = list(issue.blocks)
     lines = IssueLines(issue.subject, issue.preheader, issue.slug, blocks)
     links_and_images = collect(blocks)  # every link with its text, every image with its alt
-    found = check_issue(renderer.settings, size, issue, html)
+    found = check_issue(renderer.settings, size, issue, html, head)
     found += content_findings(issue.subject, links_and_images, compiled.text, lines, size_of)
     if session is not None:
         found += merge_findings(session, issue, utcnow(), audience_filter)

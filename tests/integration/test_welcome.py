@@ -132,3 +132,25 @@ def test_preheader_is_followed_by_a_spacer(ctx: Context) -> None:
     # premailer turns the entities into characters: U+034F, ZWNJ and NBSP, ninety times.
     assert content.count("\u034f\u200c\u00a0") == PREHEADER_SPACER.count("&#847;")
     assert "Hello" not in content
+
+
+def test_check_reads_the_newsletters_own_postal_address_and_from(
+    client: TestClient, ctx: Context, editor: dict[str, str]
+) -> None:
+    """An address set on the newsletter (the console's settings form) satisfies the check."""
+    ctx.settings.postal_address = ""
+    issue = new_issue(client, editor)
+    before = client.get(f"/issues/{issue['id']}/check", headers=editor).json()
+    assert "no_postal_address" in {f["code"] for f in before["findings"]}
+    default = client.get("/newsletters", headers=editor).json()
+    rows = default["items"] if isinstance(default, dict) else default
+    newsletter_id = next(n["id"] for n in rows if n["slug"] == "default" or n.get("is_default"))
+    changed = client.patch(
+        f"/newsletters/{newsletter_id}",
+        json={"postal_address": "1 Dusk Road, Bath", "from": "Desk <desk@morningpost.test>"},
+        headers=editor,
+    )
+    assert changed.status_code == 200, changed.text
+    after = client.get(f"/issues/{issue['id']}/check", headers=editor).json()
+    codes = {f["code"] for f in after["findings"]}
+    assert "no_postal_address" not in codes and "default_from" not in codes
