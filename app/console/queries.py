@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from app.addresses import normalize_email
 from app.audience.segments import count_matching, send_audience
-from app.csvsafe import csv_writer
 from app.errors import InvalidInput
 from app.models import (
     Delivery,
@@ -154,25 +152,6 @@ def find_suppression(session: Session, email: str) -> Suppression | None:
     """Return the suppression entry of an address (matched by its hash), or None."""
     digest = hash_secret(normalize_email(email))
     return session.scalars(select(Suppression).where(Suppression.email_hash == digest)).first()
-
-
-def subscribers_csv(session: Session) -> str:
-    """Return every subscriber as CSV: email, name, status, created_at, confirmed_at."""
-    buf = io.StringIO()
-    writer = csv_writer(buf)
-    writer.writerow(("email", "name", "status", "created_at", "confirmed_at"))
-    stmt = select(Subscriber).order_by(Subscriber.id).execution_options(yield_per=1000)
-    for row in session.scalars(stmt):
-        writer.writerow(
-            (
-                row.email,
-                row.name,
-                row.status,
-                row.created_at.isoformat(),
-                row.confirmed_at.isoformat() if row.confirmed_at else "",
-            )
-        )
-    return buf.getvalue()
 
 
 def _csv_safe(value: str) -> str:

@@ -16,12 +16,12 @@ from app.console.queries import (
     find_suppression,
     subscriber_deliveries,
     subscriber_table,
-    subscribers_csv,
 )
 from app.console.web import PREFIX, ConsoleRoute, EditorDep, SessionDep, redirect, render, signed_in
 from app.errors import DomainError, InvalidInput
 from app.models import SubscriberStatus, utcnow
 from app.subscribers import service as subscribers
+from app.subscribers.csv_export import export_csv
 from app.subscribers.csv_import import import_csv
 from app.suppressions import service as suppressions
 from app.suppressions.schemas import EDITOR_REASONS
@@ -168,8 +168,8 @@ def import_upload(
 
 @router.get("/subscribers/export.csv")
 def export_subscribers(session: SessionDep, _: EditorDep) -> Response:
-    """Download every subscriber as CSV."""
-    return _csv_response(subscribers_csv(session), "subscribers.csv")
+    """Download every subscriber as CSV: the API's export (tags, newsletters, attributes)."""
+    return _csv_response(export_csv(session), "subscribers.csv")
 
 
 def reader_page(

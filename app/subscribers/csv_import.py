@@ -63,6 +63,9 @@ class ImportSummary:
     imported: int = 0
     updated: int = 0
     skipped_existing: int = 0
+    # Rows whose `status` says the reader left (unsubscribed, bounced, complained): kept as
+    # such, so an exported list imported elsewhere never mails those who left.
+    left: int = 0
     rejected_count: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     rows: int = 0
@@ -94,6 +97,7 @@ class ImportSummary:
             "imported": self.imported,
             "updated": self.updated,
             "skipped_existing": self.skipped_existing,
+            "left": self.left,
             "rejected_count": self.rejected_count,
             "rejected": [
                 {"row": r.row, "email": r.email, "reason": r.reason} for r in self.rejected
@@ -113,6 +117,7 @@ class _Row:
     email: str
     name: str
     timezone: str | None  # None: the cell was empty or there is no such column
+    left: SubscriberStatus | None = None  # a `status` cell saying the reader left
     tags: list[str] = field(default_factory=list)
     newsletters: list[int] = field(default_factory=list)
     attributes: dict[str, Any] = field(default_factory=dict)
@@ -164,6 +169,25 @@ class _Columns:
     tags: int | None = None
     newsletters: int | None = None
     attributes: dict[str, int] = field(default_factory=dict)  # attribute name: column
+    status: int | None = None
+
+
+# A `status` cell (as the export writes it): these import as readers; the rest as having left.
+_STAYING = ("", SubscriberStatus.active, SubscriberStatus.pending)
+_LEFT = (SubscriberStatus.unsubscribed, SubscriberStatus.bounced, SubscriberStatus.complained)
+
+
+def _left(cell: str) -> SubscriberStatus | None:
+    """Read a `status` cell: None for a reader to import, else how they left; else refuse."""
+    value = cell.strip().lower()
+    if value in _STAYING:
+        return None
+    for status in _LEFT:
+        if value == status:
+            return status
+    raise InvalidInput(
+        f"status {cell.strip()[:40]!r} is not one of active, pending, " + ", ".join(_LEFT)
+    )
 
 
 def _cell(cells: list[str], col: int | None) -> str:
@@ -198,6 +222,7 @@ def _header(file: IO[bytes] | IO[str]) -> tuple[Iterator[tuple[int, list[str]]],
         col("tags"),
         col("newsletters"),
         attributes,
+        col("status"),
     )
 
 
@@ -244,10 +269,11 @@ def import_csv(
             name = clean_name(_cell(cells, cols.name))
             zone = clean_timezone(_cell(cells, cols.timezone))
             audience = _audience(cells, cols, slugs)
+            left = _left(_cell(cells, cols.status))
         except InvalidInput as exc:
             summary.reject(number, raw_email, exc.message)
             continue
-        chunk.append(_Row(number, raw_email, email, name, zone, **audience))
+        chunk.append(_Row(number, raw_email, email, name, zone, left, **audience))
         if len(chunk) >= chunk_size:
             _apply_chunk(session, chunk, summary, now, default_timezone)
             chunk = []
@@ -269,6 +295,41 @@ def _after_chunk(
         on_progress(summary.rows)
 
 
+def _import_left(
+    session: Session,
+    existing: dict[str, Subscriber],
+    row: Subscriber | None,
+    r: _Row,
+    summary: ImportSummary,
+    now: datetime,
+    default_tz: str,
+) -> None:
+    """Keep a reader the file says left as having left: never a reason to mail them."""
+    assert r.left is not None
+    summary.repeat_of(r.number, r.email)
+    summary.left += 1
+    if row is None:
+        row = Subscriber(
+            email=r.email,
+            email_hash=hash_secret(r.email),
+            name=r.name,
+            status=r.left,
+            consent_source="import",
+            created_at=now,
+            status_changed_at=now,
+            unsubscribed_at=now,
+            timezone=r.timezone or default_tz,
+            attributes=dict(r.attributes),
+        )
+        session.add(row)
+        existing[r.email] = row
+    elif row.status in (SubscriberStatus.pending, SubscriberStatus.active):
+        # The file (another tool's export, say) knows they left: that wins over mailing them.
+        row.status = r.left
+        row.status_changed_at = now
+        row.unsubscribed_at = now
+
+
 def _apply_chunk(
     session: Session, chunk: list[_Row], summary: ImportSummary, now: datetime, default_tz: str
 ) -> None:
@@ -288,6 +349,9 @@ def _apply_chunk(
             summary.reject(r.number, r.raw_email, "suppressed")
             continue
         row = existing.get(r.email)
+        if r.left is not None:
+            _import_left(session, existing, row, r, summary, now, default_tz)
+            continue
         if row is not None and row.status in (SubscriberStatus.pending, SubscriberStatus.active):
             try:  # bounded as on PATCH: a reader's attributes and the file's together
                 attributes = merge_attributes(row.attributes or {}, r.attributes)

@@ -88,6 +88,7 @@ class ImportSummaryOut(BaseModel):
     imported: int
     updated: int
     skipped_existing: int
+    left: int = 0  # rows whose status says the reader left: kept as unsubscribed (or bounced)
     rejected_count: int
     rejected: list[RejectedRow]
     rows: int

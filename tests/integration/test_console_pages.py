@@ -257,6 +257,10 @@ def test_subscribers_add_edit_search_import_export_erase(
     export = client.get("/editor/subscribers/export.csv")
     assert export.headers["content-type"].startswith("text/csv")
     assert "bob@example.org,Bob,active" in export.text
+    # The API's export: it imports again with tags, newsletters and attributes.
+    assert export.text.splitlines()[0].startswith(
+        "email,name,status,timezone,created_at,confirmed_at,tags,newsletters"
+    )
 
     assert "Erase for good" in client.get(f"/editor/subscribers/{ada}/erase").text
     erased = client.post(f"/editor/subscribers/{ada}/erase", data={"csrf_token": csrf})

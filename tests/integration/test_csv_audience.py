@@ -227,3 +227,34 @@ def test_an_export_imports_again_with_the_same_tags_newsletters_and_attributes(
     after = picture()
     assert after == before
     assert type(after["bob@example.org"][2]["big"]) is int
+
+
+def test_an_import_keeps_readers_who_left_as_having_left(
+    client: TestClient, editor: dict[str, str], ctx: Context
+) -> None:
+    """An export re-imported elsewhere never mails those who left; a bad status is refused."""
+    already = client.post(
+        "/subscribers", json={"email": "old@example.org", "status": "active"}, headers=editor
+    )
+    assert already.status_code == 201, already.text
+    summary = _import(
+        client,
+        editor,
+        "email,name,status\n"
+        "new@example.org,New,active\n"
+        "gone@example.org,Gone,unsubscribed\n"
+        "hard@example.org,Hard,bounced\n"
+        "old@example.org,Old,unsubscribed\n"
+        "odd@example.org,Odd,maybe\n",
+    )
+    assert summary["imported"] == 1 and summary["left"] == 3
+    assert [r["row"] for r in summary["rejected"]] == [6]
+    assert "status 'maybe'" in summary["rejected"][0]["reason"]
+    with session_scope(ctx.sessions) as session:
+        status = dict(session.execute(select(Subscriber.email, Subscriber.status)).all())
+    assert status == {
+        "new@example.org": "active",
+        "gone@example.org": "unsubscribed",
+        "hard@example.org": "bounced",
+        "old@example.org": "unsubscribed",
+    }
