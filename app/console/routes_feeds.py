@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import update
 
+from app.audience.newsletters import list_newsletters
 from app.automations import feeds
 from app.console.web import PREFIX, ConsoleRoute, EditorDep, SessionDep, redirect, render, signed_in
 from app.errors import DomainError
@@ -36,6 +37,7 @@ def _page(
         "notice": NOTICES.get(request.query_params.get("done", "")),
         "error": None,
         "form": {},
+        "newsletters": list_newsletters(session),
     }
     context.update(extra)
     return render(request, "feeds.html", status_code=status_code, section="feeds", **context)
@@ -56,13 +58,20 @@ def feed_add(
     every: Annotated[str, Form(max_length=40)] = "PT1H",
     mode: Annotated[str, Form(max_length=8)] = "draft",
     max_items: Annotated[int, Form(ge=1, le=50)] = 10,
+    newsletter: Annotated[str, Form(max_length=80)] = "",
 ) -> Response:
-    """Add a feed."""
+    """Add a feed (to a newsletter: its issues are that newsletter's)."""
     try:
-        feeds.create_feed(session, url, every, mode, max_items)
+        feeds.create_feed(session, url, every, mode, max_items, newsletter or None)
     except DomainError as exc:
         session.rollback()
-        form = {"url": url, "every": every, "mode": mode, "max_items": max_items}
+        form = {
+            "url": url,
+            "every": every,
+            "mode": mode,
+            "max_items": max_items,
+            "newsletter": newsletter,
+        }
         return _page(request, session, exc.status, error=exc.message, form=form)
     return redirect(f"{PREFIX}/feeds?done=added")
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
+from app.audience.newsletters import list_newsletters
 from app.automations.sequences import service
 from app.console.web import PREFIX, ConsoleRoute, EditorDep, SessionDep, redirect, render, signed_in
 from app.errors import DomainError
@@ -43,6 +44,7 @@ def _page(
     context: dict[str, object] = {
         "rows": rows,
         "drafts": list_issues(session, "draft"),
+        "newsletters": list_newsletters(session),
         "notice": NOTICES.get(request.query_params.get("done", "")),
         "error": None,
         "form": {},
@@ -68,8 +70,9 @@ async def sequence_add(
     name: Annotated[str, Form(max_length=200)] = "",
     trigger: Annotated[str, Form(max_length=16)] = "confirmed",
     tag: Annotated[str, Form(max_length=64)] = "",
+    newsletter: Annotated[str, Form(max_length=80)] = "",
 ) -> Response:
-    """Add a sequence from the rows of the form that name an issue."""
+    """Add a sequence (of a newsletter) from the rows of the form that name an issue."""
     form = await request.form()
     steps: list[dict[str, Any]] = []
     for n in range(STEP_ROWS):
@@ -80,10 +83,10 @@ async def sequence_add(
             steps.append({"issue": int(issue), "after": after[:40], "at": at})
     wanted: Any = {"tag": tag} if trigger == "tag" else "confirmed"
     try:
-        service.create_sequence(session, name, wanted, steps, backfill=False)
+        service.create_sequence(session, name, wanted, steps, False, newsletter or None)
     except DomainError as exc:
         session.rollback()
-        kept = {"name": name, "trigger": trigger, "tag": tag}
+        kept = {"name": name, "trigger": trigger, "tag": tag, "newsletter": newsletter}
         return _page(request, session, exc.status, error=exc.message, form=kept)
     return redirect(f"{PREFIX}/sequences?done=added")
 

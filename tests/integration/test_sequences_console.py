@@ -8,8 +8,9 @@ from sqlalchemy import select
 
 from app.context import Context
 from app.db import session_scope
-from app.models import Sequence
+from app.models import Feed, Newsletter, Sequence
 from tests.console_support import add_account, sign_in
+from tests.helpers import new_issue
 from tests.sequence_support import drafts
 
 
@@ -48,3 +49,47 @@ def test_the_console_adds_a_sequence_shows_its_steps_and_pauses_it(
     assert "Resumed" in resumed.text
     gone = client.post(f"/editor/sequences/{seq_id}/remove", data={"csrf_token": csrf})
     assert "The sequence is removed" in gone.text and "seq-head" not in gone.text
+
+
+def test_the_console_adds_sequences_and_feeds_to_the_chosen_newsletter(
+    ctx: Context, client: TestClient, editor: dict[str, str]
+) -> None:
+    """With several newsletters the forms name one; a step from another newsletter is refused."""
+    made = client.post("/newsletters", json={"slug": "evening", "name": "Evening"}, headers=editor)
+    assert made.status_code == 201, made.text
+    evening = made.json()["id"]
+    step = new_issue(client, editor, newsletter="evening")["id"]
+    other = new_issue(client, editor, slug="default-draft")["id"]
+    add_account(ctx)
+    csrf = sign_in(client)
+    page = client.get("/editor/sequences").text
+    assert 'name="newsletter"' in page and ">Evening</option>" in page
+    form = {
+        "csrf_token": csrf,
+        "name": "Evening welcome",
+        "trigger": "confirmed",
+        "newsletter": "evening",
+        "issue0": str(other),
+        "after0": "PT0S",
+    }
+    refused = client.post("/editor/sequences", data=form)
+    assert refused.status_code == 422
+    added = client.post("/editor/sequences", data={**form, "issue0": str(step)})
+    assert added.status_code == 200 and "The sequence is on" in added.text
+    feed = client.post(
+        "/editor/feeds",
+        data={
+            "csrf_token": csrf,
+            "url": "https://example.org/feed.xml",
+            "every": "PT1H",
+            "mode": "draft",
+            "max_items": "10",
+            "newsletter": "evening",
+        },
+    )
+    assert feed.status_code == 200, feed.text
+    with session_scope(ctx.sessions) as session:
+        (seq_newsletter,) = session.scalars(select(Sequence.newsletter_id)).all()
+        (feed_newsletter,) = session.scalars(select(Feed.newsletter_id)).all()
+        assert session.get_one(Newsletter, evening).slug == "evening"
+    assert seq_newsletter == feed_newsletter == evening
