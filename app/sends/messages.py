@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import replace
 from email.utils import format_datetime
@@ -88,9 +89,10 @@ class MessageCache:
     def date_header(self) -> str:
         """Return the Date header value for messages built now."""
         # The Date header changes once a second; formatting it per message is wasted work.
-        loop_now = asyncio.get_running_loop().time()
-        if loop_now - self._date[1] >= 1.0:
-            self._date = (format_datetime(utcnow(), usegmt=True), loop_now)
+        # (time.monotonic, not the loop's clock: looking the loop up cost more than the rest.)
+        now = time.monotonic()
+        if now - self._date[1] >= 1.0:
+            self._date = (format_datetime(utcnow(), usegmt=True), now)
         return self._date[0]
 
     async def prepared_issue(self, issue_id: int, *, test: bool) -> PreparedMessage:
