@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from app.config import Settings
     from app.context import Context
     from app.errors import DomainError
+    from app.issues.schemas import SendStats
 
 cli = typer.Typer(
     help="Morning Post: self-hosted newsletter delivery.",
@@ -246,9 +247,9 @@ def status(
                     break
                 time.sleep(1.0)
         out.print(f"issue {issue_id}: {status_name}", highlight=False)
-        if stats.get("pause_reason"):
-            out.print(f"why: {stats['pause_reason']}", highlight=False, soft_wrap=True)
-        for alert in stats.get("alerts") or []:
+        if stats.pause_reason:
+            out.print(f"why: {stats.pause_reason}", highlight=False, soft_wrap=True)
+        for alert in stats.alerts:
             out.print(f"alert: {alert}", highlight=False, soft_wrap=True)
     _print_relays(ctx)
     ctx.close()
@@ -276,7 +277,7 @@ def _print_relays(ctx: Context) -> None:
 
 
 @contextlib.contextmanager
-def _progress_display() -> Iterator[Callable[[dict[int, dict[str, Any]]], None]]:
+def _progress_display() -> Iterator[Callable[[dict[int, SendStats]], None]]:
     """Yield a callback that draws one rich progress bar per issue from its stats."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
@@ -290,23 +291,24 @@ def _progress_display() -> Iterator[Callable[[dict[int, dict[str, Any]]], None]]
     with Progress(*columns, console=console) as progress:
         tasks: dict[int, TaskID] = {}
 
-        def on_progress(all_stats: dict[int, dict[str, Any]]) -> None:
+        def on_progress(all_stats: dict[int, SendStats]) -> None:
             for issue_id, st in all_stats.items():
-                done = st["sent"] + st["failed"] + st["unknown"] + st["cancelled"]
-                detail = f"sent {st['sent']} · retry {st['retry']} · failed {st['failed']}"
-                if st.get("status") == "paused":
-                    detail += f" · PAUSED: {st.get('pause_reason') or ''}"
-                rate, eta = st.get("rate_per_second"), st.get("eta_seconds")
+                detail = f"sent {st.sent} · retry {st.retry} · failed {st.failed}"
+                if st.status == "paused":
+                    detail += f" · PAUSED: {st.pause_reason or ''}"
+                rate, eta = st.rate_per_second, st.eta_seconds
                 if issue_id not in tasks:
                     tasks[issue_id] = progress.add_task(
                         "",
-                        total=st["recipients"] or 1,
+                        total=st.recipients or 1,
                         issue=issue_id,
                         detail=detail,
                         rate=rate,
                         eta=eta,
                     )
-                progress.update(tasks[issue_id], completed=done, detail=detail, rate=rate, eta=eta)
+                progress.update(
+                    tasks[issue_id], completed=st.done, detail=detail, rate=rate, eta=eta
+                )
 
         yield on_progress
 
@@ -748,8 +750,8 @@ def _print_final(ctx: Context, issue_id: int) -> None:
     with session_scope(ctx.sessions) as session:
         status_name, st = issue_progress(session, issue_id)
     out.print(
-        f"issue {issue_id}: {status_name} · sent {st['sent']} · failed {st['failed']}"
-        f" · unknown {st['unknown']}",
+        f"issue {issue_id}: {status_name} · sent {st.sent} · failed {st.failed}"
+        f" · unknown {st.unknown}",
         highlight=False,
     )
 

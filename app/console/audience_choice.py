@@ -8,10 +8,10 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from app.audience.segments import get_segment, list_segments
-from app.console.queries import count_recipients
 from app.errors import InvalidInput
-from app.issues.service import Part, part_filter
+from app.issues.service import Part, issue_audience, part_filter
 from app.models import Issue, Segment
+from app.sends.store.ledger import count_send_recipients
 
 CHOICES = ("everyone", "segment", "filter")
 
@@ -48,7 +48,7 @@ def read_choice(
     """Return the chosen audience and how many a send now freezes; refuse what the send would.
 
     The filter kept and the count both come from the send's own code (part_filter, and the
-    ledger's eligibility ANDed with the issue's audience), so the number shown is the one frozen.
+    ledger's send_recipients over the issue's audience), so the number shown is the one frozen.
     """
     if choice not in CHOICES:
         choice = "everyone"
@@ -65,7 +65,7 @@ def read_choice(
         part = Part(filter=filter_text)
     kept = part_filter(session, issue, part, now)
     # The send itself counts what it freezes; only the confirmation needs the number first.
-    count = count_recipients(session, now, issue.newsletter_id, kept) if counted else -1
+    count = count_send_recipients(session, now, issue_audience(issue, now, kept)) if counted else -1
     return Audience(choice, row, filter_text if choice == "filter" else "", count)
 
 

@@ -155,7 +155,8 @@ def confirm_send_local(
     except DomainError as exc:
         return issue_page(request, session, ctx, issue_id, error=exc.message, status=exc.status)
     findings = service.pre_send_check(ctx.renderer, issue, session)
-    plan = local_plan(session, wall, day, ctx.settings.default_timezone, now, issue.newsletter_id)
+    audience = service.planned_audience(session, issue, now)
+    plan = local_plan(session, wall, day, ctx.settings.default_timezone, now, audience)
     return render(
         request,
         "issue_send_local.html",

@@ -22,6 +22,7 @@ from app.issues.schemas import (
     RequeuedOut,
     SendIn,
     SendOut,
+    SendStats,
     TestSendIn,
     TestSendOut,
 )
@@ -236,13 +237,13 @@ def resume(issue_id: IdPath, session: SessionDep) -> dict[str, Any]:
     return service.resume_issue(session, issue_id, utcnow())
 
 
-@router.get("/{issue_id}/stats")
-def stats(issue_id: IdPath, session: SessionDep) -> dict[str, Any]:
+@router.get("/{issue_id}/stats", response_model=SendStats)
+def stats(issue_id: IdPath, session: SessionDep) -> SendStats:
     """Return delivery counts, status, rate (msgs/s over the last minute) and ETA."""
     out = service.stats(session, issue_id)
     variants = abtests.variants(session, issue_id)
     if variants is not None:
-        out["variants"] = variants
+        return out.model_copy(update={"variants": variants})  # an extra key: A/B sends only
     return out
 
 

@@ -199,3 +199,61 @@ class RequeuedOut(BaseModel):
     """Answer of POST /issues/{id}/resend-unknown."""
 
     requeued: int
+
+
+class BounceCounts(BaseModel):
+    """Asynchronous bounces and complaints that came back for one issue, by kind."""
+
+    hard: int
+    soft: int
+    complaints: int
+    policy_alerts: int
+    delayed: int
+
+
+class LinkClicks(BaseModel):
+    """Clicks on one link of an issue (app.clicks): people, scanners and known readers."""
+
+    url: str
+    count: int
+    scanner_clicks: int
+    readers: int
+
+
+class SendStats(BaseModel):
+    """Answer of GET /issues/{id}/stats: delivery counts, status, rate, ETA, bounces, clicks.
+
+    Open to extra keys: a send that is an A/B test also carries `variants`.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    recipients: int = Field(description="All deliveries of the issue (the sum of the counts).")
+    pending: int
+    sending: int
+    sent: int
+    retry: int
+    failed: int
+    unknown: int
+    cancelled: int
+    status: str
+    pause_reason: str | None
+    rate_per_second: float = Field(description="Messages sent per second over the last minute.")
+    eta_seconds: int | None = Field(description="Seconds until the last reader is due and sent.")
+    not_yet_due: int = Field(description="Readers of a local-time send still waiting for theirs.")
+    next_due_at: datetime | None
+    local_time: str | None
+    local_date: str | None
+    bounces: BounceCounts
+    alerts: list[str] = Field(description="Sentences a person can act on (relay, policy).")
+    clicks: list[LinkClicks]
+
+    @property
+    def done(self) -> int:
+        """Return how many deliveries have an outcome: the progress bar's value."""
+        return self.sent + self.failed + self.unknown + self.cancelled
+
+    @property
+    def waiting(self) -> int:
+        """Return how many deliveries still wait to be sent or retried."""
+        return self.pending + self.sending + self.retry

@@ -31,7 +31,7 @@ from app.issues.preflight import (
     locate,
     network_targets,
 )
-from app.issues.schemas import IssueIn, IssuePatch
+from app.issues.schemas import IssueIn, IssuePatch, SendStats
 from app.models import (
     Issue,
     IssueStatus,
@@ -45,7 +45,7 @@ from app.rendering import placeholders
 from app.rendering.blocks import parse_blocks
 from app.rendering.compile import QR_CID, CompiledEmail, Renderer
 from app.rendering.masthead import Masthead
-from app.sends.store.ledger import issue_stats
+from app.sends.store.ledger import count_send_recipients, issue_stats
 from app.sends.store.log import DeliveryPage, delivery_page
 from app.sends.store.progress import send_rate
 from app.sends.store.sends import (
@@ -392,6 +392,19 @@ def issue_audience(
     return send_audience(audience_filter, now, issue.newsletter_id)
 
 
+def planned_audience(
+    session: Session, issue: Issue, now: datetime, part: Part | None = None
+) -> ColumnElement[bool]:
+    """Return the audience a send of the issue started now would freeze (as send_issue does)."""
+    return issue_audience(issue, now, part_filter(session, issue, part, now))
+
+
+def count_send(session: Session, issue_id: int, now: datetime, part: Part | None = None) -> int:
+    """Count who a send of the issue started now would freeze (the confirmation page's number)."""
+    issue = get_issue(session, issue_id)
+    return count_send_recipients(session, now, planned_audience(session, issue, now, part))
+
+
 def unschedule_issue(session: Session, issue_id: int) -> None:
     """Turn a scheduled issue back into a draft (an editor's explicit "send now instead").
 
@@ -543,7 +556,7 @@ def resume_issue(session: Session, issue_id: int, now: datetime) -> dict[str, An
     return {"id": issue_id, "status": IssueStatus.sending.value, "pause_reason": None}
 
 
-def stats(session: Session, issue_id: int, now: datetime | None = None) -> dict[str, Any]:
+def stats(session: Session, issue_id: int, now: datetime | None = None) -> SendStats:
     """Return the delivery counts of an issue, its status, send rate and ETA."""
     issue = get_issue(session, issue_id)
     now = now or utcnow()
@@ -556,28 +569,30 @@ def stats(session: Session, issue_id: int, now: datetime | None = None) -> dict[
     eta: float | None = due_now / rate if rate > 0 else (0 if not due_now else None)
     if last_due is not None and eta is not None:
         eta = max(eta, (last_due - now).total_seconds())
-    return {
-        **counts,
-        "status": issue.status,
-        "pause_reason": issue.pause_reason,
-        "rate_per_second": round(rate, 1),
-        "eta_seconds": round(eta) if eta is not None else None,
-        "not_yet_due": later,
-        "next_due_at": next_due,
-        "local_time": issue.local_time,
-        "local_date": issue.local_date,
-        # Asynchronous bounces and complaints that came back for this issue's deliveries;
-        # policy alerts mean receivers refused our mail (X.7.x): the sender must act.
-        "bounces": bounce_stats(session, issue_id),
-        "alerts": ([issue.alert] if issue.alert else []) + policy_alerts(session, issue_id),
-        "clicks": click_counts(session, issue_id),  # per link, scanners left out (app.clicks)
-    }
+    return SendStats.model_validate(
+        {
+            **counts,
+            "status": issue.status,
+            "pause_reason": issue.pause_reason,
+            "rate_per_second": round(rate, 1),
+            "eta_seconds": round(eta) if eta is not None else None,
+            "not_yet_due": later,
+            "next_due_at": next_due,
+            "local_time": issue.local_time,
+            "local_date": issue.local_date,
+            # Asynchronous bounces and complaints that came back for this issue's deliveries;
+            # policy alerts mean receivers refused our mail (X.7.x): the sender must act.
+            "bounces": bounce_stats(session, issue_id),
+            "alerts": ([issue.alert] if issue.alert else []) + policy_alerts(session, issue_id),
+            "clicks": click_counts(session, issue_id),  # per link, scanners left out
+        }
+    )
 
 
-def issue_progress(session: Session, issue_id: int) -> tuple[str, dict[str, Any]]:
+def issue_progress(session: Session, issue_id: int) -> tuple[str, SendStats]:
     """Return an issue's status and its stats (counts, rate, ETA)."""
     data = stats(session, issue_id)
-    return str(data["status"]), data
+    return data.status, data
 
 
 def resend_unknown(session: Session, issue_id: int, now: datetime) -> int:

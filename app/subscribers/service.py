@@ -35,6 +35,7 @@ from app.models import (
     Suppression,
 )
 from app.models.base import ID_MAX
+from app.models.subscriber import suppressed
 from app.sends.store.log import DeliveryPage, delivery_page
 from app.tokens import ListToken, TokenService, email_tag, hash_secret, micros
 from app.webhooks import events
@@ -95,9 +96,7 @@ def timezone_or_default(raw: str | None, default: str) -> str:
 
 def is_suppressed(session: Session, email: str) -> bool:
     """Tell whether a normalised address is on the suppression list."""
-    digest = hash_secret(email)
-    found = session.scalar(select(Suppression.id).where(Suppression.email_hash == digest))
-    return found is not None
+    return bool(session.scalar(select(suppressed(hash_secret(email)))))
 
 
 def get_subscriber(session: Session, subscriber_id: int) -> Subscriber:
