@@ -678,33 +678,14 @@ def issues_send(
     ] = False,
 ) -> None:
     """Send an issue now, at a time (--at), or at a local time per reader (--local-time)."""
-    import datetime as dt
+    from app.errors import InvalidInput
+    from app.issues.schemas import read_send_in
 
-    if at is not None and (local_time is not None or date is not None):
-        raise _usage("use either --at or --local-time with --date, not both")
-    if (local_time is None) != (date is None):
-        raise _usage(
-            "--local-time and --date go together, e.g. --local-time 06:00 --date 2026-12-01"
-        )
-    send_at = None
-    if at is not None:
-        try:
-            send_at = dt.datetime.fromisoformat(at)
-        except ValueError:
-            raise _usage(
-                f"--at {at!r} is not an ISO 8601 time, e.g. 2026-12-01T06:00:00Z"
-            ) from None
-        # No offset means UTC, as in the API (a cron server's only shared zone).
-        send_at = send_at.replace(tzinfo=dt.UTC) if send_at.tzinfo is None else send_at
-        send_at = send_at.astimezone(dt.UTC)
-    local: tuple[dt.time, dt.date] | None = None
-    if local_time is not None and date is not None:
-        try:
-            local = (dt.time.fromisoformat(local_time), dt.date.fromisoformat(date))
-        except ValueError:
-            raise _usage("--local-time is HH:MM and --date is YYYY-MM-DD") from None
-        if local[0].second or local[0].tzinfo is not None:
-            raise _usage("--local-time is HH:MM, without a zone: each reader's own applies")
+    try:
+        # The API's own reading of the send (app.issues.schemas.SendIn), in its own words.
+        data = read_send_in(send_at=at, local_time=local_time, date=date)
+    except InvalidInput as exc:
+        raise _usage(exc.message) from None
 
     from app.db import session_scope
     from app.errors import DomainError
@@ -714,10 +695,10 @@ def issues_send(
     ctx = _setup(migrate=True, announce=True)
     try:
         with session_scope(ctx.sessions) as session:
-            result = send_issue(session, issue_id, send_at, utcnow(), ctx.renderer, local=local)
+            result = send_issue(session, issue_id, data, utcnow(), ctx.renderer)
     except DomainError as exc:
         raise _fail(exc) from None
-    if local is not None:
+    if data.local_time is not None:
         first = result["send_at"].strftime("%Y-%m-%d %H:%M UTC")
         out.print(
             f"issue {issue_id} goes to {result['recipients']} readers at {local_time} their time "

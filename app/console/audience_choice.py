@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from app.audience.segments import get_segment, list_segments
 from app.errors import InvalidInput
-from app.issues.service import Part, issue_audience, part_filter
+from app.issues.schemas import SendIn, read_send_in
+from app.issues.service import issue_audience, part_filter
 from app.models import Issue, Segment
 from app.sends.store.ledger import count_send_recipients
 
@@ -26,12 +27,12 @@ class Audience:
     count: int
 
     @property
-    def part(self) -> Part | None:
-        """Return the part of the newsletter the send takes (None: everyone)."""
+    def part(self) -> SendIn | None:
+        """Return the send input for the part of the newsletter chosen (None: everyone)."""
         if self.segment is not None:
-            return Part(segment=self.segment.id)
+            return read_send_in(segment=self.segment.id)
         if self.choice == "filter":
-            return Part(filter=self.filter)
+            return read_send_in(filter=self.filter)
         return None
 
 
@@ -53,16 +54,16 @@ def read_choice(
     if choice not in CHOICES:
         choice = "everyone"
     row: Segment | None = None
-    part: Part | None = None
+    part: SendIn | None = None
     if choice == "segment":
         if not segment.isdigit() or len(segment) > 12:
             raise InvalidInput("Choose a saved segment, or send to everyone.")
         row = get_segment(session, int(segment))
-        part = Part(segment=row.id)
+        part = read_send_in(segment=row.id)
     elif choice == "filter":
         if not filter_text.strip():
             raise InvalidInput("Type a filter, or send to everyone.")
-        part = Part(filter=filter_text)
+        part = read_send_in(filter=filter_text)
     kept = part_filter(session, issue, part, now)
     # The send itself counts what it freezes; only the confirmation needs the number first.
     count = count_send_recipients(session, now, issue_audience(issue, now, kept)) if counted else -1

@@ -207,16 +207,9 @@ def send(
     data: SendIn | None = Body(default=None),
 ) -> Any:
     """Send now, schedule when send_at is in the future, or at a local time per reader."""
-    send_at = data.send_at if data else None
-    local = (data.local_time, data.date) if data and data.local_time and data.date else None
     if data is not None and data.ab is not None:
-        return abtests.start_ab(
-            session, issue_id, data.ab, utcnow(), ctx.renderer, send_at=send_at, local=local
-        )
-    part = service.Part(data.segment, data.filter) if data else None
-    return service.send_issue(
-        session, issue_id, send_at, utcnow(), ctx.renderer, local=local, part=part
-    )
+        return abtests.start_ab(session, issue_id, data.ab, utcnow(), ctx.renderer, when=data)
+    return service.send_issue(session, issue_id, data, utcnow(), ctx.renderer)
 
 
 @router.post("/{issue_id}/cancel", status_code=200)

@@ -7,8 +7,16 @@ from datetime import UTC, datetime, time
 from datetime import date as dt_date
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from app.errors import InvalidInput, validation_message
 from app.models.base import ID_MAX
 from app.rendering.merge_tags import has_reader_tag
 
@@ -141,6 +149,18 @@ class SendIn(BaseModel):
         if self.segment is not None and self.filter is not None:
             raise ValueError("use either segment or filter, not both")
         return self
+
+
+def read_send_in(**fields: Any) -> SendIn:
+    """Build the send input from a form's or the command line's fields, as the API reads it.
+
+    Blank fields are left out; a refused value is an InvalidInput in the API's own words.
+    """
+    given = {k: v for k, v in fields.items() if v is not None and v != ""}
+    try:
+        return SendIn.model_validate(given)
+    except ValidationError as exc:
+        raise InvalidInput(validation_message(exc.errors())) from None
 
 
 class TestSendIn(BaseModel):

@@ -31,7 +31,7 @@ from app.issues.preflight import (
     locate,
     network_targets,
 )
-from app.issues.schemas import IssueIn, IssuePatch, SendStats
+from app.issues.schemas import IssueIn, IssuePatch, SendIn, SendStats
 from app.models import (
     Issue,
     IssueStatus,
@@ -297,21 +297,21 @@ def queue_test_send(session: Session, issue_id: int, to: list[str], renderer: Re
 def send_issue(
     session: Session,
     issue_id: int,
-    send_at: datetime | None,
+    data: SendIn | None,
     now: datetime,
     renderer: Renderer,
     *,
-    local: tuple[time, date] | None = None,
-    part: Part | None = None,
     moments: Mapping[str, datetime] | None = None,
 ) -> dict[str, Any]:
     """Send now, schedule for later, or at a local time per reader; a repeated send is Conflict.
 
-    A local-time send's moments are `wall` on `day` in each zone, unless the caller gives
-    its own (`moments`, zone to UTC moment: a daily feed's next HH:MM per zone).
+    `data` is the one validated send input (None: now, to the whole newsletter); every edge
+    (API, console, CLI) builds it with read_send_in, so all refuse the same values. With a
+    segment or a filter, only the newsletter's readers who match: its filter text is kept on
+    the issue, so a scheduled start freezes the same audience.
 
-    With `part` (a segment or a filter), only the newsletter's readers who match: its filter
-    text is kept on the issue, so a scheduled start freezes the same audience.
+    A local-time send's moments are `local_time` on `date` in each zone, unless the caller
+    gives its own (`moments`, zone to UTC moment: a daily feed's next HH:MM per zone).
 
     Only a draft can be sent: a scheduled, sending, paused, sent or cancelled issue is a 409,
     so a second click never sends twice nor moves a send already planned.
@@ -323,7 +323,9 @@ def send_issue(
     # start below is a compare-and-set on the version checked here: an edit saved meanwhile
     # makes it a Conflict, never a send of text this check did not see.
     checked = issue.version
-    audience_filter = part_filter(session, issue, part, now)
+    data = data or SendIn()
+    send_at = data.send_at
+    audience_filter = part_filter(session, issue, data, now)
     # Merge tags are checked against exactly the readers this send reaches.
     found = pre_send_check(renderer, issue, session, audience_filter)
     errors = [f.message for f in found if f.level == "error"]
@@ -336,8 +338,8 @@ def send_issue(
         .values(audience_filter=audience_filter)
         .execution_options(synchronize_session=False)
     )
-    if local is not None:
-        wall, day = local
+    if data.local_time is not None and data.date is not None:
+        wall, day = data.local_time, data.date
         due = moments or local_moments(session, wall, day, renderer.settings.default_timezone)
         count, status = start_local_send(
             session,
@@ -359,15 +361,7 @@ def send_issue(
     return {"id": issue.id, "status": issue.status, "recipients": recipients, "send_at": None}
 
 
-@dataclass(frozen=True)
-class Part:
-    """A send to part of a newsletter: a saved segment, or a filter given with the send."""
-
-    segment: int | None = None
-    filter: str | None = None
-
-
-def part_filter(session: Session, issue: Issue, part: Part | None, now: datetime) -> str | None:
+def part_filter(session: Session, issue: Issue, part: SendIn | None, now: datetime) -> str | None:
     """Return the filter text a send keeps (checked now), or None for the whole newsletter."""
     if part is None or (part.segment is None and part.filter is None):
         return None
@@ -393,13 +387,13 @@ def issue_audience(
 
 
 def planned_audience(
-    session: Session, issue: Issue, now: datetime, part: Part | None = None
+    session: Session, issue: Issue, now: datetime, part: SendIn | None = None
 ) -> ColumnElement[bool]:
     """Return the audience a send of the issue started now would freeze (as send_issue does)."""
     return issue_audience(issue, now, part_filter(session, issue, part, now))
 
 
-def count_send(session: Session, issue_id: int, now: datetime, part: Part | None = None) -> int:
+def count_send(session: Session, issue_id: int, now: datetime, part: SendIn | None = None) -> int:
     """Count who a send of the issue started now would freeze (the confirmation page's number)."""
     issue = get_issue(session, issue_id)
     return count_send_recipients(session, now, planned_audience(session, issue, now, part))

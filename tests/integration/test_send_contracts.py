@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import re
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -10,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from app.audience.newsletters import DEFAULT_NEWSLETTER_ID, set_subscription
+from app.config import Settings
 from app.context import Context
 from app.db import session_scope
 from app.models import (
@@ -22,7 +26,7 @@ from app.models import (
 )
 from app.tokens import hash_secret
 from tests.console_support import add_account, sign_in
-from tests.helpers import add_subscribers, new_issue, run_worker
+from tests.helpers import add_subscribers, cli_env, new_issue, run_worker
 
 STATS_FIELDS = {
     "recipients",
@@ -146,3 +150,43 @@ def test_the_confirm_page_states_the_count_the_send_freezes(
     assert stated, confirm.text
     client.post(f"/editor/issues/{theirs['id']}/send", data={"csrf_token": csrf})
     assert int(stated.group(1)) == _frozen(ctx, theirs["id"]) == 4
+
+
+def test_a_local_time_with_seconds_is_refused_in_the_apis_words_everywhere(
+    client: TestClient, editor: dict[str, str], ctx: Context, csrf: str, settings: Settings
+) -> None:
+    add_subscribers(ctx, 2)
+    issue = new_issue(client, editor)
+    day = (utcnow() + timedelta(days=3)).date().isoformat()
+    api = client.post(
+        f"/issues/{issue['id']}/send",
+        json={"local_time": "06:00:30", "date": day},
+        headers=editor,
+    )
+    assert api.status_code == 422
+    message = api.json()["detail"]
+    assert message.startswith("local_time: ") and "HH:MM" in message
+
+    asked = client.get(
+        f"/editor/issues/{issue['id']}/send-local",
+        params={"local_time": "06:00:30", "local_date": day},
+    )
+    assert asked.status_code == 422 and message in html.unescape(asked.text)
+    console = client.post(
+        f"/editor/issues/{issue['id']}/send-local",
+        data={"local_time": "06:00:30", "local_date": day, "csrf_token": csrf},
+    )
+    assert console.status_code == 422 and message in html.unescape(console.text)
+
+    args = ["issues", "send", str(issue["id"]), "--local-time", "06:00:30", "--date", day]
+    cli = subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        env=cli_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert cli.returncode == 2 and cli.stderr.strip() == f"error: {message}"
+    assert _frozen(ctx, issue["id"]) == 0
+    assert client.get(f"/issues/{issue['id']}", headers=editor).json()["status"] == "draft"
