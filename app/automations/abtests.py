@@ -36,7 +36,7 @@ from app.models import (
 )
 from app.rendering.compile import Renderer
 from app.sends.store.frozen import freeze_content
-from app.sends.store.ledger import eligible_readers, freeze_recipients
+from app.sends.store.ledger import freeze_recipients, send_recipients
 from app.sends.store.sends import cancel_send
 
 MAX_SUBJECTS = 4
@@ -144,7 +144,7 @@ def start_ab(
     carriers = [_carrier(session, issue, subject, n, now) for n, subject in enumerate(subjects)]
     # The issue's own audience: its newsletter's readers (and its segment, if it has one).
     audience = send_audience(issue.audience_filter, now, issue.newsletter_id)
-    reach = and_(eligible_readers(now), audience)
+    reach = send_recipients(now, audience)  # who the freeze below would take
     eligible = session.scalar(select(func.count()).where(reach)) or 0
     size = max(len(subjects), round(eligible * percent / 100)) if eligible else 0
     # A random sample: the database shuffles (random() on both SQLite and PostgreSQL).
