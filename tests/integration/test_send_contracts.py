@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -58,6 +59,23 @@ def csrf(client: TestClient, ctx: Context) -> str:
     return sign_in(client)
 
 
+def _two_readers_and_a_draft(
+    client: TestClient, editor: dict[str, str], ctx: Context
+) -> tuple[dict[str, Any], str]:
+    """Two readers, a draft, and a day three days ahead (ISO)."""
+    add_subscribers(ctx, 2)
+    day = (utcnow() + timedelta(days=3)).date().isoformat()
+    return new_issue(client, editor), day
+
+
+def _send_local(
+    client: TestClient, editor: dict[str, str], issue_id: int, wall: str, day: str
+) -> Any:
+    """Send through the API at each reader's `wall` time on `day`."""
+    body = {"local_time": wall, "date": day}
+    return client.post(f"/issues/{issue_id}/send", json=body, headers=editor)
+
+
 def test_stats_is_a_typed_response_with_the_same_keys(
     client: TestClient, editor: dict[str, str], ctx: Context
 ) -> None:
@@ -87,14 +105,8 @@ def test_local_send_stats_write_next_due_at_in_utc(
     client: TestClient, editor: dict[str, str], ctx: Context
 ) -> None:
     # Days ahead: everyone is due later, so next_due_at is set (in UTC, written with "Z").
-    add_subscribers(ctx, 2)
-    issue = new_issue(client, editor)
-    day = (utcnow() + timedelta(days=3)).date().isoformat()
-    sent = client.post(
-        f"/issues/{issue['id']}/send",
-        json={"local_time": "06:00", "date": day},
-        headers=editor,
-    )
+    issue, day = _two_readers_and_a_draft(client, editor, ctx)
+    sent = _send_local(client, editor, issue["id"], "06:00", day)
     assert sent.status_code == 202, sent.text
     stats = client.get(f"/issues/{issue['id']}/stats", headers=editor).json()
     assert stats["not_yet_due"] == 2 and stats["local_time"] == "06:00"
@@ -155,14 +167,8 @@ def test_the_confirm_page_states_the_count_the_send_freezes(
 def test_a_local_time_with_seconds_is_refused_in_the_apis_words_everywhere(
     client: TestClient, editor: dict[str, str], ctx: Context, csrf: str, settings: Settings
 ) -> None:
-    add_subscribers(ctx, 2)
-    issue = new_issue(client, editor)
-    day = (utcnow() + timedelta(days=3)).date().isoformat()
-    api = client.post(
-        f"/issues/{issue['id']}/send",
-        json={"local_time": "06:00:30", "date": day},
-        headers=editor,
-    )
+    issue, day = _two_readers_and_a_draft(client, editor, ctx)
+    api = _send_local(client, editor, issue["id"], "06:00:30", day)
     assert api.status_code == 422
     message = api.json()["detail"]
     assert message.startswith("local_time: ") and "HH:MM" in message
