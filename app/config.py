@@ -143,7 +143,7 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = False  # let webhooks reach private/loopback addresses
     feeds_allow_private: bool = False  # let RSS/Atom feeds be fetched from private addresses
     click_counts: bool = True  # rewrite the HTML part's links to signed /l/<token> redirects
-    track_readers: bool = False  # per-reader clicks: not implemented, see the README
+    track_readers: bool = False  # record who clicked (links carry the reader; README, privacy)
     log_format: Literal["text", "json"] = "text"
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)  # `worker` serves /metrics; 0 = off
     worker_metrics_host: str = "127.0.0.1"

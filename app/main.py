@@ -37,7 +37,7 @@ from app.console.setup import install_console
 from app.context import Context, build_context
 from app.db import READ_ONLY, make_engine
 from app.delivery import build_worker
-from app.errors import DomainError
+from app.errors import DomainError, validation_message
 from app.issues.routes import router as issues_router
 from app.media.routes import media_api_router, media_files_router
 from app.metrics.routes import metrics_router
@@ -227,12 +227,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
-            problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-        message = "; ".join(problems) or "The request is not valid."
-        return _error(request, 422, "invalid", message)
+        return _error(request, 422, "invalid", validation_message(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -12,7 +12,7 @@ from app.audience.filter_sql import compile_filter
 from app.audience.newsletters import readers_of
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Segment, Subscriber
-from app.sends.store.ledger import eligible_readers
+from app.sends.store.ledger import send_recipients
 
 SAMPLE = 10
 
@@ -25,7 +25,7 @@ def audience_clause(
     With a newsletter, only its active readers: exactly what a send of its issue to this
     filter freezes (see send_audience).
     """
-    return and_(eligible_readers(now), send_audience(filter_text, now, newsletter_id))
+    return send_recipients(now, send_audience(filter_text, now, newsletter_id))
 
 
 def send_audience(

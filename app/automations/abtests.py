@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from app.audience.segments import send_audience
 from app.automations.durations import parse_duration
 from app.errors import Conflict, InvalidInput, NotFound
+from app.issues.schemas import SendIn
 from app.issues.service import local_moments, pre_send_check
 from app.models import (
     AbTest,
@@ -35,7 +36,7 @@ from app.models import (
 )
 from app.rendering.compile import Renderer
 from app.sends.store.frozen import freeze_content
-from app.sends.store.ledger import eligible_readers, freeze_recipients
+from app.sends.store.ledger import freeze_recipients, send_recipients
 from app.sends.store.sends import cancel_send
 
 MAX_SUBJECTS = 4
@@ -80,17 +81,23 @@ def start_ab(
     now: datetime,
     renderer: Renderer,
     *,
-    send_at: datetime | None = None,
-    local: tuple[time, date] | None = None,
+    when: SendIn | None = None,
 ) -> dict[str, Any]:
     """Start an A/B send of a draft: the sample now, the rest once the decision is made.
 
-    With `send_at` (later than now) the sample goes out then; with `local` (HH:MM, day) each
-    sample reader gets their variant at HH:MM on that day in their own zone, and the rest
-    the winner at the same local moment (at once where it has passed by the decision).
-    Either way the decision is due `decide_after` after the sample's first copy is due.
-    The text is the one checked and frozen now.
+    `when` is the send's input (SendIn, as for any send). With `send_at` (later than now) the
+    sample goes out then; with `local_time` and `date` each sample reader gets their variant
+    at HH:MM on that day in their own zone, and the rest the winner at the same local moment
+    (at once where it has passed by the decision). Either way the decision is due
+    `decide_after` after the sample's first copy is due. The text is the one checked and
+    frozen now.
     """
+    send_at = when.send_at if when is not None else None
+    local = (
+        (when.local_time, when.date)
+        if when is not None and when.local_time is not None and when.date is not None
+        else None
+    )
     subjects, percent, after, metric = parse_ab(raw)
     issue = session.get(Issue, issue_id)
     if issue is None or issue.automation is not None:
@@ -137,7 +144,7 @@ def start_ab(
     carriers = [_carrier(session, issue, subject, n, now) for n, subject in enumerate(subjects)]
     # The issue's own audience: its newsletter's readers (and its segment, if it has one).
     audience = send_audience(issue.audience_filter, now, issue.newsletter_id)
-    reach = and_(eligible_readers(now), audience)
+    reach = send_recipients(now, audience)  # who the freeze below would take
     eligible = session.scalar(select(func.count()).where(reach)) or 0
     size = max(len(subjects), round(eligible * percent / 100)) if eligible else 0
     # A random sample: the database shuffles (random() on both SQLite and PostgreSQL).

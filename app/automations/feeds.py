@@ -28,7 +28,7 @@ from app.automations.feed_parse import FeedMalformed, ParsedFeed, parse_feed
 from app.context import Context
 from app.db import session_scope
 from app.errors import DomainError, InvalidInput, NotFound
-from app.issues.schemas import IssueIn
+from app.issues.schemas import IssueIn, SendIn
 from app.issues.service import create_issue, send_issue
 from app.models import Feed, FeedItem, Subscriber, SubscriberStatus, utcnow
 from app.webhooks.fetch import FetchError
@@ -162,7 +162,8 @@ def _send(ctx: Context, session: Session, feed: Feed, issue_id: int, now: dateti
         session, feed.newsletter_id, wall, now, ctx.settings.default_timezone
     )
     day = min(moments.values(), default=now).date()
-    send_issue(session, issue_id, None, now, ctx.renderer, local=(wall, day), moments=moments)
+    data = SendIn(local_time=wall, date=day)
+    send_issue(session, issue_id, data, now, ctx.renderer, moments=moments)
 
 
 def _record_failure(feed: Feed, error: str, now: datetime) -> None:

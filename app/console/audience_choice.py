@@ -8,10 +8,11 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from app.audience.segments import get_segment, list_segments
-from app.console.queries import count_recipients
 from app.errors import InvalidInput
-from app.issues.service import Part, part_filter
+from app.issues.schemas import SendIn, read_send_in
+from app.issues.service import issue_audience, part_filter
 from app.models import Issue, Segment
+from app.sends.store.ledger import count_send_recipients
 
 CHOICES = ("everyone", "segment", "filter")
 
@@ -26,12 +27,12 @@ class Audience:
     count: int
 
     @property
-    def part(self) -> Part | None:
-        """Return the part of the newsletter the send takes (None: everyone)."""
+    def part(self) -> SendIn | None:
+        """Return the send input for the part of the newsletter chosen (None: everyone)."""
         if self.segment is not None:
-            return Part(segment=self.segment.id)
+            return read_send_in(segment=self.segment.id)
         if self.choice == "filter":
-            return Part(filter=self.filter)
+            return read_send_in(filter=self.filter)
         return None
 
 
@@ -48,24 +49,24 @@ def read_choice(
     """Return the chosen audience and how many a send now freezes; refuse what the send would.
 
     The filter kept and the count both come from the send's own code (part_filter, and the
-    ledger's eligibility ANDed with the issue's audience), so the number shown is the one frozen.
+    ledger's send_recipients over the issue's audience), so the number shown is the one frozen.
     """
     if choice not in CHOICES:
         choice = "everyone"
     row: Segment | None = None
-    part: Part | None = None
+    part: SendIn | None = None
     if choice == "segment":
         if not segment.isdigit() or len(segment) > 12:
             raise InvalidInput("Choose a saved segment, or send to everyone.")
         row = get_segment(session, int(segment))
-        part = Part(segment=row.id)
+        part = read_send_in(segment=row.id)
     elif choice == "filter":
         if not filter_text.strip():
             raise InvalidInput("Type a filter, or send to everyone.")
-        part = Part(filter=filter_text)
+        part = read_send_in(filter=filter_text)
     kept = part_filter(session, issue, part, now)
     # The send itself counts what it freezes; only the confirmation needs the number first.
-    count = count_recipients(session, now, issue.newsletter_id, kept) if counted else -1
+    count = count_send_recipients(session, now, issue_audience(issue, now, kept)) if counted else -1
     return Audience(choice, row, filter_text if choice == "filter" else "", count)
 
 

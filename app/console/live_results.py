@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.console.queries import RecipientRow, issue_recipients
 from app.issues import service
+from app.issues.schemas import SendStats
 
 PER_PAGE = 50
 PER_PAGE_MAX = 200
@@ -25,21 +26,34 @@ PER_PAGE_MAX = 200
 class ResultsView:
     """What the results page shows, read at one moment."""
 
-    stats: dict[str, Any]
+    stats: SendStats
     rows: list[RecipientRow]
     next_cursor: str | None
 
     @property
     def done(self) -> int:
         """Return how many deliveries have an outcome (the bar's value)."""
-        st = self.stats
-        return int(st["sent"] + st["failed"] + st["unknown"] + st["cancelled"])
+        return self.stats.done
 
     @property
     def waiting(self) -> int:
         """Return how many deliveries still wait (the tile's value)."""
-        st = self.stats
-        return int(st["pending"] + st["sending"] + st["retry"])
+        return self.stats.waiting
+
+
+def progress_json(st: SendStats) -> dict[str, Any]:
+    """Return the fields the console's live progress bars poll for (progress.js, live.js)."""
+    return {
+        "status": st.status,
+        "recipients": st.recipients,
+        "done": st.done,
+        "sent": st.sent,
+        "failed": st.failed,
+        "retry": st.retry,
+        "rate_per_second": st.rate_per_second,
+        "eta_seconds": st.eta_seconds,
+        "pause_reason": st.pause_reason,
+    }
 
 
 @contextmanager

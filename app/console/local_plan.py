@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
-from app.console.queries import recipients_by_zone
 from app.issues.service import local_moments
+from app.sends.store.ledger import send_recipients_by_zone
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,14 @@ def local_plan(
     day: date,
     default_zone: str,
     now: datetime,
-    newsletter_id: int | None = None,
+    audience: ColumnElement[bool] | None = None,
 ) -> LocalPlan:
-    """Return who gets a local-time send at once and who later, from the same rules as the send."""
+    """Return who gets a local-time send at once and who later, from the same rules as the send.
+
+    `audience` is the send's (service.planned_audience): the plan counts whom the send freezes.
+    """
     moments = local_moments(session, wall, day, default_zone)
-    counts = recipients_by_zone(session, now, newsletter_id)
+    counts = send_recipients_by_zone(session, now, audience)
     zones = sorted(
         ((zone, n, moments.get(zone, now)) for zone, n in counts.items()),
         key=lambda z: (z[2], z[0]),

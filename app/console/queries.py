@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.addresses import normalize_email
-from app.audience.segments import count_matching, send_audience
+from app.audience.segments import send_audience
 from app.errors import InvalidInput
 from app.models import (
     Delivery,
@@ -19,7 +19,7 @@ from app.models import (
     Subscriber,
     Suppression,
 )
-from app.sends.store.ledger import eligible_readers
+from app.sends.store.ledger import count_send_recipients
 from app.sends.store.log import delivery_page
 from app.subscribers.service import parse_cursor
 from app.tokens import hash_secret
@@ -40,35 +40,18 @@ class RecipientRow:
     updated_at: datetime
 
 
-def _receives(
-    now: datetime, newsletter_id: int | None, audience_filter: str | None = None
-) -> ColumnElement[bool]:
-    # The very condition a send freezes (the ledger's eligibility, the issues layer's audience),
-    # so a count shown here is the number a send started now freezes.
-    return and_(eligible_readers(now), send_audience(audience_filter, now, newsletter_id))
-
-
 def count_recipients(
     session: Session,
     now: datetime,
     newsletter_id: int | None = None,
     audience_filter: str | None = None,
 ) -> int:
-    """Count who a send started now would go to (of a newsletter, matching a filter): active,
-    not paused, not suppressed."""
-    return count_matching(session, _receives(now, newsletter_id, audience_filter))
+    """Count who a send started now would freeze (of a newsletter, matching a filter).
 
-
-def recipients_by_zone(
-    session: Session, now: datetime, newsletter_id: int | None = None
-) -> dict[str, int]:
-    """Count who a send started now would go to, per time zone (for a local-time send)."""
-    rows = session.execute(
-        select(Subscriber.timezone, func.count())
-        .where(_receives(now, newsletter_id))
-        .group_by(Subscriber.timezone)
-    ).all()
-    return {str(zone): int(n) for zone, n in rows}
+    The ledger's own clause (send_recipients) ANDed with the issues layer's audience, so the
+    number shown is the one a send started now freezes.
+    """
+    return count_send_recipients(session, now, send_audience(audience_filter, now, newsletter_id))
 
 
 def issues_in(

@@ -11,7 +11,13 @@ from app.audience import newsletters
 from app.automations import abtests
 from app.console import settings_view
 from app.console.getting_started import checklist
-from app.console.live_results import PER_PAGE, PER_PAGE_MAX, read_results, snapshot
+from app.console.live_results import (
+    PER_PAGE,
+    PER_PAGE_MAX,
+    progress_json,
+    read_results,
+    snapshot,
+)
 from app.console.newsletter_choice import switcher
 from app.console.queries import count_recipients, issues_in
 from app.console.web import (
@@ -86,18 +92,7 @@ def progress(
     out: dict[str, Any] = {}
     for part in [p for p in ids.split(",") if p][:20]:
         st = service.stats(session, int(part))
-        done = st["sent"] + st["failed"] + st["unknown"] + st["cancelled"]
-        out[part] = {
-            "status": st["status"],
-            "recipients": st["recipients"],
-            "done": done,
-            "sent": st["sent"],
-            "failed": st["failed"],
-            "retry": st["retry"],
-            "rate_per_second": st["rate_per_second"],
-            "eta_seconds": st["eta_seconds"],
-            "pause_reason": st["pause_reason"],
-        }
+        out[part] = progress_json(st)
     return JSONResponse(out)
 
 
@@ -157,19 +152,11 @@ def results_live(
     parts = templates.get_template("_results_live.html").module
     return JSONResponse(
         {
-            "status": st["status"],
-            "progress": {
-                "recipients": st["recipients"],
-                "done": view.done,
-                "sent": st["sent"],
-                "failed": st["failed"],
-                "rate_per_second": st["rate_per_second"],
-                "eta_seconds": st["eta_seconds"],
-                "pause_reason": st["pause_reason"],
-            },
+            "status": st.status,
+            "progress": progress_json(st),
             "tiles": str(parts.tiles(view)),  # type: ignore[attr-defined]
             "rows": str(parts.rows(view.rows)),  # type: ignore[attr-defined]
-            "clicks": str(parts.clicks(issue, st["clicks"])),  # type: ignore[attr-defined]
+            "clicks": str(parts.clicks(issue, st.clicks)),  # type: ignore[attr-defined]
         }
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -26,8 +26,7 @@ from app.context import Context
 from app.deps import ContextDep
 from app.errors import DomainError, InvalidInput
 from app.issues import service
-from app.issues.schemas import IssuePatch
-from app.issues.service import Part
+from app.issues.schemas import IssuePatch, SendIn, read_send_in
 from app.models import IssueStatus, utcnow
 
 router = APIRouter(
@@ -76,16 +75,15 @@ def test_send(
     )
 
 
-def parse_send_at(value: str, now: datetime) -> datetime:
-    """Read a datetime-local value as UTC; refuse empty, malformed or past times."""
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidInput("Choose a date and time for the send (UTC).") from None
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    if moment <= now:
+def parse_send_at(value: str, now: datetime) -> SendIn:
+    """Read a datetime-local value (UTC) as the API does; refuse empty or past times too."""
+    if not value.strip():
+        raise InvalidInput("Choose a date and time for the send (UTC).")
+    data = read_send_in(send_at=value.strip())
+    # The API starts a past send_at at once; the console's schedule form means "later".
+    if data.send_at is None or data.send_at <= now:
         raise InvalidInput("That time has passed; choose a time in the future, or send now.")
-    return moment
+    return data
 
 
 @router.post("/{issue_id}/schedule")
@@ -101,12 +99,13 @@ def schedule(
     now = utcnow()
 
     def run() -> None:
-        moment = parse_send_at(send_at, now)
+        data = parse_send_at(send_at, now)
         issue = service.get_issue(session, issue_id)
         if issue.status == IssueStatus.scheduled:
-            service.update_issue(session, issue_id, IssuePatch(send_at=moment), ctx.renderer)
+            patch = IssuePatch(send_at=data.send_at)
+            service.update_issue(session, issue_id, patch, ctx.renderer)
         else:
-            service.send_issue(session, issue_id, moment, now, ctx.renderer)
+            service.send_issue(session, issue_id, data, now, ctx.renderer)
 
     return _act(request, session, ctx, issue_id, "scheduled", run)
 
@@ -124,17 +123,17 @@ def send_local(
     """Send at a wall-clock time in each reader's own time zone on a day."""
 
     def run() -> None:
-        wall, day = _wall_and_day(local_time, local_date)
-        service.send_issue(session, issue_id, None, utcnow(), ctx.renderer, local=(wall, day))
+        data = _local_send(local_time, local_date)
+        service.send_issue(session, issue_id, data, utcnow(), ctx.renderer)
 
     return _act(request, session, ctx, issue_id, "local", run)
 
 
-def _wall_and_day(local_time: str, local_date: str) -> tuple[time, date]:
-    try:
-        return time.fromisoformat(local_time), date.fromisoformat(local_date)
-    except ValueError:
-        raise InvalidInput("Give a time like 06:00 and a day like 2026-12-01.") from None
+def _local_send(local_time: str, local_date: str) -> SendIn:
+    """Read the local-time form as the API reads its body (both fields are needed here)."""
+    if not local_time.strip() or not local_date.strip():
+        raise InvalidInput("Give a time like 06:00 and a day like 2026-12-01.")
+    return read_send_in(local_time=local_time.strip(), date=local_date.strip())
 
 
 @router.get("/{issue_id}/send-local")
@@ -151,11 +150,14 @@ def confirm_send_local(
     issue = service.get_issue(session, issue_id)
     now = utcnow()
     try:
-        wall, day = _wall_and_day(local_time, local_date)
+        data = _local_send(local_time, local_date)
     except DomainError as exc:
         return issue_page(request, session, ctx, issue_id, error=exc.message, status=exc.status)
+    assert data.local_time is not None and data.date is not None  # SendIn: both or neither
     findings = service.pre_send_check(ctx.renderer, issue, session)
-    plan = local_plan(session, wall, day, ctx.settings.default_timezone, now, issue.newsletter_id)
+    audience = service.planned_audience(session, issue, now, data)
+    tz = ctx.settings.default_timezone
+    plan = local_plan(session, data.local_time, data.date, tz, now, audience)
     return render(
         request,
         "issue_send_local.html",
@@ -206,12 +208,12 @@ def confirm_send(
     )
 
 
-def _send_now(session: Session, issue_id: int, ctx: Context, part: Part | None) -> None:
+def _send_now(session: Session, issue_id: int, ctx: Context, part: SendIn | None) -> None:
     # The editor pressed "Send now" on a scheduled issue: that replaces the schedule. (The API
     # answers a second send with 409 instead, so a repeated request never sends twice.)
     if service.get_issue(session, issue_id).status == IssueStatus.scheduled:
         service.unschedule_issue(session, issue_id)
-    service.send_issue(session, issue_id, None, utcnow(), ctx.renderer, part=part)
+    service.send_issue(session, issue_id, part, utcnow(), ctx.renderer)
 
 
 @router.post("/{issue_id}/send")

@@ -6,18 +6,18 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 
 from app.context import Context
 from app.db import session_scope
 from app.issues import service as issue_service
+from app.issues.schemas import SendStats
 from app.models import Issue, IssueStatus, utcnow
 from app.sends.store.sends import start_due_issues
 from app.sends.worker import Worker
 
-Progress = Callable[[dict[int, dict[str, Any]]], None]
+Progress = Callable[[dict[int, SendStats]], None]
 PROGRESS_EVERY = 0.5  # seconds between progress snapshots while a stream runs
 
 
@@ -30,9 +30,7 @@ def dispatch(ctx: Context, now: datetime | None = None) -> list[int]:
         return start_due_issues(session, now or utcnow(), issue_service.send_gate(ctx.renderer))
 
 
-def _snapshot(
-    ctx: Context, issue_ids: list[int] | None
-) -> tuple[list[int], dict[int, dict[str, Any]]]:
+def _snapshot(ctx: Context, issue_ids: list[int] | None) -> tuple[list[int], dict[int, SendStats]]:
     """Return (ids still sending, stats of every watched issue)."""
     with session_scope(ctx.sessions) as session:
         if issue_ids is None:

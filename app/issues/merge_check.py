@@ -14,14 +14,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.audience.segments import send_audience
 from app.issues.check import Finding
 from app.models import Issue, Subscriber
 from app.rendering import merge_tags
-from app.sends.store.ledger import eligible_readers
+from app.sends.store.ledger import send_recipients
 
 
 def _bare_tags(blocks: list[dict[str, Any]]) -> dict[str, int]:
@@ -59,7 +59,8 @@ def merge_findings(
         else _blank(Subscriber.attributes[key.removeprefix("attr.")].as_string())
         for key in keys
     ]
-    audience = and_(eligible_readers(now), send_audience(audience_filter, now, issue.newsletter_id))
+    # The freeze's own clause: the readers counted are the readers the send takes.
+    audience = send_recipients(now, send_audience(audience_filter, now, issue.newsletter_id))
     # One pass over the audience, however many tags.
     counts = session.execute(
         select(*[func.coalesce(func.sum(case((m, 1), else_=0)), 0) for m in missing]).where(

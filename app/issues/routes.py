@@ -22,6 +22,7 @@ from app.issues.schemas import (
     RequeuedOut,
     SendIn,
     SendOut,
+    SendStats,
     TestSendIn,
     TestSendOut,
 )
@@ -206,16 +207,9 @@ def send(
     data: SendIn | None = Body(default=None),
 ) -> Any:
     """Send now, schedule when send_at is in the future, or at a local time per reader."""
-    send_at = data.send_at if data else None
-    local = (data.local_time, data.date) if data and data.local_time and data.date else None
     if data is not None and data.ab is not None:
-        return abtests.start_ab(
-            session, issue_id, data.ab, utcnow(), ctx.renderer, send_at=send_at, local=local
-        )
-    part = service.Part(data.segment, data.filter) if data else None
-    return service.send_issue(
-        session, issue_id, send_at, utcnow(), ctx.renderer, local=local, part=part
-    )
+        return abtests.start_ab(session, issue_id, data.ab, utcnow(), ctx.renderer, when=data)
+    return service.send_issue(session, issue_id, data, utcnow(), ctx.renderer)
 
 
 @router.post("/{issue_id}/cancel", status_code=200)
@@ -236,13 +230,13 @@ def resume(issue_id: IdPath, session: SessionDep) -> dict[str, Any]:
     return service.resume_issue(session, issue_id, utcnow())
 
 
-@router.get("/{issue_id}/stats")
-def stats(issue_id: IdPath, session: SessionDep) -> dict[str, Any]:
+@router.get("/{issue_id}/stats", response_model=SendStats)
+def stats(issue_id: IdPath, session: SessionDep) -> SendStats:
     """Return delivery counts, status, rate (msgs/s over the last minute) and ETA."""
     out = service.stats(session, issue_id)
     variants = abtests.variants(session, issue_id)
     if variants is not None:
-        out["variants"] = variants
+        return out.model_copy(update={"variants": variants})  # an extra key: A/B sends only
     return out
 
 

@@ -7,8 +7,16 @@ from datetime import UTC, datetime, time
 from datetime import date as dt_date
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from app.errors import InvalidInput, validation_message
 from app.models.base import ID_MAX
 from app.rendering.merge_tags import has_reader_tag
 
@@ -143,6 +151,18 @@ class SendIn(BaseModel):
         return self
 
 
+def read_send_in(**fields: Any) -> SendIn:
+    """Build the send input from a form's or the command line's fields, as the API reads it.
+
+    Blank fields are left out; a refused value is an InvalidInput in the API's own words.
+    """
+    given = {k: v for k, v in fields.items() if v is not None and v != ""}
+    try:
+        return SendIn.model_validate(given)
+    except ValidationError as exc:
+        raise InvalidInput(validation_message(exc.errors())) from None
+
+
 class TestSendIn(BaseModel):
     """Body of POST /issues/{id}/test: who gets a [TEST] copy."""
 
@@ -199,3 +219,61 @@ class RequeuedOut(BaseModel):
     """Answer of POST /issues/{id}/resend-unknown."""
 
     requeued: int
+
+
+class BounceCounts(BaseModel):
+    """Asynchronous bounces and complaints that came back for one issue, by kind."""
+
+    hard: int
+    soft: int
+    complaints: int
+    policy_alerts: int
+    delayed: int
+
+
+class LinkClicks(BaseModel):
+    """Clicks on one link of an issue (app.clicks): people, scanners and known readers."""
+
+    url: str
+    count: int
+    scanner_clicks: int
+    readers: int
+
+
+class SendStats(BaseModel):
+    """Answer of GET /issues/{id}/stats: delivery counts, status, rate, ETA, bounces, clicks.
+
+    Open to extra keys: a send that is an A/B test also carries `variants`.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    recipients: int = Field(description="All deliveries of the issue (the sum of the counts).")
+    pending: int
+    sending: int
+    sent: int
+    retry: int
+    failed: int
+    unknown: int
+    cancelled: int
+    status: str
+    pause_reason: str | None
+    rate_per_second: float = Field(description="Messages sent per second over the last minute.")
+    eta_seconds: int | None = Field(description="Seconds until the last reader is due and sent.")
+    not_yet_due: int = Field(description="Readers of a local-time send still waiting for theirs.")
+    next_due_at: datetime | None
+    local_time: str | None
+    local_date: str | None
+    bounces: BounceCounts
+    alerts: list[str] = Field(description="Sentences a person can act on (relay, policy).")
+    clicks: list[LinkClicks]
+
+    @property
+    def done(self) -> int:
+        """Return how many deliveries have an outcome: the progress bar's value."""
+        return self.sent + self.failed + self.unknown + self.cancelled
+
+    @property
+    def waiting(self) -> int:
+        """Return how many deliveries still wait to be sent or retried."""
+        return self.pending + self.sending + self.retry

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Index, String
+from sqlalchemy import JSON, ColumnElement, Index, SQLColumnExpression, String, exists
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, utcnow
@@ -83,3 +83,12 @@ class Suppression(Base):
     source: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def suppressed(email_hash: SQLColumnExpression[str] | str) -> ColumnElement[bool]:
+    """Return the one rule for "this address is on the suppression list" (matched by hash).
+
+    Every check uses it: the send's freeze and every count of eligible readers (through
+    app.sends.store.ledger.eligible_readers), sign-ups, confirmations, imports by hand.
+    """
+    return exists().where(Suppression.email_hash == email_hash)

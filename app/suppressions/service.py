@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import cast as typed
 
-from sqlalchemy import Table, delete, exists, literal, select, update
+from sqlalchemy import Table, delete, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -23,6 +23,7 @@ from app.addresses import normalize_email
 from app.csvsafe import csv_writer, restore
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Subscriber, SubscriberStatus, Suppression
+from app.models.subscriber import suppressed
 from app.subscribers.service import parse_cursor
 from app.tokens import hash_secret
 from app.webhooks import events
@@ -63,10 +64,7 @@ def suppress_subscriber(
     now: datetime,
 ) -> None:
     """Put a reader's address on the list; a complaint marks them complained, a bounce bounced."""
-    exists = session.scalar(
-        select(Suppression.id).where(Suppression.email_hash == subscriber.email_hash)
-    )
-    if exists is None:
+    if not session.scalar(select(suppressed(subscriber.email_hash))):
         try:
             # A savepoint: a concurrent report for the same address must not fail the whole batch.
             with session.begin_nested():
@@ -115,7 +113,7 @@ def suppress_bounced(
         literal(now, table.c.created_at.type),
     ).where(
         Subscriber.id.in_(ids),
-        ~exists().where(Suppression.email_hash == Subscriber.email_hash),
+        ~suppressed(Subscriber.email_hash),
     )
     cols = ["email_hash", "reason", "source", "detail", "created_at"]
     dialect = session.get_bind().dialect.name
@@ -163,7 +161,7 @@ def _add_hash(
     session: Session, digest: str, reason: str, source: str, detail: str, now: datetime
 ) -> Suppression | None:
     """Insert an entry unless one exists; return it, or None when it was already there."""
-    if session.scalar(select(Suppression.id).where(Suppression.email_hash == digest)):
+    if session.scalar(select(suppressed(digest))):
         return None
     row = Suppression(
         email_hash=digest, reason=reason, source=source, detail=detail, created_at=now

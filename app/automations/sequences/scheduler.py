@@ -34,9 +34,9 @@ from app.models import (
     SubscriberStatus,
     SubscriberTag,
     Subscription,
-    Suppression,
     utcnow,
 )
+from app.models.subscriber import suppressed
 from app.sends.store.ledger import eligible_readers, freeze_recipients
 from app.sends.store.rows import is_postgres
 
@@ -140,7 +140,7 @@ def advance(session: Session, seq: Sequence, steps: list[SequenceStep], now: dat
             select(Subscriber.id).where(
                 Subscriber.id.in_(ids),
                 (Subscriber.status != SubscriberStatus.active)
-                | exists().where(Suppression.email_hash == Subscriber.email_hash)
+                | suppressed(Subscriber.email_hash)
                 | ~readers_of(seq.newsletter_id),  # left the newsletter: no further step
             )
         )

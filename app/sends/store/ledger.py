@@ -37,9 +37,9 @@ from app.models import (
     IssueStatus,
     Subscriber,
     SubscriberStatus,
-    Suppression,
     utcnow,
 )
+from app.models.subscriber import suppressed
 from app.sends.policy import Outcome, RetryPolicy
 from app.sends.store.commit import REPLY_MAX, fence, outcome_groups, write_results
 from app.sends.store.lease import release, release_rows
@@ -62,17 +62,40 @@ __all__ = [
 STATS_KEYS = ("pending", "sending", "sent", "retry", "failed", "unknown", "cancelled")
 
 
-def _suppressed(email_hash: Any) -> ColumnElement[bool]:
-    return exists().where(Suppression.email_hash == email_hash)
-
-
 def eligible_readers(now: datetime) -> ColumnElement[bool]:
     """Return who may receive an issue now: active, not pausing, not suppressed."""
     return and_(
         Subscriber.status == SubscriberStatus.active,
         or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now),
-        ~_suppressed(Subscriber.email_hash),
+        ~suppressed(Subscriber.email_hash),
     )
+
+
+def send_recipients(
+    now: datetime, audience: ColumnElement[bool] | None = None
+) -> ColumnElement[bool]:
+    """Return who a send started now freezes: the eligible readers of `audience` (or all)."""
+    return and_(eligible_readers(now), audience if audience is not None else true())
+
+
+def count_send_recipients(
+    session: Session, now: datetime, audience: ColumnElement[bool] | None = None
+) -> int:
+    """Count who a send started now would freeze (what a confirmation page states)."""
+    query = select(func.count()).select_from(Subscriber).where(send_recipients(now, audience))
+    return int(session.scalar(query) or 0)
+
+
+def send_recipients_by_zone(
+    session: Session, now: datetime, audience: ColumnElement[bool] | None = None
+) -> dict[str, int]:
+    """Count who a send started now would freeze, per time zone (a local-time send's plan)."""
+    rows = session.execute(
+        select(Subscriber.timezone, func.count())
+        .where(send_recipients(now, audience))
+        .group_by(Subscriber.timezone)
+    ).all()
+    return {str(zone): int(n) for zone, n in rows}
 
 
 def freeze_recipients(
@@ -105,8 +128,7 @@ def freeze_recipients(
         literal(now, ts),
         due,
     ).where(
-        eligible_readers(now),
-        audience if audience is not None else true(),
+        send_recipients(now, audience),
     )
     if _has_rows(session, issue_id):
         # Only a send that already has rows (a sequence step, an A/B rest) needs the check.
@@ -187,7 +209,7 @@ def claim_batch(
                 Subscriber.token_nonce,
                 Subscriber.name,
                 Subscriber.attributes,
-                _suppressed(Subscriber.email_hash).label("suppressed"),
+                suppressed(Subscriber.email_hash).label("suppressed"),
             ).where(Subscriber.id.in_(sub_ids))
         )
     }
