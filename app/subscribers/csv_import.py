@@ -295,6 +295,21 @@ def _after_chunk(
         on_progress(summary.rows)
 
 
+def _new_reader(r: _Row, status: SubscriberStatus, now: datetime, default_tz: str) -> Subscriber:
+    """Return a reader of this file's row, new to the list (consent "import")."""
+    return Subscriber(
+        email=r.email,
+        email_hash=hash_secret(r.email),
+        name=r.name,
+        status=status,
+        consent_source="import",
+        created_at=now,
+        status_changed_at=now,
+        timezone=r.timezone or default_tz,
+        attributes=dict(r.attributes),
+    )
+
+
 def _import_left(
     session: Session,
     existing: dict[str, Subscriber],
@@ -309,18 +324,8 @@ def _import_left(
     summary.repeat_of(r.number, r.email)
     summary.left += 1
     if row is None:
-        row = Subscriber(
-            email=r.email,
-            email_hash=hash_secret(r.email),
-            name=r.name,
-            status=r.left,
-            consent_source="import",
-            created_at=now,
-            status_changed_at=now,
-            unsubscribed_at=now,
-            timezone=r.timezone or default_tz,
-            attributes=dict(r.attributes),
-        )
+        row = _new_reader(r, r.left, now, default_tz)
+        row.unsubscribed_at = now
         session.add(row)
         existing[r.email] = row
     elif row.status in (SubscriberStatus.pending, SubscriberStatus.active):
@@ -362,18 +367,8 @@ def _apply_chunk(
         # branches below like any row, so the last row's name and time zone win.
         summary.repeat_of(r.number, r.email)
         if row is None:
-            row = Subscriber(
-                email=r.email,
-                email_hash=hash_secret(r.email),
-                name=r.name,
-                status=SubscriberStatus.active,
-                consent_source="import",
-                created_at=now,
-                status_changed_at=now,
-                confirmed_at=now,
-                timezone=r.timezone or default_tz,
-                attributes=dict(r.attributes),
-            )
+            row = _new_reader(r, SubscriberStatus.active, now, default_tz)
+            row.confirmed_at = now
             session.add(row)
             existing[r.email] = row  # a repeat later in the file counts as existing
             fresh.append(row)
