@@ -11,9 +11,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from app.audience.newsletters import set_subscription
 from app.context import Context
 from app.db import session_scope
-from app.models import Subscriber
+from app.models import Subscriber, SubscriptionStatus, utcnow
 from app.rendering.blocks import parse_blocks
 from app.sends.compose import PreparedMessage
 from tests.console_support import add_account, sign_in
@@ -280,3 +281,34 @@ def test_the_console_send_confirmation_shows_the_missing_attribute(
     assert "1 reader has no `company`" in confirm
     preview = client.get(f"/editor/issues/{issue['id']}/preview")
     assert preview.status_code == 200 and "1 reader has no" in preview.text
+
+
+def test_the_newsletter_tag_is_filled_at_render_also_in_the_subject(
+    client: TestClient, editor: dict[str, str], ctx: Context, smtp_server: SMTPTestServer
+) -> None:
+    """`{{ newsletter }}` is the same for every reader: allowed in the subject, escaped in HTML."""
+    made = client.post("/newsletters", json={"slug": "eve", "name": "Eve & <Co>"}, headers=editor)
+    assert made.status_code == 201, made.text
+    blocks = [{"type": "markdown", "body": 'This is {{ newsletter }}, {{ name | "friend" }}.'}]
+    refused = client.post(
+        "/issues",
+        json={"subject": "{{ name }} news", "blocks": blocks, "newsletter": "eve"},
+        headers=editor,
+    )
+    assert refused.status_code == 422, refused.text
+    issue = new_issue(
+        client, editor, subject="News from {{ newsletter }}", blocks=blocks, newsletter="eve"
+    )
+    ((_, sid),) = _readers(ctx, [("Ann", {})]).items()
+    with session_scope(ctx.sessions) as session:
+        set_subscription(session, sid, made.json()["id"], SubscriptionStatus.active, utcnow())
+    sent = client.post(f"/issues/{issue['id']}/send", json={}, headers=editor)
+    assert sent.status_code == 202, sent.text
+    run_worker(ctx)
+    (got,) = smtp_server.handler.wait_for(1)
+    message = got.message()
+    assert str(message["Subject"]) == "News from Eve & <Co>"
+    html, text = _parts(message)
+    assert "This is Eve &amp; &lt;Co&gt;, Ann." in " ".join(html.split())
+    assert "This is Eve & <Co>, Ann." in " ".join(text.split())
+    assert "{{" not in html + text and "MPXNEWSLETTER" not in html + text
