@@ -5,24 +5,17 @@ newsletter's issues; a feed makes its issues in its newsletter; an unknown slug 
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
 
 from app.audience.newsletters import leave, set_subscription
 from app.automations.feeds import poll_feed
 from app.automations.sequences.scheduler import tick
-from app.config import Settings
-from app.context import Context, build_context
+from app.context import Context
 from app.db import session_scope
-from app.main import create_app
 from app.models import (
     Delivery,
     Issue,
@@ -31,6 +24,7 @@ from app.models import (
     SubscriptionStatus,
     utcnow,
 )
+from tests.feed_support import FeedServer, story
 from tests.helpers import SIMPLE_BLOCKS, add_subscribers, run_worker
 
 
@@ -139,61 +133,6 @@ def test_a_tag_trigger_counts_only_readers_of_the_newsletter(
     assert rows(ctx, seq["id"]) == {(0, inside)}
 
 
-class FeedServer:
-    """Serve one RSS document on loopback; `entries` are (guid, title) pairs, newest first."""
-
-    def __init__(self) -> None:
-        self.entries: list[tuple[str, str]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                items = "".join(
-                    f"<item><guid>{g}</guid><title>{t}</title>"
-                    f"<link>https://wire.example/{g}</link><description>d</description></item>"
-                    for g, t in server.entries
-                )
-                body = (
-                    '<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>'
-                    f"<link>https://wire.example/</link><description>d</description>{items}"
-                    "</channel></rss>"
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/rss+xml")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/feed.xml"
-
-
-@pytest.fixture
-def feed_server() -> Iterator[FeedServer]:
-    """Serve a feed on loopback."""
-    server = FeedServer()
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
-
-
-@pytest.fixture
-def fctx(settings: Settings, engine: Engine) -> Context:
-    """Return a context that may fetch feeds from loopback."""
-    return build_context(settings.model_copy(update={"feeds_allow_private": True}), engine=engine)
-
-
-@pytest.fixture
-def fclient(fctx: Context) -> Iterator[TestClient]:
-    """Return a client on an app with that context."""
-    with TestClient(create_app(fctx.settings, context=fctx), base_url="http://testserver") as c:
-        yield c
-
-
 def test_a_feed_makes_its_issues_in_its_newsletter(
     fclient: TestClient, fctx: Context, editor: dict[str, str], feed_server: FeedServer
 ) -> None:
@@ -208,9 +147,9 @@ def test_a_feed_makes_its_issues_in_its_newsletter(
     assert made.status_code == 201 and made.json()["newsletter"] == "robots"
     plain = fclient.post("/feeds", json={"url": feed_server.url}, headers=editor).json()
     assert plain["newsletter"] == "default"
-    feed_server.entries = [("a", "Story A")]
+    feed_server.publish(story("a"))
     asyncio.run(poll_feed(fctx, made.json()["id"], force=True))  # records, mails nothing
-    feed_server.entries.insert(0, ("b", "Story B"))
+    feed_server.publish(story("b"))
     issue_id = asyncio.run(poll_feed(fctx, made.json()["id"], force=True))
     assert issue_id is not None
     with session_scope(fctx.sessions) as session:

@@ -5,84 +5,22 @@ when HH:MM comes in the earliest zone. The worker's clock is moved as in test_lo
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
-from sqlalchemy.engine import Engine
 
 from app.automations.feeds import poll_feed
-from app.config import Settings
-from app.context import Context, build_context
+from app.context import Context
 from app.db import session_scope
 from app.delivery import build_worker
-from app.main import create_app
 from app.models import Subscriber, utcnow
+from tests.feed_support import FeedServer, story
 from tests.helpers import add_subscribers
 from tests.smtp_server import SMTPTestServer
 
 ZONES = {"tokyo@example.org": "Asia/Tokyo", "ny@example.org": "America/New_York"}
-
-
-class FeedServer:
-    """Serve one RSS document on loopback; `guids` newest first."""
-
-    def __init__(self) -> None:
-        self.guids: list[str] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                items = "".join(
-                    f"<item><guid>{g}</guid><title>Story {g}</title>"
-                    f"<link>https://wire.example/{g}</link></item>"
-                    for g in server.guids
-                )
-                body = (
-                    '<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>'
-                    f"<link>https://wire.example/</link><description>d</description>{items}"
-                    "</channel></rss>"
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/rss+xml")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/feed.xml"
-
-
-@pytest.fixture
-def feed_server() -> Iterator[FeedServer]:
-    """Serve a feed on loopback."""
-    server = FeedServer()
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
-
-
-@pytest.fixture
-def fctx(settings: Settings, engine: Engine) -> Context:
-    """Return a context that may fetch feeds from loopback."""
-    return build_context(settings.model_copy(update={"feeds_allow_private": True}), engine=engine)
-
-
-@pytest.fixture
-def fclient(fctx: Context) -> Iterator[TestClient]:
-    """Return a client on an app with that context."""
-    with TestClient(create_app(fctx.settings, context=fctx), base_url="http://testserver") as c:
-        yield c
 
 
 def next_wall(wall: time, zone: str, after: datetime) -> datetime:
@@ -117,14 +55,14 @@ def test_a_daily_send_feed_reaches_each_reader_at_hh_mm_in_their_zone(
     every = f"daily {wall.strftime('%H:%M')}"
     body = {"url": feed_server.url, "every": every, "mode": "send"}
     feed = fclient.post("/feeds", json=body, headers=editor).json()
-    feed_server.guids = ["1"]
+    feed_server.publish(story("1"))
     asyncio.run(poll_feed(fctx, feed["id"], force=True))  # the back catalogue: recorded
     # It polls when HH:MM comes in the earliest zone (UTC+14), so HH:MM is ahead everywhere.
     shown = fclient.get(f"/feeds/{feed['id']}", headers=editor).json()
     next_poll = datetime.fromisoformat(shown["next_poll_at"])
     assert (next_poll.hour, next_poll.minute) == ((wall.hour - 14) % 24, wall.minute)
 
-    feed_server.guids.insert(0, "2")
+    feed_server.publish(story("2"))
     polled = utcnow()
     issue_id = asyncio.run(poll_feed(fctx, feed["id"], force=True))
     assert issue_id is not None

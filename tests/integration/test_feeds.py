@@ -5,126 +5,22 @@ huge or redirect inward."""
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import Engine
 
 from app.automations import feed_fetch
 from app.automations.feeds import poll_feed
-from app.config import Settings
-from app.context import Context, build_context
+from app.context import Context
 from app.db import session_scope
-from app.main import create_app
 from app.models import Feed, Issue, utcnow
 from app.webhooks import fetch as fetch_module
 from tests.console_support import add_account, sign_in
+from tests.feed_support import FeedServer, entry
 from tests.helpers import add_subscribers
 from tests.smtp_server import free_port
-
-
-def rss(entries: list[dict[str, str]]) -> bytes:
-    """Return an RSS 2.0 document with these entries (newest first)."""
-    items = "".join(
-        "<item>"
-        + (f"<guid>{e['guid']}</guid>" if "guid" in e else "")
-        + f"<title>{e['title']}</title>"
-        + (f"<link>{e['link']}</link>" if "link" in e else "")
-        + f"<description>{e.get('summary', '')}</description></item>"
-        for e in entries
-    )
-    return (
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>AI Wire</title>'
-        f"<link>https://wire.example/</link><description>d</description>{items}</channel></rss>"
-    ).encode()
-
-
-class FeedServer:
-    """Serves one feed with an ETag; answers 304 to a matching If-None-Match."""
-
-    def __init__(self) -> None:
-        self.entries: list[dict[str, str]] = []
-        self.version = 0
-        self.requests: list[dict[str, str]] = []
-        self.override: tuple[int, dict[str, str], bytes] | None = None
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.requests.append({k.lower(): v for k, v in self.headers.items()})
-                if server.override is not None:
-                    status, headers, payload = server.override
-                else:
-                    etag = f'"v{server.version}"'
-                    if self.headers.get("If-None-Match") == etag:
-                        status, headers, payload = 304, {"ETag": etag}, b""
-                    else:
-                        status, headers = 200, {"ETag": etag, "Content-Type": "application/rss+xml"}
-                        payload = rss(server.entries)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        """Return the feed's URL."""
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/feed.xml"
-
-    def publish(self, *entries: dict[str, str]) -> None:
-        """Put new entries at the top of the feed (a new version, a new ETag)."""
-        self.entries = [*entries, *self.entries]
-        self.version += 1
-
-    def close(self) -> None:
-        """Stop serving."""
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def feed_server() -> Iterator[FeedServer]:
-    """Serve a feed on loopback."""
-    server = FeedServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def fctx(settings: Settings, engine: Engine) -> Context:
-    """Return a context that may fetch feeds from loopback (FEEDS_ALLOW_PRIVATE)."""
-    return build_context(settings.model_copy(update={"feeds_allow_private": True}), engine=engine)
-
-
-@pytest.fixture
-def fclient(fctx: Context) -> Iterator[TestClient]:
-    """Return a client on an app with that context."""
-    with TestClient(create_app(fctx.settings, context=fctx), base_url="http://testserver") as c:
-        yield c
-
-
-def entry(n: int, **extra: str) -> dict[str, str]:
-    """Return entry number n."""
-    return {
-        "guid": f"urn:wire:{n}",
-        "title": f"Story {n}",
-        "link": f"https://wire.example/{n}",
-        "summary": f"&lt;p&gt;Summary of &lt;b&gt;story {n}&lt;/b&gt;&lt;/p&gt;",
-        **extra,
-    }
 
 
 def poll(client: TestClient, editor: dict[str, str], feed_id: int) -> dict[str, Any]:
