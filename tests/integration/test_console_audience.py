@@ -3,7 +3,6 @@ and attributes, the segment builder, and a send to a segment that reaches exactl
 
 from __future__ import annotations
 
-import random
 import re
 from datetime import timedelta
 from typing import Any
@@ -12,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.audience.newsletters import set_subscription
-from app.audience.tags import add_tags, tags_of
+from app.audience.tags import tags_of
 from app.context import Context
 from app.db import session_scope
 from app.models import (
@@ -22,12 +21,10 @@ from app.models import (
     Newsletter,
     Segment,
     Subscriber,
-    SubscriberStatus,
     SubscriptionStatus,
-    Suppression,
     utcnow,
 )
-from app.tokens import hash_secret
+from tests.audience_support import FILTER, matching, population
 from tests.console_support import add_account, sign_in
 from tests.helpers import SIMPLE_BLOCKS, add_subscribers, new_issue
 
@@ -270,53 +267,8 @@ def test_a_reader_s_page_lists_the_newsletters_they_take(
 # Segments: the builder, the saved list, and a send to one -------------------------------------
 
 
-def _population(ctx: Context, newsletter_id: int, count: int = 48) -> dict[int, dict[str, Any]]:
-    """Readers of mixed status, tags, plans, newsletters and suppressions; what the test knows."""
-    rnd = random.Random(22)
-    known: dict[int, dict[str, Any]] = {}
-    now = utcnow()
-    with session_scope(ctx.sessions) as session:
-        for i in range(count):
-            email = f"p{i}@example.org"
-            status = rnd.choice([SubscriberStatus.active] * 4 + [SubscriberStatus.unsubscribed])
-            row = Subscriber(
-                email=email,
-                email_hash=hash_secret(email),
-                name=f"P {i}",
-                status=status,
-                consent_source="test",
-                attributes={"plan": rnd.choice(["pro", "free"])},
-            )
-            session.add(row)
-            session.flush()
-            tags = {t for t in ("vip", "trial") if rnd.random() < 0.5}
-            if tags:
-                add_tags(session, row.id, sorted(tags), now)
-            takes = rnd.random() < 0.7
-            state = SubscriptionStatus.active if takes else SubscriptionStatus.unsubscribed
-            set_subscription(session, row.id, newsletter_id, state, now)
-            suppressed = rnd.random() < 0.1
-            if suppressed:
-                session.add(Suppression(email_hash=hash_secret(email), reason="manual"))
-            known[row.id] = {
-                "email": email,
-                "ok": status == SubscriberStatus.active and takes and not suppressed,
-                "tags": tags,
-                "plan": row.attributes["plan"],
-            }
-    return known
-
-
-FILTER = 'tag:vip and not tag:trial or attr.plan = "pro"'
-
-
-def _matching(known: dict[int, dict[str, Any]]) -> set[int]:
-    """FILTER over the newsletter's eligible readers, computed here rather than in SQL."""
-    return {
-        sid
-        for sid, r in known.items()
-        if r["ok"] and (("vip" in r["tags"] and "trial" not in r["tags"]) or r["plan"] == "pro")
-    }
+def _population(ctx: Context, newsletter_id: int) -> dict[int, dict[str, Any]]:
+    return population(ctx, newsletter_id, count=48, seed=22, prefix="p", record_leaving=True)
 
 
 def test_the_segment_builder_previews_saves_and_lists_with_counts(
@@ -324,7 +276,7 @@ def test_the_segment_builder_previews_saves_and_lists_with_counts(
 ) -> None:
     csrf = _signed_in(ctx, client)
     known = _population(ctx, DEFAULT_NEWSLETTER_ID)
-    expected = _matching(known)
+    expected = matching(known)
     slug = _newsletter(ctx, DEFAULT_NEWSLETTER_ID)["slug"]
 
     preview = client.get(
@@ -391,7 +343,7 @@ def test_a_send_to_a_saved_segment_from_the_console_reaches_exactly_its_readers(
 ) -> None:
     csrf = _signed_in(ctx, client)
     known = _population(ctx, DEFAULT_NEWSLETTER_ID)
-    expected = _matching(known)
+    expected = matching(known)
     assert 0 < len(expected) < len(known)
     slug = _newsletter(ctx, DEFAULT_NEWSLETTER_ID)["slug"]
     client.post(
@@ -428,8 +380,8 @@ def test_a_send_to_an_ad_hoc_filter_and_to_everyone_from_the_console(
     shown = _send_via_console(
         ctx, client, csrf, first["id"], {"audience": "filter", "filter": FILTER}
     )
-    assert _frozen(ctx, first["id"]) == _matching(known)
-    assert shown == len(_matching(known))
+    assert _frozen(ctx, first["id"]) == matching(known)
+    assert shown == len(matching(known))
 
     second = new_issue(client, editor, subject="Second", slug="second")
     everyone = {sid for sid, r in known.items() if r["ok"]}

@@ -2,82 +2,26 @@
 
 from __future__ import annotations
 
-import random
 from datetime import timedelta
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.audience.newsletters import set_subscription
-from app.audience.tags import add_tags
 from app.context import Context
 from app.db import session_scope
 from app.models import (
     Delivery,
     Issue,
-    Subscriber,
-    SubscriberStatus,
-    SubscriptionStatus,
-    Suppression,
     utcnow,
 )
-from app.tokens import hash_secret
+from tests.audience_support import FILTER, matching, population
 from tests.helpers import new_issue, run_worker
 from tests.smtp_server import SMTPTestServer
 
 
-def _population(ctx: Context, newsletter_id: int, count: int = 60) -> dict[int, dict[str, object]]:
-    """Readers with random status, tags, newsletters and suppressions; what the test knows."""
-    rnd = random.Random(19)
-    known: dict[int, dict[str, object]] = {}
-    now = utcnow()
-    with session_scope(ctx.sessions) as session:
-        for i in range(count):
-            status = rnd.choice([SubscriberStatus.active] * 4 + [SubscriberStatus.unsubscribed])
-            email = f"r{i}@example.org"
-            row = Subscriber(
-                email=email,
-                email_hash=hash_secret(email),
-                name=f"R {i}",
-                status=status,
-                consent_source="test",
-                attributes={"plan": rnd.choice(["pro", "free"])},
-            )
-            session.add(row)
-            session.flush()
-            tags = {t for t in ("vip", "trial") if rnd.random() < 0.5}
-            if tags:
-                add_tags(session, row.id, sorted(tags), now)
-            takes = rnd.random() < 0.7
-            if takes:
-                set_subscription(session, row.id, newsletter_id, SubscriptionStatus.active, now)
-            suppressed = rnd.random() < 0.1
-            if suppressed:
-                session.add(Suppression(email_hash=hash_secret(email), reason="manual"))
-            known[row.id] = {
-                "email": email,
-                "active": status == SubscriberStatus.active,
-                "tags": tags,
-                "plan": row.attributes["plan"],
-                "takes": takes,
-                "suppressed": suppressed,
-            }
-    return known
-
-
-def _expected(known: dict[int, dict[str, object]]) -> set[int]:
-    """The filter `tag:vip and not tag:trial or attr.plan = "pro"`, computed here."""
-    return {
-        sid
-        for sid, r in known.items()
-        if r["active"]
-        and r["takes"]
-        and not r["suppressed"]
-        and (("vip" in r["tags"] and "trial" not in r["tags"]) or r["plan"] == "pro")  # type: ignore[operator]
-    }
-
-
-FILTER = 'tag:vip and not tag:trial or attr.plan = "pro"'
+def _population(ctx: Context, newsletter_id: int) -> dict[int, dict[str, Any]]:
+    return population(ctx, newsletter_id, count=60, seed=19, prefix="r")
 
 
 def _frozen(ctx: Context, issue_id: int) -> set[int]:
@@ -94,7 +38,7 @@ def test_a_segment_send_reaches_exactly_the_matching_set(
         "id"
     ]
     known = _population(ctx, nid)
-    want = _expected(known)
+    want = matching(known)
     assert 0 < len(want) < len(known)
     segment = client.post(
         "/segments", json={"name": "keen", "filter": FILTER, "newsletter": "pro"}, headers=editor
@@ -151,7 +95,7 @@ def test_a_scheduled_segment_send_freezes_the_same_audience_at_its_start(
         assert row.audience_filter == FILTER
         row.send_at = utcnow() - timedelta(seconds=1)
     run_worker(ctx)
-    assert _frozen(ctx, issue["id"]) == _expected(known)
+    assert _frozen(ctx, issue["id"]) == matching(known)
 
 
 def test_a_local_time_segment_send_freezes_the_matching_set(
@@ -169,5 +113,5 @@ def test_a_local_time_segment_send_freezes_the_matching_set(
         headers=editor,
     )
     assert resp.status_code == 202, resp.text
-    assert resp.json()["recipients"] == len(_expected(known))
-    assert _frozen(ctx, issue["id"]) == _expected(known)
+    assert resp.json()["recipients"] == len(matching(known))
+    assert _frozen(ctx, issue["id"]) == matching(known)
