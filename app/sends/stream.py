@@ -122,6 +122,7 @@ class DeliveryStream(HandOvers):
         # connections lock the same rows in different orders (PostgreSQL found the deadlock).
         self.writing = asyncio.Lock()
         self.senders_done = False
+        self.winding = False  # a claim or a sender failed: finish what is in hand, take no more
 
     async def run(self) -> int:
         """Run the stream; return how many claimed rows were handled."""
@@ -133,7 +134,7 @@ class DeliveryStream(HandOvers):
         waker = asyncio.create_task(self._wake_on_stop())
         self.committer = asyncio.create_task(self._commit_loop())
         try:
-            await asyncio.gather(*tasks)
+            await self._all_or_wind_down(tasks)
         finally:
             self.senders_done = True
             for t in (keeper, waker, *tasks):
@@ -142,6 +143,28 @@ class DeliveryStream(HandOvers):
             # Shielded so a cancelled worker still writes what it knows and gives back the rest.
             await asyncio.shield(self._finish())
         return self.handled
+
+    async def _all_or_wind_down(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Wait for the producer and the senders; if one fails, the others finish first.
+
+        A failed claim (or any sender's error) must not cancel the senders mid-message: their
+        rows are handed over and may be accepted by the relay, and a row whose result is never
+        written lapses into `unknown` when its lease ends. So production stops, each sender
+        finishes the message in hand, and the first error is raised after that.
+        """
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        failed = [e for t in done if not t.cancelled() and (e := t.exception()) is not None]
+        if not failed:
+            return
+        self.winding = True
+        self.wake.set()
+        self.hungry.set()
+        if pending:
+            await asyncio.wait(pending)
+        for task in pending:
+            if not task.cancelled() and (error := task.exception()) is not None:
+                log.error("while winding down after a failure: %r", error)
+        raise failed[0]
 
     async def _finish(self) -> None:
         self.commit_wanted.set()
@@ -167,7 +190,7 @@ class DeliveryStream(HandOvers):
 
     async def _produce(self, deadline: float) -> None:
         try:
-            while not self.stop.is_set() and time.monotonic() < deadline:
+            while not self.stop.is_set() and not self.winding and time.monotonic() < deadline:
                 # Rows held (claimed, not yet recorded) never exceed BATCH_SIZE: that is the
                 # in-flight window a crash can leave as `unknown`.
                 room = self.s.batch_size - len(self.held)
@@ -217,7 +240,7 @@ class DeliveryStream(HandOvers):
     # Sending -------------------------------------------------------------------------------
 
     async def _next(self) -> _Item | None:
-        while not self.stop.is_set():
+        while not self.stop.is_set() and not self.winding:
             if self.heap:
                 wait = self.heap[0].slot - time.monotonic()
                 if wait <= 0:
@@ -383,17 +406,27 @@ class DeliveryStream(HandOvers):
         renewed_at = time.monotonic()
         while True:
             await asyncio.sleep(STATUS_EVERY)
-            issue_ids = {i.claim.issue_id for i in self.heap}
-            issue_ids |= {item.claim.issue_id for item, _ in self.wanted.values()}
-            if issue_ids:
-                rows = await self.ledger.statuses(issue_ids)
-                live = {i for i, status in rows if status == IssueStatus.sending}
-                if issue_ids - live:
-                    self._drop(issue_ids - live)
-            if time.monotonic() - renewed_at >= lease.renew_interval(self.s.lease_seconds):
-                renewed_at = time.monotonic()
-                async with self.writing:
-                    await self.ledger.renew(sorted(self.held))
+            try:
+                renewed_at = await self._housekeep_once(renewed_at)
+            except Exception:
+                # One refused read or renewal must not end the renewals: the next try comes
+                # well within the lease, and the stream goes on meanwhile.
+                log.exception("could not check or renew the rows in hand; trying again")
+
+    async def _housekeep_once(self, renewed_at: float) -> float:
+        """Drop rows of sends no longer sending; renew leases when due. Return when renewed."""
+        issue_ids = {i.claim.issue_id for i in self.heap}
+        issue_ids |= {item.claim.issue_id for item, _ in self.wanted.values()}
+        if issue_ids:
+            rows = await self.ledger.statuses(issue_ids)
+            live = {i for i, status in rows if status == IssueStatus.sending}
+            if issue_ids - live:
+                self._drop(issue_ids - live)
+        if time.monotonic() - renewed_at >= lease.renew_interval(self.s.lease_seconds):
+            async with self.writing:
+                await self.ledger.renew(sorted(self.held))
+            renewed_at = time.monotonic()
+        return renewed_at
 
     async def _wake_on_stop(self) -> None:
         await self.stop.wait()

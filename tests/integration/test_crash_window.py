@@ -120,6 +120,8 @@ def test_sigkill_of_one_of_three_workers_on_postgresql(
         tails = stop_all(procs[1:])
     counts = _count(ctx, smtp_server, issue_id, emails)
     print(f"PostgreSQL crash: unknown {len(counts['unknown'])}, finished {took:.1f} s after")
+    for row in counts["why"]:
+        print("unknown:", *row)
     assert counts["duplicates"] == [] and counts["lost"] == [], tails
     assert counts["skipped"] == []
     assert len(counts["unknown"]) <= 2 * CONNECTIONS, (counts["why"], tails)
