@@ -122,6 +122,9 @@ def test_sigkill_of_one_of_three_workers_on_postgresql(
     print(f"PostgreSQL crash: unknown {len(counts['unknown'])}, finished {took:.1f} s after")
     for row in counts["why"]:
         print("unknown:", *row)
+    for t in tails:
+        if "Traceback" in t or "ERROR" in t or "failed" in t:
+            print("TAIL:", t)
     assert counts["duplicates"] == [] and counts["lost"] == [], tails
     assert counts["skipped"] == []
     assert len(counts["unknown"]) <= 2 * CONNECTIONS, (counts["why"], tails)
