@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.config import Settings, ensure_secret_keys
+from app.config import Settings
+from app.config.startup import ensure_secret_keys
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from app.issues.linkcheck import LinkChecker
 from app.media.store import MediaStore, make_store

@@ -52,11 +52,13 @@ from app.web.headers import SecurityHeaders, TrustedHosts
 from app.web.limits import RequestLimits
 from app.web.newsletter_pages import router as newsletter_pages_router
 from app.web.pages import error_page, static_files
+from app.web.preferences import router as preferences_router
 from app.web.preview import router as preview_router
+from app.web.probes import router as probes_router
 from app.web.reading import router as reading_router
-from app.web.routes import probes as probes_router
-from app.web.routes import router as web_router
+from app.web.signup import router as signup_router
 from app.web.stamp import ping
+from app.web.unsubscribe import router as unsubscribe_router
 from app.webhooks.routes import outbound_webhooks_router
 from app.webhooks.sender import run_webhook_sender
 
@@ -114,7 +116,9 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.include_router(probes_router)  # /healthz, /robots.txt: matched first, asked most
     app.include_router(reading_router)  # home, archive, feed: before any catch-all path
     app.include_router(newsletter_pages_router)  # the same pages of each newsletter, /n/<slug>
-    app.include_router(web_router)
+    app.include_router(signup_router)  # the forms: sign-up and confirm, leaving, preferences
+    app.include_router(unsubscribe_router)
+    app.include_router(preferences_router)
     app.include_router(preview_router)  # signed previews of unsent issues (test copies)
     app.include_router(issues_router)
     app.include_router(tags_router)  # POST /subscribers/tags before /subscribers/{id}

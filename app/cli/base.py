@@ -89,7 +89,7 @@ def _setup(
     Only `create` (serve, migrate, demo) may make a new database or signing key; any other
     command stops with one line when they are missing.
     """
-    from app.config import announce_defaults
+    from app.config.startup import announce_defaults
     from app.context import build_context
     from app.logs import configure_logging
     from app.migrate import upgrade_head

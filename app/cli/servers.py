@@ -21,7 +21,7 @@ def serve(
     """Apply migrations, then serve the HTTP API with a delivery worker in the same process."""
     import uvicorn
 
-    from app.config import follow_listen_address
+    from app.config.startup import follow_listen_address
     from app.logs import uvicorn_log_config
     from app.main import create_app
 

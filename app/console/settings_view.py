@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from app.config import DEFAULT_FROM, Settings
+from app.config import Settings
+from app.config.essentials import DEFAULT_FROM
 from app.sends.dkim import public_key_der, txt_record
 
 

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 from markdown_it import MarkdownIt
 
-from app.config import Settings, dkim_alignment_error
+from app.config import Settings
+from app.config.loading import dkim_alignment_error
 from app.rendering.markdown import markdown_parser
 from app.rendering.masthead import Masthead
 

@@ -19,16 +19,9 @@ from app.issues.markdown_grammar import (
     _IssueLike,
     _rs,
 )
-from app.issues.markdown_read import (
-    _ITEM_SHAPE,
-    _group_heading,
-    _parse_block,
-    _parse_item,
-    _split_heading,
-    _Src,
-    _unquote,
-    _validate,
-)
+from app.issues.markdown_lines import _split_heading, _Src, _unquote
+from app.issues.markdown_lists import _ITEM_SHAPE, _group_heading, _parse_item
+from app.issues.markdown_read import _parse_block, _validate
 from app.rendering.blocks import parse_blocks
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.config import is_time_zone
+from app.config.timezones import is_time_zone
 from app.errors import InvalidInput
 from app.models.base import ID_MAX
 

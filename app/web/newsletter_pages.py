@@ -1,6 +1,6 @@
 """Each newsletter's public pages under /n/<slug>: home, archive, an issue, the feed, its QR.
 
-The sign-up page (/n/<slug>/subscribe) is with the other forms in app/web/routes.py. The
+The sign-up page (/n/<slug>/subscribe) is with the other sign-up forms in app/web/signup.py. The
 default newsletter answers here too, with links to its first URLs (/, /archive, …).
 """
 

@@ -87,3 +87,20 @@ def test_dkim_domain_must_align_with_from(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert str(err.value).startswith("MORNINGPOST_DKIM_DOMAIN:")
     monkeypatch.setenv("MORNINGPOST_DKIM_DOMAIN", "morningpost.test")  # a parent: aligned
     assert load_settings().dkim_enabled
+
+
+def test_several_bad_values_name_the_first_in_the_readme_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The field groups keep one order (app.config.settings): the database before the rest."""
+    monkeypatch.setenv("MORNINGPOST_MEDIA_URL", "http://not-s3")
+    monkeypatch.setenv("MORNINGPOST_DEFAULT_TIMEZONE", "Mars/Olympus")
+    monkeypatch.setenv("MORNINGPOST_BATCH_SIZE", "lots")
+    monkeypatch.setenv("MORNINGPOST_DATABASE_URL", "mysql://db/x")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert str(err.value).startswith("MORNINGPOST_DATABASE_URL:")
+    monkeypatch.delenv("MORNINGPOST_DATABASE_URL")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert str(err.value).startswith("MORNINGPOST_BATCH_SIZE:")
