@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -357,6 +358,7 @@ def end_to_end(
                 )
         finally:
             stop_workers(procs)
+        commits = commit_summary(Path(var))
     ctx.close()
     assert last is not None and sent == n, (sent, n)
     assert first is not None
@@ -368,7 +370,35 @@ def end_to_end(
     print(f"  {by_kind}")
     cpu = meter.seconds.get("worker", 0.0)
     print(f"  CPU of the worker process(es): {cpu / n * 1e6:,.0f} µs per message")
+    print(f"  {commits}")
     return n / (last - start).total_seconds()
+
+
+COMMITS = re.compile(
+    r"stream done: .*commits (\d+) \(([\d.]+) rows handed over, ([\d.]+) ms each\)"
+)
+
+
+def commit_summary(var: Path) -> str:
+    """Sum the workers' "stream done" lines: commits, rows handed over and time per commit.
+
+    A stream hands rows over only as commits free room in the window, so its pace is about
+    window / (2 × commit time): these figures say whether commits or the wire set it.
+    """
+    count, rows, seconds = 0, 0.0, 0.0
+    for log in var.glob("worker-*.log"):
+        for m in COMMITS.finditer(log.read_text("utf-8", "replace")):
+            n = int(m[1])
+            count += n
+            rows += n * float(m[2])
+            seconds += n * float(m[3]) / 1e3
+    if not count:
+        return "commits of the worker(s): none logged"
+    return (
+        f"commits of the worker(s): {count:,}, {rows / count:.1f} rows handed over and "
+        f"{seconds / count * 1e3:.1f} ms each (at most {rows / count / (seconds / count):,.0f} "
+        f"rows/s handed over by one stream's serial commits)"
+    )
 
 
 def personalise(payload: dict[str, Any]) -> dict[str, Any]:

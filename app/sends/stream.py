@@ -441,4 +441,5 @@ class DeliveryStream(HandOvers):
         parts = [f"{k} {c[k]}" for k in ("sent", "retry", "failed", "unknown", "deferred") if c[k]]
         rate = self.limiter.rate
         slow = f"; slowed to {rate:.0f}/s by the relay" if self.adaptive.slowed else ""
-        log.info("%s: %s%s", what, ", ".join(parts) or "nothing sent yet", slow)
+        sent = ", ".join(parts) or "nothing sent yet"
+        log.info("%s: %s%s; %s", what, sent, slow, self.commit_figures())

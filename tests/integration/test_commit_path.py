@@ -104,3 +104,27 @@ async def test_the_fast_path_is_fenced_by_the_lease(ctx: Context) -> None:
     assert marked == set()
     assert _raw(ctx, ids["a"], "status") == "sending"  # not its lease: not written
     assert _raw(ctx, ids["b"], "handed_at") is None
+
+
+async def test_the_fast_path_stores_any_reply_and_retry_time_exactly(ctx: Context) -> None:
+    # PostgreSQL's path passes its arrays as text literals: quoting must not bend a reply.
+    ids = _claimed(ctx, ["a", "b", "c", "d"])
+    now = utcnow()
+    policy = RetryPolicy()
+    odd = ['550 "no" \\ such {user}, NULL', "", "NULL", '452 {a,b} \\\\ "x"']
+    fast = commit_path(ctx.engine, "w1", policy)
+    try:
+        results = [
+            Result(ids["a"], 1, Outcome.failed, odd[0]),
+            Result(ids["b"], 1, Outcome.failed, odd[1]),
+            Result(ids["c"], 1, Outcome.failed, odd[2]),
+            Result(ids["d"], 2, Outcome.retry, odd[3]),
+        ]
+        assert await fast.commit(results, [], now) == set()
+    finally:
+        fast.close()
+    for name, reply in zip("abcd", odd, strict=True):
+        assert _raw(ctx, ids[name], "last_reply") == reply
+    with session_scope(ctx.sessions) as s:
+        stored = s.scalar(select(D.c.next_attempt_at).where(D.c.id == ids["d"]))
+    assert stored == policy.next_attempt(now, 2)

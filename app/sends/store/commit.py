@@ -70,24 +70,27 @@ def _plain(value: Any) -> Any:
 # Record ------------------------------------------------------------------------------------
 
 
+def outcome_row(r: Result, now: datetime, policy: RetryPolicy) -> tuple[str, str, datetime | None]:
+    """Return the status a result leaves behind, with the row's reply and next attempt."""
+    reply = r.reply[:REPLY_MAX]
+    if r.outcome == Outcome.retry and r.attempts >= policy.max_attempts:
+        gave_up = f"gave up after {r.attempts} attempts: {reply}"[:REPLY_MAX]
+        return DeliveryStatus.failed.value, gave_up, None
+    if r.outcome == Outcome.retry:
+        return DeliveryStatus.retry.value, reply, policy.next_attempt(now, r.attempts)
+    return DeliveryStatus(r.outcome.value).value, reply, None
+
+
 def outcome_groups(
     results: Sequence[Result], now: datetime, policy: RetryPolicy
 ) -> dict[str, list[dict[str, Any]]]:
     """Sort results by the status they leave behind, with each row's reply and next attempt."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in results:
-        reply = r.reply[:REPLY_MAX]
-        row: dict[str, Any] = {"b_id": r.row_id, "b_reply": reply, "b_next": None}
-        status: str
-        if r.outcome == Outcome.retry and r.attempts >= policy.max_attempts:
-            status = DeliveryStatus.failed.value
-            row["b_reply"] = f"gave up after {r.attempts} attempts: {reply}"[:REPLY_MAX]
-        elif r.outcome == Outcome.retry:
-            status = DeliveryStatus.retry.value
-            row["b_next"] = policy.next_attempt(now, r.attempts)
-        else:
-            status = DeliveryStatus(r.outcome.value).value
-        groups.setdefault(status, []).append(row)
+        status, reply, next_at = outcome_row(r, now, policy)
+        groups.setdefault(status, []).append(
+            {"b_id": r.row_id, "b_reply": reply, "b_next": next_at}
+        )
     return groups
 
 
