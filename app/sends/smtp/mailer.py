@@ -239,7 +239,7 @@ class SMTPConnection:
 
     async def _transaction(
         self, env: _Envelope, content: bytes
-    ) -> SendResult | tuple[Wire, asyncio.Future[Reply]]:
+    ) -> SendResult | tuple[Wire, asyncio.Future[list[Reply]]]:
         """Run one transaction holding the turn, to its reply unless the next one rode along.
 
         Returns the result, or the wire and the reply to wait for once the turn is released.
@@ -274,14 +274,13 @@ class SMTPConnection:
             # delivering something (a lone "." would send an empty message).
             wire.close()
             return _WITHHELD
-        (final,) = wire.expect(1)
+        final = wire.expect(1)
         carried = self._queued.popleft() if wire.pipelining and self._queued else None
-        tail = b""
         if carried is not None:
-            carried.futures, carried.wire = wire.expect(len(_EXPECTED)), wire
-            tail = carried.commands()
+            carried.replies, carried.wire = wire.expect(len(_EXPECTED)), wire
+            content += carried.commands()
         try:
-            wire.write(content + tail)  # raises (nothing sent) if the socket is already closing
+            wire.write(content)  # raises (nothing sent) if the socket is already closing
         except (WireError, OSError) as exc:
             wire.close()
             return SendResult(Outcome.retry, f"disconnected after 354: {exc}", before_data=True)
@@ -292,13 +291,13 @@ class SMTPConnection:
 
     async def _envelope(self, wire: Wire, env: _Envelope) -> SendResult | None:
         """Send MAIL, RCPT and DATA (unless already sent); return the refusal, or None on 354."""
-        if env.futures is not None:
-            replies = [await wire.wait(f) for f in env.futures]
+        if env.replies is not None:
+            replies = await wire.wait(env.replies)
         elif wire.pipelining:
-            # One write, three replies (RFC 2920: DATA ends the group).
-            env.futures = wire.expect(len(_EXPECTED))
+            # One write, three replies (RFC 2920: DATA ends the group), awaited together.
+            env.replies = wire.expect(len(_EXPECTED))
             wire.write(env.commands())
-            replies = [await wire.wait(f) for f in env.futures]
+            replies = await wire.wait(env.replies)
         else:
             replies = []
             for command, ok in zip(env.lines(), _EXPECTED, strict=True):
@@ -313,10 +312,10 @@ class SMTPConnection:
                 return _by_code(reply.code, reply.message, may_suppress=may_suppress)
         return None
 
-    async def _final(self, wire: Wire, final: asyncio.Future[Reply]) -> SendResult:
+    async def _final(self, wire: Wire, final: asyncio.Future[list[Reply]]) -> SendResult:
         """Wait for the reply to a message's content: once it was written, silence is unknown."""
         try:
-            reply = await wire.wait(final)
+            (reply,) = await wire.wait(final)
         except ReplyTimeout:
             return SendResult(Outcome.unknown, "timed out waiting for the reply to the message")
         except (WireError, OSError) as exc:
@@ -346,7 +345,7 @@ class _Envelope:
     rcpt: bytes
     gate: HandOver | None = None
     wire: Wire | None = None
-    futures: list[asyncio.Future[Reply]] | None = None  # MAIL, RCPT, DATA, once written
+    replies: asyncio.Future[list[Reply]] | None = None  # to MAIL, RCPT, DATA, once written
 
     def lines(self) -> tuple[bytes, bytes, bytes]:
         """Return the three command lines, without line ends."""
