@@ -164,6 +164,7 @@ class SMTPConnection:
         self._dirty = False  # a refused transaction left state on the server: RSET first
         self._turn = asyncio.Lock()  # from a message's MAIL to the end of its content
         self._queued: deque[_Envelope] = deque()  # sends waiting for the turn, oldest first
+        self._sender: tuple[str, bytes | None] = ("", None)  # the last sender, as a path
 
     @property
     def usable(self) -> bool:
@@ -212,7 +213,10 @@ class SMTPConnection:
         outstanding meets the relay's Nagle delay (40 ms a message). The turn lock keeps each
         envelope and its content together; replies come back in the order written.
         """
-        mail, rcpt = _path(sender), _path(recipient)
+        # The sender is the same for every message (unless VERP): check and encode it once.
+        if sender != self._sender[0]:
+            self._sender = (sender, _path(sender))
+        mail, rcpt = self._sender[1], _path(recipient)
         if mail is None or rcpt is None:
             bad = sender if mail is None else recipient
             return SendResult(Outcome.failed, f"address cannot be sent as plain ASCII: {bad!r}")
