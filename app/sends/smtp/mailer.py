@@ -16,9 +16,9 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -43,10 +43,11 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class SendResult:
+class SendResult(NamedTuple):
     """The outcome of one send, the reply that decided it, and whether to suppress the address."""
 
+    # A NamedTuple, not a frozen dataclass: one per message, and a frozen dataclass's
+    # __init__ sets each of its six fields through object.__setattr__.
     outcome: Outcome
     reply: str
     suppress: bool = False
@@ -272,7 +273,7 @@ class SMTPConnection:
             return SendResult(Outcome.retry, f"before DATA: {exc}", before_data=True)
         if refused is not None:
             self._dirty = True
-            return replace(refused, before_data=True)
+            return refused._replace(before_data=True)
         if env.gate is not None and not await env.gate.wait():
             # DATA is open and this row may not be sent: only a hang-up closes DATA without
             # delivering something (a lone "." would send an empty message).
