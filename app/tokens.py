@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import hmac
 import secrets
@@ -162,14 +162,21 @@ class TokenService:
         """Return the subscriber id in a preferences token (the nonce unchecked) or raise."""
         return self.open_preferences_token(token).subscriber_id
 
+    def list_tokens(self, subscriber_id: int, nonce: str = NOBODY_NONCE) -> tuple[str, str]:
+        """Return (unsubscribe token, preferences token) of a subscriber, as the two calls do.
+
+        Both sign the same payload: one check and one encoding for the pair (every email
+        carries both, so this is per-message work of a send).
+        """
+        payload = _list_payload(subscriber_id, nonce)
+        return (
+            _signed(payload, self._list_macs[UNSUBSCRIBE_SALT].digest(payload)),
+            _signed(payload, self._list_macs[PREFERENCES_SALT].digest(payload)),
+        )
+
     def _sign(self, salt: str, subscriber_id: int, nonce: str) -> str:
-        if not 0 <= subscriber_id < 10**ID_WIDTH:
-            raise ValueError("subscriber id out of range")
-        if len(nonce) != NONCE_LENGTH or not _NONCE_CHARS.issuperset(nonce):
-            raise ValueError("a nonce is 8 url-safe characters")
-        payload = f"{subscriber_id:0{ID_WIDTH}d}.{nonce}".encode()
-        mac = self._list_macs[salt].digest(payload)
-        return (payload + b"." + base64.urlsafe_b64encode(mac).rstrip(b"=")).decode()
+        payload = _list_payload(subscriber_id, nonce)
+        return _signed(payload, self._list_macs[salt].digest(payload))
 
     def _unsign(self, salt: str, token: str) -> ListToken:
         try:
@@ -191,6 +198,27 @@ class TokenService:
     def list_token_length(self) -> int:
         """Return the length every unsubscribe/preferences token has."""
         return len(self.unsubscribe_token(0))
+
+
+def _list_payload(subscriber_id: int, nonce: str) -> bytes:
+    """Return the signed part of a list token: the zero-padded id and the nonce."""
+    if not 0 <= subscriber_id < 10**ID_WIDTH:
+        raise ValueError("subscriber id out of range")
+    if len(nonce) != NONCE_LENGTH or not _NONCE_CHARS.issuperset(nonce):
+        raise ValueError("a nonce is 8 url-safe characters")
+    return b"%0*d.%s" % (ID_WIDTH, subscriber_id, nonce.encode("ascii"))
+
+
+# base64 to its URL-safe alphabet, as base64.urlsafe_b64encode translates it.
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _signed(payload: bytes, mac: bytes) -> str:
+    """Return payload.signature, the signature URL-safe base64 without padding (itsdangerous')."""
+    # A SHA-256 MAC is 32 bytes: 43 characters and one "=" of padding, dropped.
+    return (
+        payload + b"." + binascii.b2a_base64(mac, newline=False)[:43].translate(_URLSAFE)
+    ).decode("ascii")
 
 
 def _micros(moment: datetime) -> int:

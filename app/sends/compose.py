@@ -79,10 +79,11 @@ def delivery_bytes(
     The only per-recipient work of a send: the message was rendered, encoded and dot-stuffed
     once per issue; here a few fixed-length slots are filled and, with a key, it is signed.
     """
+    unsubscribe, preferences = tokens.list_tokens(claim.subscriber_id, claim.token_nonce)
     fields: dict[str, Any] = {
         "to": claim.email,
-        "unsubscribe_token": tokens.unsubscribe_token(claim.subscriber_id, claim.token_nonce),
-        "preferences_token": tokens.preferences_token(claim.subscriber_id, claim.token_nonce),
+        "unsubscribe_token": unsubscribe,
+        "preferences_token": preferences,
         "message_id": claim.message_id,
         "date": date,
     }

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from email.utils import format_datetime
+from functools import partial
 
 from sqlalchemy import select
 
@@ -132,11 +133,14 @@ class OutboxSender:
         results: list[Result] = []
 
         async def one(conn: MailerConnection, row_id: int, attempts: int, to: str) -> None:
-            async def make() -> bytes:
-                return build(row_id)
-
             res = await transmit(
-                conn, self.limiter, self.sender, to, make, stuffed=False, observe=self.observe
+                conn,
+                self.limiter,
+                self.sender,
+                to,
+                partial(build, row_id),
+                stuffed=False,
+                observe=self.observe,
             )
             if res.alert is not None and self.relay.should_log(res.alert, time.monotonic()):
                 log.warning("relay problem while sending a confirmation or test: %s", res.alert)

@@ -26,8 +26,9 @@ import heapq
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 
 from app.config import Settings
 from app.models import IssueStatus, utcnow
@@ -55,21 +56,26 @@ async def transmit(
     limiter: RateLimiter,
     sender: str,
     to: str,
-    make: Callable[[], Awaitable[bytes]],
+    make: Callable[[], bytes],
     *,
     stuffed: bool,
     gate: HandOver | None = None,
     observe: Observe = unobserved,
     relay: str | None = None,
+    threaded: bool = False,
 ) -> SendResult:
-    """Build one message and hand it to the relay; every failure becomes a result, not a raise."""
+    """Build one message and hand it to the relay; every failure becomes a result, not a raise.
+
+    threaded: build on a thread (RSA signing releases the GIL, so the loop keeps sending).
+    """
     try:
-        data = await make()
+        data = await asyncio.to_thread(make) if threaded else make()
     except RenderFailed as exc:  # nothing was sent: a retry (then failed) is safe
         return SendResult(Outcome.retry, f"render failed: {exc}"[:200])
     except Exception as exc:  # e.g. a non-ASCII address: cannot be sent as built
         return SendResult(Outcome.failed, f"cannot build message: {exc}"[:200])
-    await limiter.acquire()
+    if limiter.rate > 0:  # unlimited (the default): no lock to take
+        await limiter.acquire()
     try:
         started = time.perf_counter()
         sent = await conn.send(sender, to, data, stuffed=stuffed, gate=gate, relay=relay)
@@ -107,7 +113,9 @@ class DeliveryStream(HandOvers):
         self.bursts = throttles.bursts
         self.observe = observe
         self.stop = stop
-        self.heap: list[_Item] = []
+        # (slot, seq, item): tuples compare in C (seq is unique, so items are never compared);
+        # the dataclass's generated ordering cost a Python call per heap comparison.
+        self.heap: list[tuple[float, int, _Item]] = []
         self.held: set[int] = set()  # claimed, not yet recorded, released or deferred
         self.seq = 0
         self.producing = True
@@ -123,6 +131,8 @@ class DeliveryStream(HandOvers):
         self.writing = asyncio.Lock()
         self.senders_done = False
         self.winding = False  # a claim or a sender failed: finish what is in hand, take no more
+        # Looked up once per stream, not per message (a stream lasts STREAM_SECONDS).
+        self.debug = log.isEnabledFor(logging.DEBUG)
 
     async def run(self) -> int:
         """Run the stream; return how many claimed rows were handled."""
@@ -184,7 +194,7 @@ class DeliveryStream(HandOvers):
             except Exception:
                 log.exception("could not record %d results", len(results))
         self._withhold(set(self.wanted))
-        unsent = [item.claim.delivery_id for item in self.heap]
+        unsent = [item.claim.delivery_id for _, _, item in self.heap]
         self.heap.clear()
         self.exposed.difference_update(unsent)
         self._give_back(unsent)
@@ -226,7 +236,7 @@ class DeliveryStream(HandOvers):
                 deferred.append((c.delivery_id, wall + timedelta(seconds=delay)))
                 continue
             self.seq += 1
-            heapq.heappush(self.heap, _Item(slot, self.seq, c))
+            heapq.heappush(self.heap, (slot, self.seq, _Item(slot, self.seq, c)))
         self.wake.set()
         if deferred:
             ids = [i for i, _ in deferred]
@@ -248,9 +258,9 @@ class DeliveryStream(HandOvers):
     async def _next(self) -> _Item | None:
         while not self.stop.is_set() and not self.winding:
             if self.heap:
-                wait = self.heap[0].slot - time.monotonic()
+                wait = self.heap[0][0] - time.monotonic()
                 if wait <= 0:
-                    item = heapq.heappop(self.heap)
+                    item = heapq.heappop(self.heap)[2]
                     if len(self.heap) <= self.low_water:
                         self.hungry.set()
                     return item
@@ -278,14 +288,6 @@ class DeliveryStream(HandOvers):
     async def _send_one(self, conn: MailerConnection, item: _Item) -> None:
         m = self.messages
         claim = item.claim
-        date = m.date_header()
-
-        async def make() -> bytes:
-            if m.signer is None:
-                return m.build(claim, date)
-            # RSA signing releases the GIL: on a thread it keeps the loop free to send.
-            return await asyncio.to_thread(m.build, claim, date)
-
         sender = m.envelope_sender(claim.delivery_id)
         # The envelope may go before the hand-over is committed (it delivers nothing); the
         # content waits for it. So the window holds only rows whose content may be out.
@@ -296,14 +298,16 @@ class DeliveryStream(HandOvers):
                 self.limiter,
                 sender,
                 claim.email,
-                make,
+                partial(m.build, claim, m.date_header()),
                 stuffed=True,
                 gate=gate,
                 observe=self.observe,
                 relay=m.relay_for(claim.issue_id),
+                threaded=m.signer is not None,
             )
         finally:
-            self._withhold({claim.delivery_id})  # refused or failed before it needed the gate
+            # Refused or failed before it needed the gate: close it (what _withhold does).
+            self._decide(claim.delivery_id, False)
         if res.withheld:
             self._give_back([claim.delivery_id])  # never sent: back to the queue, uncounted
             return
@@ -312,7 +316,7 @@ class DeliveryStream(HandOvers):
         self.results.append(
             Result(claim.delivery_id, claim.attempts, res.outcome, res.reply, res.suppress)
         )
-        if res.outcome in (Outcome.failed, Outcome.unknown) or log.isEnabledFor(logging.DEBUG):
+        if res.outcome in (Outcome.failed, Outcome.unknown) or self.debug:
             # One line per delivery that needs a look (all of them at DEBUG), with its ids as
             # fields for log shippers (MORNINGPOST_LOG_FORMAT=json).
             log.log(
@@ -374,8 +378,8 @@ class DeliveryStream(HandOvers):
 
     def _drop(self, issue_ids: set[int]) -> None:
         """Stop sending queued rows of these issues and give them back now."""
-        keep = [i for i in self.heap if i.claim.issue_id not in issue_ids]
-        dropped = [i.claim.delivery_id for i in self.heap if i.claim.issue_id in issue_ids]
+        keep = [e for e in self.heap if e[2].claim.issue_id not in issue_ids]
+        dropped = [e[2].claim.delivery_id for e in self.heap if e[2].claim.issue_id in issue_ids]
         self.heap[:] = keep
         heapq.heapify(self.heap)
         # Not handed over yet: their content never goes (the sends give them back).
@@ -421,7 +425,7 @@ class DeliveryStream(HandOvers):
 
     async def _housekeep_once(self, renewed_at: float) -> float:
         """Drop rows of sends no longer sending; renew leases when due. Return when renewed."""
-        issue_ids = {i.claim.issue_id for i in self.heap}
+        issue_ids = {e[2].claim.issue_id for e in self.heap}
         issue_ids |= {item.claim.issue_id for item, _ in self.wanted.values()}
         if issue_ids:
             rows = await self.ledger.statuses(issue_ids)

@@ -170,7 +170,9 @@ class ErrorWatch:
 
     def note(self, issue_id: int, error: bool) -> float | None:
         """Record one result; return the error share when it passes the threshold."""
-        recent = self._recent.setdefault(issue_id, deque(maxlen=self.window))
+        recent = self._recent.get(issue_id)
+        if recent is None:  # (not setdefault: that builds a deque per message to throw away)
+            recent = self._recent[issue_id] = deque(maxlen=self.window)
         if len(recent) == self.window:
             self._errors[issue_id] -= recent[0]
         recent.append(error)

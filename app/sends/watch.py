@@ -90,7 +90,9 @@ class BounceBurst:
 
     def note(self, issue_id: int, email: str, reply: str, hard: bool) -> Burst | None:
         """Record one result of a send; return the burst when it is one."""
-        recent = self._recent.setdefault(issue_id, deque(maxlen=self.window))
+        recent = self._recent.get(issue_id)
+        if recent is None:  # (not setdefault: that builds a deque per message to throw away)
+            recent = self._recent[issue_id] = deque(maxlen=self.window)
         if not hard:
             recent.append(None)
             return None

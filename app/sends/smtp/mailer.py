@@ -16,9 +16,9 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -43,10 +43,11 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class SendResult:
+class SendResult(NamedTuple):
     """The outcome of one send, the reply that decided it, and whether to suppress the address."""
 
+    # A NamedTuple, not a frozen dataclass: one per message, and a frozen dataclass's
+    # __init__ sets each of its six fields through object.__setattr__.
     outcome: Outcome
     reply: str
     suppress: bool = False
@@ -164,6 +165,7 @@ class SMTPConnection:
         self._dirty = False  # a refused transaction left state on the server: RSET first
         self._turn = asyncio.Lock()  # from a message's MAIL to the end of its content
         self._queued: deque[_Envelope] = deque()  # sends waiting for the turn, oldest first
+        self._sender: tuple[str, bytes | None] = ("", None)  # the last sender, as a path
 
     @property
     def usable(self) -> bool:
@@ -212,7 +214,10 @@ class SMTPConnection:
         outstanding meets the relay's Nagle delay (40 ms a message). The turn lock keeps each
         envelope and its content together; replies come back in the order written.
         """
-        mail, rcpt = _path(sender), _path(recipient)
+        # The sender is the same for every message (unless VERP): check and encode it once.
+        if sender != self._sender[0]:
+            self._sender = (sender, _path(sender))
+        mail, rcpt = self._sender[1], _path(recipient)
         if mail is None or rcpt is None:
             bad = sender if mail is None else recipient
             return SendResult(Outcome.failed, f"address cannot be sent as plain ASCII: {bad!r}")
@@ -239,7 +244,7 @@ class SMTPConnection:
 
     async def _transaction(
         self, env: _Envelope, content: bytes
-    ) -> SendResult | tuple[Wire, asyncio.Future[Reply]]:
+    ) -> SendResult | tuple[Wire, asyncio.Future[list[Reply]]]:
         """Run one transaction holding the turn, to its reply unless the next one rode along.
 
         Returns the result, or the wire and the reply to wait for once the turn is released.
@@ -268,20 +273,19 @@ class SMTPConnection:
             return SendResult(Outcome.retry, f"before DATA: {exc}", before_data=True)
         if refused is not None:
             self._dirty = True
-            return replace(refused, before_data=True)
+            return refused._replace(before_data=True)
         if env.gate is not None and not await env.gate.wait():
             # DATA is open and this row may not be sent: only a hang-up closes DATA without
             # delivering something (a lone "." would send an empty message).
             wire.close()
             return _WITHHELD
-        (final,) = wire.expect(1)
+        final = wire.expect(1)
         carried = self._queued.popleft() if wire.pipelining and self._queued else None
-        tail = b""
         if carried is not None:
-            carried.futures, carried.wire = wire.expect(len(_EXPECTED)), wire
-            tail = carried.commands()
+            carried.replies, carried.wire = wire.expect(len(_EXPECTED)), wire
+            content += carried.commands()
         try:
-            wire.write(content + tail)  # raises (nothing sent) if the socket is already closing
+            wire.write(content)  # raises (nothing sent) if the socket is already closing
         except (WireError, OSError) as exc:
             wire.close()
             return SendResult(Outcome.retry, f"disconnected after 354: {exc}", before_data=True)
@@ -292,13 +296,13 @@ class SMTPConnection:
 
     async def _envelope(self, wire: Wire, env: _Envelope) -> SendResult | None:
         """Send MAIL, RCPT and DATA (unless already sent); return the refusal, or None on 354."""
-        if env.futures is not None:
-            replies = [await wire.wait(f) for f in env.futures]
+        if env.replies is not None:
+            replies = await wire.wait(env.replies)
         elif wire.pipelining:
-            # One write, three replies (RFC 2920: DATA ends the group).
-            env.futures = wire.expect(len(_EXPECTED))
+            # One write, three replies (RFC 2920: DATA ends the group), awaited together.
+            env.replies = wire.expect(len(_EXPECTED))
             wire.write(env.commands())
-            replies = [await wire.wait(f) for f in env.futures]
+            replies = await wire.wait(env.replies)
         else:
             replies = []
             for command, ok in zip(env.lines(), _EXPECTED, strict=True):
@@ -313,10 +317,10 @@ class SMTPConnection:
                 return _by_code(reply.code, reply.message, may_suppress=may_suppress)
         return None
 
-    async def _final(self, wire: Wire, final: asyncio.Future[Reply]) -> SendResult:
+    async def _final(self, wire: Wire, final: asyncio.Future[list[Reply]]) -> SendResult:
         """Wait for the reply to a message's content: once it was written, silence is unknown."""
         try:
-            reply = await wire.wait(final)
+            (reply,) = await wire.wait(final)
         except ReplyTimeout:
             return SendResult(Outcome.unknown, "timed out waiting for the reply to the message")
         except (WireError, OSError) as exc:
@@ -346,7 +350,7 @@ class _Envelope:
     rcpt: bytes
     gate: HandOver | None = None
     wire: Wire | None = None
-    futures: list[asyncio.Future[Reply]] | None = None  # MAIL, RCPT, DATA, once written
+    replies: asyncio.Future[list[Reply]] | None = None  # to MAIL, RCPT, DATA, once written
 
     def lines(self) -> tuple[bytes, bytes, bytes]:
         """Return the three command lines, without line ends."""

@@ -403,6 +403,7 @@ class PooledConnection:
     def __init__(self, pool: RelayPool) -> None:
         self.pool = pool
         self._conns: dict[str, MailerConnection] = {}
+        self._plain: MailerConnection | None = None  # the lone plain relay's, once opened
         self._stack = AsyncExitStack()
 
     async def _conn(self, relay: Relay) -> MailerConnection:
@@ -433,6 +434,17 @@ class PooledConnection:
         newsletter's sends pause (no fallback).
         """
         pool = self.pool
+        if pool.plain and (relay is None or relay == pool.relays[0].name):
+            # One relay without rate, quota or weight: nothing to pick, wait for or fail
+            # over to, so the message goes straight to its connection (what pick(), slot()
+            # and settle() would do, without their per-message awaits).
+            only = pool.relays[0]
+            only.counted += 1
+            conn = self._plain or await self._conn(only)
+            self._plain = conn
+            res = await conn.send(sender, recipient, data, stuffed=stuffed, gate=gate)
+            pool.settle(only, res)  # a plain relay is never failed over
+            return res
         tried: set[str] = set()
         while True:
             chosen = await pool.pick(tried, relay)

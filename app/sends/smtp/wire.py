@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
 import aiosmtplib
 
@@ -23,10 +22,11 @@ MAX_LINE = 8192  # RFC 5321 allows 512; be lenient, but never buffer without bou
 MAX_LINES = 64
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):
     """One SMTP reply: its code and its text (continuation lines joined by newlines)."""
 
+    # A NamedTuple, not a frozen dataclass: four per message, and a frozen dataclass's
+    # __init__ sets each field through object.__setattr__ (about three times the cost).
     code: int
     message: str
 
@@ -46,18 +46,38 @@ class Disconnected(WireError):
     """The relay hung up, or sent something that is not an SMTP reply."""
 
 
+class _Expected:
+    """Replies reserved by one write: filled in order, handed out together."""
+
+    __slots__ = ("count", "deadline", "future", "replies")
+
+    def __init__(
+        self, future: asyncio.Future[list[Reply]], count: int, deadline: float | None
+    ) -> None:
+        self.future = future
+        self.count = count
+        self.deadline = deadline  # loop time by which its last reply must be in, or None
+        self.replies: list[Reply] = []
+
+
 class _ReplyProtocol(asyncio.Protocol):
     """Splits what the relay sends into complete replies and hands them out in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         self.replies: deque[Reply] = deque()  # arrived before anyone expected them
-        # Expected replies, in the order their commands were written, each with its timer.
-        self.pending: deque[tuple[asyncio.Future[Reply], asyncio.TimerHandle | None]] = deque()
+        # Expected replies, one entry per write, in the order the commands were written.
+        self.pending: deque[_Expected] = deque()
         self.lost: WireError | None = None
         self._buffer = bytearray()
         self._lines: list[bytes] = []
         self.gone = asyncio.Event()  # set once the socket is really closed
         self.transport: asyncio.BaseTransport | None = None
+        # One timer for every expected reply, set for the oldest deadline and moved on when
+        # it fires early: arming and cancelling a timer per message cost more than the rest
+        # of the bookkeeping (deadlines only grow, since replies are reserved in order).
+        self._timer: asyncio.TimerHandle | None = None
+        self._timeout = 0.0
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -85,31 +105,52 @@ class _ReplyProtocol(asyncio.Protocol):
         if not self.pending:
             self.replies.append(reply)
             return
-        future, timer = self.pending.popleft()
-        if timer is not None:
-            timer.cancel()
-        if not future.done():
-            future.set_result(reply)
+        head = self.pending[0]
+        head.replies.append(reply)
+        if len(head.replies) == head.count:
+            self.pending.popleft()
+            if not head.future.done():
+                head.future.set_result(head.replies)
 
-    def expect(
-        self, loop: asyncio.AbstractEventLoop, timeout: float | None
-    ) -> asyncio.Future[Reply]:
-        """Return a future for the next reply not yet spoken for; time it out after `timeout`."""
-        future: asyncio.Future[Reply] = loop.create_future()
+    def expect(self, count: int, timeout: float | None) -> asyncio.Future[list[Reply]]:
+        """Return a future for the next `count` replies not yet spoken for, as one list.
+
+        The last of them must come within `timeout` (replies come in order: if it is in
+        time, so were the others).
+        """
+        future: asyncio.Future[list[Reply]] = self.loop.create_future()
         if self.lost is not None:
             _settle(future, Disconnected(str(self.lost)))
-        elif self.replies and not self.pending:
-            future.set_result(self.replies.popleft())
-        else:
-            timer = None if timeout is None else loop.call_later(timeout, self._expire, timeout)
-            self.pending.append((future, timer))
+            return future
+        entry = _Expected(future, count, None)
+        if not self.pending:
+            while self.replies and len(entry.replies) < count:
+                entry.replies.append(self.replies.popleft())
+            if len(entry.replies) == count:
+                future.set_result(entry.replies)
+                return future
+        if timeout is not None:
+            entry.deadline = self.loop.time() + timeout
+            self._timeout = timeout
+            if self._timer is None:
+                self._timer = self.loop.call_at(entry.deadline, self._check)
+        self.pending.append(entry)
         return future
 
-    def _expire(self, timeout: float) -> None:
-        # Replies come in order: one late means every later one is too.
-        self._fail(ReplyTimeout(f"no reply within {timeout:g} s"))
-        if self.transport is not None:
-            self.transport.close()  # a late reply must never be taken for a later command's
+    def _check(self) -> None:
+        """Fail everything if the oldest timed reply is late; else wait for its deadline."""
+        self._timer = None
+        for entry in self.pending:
+            if entry.deadline is None:
+                continue
+            if entry.deadline > self.loop.time():
+                self._timer = self.loop.call_at(entry.deadline, self._check)
+                return
+            # Replies come in order: one late means every later one is too.
+            self._fail(ReplyTimeout(f"no reply within {self._timeout:g} s"))
+            if self.transport is not None:
+                self.transport.close()  # a late reply must never be taken for a later command's
+            return
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(Disconnected(f"connection lost: {exc}" if exc else "connection closed"))
@@ -118,14 +159,14 @@ class _ReplyProtocol(asyncio.Protocol):
     def _fail(self, exc: WireError) -> None:
         if self.lost is None:
             self.lost = exc
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         while self.pending:
-            future, timer = self.pending.popleft()
-            if timer is not None:
-                timer.cancel()
-            _settle(future, type(exc)(str(exc)))
+            _settle(self.pending.popleft().future, type(exc)(str(exc)))
 
 
-def _settle(future: asyncio.Future[Reply], exc: WireError) -> None:
+def _settle(future: asyncio.Future[list[Reply]], exc: WireError) -> None:
     if not future.done():
         future.set_exception(exc)
         future.exception()  # retrieved: nobody may be waiting for it any more
@@ -140,7 +181,7 @@ class Wire:
             raise Disconnected("the session closed while it was being set up")
         # uvloop's transports do not subclass asyncio's, so no isinstance check.
         self._transport = cast(asyncio.Transport, transport)
-        self._protocol = _ReplyProtocol()
+        self._protocol = _ReplyProtocol(asyncio.get_running_loop())
         self._protocol.transport = transport
         transport.set_protocol(self._protocol)  # aiosmtplib's client is not used again
         self.timeout = timeout
@@ -161,20 +202,16 @@ class Wire:
             raise Disconnected(str(self._protocol.lost or "connection closed"))
         self._transport.write(data)
 
-    def expect(self, count: int = 1) -> list[asyncio.Future[Reply]]:
+    def expect(self, count: int = 1) -> asyncio.Future[list[Reply]]:
         """Reserve the next `count` replies, before writing the commands they answer.
 
-        Only the last one is timed: replies come in order, so if it is in time, so were the
-        others.
+        One future for the whole group (a write's replies are awaited together); only the
+        last reply is timed: replies come in order, so if it is in time, so were the others.
         """
-        loop = asyncio.get_running_loop()
-        protocol = self._protocol
-        futures = [protocol.expect(loop, None) for _ in range(count - 1)]
-        futures.append(protocol.expect(loop, self.timeout))
-        return futures
+        return self._protocol.expect(count, self.timeout)
 
-    async def wait(self, future: asyncio.Future[Reply]) -> Reply:
-        """Return a reserved reply; raise ReplyTimeout or Disconnected (the wire is then closed)."""
+    async def wait(self, future: asyncio.Future[list[Reply]]) -> list[Reply]:
+        """Return reserved replies; raise ReplyTimeout or Disconnected (the wire is then closed)."""
         try:
             return await future
         except WireError:
@@ -183,13 +220,13 @@ class Wire:
 
     async def reply(self) -> Reply:
         """Return the next reply; raise ReplyTimeout or Disconnected (the wire is then closed)."""
-        return await self.wait(self.expect(1)[0])
+        return (await self.wait(self.expect(1)))[0]
 
     async def command(self, line: bytes) -> Reply:
         """Send one command line and return its reply."""
-        (future,) = self.expect(1)
+        future = self.expect(1)
         self.write(line + b"\r\n")
-        return await self.wait(future)
+        return (await self.wait(future))[0]
 
     def close(self) -> None:
         """Drop the connection without a goodbye."""
