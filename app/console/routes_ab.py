@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from starlette.datastructures import FormData
 
 from app.automations import abtests
-from app.console.routes_issues import issue_page
+from app.console.routes_issue_page import issue_page
 from app.console.web import (
     PREFIX,
     ConsoleRoute,

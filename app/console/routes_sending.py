@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.console.audience_choice import read_choice
 from app.console.local_plan import local_plan
-from app.console.routes_issues import issue_page
+from app.console.routes_issue_page import issue_page
 from app.console.web import (
     PREFIX,
     ConsoleRoute,

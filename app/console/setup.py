@@ -11,7 +11,12 @@ from app.console import (
     routes_dashboard,
     routes_drafts,
     routes_feeds,
-    routes_issues,
+    routes_issue_blocks,
+    routes_issue_duplicate,
+    routes_issue_editor,
+    routes_issue_list,
+    routes_issue_page,
+    routes_issue_preview,
     routes_media,
     routes_newsletters,
     routes_people,
@@ -31,7 +36,13 @@ def install_console(app: FastAPI) -> None:
     app.include_router(routes_auth.router)
     app.include_router(routes_dashboard.router)
     app.include_router(routes_drafts.router)
-    app.include_router(routes_issues.router)
+    app.include_router(routes_issue_list.router)
+    # /issues/new and /issues/preview-markdown before the page's /issues/{issue_id}
+    app.include_router(routes_issue_editor.router)
+    app.include_router(routes_issue_preview.router)
+    app.include_router(routes_issue_page.router)  # /issues/{issue_id}
+    app.include_router(routes_issue_duplicate.router)
+    app.include_router(routes_issue_blocks.router)
     app.include_router(routes_sending.router)
     app.include_router(routes_bulk.router)
     app.include_router(routes_ab.router)
