@@ -173,8 +173,7 @@ class HandOvers:
 
     def _due_group(self) -> list[_Item]:
         """Return the oldest wanted rows that may be handed over without widening the window."""
-        # With two lanes a hand-over commit carries no results: it may fill all the room.
-        want = min(self.window if self.prompt else self.group, self._room())
+        want = min(self.group, self._room())
         return [item for item, _ in list(self.wanted.values())[: max(0, want)]]
 
     async def _commit_loop(self) -> None:
