@@ -36,8 +36,6 @@ class CommitRouter:
         self.hooks = hooks or SendHooks()
         # Plain commits (results, hand-overs) take the database's own path (store/paths.py).
         self.paths = commit_path(ctx.engine, owner, policy)
-        # A results-only commit on this path returns before the flush (PostgreSQL, pg.py).
-        self.prompt_records: bool = getattr(self.paths, "prompt_records", False)
 
     def close(self) -> None:
         """Close the connections kept for commits (they reopen on the next commit)."""

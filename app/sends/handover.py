@@ -5,13 +5,6 @@ marks go in small groups, in the same transaction that records the results gathe
 last one (the ledger port's commit). Rows marked and not yet recorded never exceed the window:
 after a SIGKILL only those can turn `unknown` (stream.py says the rest).
 
-Where the commit path records results promptly (PostgreSQL: `prompt_records`, a results-only
-commit that returns before the flush, see store/pg.py), results and marks take two lanes: the
-commit loop only hands rows over (each commit waits for its flush), and the record loop writes
-results meanwhile, so a row leaves the window one prompt commit after its reply instead of one
-flushed commit later. The window is counted the same way: a row stays in it until the commit
-that records it has returned.
-
 Moved out of stream.py as it was (issue 18, item 4): DeliveryStream inherits it, so the
 per-message calls (`_want`, `_withhold`, `_consider_commit`) stay plain method calls.
 """
@@ -71,15 +64,6 @@ class HandOvers:
         self.commit_wanted = asyncio.Event()
         self.failures = 0  # commits failed in a row
         self.committer: asyncio.Task[None] | None = None
-        # Two lanes (set by the stream when the ledger records results promptly): the record
-        # loop writes results while the commit loop hands rows over.
-        self.prompt = False
-        self.record_wanted = asyncio.Event()
-        self.recorder: asyncio.Task[None] | None = None
-        self.recording = asyncio.Lock()  # a renewal takes it too: the rows overlap
-        self.in_record = 0  # results in the record commit under way (still in `exposed`)
-        self.marking = False  # a hand-over commit is under way
-        self.record_failures = 0
         self.undo_bounces: set[int] = set()  # sends whose 5.1.x replies were the relay's fault
         # Commits that held, the rows they handed over and their time: a stream's pace is
         # about window / (2 × commit time), so the log line shows them (bench/throughput.py).
@@ -106,13 +90,9 @@ class HandOvers:
         flight, or, with nothing wanted, when results are all there is left to write. (Half,
         not a quarter: on 2 shared cores the halved commit cost outweighs the rare waits.)
         """
-        if self.prompt and self.results and not self.record_wanted.is_set():
-            self._consider_record()
         if self.commit_wanted.is_set():
             return
         if not self.wanted:
-            if self.prompt:
-                return  # results go by the record loop
             if self.results and self._idle_wire():
                 self.commit_wanted.set()
             return
@@ -122,25 +102,12 @@ class HandOvers:
         if self.waiting or self._idle_wire() or min(room, len(self.wanted)) >= self.commit_at:
             self.commit_wanted.set()
 
-    def _consider_record(self) -> None:
-        """Ask the record loop for a commit when results are worth it or rows wait for room.
-
-        Recording frees room in the window; a prompt commit is cheap but not free, so it
-        waits for several results, unless hand-overs wait for the room it frees (and no
-        hand-over is under way, which would take a flush anyway) or nothing else is in flight.
-        """
-        blocked = bool(self.wanted) and not self.marking and self._room() < self.commit_at
-        if blocked or len(self.results) >= self.commit_at or self._idle_wire():
-            self.record_wanted.set()
-
     def _idle_wire(self) -> bool:
         """Tell whether every row handed over has its result in (so nothing is in flight)."""
-        return len(self.exposed) <= len(self.results) + self.in_record
+        return len(self.exposed) <= len(self.results)
 
     def _room(self) -> int:
         """Return how many rows the next commit may hand over."""
-        if self.prompt:  # the hand-over commit records nothing: only recorded rows free room
-            return self.window - len(self.exposed)
         recorded_next = sum(1 for r in self.results if r.row_id in self.exposed)
         return self.window - len(self.exposed) + recorded_next
 
@@ -185,10 +152,7 @@ class HandOvers:
                 finishing = self.senders_done or self.stop.is_set()
             self.commit_wanted.clear()
             items = [] if finishing else self._due_group()
-            if self.prompt:
-                results = []  # the record loop writes them
-            else:
-                results, self.results = self.results, []
+            results, self.results = self.results, []
             if not items and not results:
                 if finishing:
                     self._withhold(set(self.wanted))  # no commit will hand these over now
@@ -196,7 +160,6 @@ class HandOvers:
                 continue
             handed = [i.claim.delivery_id for i in items]
             started = time.perf_counter()
-            self.marking = True
             try:
                 async with self.writing:
                     marked = await self.ledger.commit(results, handed, self.undo_bounces)
@@ -220,8 +183,6 @@ class HandOvers:
                 self.commits += 1
                 self.commit_rows += len(marked)
                 self.commit_seconds += time.perf_counter() - started
-            finally:
-                self.marking = False
             lost = {i for i in handed if i not in marked}
             if lost:
                 # Another worker took these leases over (this one stalled, or was judged
@@ -232,45 +193,6 @@ class HandOvers:
             for delivery_id in marked:
                 self._decide(delivery_id, True)
             self._withhold(lost)
-            done = {r.row_id for r in results}
-            self.exposed.difference_update(done)
-            self.held.difference_update(done)
-            self.hungry.set()
-            self.wake.set()
-            self._consider_commit()
-
-    async def _record_loop(self) -> None:
-        """Write known results in prompt commits while the commit loop hands rows over."""
-        while True:
-            finishing = self.senders_done or self.stop.is_set()
-            if not finishing:
-                await self.record_wanted.wait()
-                finishing = self.senders_done or self.stop.is_set()
-            self.record_wanted.clear()
-            results, self.results = self.results, []
-            if not results:
-                if finishing:
-                    return
-                continue
-            self.in_record = len(results)
-            try:
-                async with self.recording:
-                    await self.ledger.commit(results, [], self.undo_bounces)
-            except Exception:
-                # Nothing of it holds; the results are tried again (a stopping worker gives
-                # up after three tries: their leases then lapse into `unknown`).
-                self.record_failures += 1
-                if not finishing or self.record_failures < 3:
-                    log.exception("could not record %d results; trying again", len(results))
-                    self.results[:0] = results
-                else:
-                    log.exception("could not record %d results", len(results))
-                await asyncio.sleep(0.5)
-                self.record_wanted.set()
-                continue
-            finally:
-                self.in_record = 0
-            self.record_failures = 0
             done = {r.row_id for r in results}
             self.exposed.difference_update(done)
             self.held.difference_update(done)

@@ -42,10 +42,8 @@ class StreamLedger:
         clock: Callable[[], datetime],
         observe_claim: ObserveClaim = unobserved_claim,
         bounces_undone: OnBouncesUndone | None = None,
-        prompt_records: bool = False,
     ) -> None:
         self.settings = settings
-        self.prompt_records = prompt_records  # results-only commits skip the flush (pg.py)
         self.owner = owner
         self.db = db
         self.commit = commit  # the worker's, so one place decides how results are written

@@ -60,9 +60,6 @@ class LedgerPort(Protocol):
     """What a stream reads and writes in the ledger, every write fenced by its worker's lease."""
 
     commit: Commit
-    # Whether a results-only commit returns before the flush (PostgreSQL: store/pg.py), so
-    # results and hand-overs may take two lanes (handover.py).
-    prompt_records: bool
 
     async def claim(self, room: int) -> list[Claim]:
         """Lease up to `room` due deliveries (fewer when the rate or the batch size says so)."""

@@ -143,9 +143,6 @@ class DeliveryStream(HandOvers):
         keeper = asyncio.create_task(self._housekeep())
         waker = asyncio.create_task(self._wake_on_stop())
         self.committer = asyncio.create_task(self._commit_loop())
-        self.prompt = getattr(self.ledger, "prompt_records", False)
-        if self.prompt:
-            self.recorder = asyncio.create_task(self._record_loop())
         try:
             await self._all_or_wind_down(tasks)
         finally:
@@ -181,11 +178,8 @@ class DeliveryStream(HandOvers):
 
     async def _finish(self) -> None:
         self.commit_wanted.set()
-        self.record_wanted.set()
         if self.committer is not None:
             await self.committer
-        if self.recorder is not None:
-            await self.recorder
         if self.results:  # outcomes of the messages in hand when stop came
             results, self.results = self.results, []
             try:
@@ -433,8 +427,7 @@ class DeliveryStream(HandOvers):
             if issue_ids - live:
                 self._drop(issue_ids - live)
         if time.monotonic() - renewed_at >= lease.renew_interval(self.s.lease_seconds):
-            # Every held row at once: no commit may lock some of them meanwhile.
-            async with self.writing, self.recording:
+            async with self.writing:
                 await self.ledger.renew(sorted(self.held))
             renewed_at = time.monotonic()
         return renewed_at

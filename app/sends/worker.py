@@ -202,7 +202,6 @@ class Worker:
             clock=self.clock,
             observe_claim=self.hooks.observe_claim,
             bounces_undone=self.hooks.bounces_undone,
-            prompt_records=self.commits.prompt_records,
         )
         stream = DeliveryStream(
             self.settings,

@@ -19,9 +19,8 @@ from app.sends.store.commit import (
 )
 from app.sends.store.ledger import Result
 from app.sends.store.paths import commit_path
-from app.sends.store.pg import PostgresPath
 from app.sends.store.rows import D
-from tests.delivery_support import add_issue, add_subscribers, pg_only, send_now
+from tests.delivery_support import add_issue, add_subscribers, send_now
 
 
 def _claimed(ctx: Context, emails: list[str], owner: str = "w1") -> dict[str, int]:
@@ -129,24 +128,3 @@ async def test_the_fast_path_stores_any_reply_and_retry_time_exactly(ctx: Contex
     with session_scope(ctx.sessions) as s:
         stored = s.scalar(select(D.c.next_attempt_at).where(D.c.id == ids["d"]))
     assert stored == policy.next_attempt(now, 2)
-
-
-@pg_only
-async def test_only_hand_overs_wait_for_the_flush_on_postgresql(ctx: Context) -> None:
-    # A lost hand-over mark could send a second copy, so its commit is flushed; a lost result
-    # only leaves a handed-over row `unknown`, so a results-only commit returns before it.
-    ids = _claimed(ctx, ["a", "b"])
-    path = commit_path(ctx.engine, "w1", RetryPolicy())
-    assert getattr(path, "prompt_records", False)
-    assert isinstance(path, PostgresPath)
-    try:
-        assert await path.commit([], [ids["a"]], utcnow()) == {ids["a"]}
-        recorded = [Result(ids["a"], 1, Outcome.sent, "250 ok")]
-        assert await path.commit(recorded, [], utcnow()) == set()
-        # Each lane's own connection, as its commit thread left it.
-        assert await path.setting(True, "synchronous_commit") == "on"
-        assert await path.setting(False, "synchronous_commit") == "off"
-    finally:
-        path.close()
-    assert _raw(ctx, ids["a"], "status") == "sent"
-    assert _raw(ctx, ids["b"], "handed_at") is None

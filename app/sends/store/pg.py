@@ -33,8 +33,7 @@ from app.sends.policy import RetryPolicy
 from app.sends.store.commit import DriverStatement, commit_statement, outcome_row
 from app.sends.store.rows import Result
 
-# A statement (None: the commit statement), its values, and where the answer goes.
-_Job = tuple[str | None, Any, asyncio.AbstractEventLoop, "asyncio.Future[set[Any]]"]
+_Job = tuple[dict[str, Any], asyncio.AbstractEventLoop, "asyncio.Future[set[int]]"]
 
 
 def text_array(items: Sequence[str | None]) -> str:
@@ -57,7 +56,7 @@ def _closed(conn: psycopg.Connection[Any] | None) -> None:
             conn.close()
 
 
-def _settle(fut: asyncio.Future[set[Any]], value: set[Any] | BaseException) -> None:
+def _settle(fut: asyncio.Future[set[int]], value: set[int] | BaseException) -> None:
     if fut.done():  # the commit's caller gave up waiting (cancelled)
         return
     if isinstance(value, BaseException):
@@ -67,18 +66,7 @@ def _settle(fut: asyncio.Future[set[Any]], value: set[Any] | BaseException) -> N
 
 
 class PostgresPath:
-    """Records results and hands rows over in one statement, on commit threads of their own.
-
-    Two lanes, each a thread with its own connection, so a recording never queues behind a
-    hand-over's flush. A commit that hands rows over waits for its flush to disk
-    (`synchronous_commit` as the server has it): a lost mark could send a second copy. A
-    commit that only records results does not (`synchronous_commit = off`): losing it takes
-    a crash of the database server itself (a killed worker loses nothing PostgreSQL has
-    acknowledged), and it can never double a copy, since each of its rows is already handed
-    over on disk: a lost result leaves its row `unknown`, never queued again.
-    """
-
-    prompt_records = True  # results-only commits return before the flush (see above)
+    """Records results and hands rows over in one statement, on a commit thread of its own."""
 
     def __init__(self, engine: Engine, owner: str, policy: RetryPolicy) -> None:
         self.owner = owner
@@ -90,9 +78,9 @@ class PostgresPath:
         # What every commit shares (the owner, the statuses the statement compares with),
         # bound as SQLAlchemy binds them; each commit adds its time, ids and results.
         self._fixed: dict[str, Any] = stmt.params({"b_owner": owner, "owner": owner})
-        # Per lane (durable: hands over; prompt: records only) its thread and queue (each
-        # thread has its own queue and its own connection).
-        self._lanes: dict[bool, tuple[threading.Thread, queue.SimpleQueue[_Job | None]]] = {}
+        # The commit thread and its queue (each thread has its own, and its own connection).
+        self._thread: threading.Thread | None = None
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
 
     async def commit(
         self, results: Sequence[Result], handed: Sequence[int], now: datetime
@@ -119,41 +107,28 @@ class PostgresPath:
             "b_nexts": text_array(nexts),
             "ids": int_array(handed),
         }
-        return await self._run(bool(handed), None, params)
-
-    async def setting(self, durable: bool, name: str) -> str:
-        """Return a setting as a lane's own connection has it (durable: the hand-over lane)."""
-        (value,) = await self._run(durable, "SELECT current_setting(%s)", (name,))
-        return str(value)
-
-    async def _run(self, durable: bool, sql: str | None, params: Any) -> set[Any]:
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[set[Any]] = loop.create_future()
-        lane = self._lanes.get(durable)
-        if lane is None:
-            jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-            name = "pg-commit" if durable else "pg-record"
-            thread = threading.Thread(
-                target=self._serve, name=name, args=(jobs, durable), daemon=True
+        fut: asyncio.Future[set[int]] = loop.create_future()
+        if self._thread is None:
+            self._jobs = queue.SimpleQueue()
+            self._thread = threading.Thread(
+                target=self._serve, name="pg-commit", args=(self._jobs,), daemon=True
             )
-            thread.start()
-            lane = self._lanes[durable] = (thread, jobs)
-        lane[1].put((sql, params, loop, fut))
+            self._thread.start()
+        self._jobs.put((params, loop, fut))
         return await fut
 
-    def _serve(self, jobs: queue.SimpleQueue[_Job | None], durable: bool) -> None:
+    def _serve(self, jobs: queue.SimpleQueue[_Job | None]) -> None:
         conn: psycopg.Connection[Any] | None = None
         try:
             while (job := jobs.get()) is not None:
-                sql, params, loop, fut = job
-                value: set[Any] | BaseException
+                params, loop, fut = job
+                value: set[int] | BaseException
                 try:
                     if conn is None:
                         args, kwargs = self._connect
                         conn = psycopg.Connection.connect(*args, autocommit=True, **kwargs)
-                        if not durable:
-                            conn.execute("SET synchronous_commit = off")
-                    cur = conn.execute(sql or self._sql, params, prepare=sql is None)
+                    cur = conn.execute(self._sql, params, prepare=True)
                     value = {row[0] for row in cur.fetchall()}
                 except BaseException as exc:  # handed to the waiting commit, raised there
                     value = exc
@@ -165,10 +140,10 @@ class PostgresPath:
             _closed(conn)
 
     def close(self) -> None:
-        """Stop the commit threads and close their connections (they start again on a commit)."""
-        lanes, self._lanes = self._lanes, {}
-        for _, jobs in lanes.values():
-            jobs.put(None)  # after any commit already queued
-        for thread, _ in lanes.values():
-            if thread is not threading.current_thread():
-                thread.join(timeout=10)
+        """Stop the commit thread and close its connection (both start again on a commit)."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._jobs.put(None)  # after any commit already queued
+        if thread is not threading.current_thread():
+            thread.join(timeout=10)
