@@ -43,7 +43,9 @@ from sqlalchemy.engine import Connection, Engine
 from app.db import make_engine
 from app.relay_config import RelaySpec
 from app.sends.policy import Outcome
-from app.sends.smtp.mailer import HandOver, MailerConnection, SendResult, SMTPMailer
+from app.sends.smtp.pool import SMTPMailer
+from app.sends.smtp.protocols import HandOver, MailerConnection
+from app.sends.smtp.results import SendResult
 from app.sends.store import relays as store
 
 log = logging.getLogger("morningpost.delivery")
