@@ -20,21 +20,23 @@ cannot take one (resting, over quota, or no longer configured), the pool does no
 a relay the editor did not choose: it pauses that newsletter's sends with a reason naming the
 relay and why, and resumes them by itself once that relay can send again (its rest ends, or
 the UTC day turns). The other sends go on.
+
+Here the pool (RelayPool) and what it tells the metrics (RelayObserver); one relay's state is
+in relay_state.py, a sender's connection over the pool (the failover loop) in
+relay_connection.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import re
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -43,7 +45,11 @@ from sqlalchemy.engine import Connection, Engine
 from app.db import make_engine
 from app.relay_config import RelaySpec
 from app.sends.policy import Outcome
-from app.sends.smtp.mailer import HandOver, MailerConnection, SendResult, SMTPMailer
+from app.sends.smtp.pool import SMTPMailer
+from app.sends.smtp.protocols import MailerConnection
+from app.sends.smtp.relay_connection import PooledConnection
+from app.sends.smtp.relay_state import Relay, _now, _wall
+from app.sends.smtp.results import SendResult
 from app.sends.store import relays as store
 
 log = logging.getLogger("morningpost.delivery")
@@ -53,47 +59,6 @@ MAX_REST_SECONDS = 900.0
 SYNC_EVERY = 2.0  # seconds between two looks at what other workers know of the relays
 # The relay itself asks us to stop: 421 (service closing) or an enhanced status 4.7.x.
 _THROTTLE = re.compile(r"(?:^|: )421\b|\b4\.7\.\d{1,3}\b")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _wall(at: float) -> datetime:
-    """Turn a monotonic time into a UTC datetime."""
-    return datetime.now(UTC) + timedelta(seconds=at - time.monotonic())
-
-
-class Relay:
-    """One relay's mailer and what this process knows of it."""
-
-    def __init__(self, spec: RelaySpec, mailer: SMTPMailer, today: date) -> None:
-        self.spec = spec
-        self.mailer = mailer
-        self.name = spec.name
-        self.current = 0.0  # smooth weighted round robin
-        self.rested_until = 0.0  # monotonic
-        self.failures = 0  # in a row
-        self.last_error: str | None = None
-        self.over_day: date | None = None  # the UTC day its quota ran out
-        self.quota_day = today
-        self.left = 0  # quota reserved in the database and not used yet
-        self.counted = 0  # messages of relays without a quota, not yet added to the day
-        self.slots: deque[float] = deque()  # rate slots reserved, epoch seconds
-        self.lock = asyncio.Lock()  # one reservation at a time
-
-    def usable(self, now: float, today: date) -> bool:
-        """Tell whether the relay may take a message now."""
-        return now >= self.rested_until and self.over_day != today
-
-    def why_not(self, now: float, today: date) -> str:
-        """Say in a few words why the relay takes no message now."""
-        if self.over_day == today:
-            return f"daily quota of {self.spec.daily} used, resets at 00:00 UTC"
-        if now < self.rested_until:
-            until = _wall(self.rested_until).strftime("%H:%M:%S")
-            return f"resting until {until} UTC after: {self.last_error or 'a failure'}"
-        return f"failed just now: {self.last_error or 'unknown'}"
 
 
 @dataclass(frozen=True)
@@ -395,64 +360,3 @@ class RelayPool:
             pinned = await self.db(lambda c: store.resume_pinned(c, usable))
             if pinned:
                 log.warning("sends %s resumed: their relay can send again", pinned)
-
-
-class PooledConnection:
-    """A sender's connection over the pool: one pipelined connection per relay it uses."""
-
-    def __init__(self, pool: RelayPool) -> None:
-        self.pool = pool
-        self._conns: dict[str, MailerConnection] = {}
-        self._plain: MailerConnection | None = None  # the lone plain relay's, once opened
-        self._stack = AsyncExitStack()
-
-    async def _conn(self, relay: Relay) -> MailerConnection:
-        conn = self._conns.get(relay.name)
-        if conn is None:
-            conn = await self._stack.enter_async_context(relay.mailer.connection())
-            self._conns[relay.name] = conn
-        return conn
-
-    async def release(self) -> None:
-        """Give each relay's connection back to its mailer."""
-        with contextlib.suppress(Exception):
-            await self._stack.aclose()
-
-    async def send(
-        self,
-        sender: str,
-        recipient: str,
-        data: bytes,
-        *,
-        stuffed: bool = False,
-        gate: HandOver | None = None,
-        relay: str | None = None,
-    ) -> SendResult:
-        """Send over the next relay; one that fails before the content goes hands it on.
-
-        relay: the only relay allowed (a newsletter's choice); when it cannot send, that
-        newsletter's sends pause (no fallback).
-        """
-        pool = self.pool
-        if pool.plain and (relay is None or relay == pool.relays[0].name):
-            # One relay without rate, quota or weight: nothing to pick, wait for or fail
-            # over to, so the message goes straight to its connection (what pick(), slot()
-            # and settle() would do, without their per-message awaits).
-            only = pool.relays[0]
-            only.counted += 1
-            conn = self._plain or await self._conn(only)
-            self._plain = conn
-            res = await conn.send(sender, recipient, data, stuffed=stuffed, gate=gate)
-            pool.settle(only, res)  # a plain relay is never failed over
-            return res
-        tried: set[str] = set()
-        while True:
-            chosen = await pool.pick(tried, relay)
-            if chosen is None:
-                return await (pool.all_down() if relay is None else pool.pinned_down(relay))
-            conn = await self._conn(chosen)
-            await pool.slot(chosen)
-            res = await conn.send(sender, recipient, data, stuffed=stuffed, gate=gate)
-            if not pool.settle(chosen, res):
-                return res
-            tried.add(chosen.name)  # rested; nothing of this message left: the next one tries
