@@ -173,18 +173,7 @@ def _subscribe(
         # A bot filled the honeypot: answer exactly as for a person and store nothing.
         return JSONResponse({"status": "pending"}, status_code=202)
     if body.is_json:
-        wanted = newsletters.ids_of(session, list(body.newsletters))
-        service.subscribe(
-            session,
-            email=body.email,
-            name=body.name,
-            source="api",
-            ip=client_ip(request, ctx.settings),
-            now=utcnow(),
-            confirmation_interval=_interval(ctx),
-            timezone=service.timezone_or_default(body.timezone, ctx.settings.default_timezone),
-            newsletters=wanted,
-        )
+        _record_signup(request, body, ctx, session, "api")
         return JSONResponse({"status": "pending"}, status_code=202)
     # The pages answering a form speak for the newsletter whose page it came from.
     site = page_identity(session, ctx, body.newsletters[0] if body.newsletters else None)
@@ -192,18 +181,7 @@ def _subscribe(
         # A bot filled the hidden field: answer exactly as for a person and store nothing.
         return render_page(request, "check_inbox.html", **site, email=body.email.strip()[:320])
     try:
-        wanted = newsletters.ids_of(session, list(body.newsletters))
-        service.subscribe(
-            session,
-            email=body.email,
-            name=body.name,
-            source="form",
-            ip=client_ip(request, ctx.settings),
-            now=utcnow(),
-            confirmation_interval=_interval(ctx),
-            timezone=service.timezone_or_default(body.timezone, ctx.settings.default_timezone),
-            newsletters=wanted,
-        )
+        _record_signup(request, body, ctx, session, "form")
     except InvalidInput as exc:
         return render_page(
             request,
@@ -216,6 +194,23 @@ def _subscribe(
             newsletter_slugs=[n for n in body.newsletters if newsletters.SLUG.fullmatch(n)],
         )
     return render_page(request, "check_inbox.html", **site, email=body.email.strip())
+
+
+def _record_signup(
+    request: Request, body: SignupForm, ctx: Context, session: Session, source: str
+) -> None:
+    """Record the sign-up: a pending reader, one confirmation for every newsletter asked."""
+    service.subscribe(
+        session,
+        email=body.email,
+        name=body.name,
+        source=source,
+        ip=client_ip(request, ctx.settings),
+        now=utcnow(),
+        confirmation_interval=_interval(ctx),
+        timezone=service.timezone_or_default(body.timezone, ctx.settings.default_timezone),
+        newsletters=newsletters.ids_of(session, list(body.newsletters)),
+    )
 
 
 def _rate_limit(ctx: Context, request: Request, email: str) -> None:
