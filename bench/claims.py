@@ -22,12 +22,11 @@ if not __package__:  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.db import make_engine, make_sessionmaker, session_scope
-from app.models import Issue, utcnow
+from app.models import utcnow
 from app.sends.policy import Outcome
 from app.sends.store import ledger
 from app.sends.store.rows import Result
-from app.sends.store.sends import start_send
-from bench.common import add_subscribers, scratch_database
+from bench.common import frozen_send, scratch_database
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 FLUSH = 100
@@ -38,14 +37,7 @@ def run(database: str, rows: int, batch: int, claimers: int) -> None:
     with scratch_database(database) as url:
         engine = make_engine(url)
         sessions = make_sessionmaker(engine)
-        add_subscribers(engine, rows)
-        with session_scope(sessions) as s:
-            issue = Issue(slug="bench", subject="Bench", preheader="", blocks=[])
-            s.add(issue)
-            s.flush()
-            issue_id = issue.id
-        with session_scope(sessions) as s:
-            start_send(s, issue_id, utcnow())
+        frozen_send(engine, rows)
         figures: list[tuple[int, float, float, list[float]]] = []
 
         def drain(owner: str) -> None:

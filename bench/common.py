@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.db import make_engine  # noqa: E402
+from app.db import make_engine, make_sessionmaker, session_scope  # noqa: E402
 from app.migrate import upgrade_head  # noqa: E402
-from app.models import Subscriber, utcnow  # noqa: E402
+from app.models import Issue, Subscriber, utcnow  # noqa: E402
+from app.sends.store.sends import start_send  # noqa: E402
 from app.tokens import hash_secret  # noqa: E402
 
 SINK = "/usr/sbin/smtp-sink"
@@ -149,6 +150,20 @@ def add_subscribers(engine: Engine, count: int, start: int = 0) -> None:
             for i in range(start, start + count)
         ]
         conn.execute(insert(Subscriber.__table__), rows)
+
+
+def frozen_send(engine: Engine, rows: int) -> int:
+    """Add `rows` readers and start a send to all of them; return the issue's id."""
+    sessions = make_sessionmaker(engine)
+    add_subscribers(engine, rows)
+    with session_scope(sessions) as s:
+        issue = Issue(slug="bench", subject="Bench", preheader="", blocks=[])
+        s.add(issue)
+        s.flush()
+        issue_id = issue.id
+    with session_scope(sessions) as s:
+        start_send(s, issue_id, utcnow())
+    return issue_id
 
 
 def worker_env(

@@ -21,13 +21,12 @@ if not __package__:  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.db import make_engine, make_sessionmaker, session_scope
-from app.models import Issue, utcnow
+from app.models import utcnow
 from app.sends.policy import Outcome, RetryPolicy
 from app.sends.store import ledger
 from app.sends.store.paths import commit_path
 from app.sends.store.rows import Result
-from app.sends.store.sends import start_send
-from bench.common import add_subscribers, scratch_database
+from bench.common import frozen_send, scratch_database
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -58,14 +57,7 @@ def run(database: str, rows: int, group: int) -> None:
     with scratch_database(database) as url:
         engine = make_engine(url)
         sessions = make_sessionmaker(engine)
-        add_subscribers(engine, rows)
-        with session_scope(sessions) as s:
-            issue = Issue(slug="bench", subject="Bench", preheader="", blocks=[])
-            s.add(issue)
-            s.flush()
-            issue_id = issue.id
-        with session_scope(sessions) as s:
-            start_send(s, issue_id, utcnow())
+        frozen_send(engine, rows)
         with session_scope(sessions) as s:
             claims = ledger.claim_batch(s, "bench", rows, utcnow(), 3600)
         engine.dispose()
