@@ -14,7 +14,12 @@ from tests.health_probe import HealthProbe
 from tests.helpers import add_subscribers, new_issue
 from tests.load import Answer, fire_at_once
 
-HEALTH_BOUND = 1.0
+# Liveness, not speed: before the admission gate /healthz stalled 30–60 s here, and that is
+# what this bound catches. On the shared 2-core CI machine (two suites, four test processes)
+# sixty console pages starved it of CPU for 3.2 s once, with every answer right. The < 1 s
+# figure is printed by bench/healthz_under_load.py, and test_event_loop_stays_free.py keeps a
+# tight bound where one request at a time shows whether the event loop is blocked.
+HEALTH_BOUND = 10.0
 TIMEOUT = 120.0
 
 
