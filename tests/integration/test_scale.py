@@ -8,10 +8,12 @@ import signal
 from collections import Counter
 from pathlib import Path
 
+from sqlalchemy import select
+
 from app.config import Settings
 from app.context import Context
 from app.db import session_scope
-from app.models import utcnow
+from app.models import Delivery, utcnow
 from app.rendering.blocks import parse_blocks
 from app.rendering.placeholders import LIST_TOKEN_LENGTH
 from app.sends.compose import PreparedMessage, stuff_pieces
@@ -75,6 +77,13 @@ def _finished(s: dict[str, int]) -> bool:
     return s["pending"] == s["sending"] == s["retry"] == 0
 
 
+def owners_by_pid(ctx: Context) -> set[int]:
+    """Return the pids of the workers that have claimed rows (lease_owner is host:pid:nonce)."""
+    with session_scope(ctx.sessions) as s:
+        owners = s.scalars(select(Delivery.lease_owner).distinct()).all()
+    return {int(o.split(":")[1]) for o in owners if o}
+
+
 @pg_only
 def test_sigterm_to_one_of_two_workers_is_graceful(
     settings: Settings, ctx: Context, smtp_server: SMTPTestServer, tmp_path: Path
@@ -83,10 +92,15 @@ def test_sigterm_to_one_of_two_workers_is_graceful(
     add_subscribers(ctx, emails)
     issue_id = add_issue(ctx)
     send_now(ctx, issue_id)
-    smtp_server.handler.delay_seconds = 0.005
+    # A slow relay until both workers hold rows: on a loaded machine one worker can still be
+    # importing (and would die of a SIGTERM, Python's default) while the other sends everything.
+    smtp_server.handler.delay_seconds = 0.5
     env = {"MORNINGPOST_BATCH_SIZE": "40", "MORNINGPOST_SMTP_CONNECTIONS": "2"}
     procs = [start_worker(settings, tmp_path, **env) for _ in range(2)]
     try:
+        started = wait_until(lambda: owners_by_pid(ctx) >= {p.pid for p in procs}, 90)
+        assert started, (owners_by_pid(ctx), [p.pid for p in procs])
+        smtp_server.handler.delay_seconds = 0.005
         smtp_server.handler.wait_for(100, timeout=60)
         (tail,) = stop_all(procs[:1])
         assert procs[0].returncode == 0, tail
