@@ -128,3 +128,42 @@ async def test_the_fast_path_stores_any_reply_and_retry_time_exactly(ctx: Contex
     with session_scope(ctx.sessions) as s:
         stored = s.scalar(select(D.c.next_attempt_at).where(D.c.id == ids["d"]))
     assert stored == policy.next_attempt(now, 2)
+
+
+async def test_many_commits_of_every_size_on_one_connection_write_exactly(ctx: Context) -> None:
+    # PostgreSQL plans the prepared commit statement once for its connection (generic plan):
+    # groups of 0–6 rows, twelve commits in a row, one row taken over by another worker
+    # half-way, must each mark exactly the rows still ours and record exactly their results.
+    names = [f"r{i:02d}" for i in range(40)]
+    ids = _claimed(ctx, names)
+    order = [ids[n] for n in names]
+    with ctx.engine.begin() as conn:  # another worker took this lease over
+        conn.execute(
+            text("UPDATE deliveries SET lease_owner = 'w2' WHERE id = :id"), {"id": order[20]}
+        )
+    fast = commit_path(ctx.engine, "w1", RetryPolicy())
+    sizes = [1, 6, 0, 3, 2, 5, 4, 1, 6, 3, 2, 4]
+    previous: list[int] = []
+    position = 0
+    try:
+        for size in sizes:
+            handed = order[position : position + size]
+            position += size
+            results = [Result(i, 1, Outcome.sent, f"250 ok {i}") for i in previous]
+            marked = await fast.commit(results, handed, utcnow())
+            assert marked == set(handed) - {order[20]}
+            previous = sorted(marked)
+        assert (
+            await fast.commit(
+                [Result(i, 1, Outcome.sent, "250 last") for i in previous], [], utcnow()
+            )
+            == set()
+        )
+    finally:
+        fast.close()
+    for i in order[:position]:
+        expected = "sending" if i == order[20] else "sent"
+        assert _raw(ctx, i, "status") == expected, i
+    assert _raw(ctx, order[20], "handed_at") is None
+    assert all(_raw(ctx, i, "status") == "sending" for i in order[position:])
+    assert all(_raw(ctx, i, "handed_at") is None for i in order[position:])
