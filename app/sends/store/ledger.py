@@ -8,16 +8,14 @@ status to claim, one statement per outcome group to record (an executemany on SQ
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    String,
     Table,
     and_,
     case,
-    cast,
     exists,
     func,
     insert,
@@ -33,15 +31,14 @@ from sqlalchemy.orm import Session
 from app.models import (
     Delivery,
     DeliveryStatus,
-    Issue,
-    IssueStatus,
     Subscriber,
     SubscriberStatus,
     utcnow,
 )
 from app.models.subscriber import suppressed
 from app.sends.policy import Outcome, RetryPolicy
-from app.sends.store.commit import REPLY_MAX, fence, outcome_groups, write_results
+from app.sends.store.claims import claim_batch, connection_of
+from app.sends.store.commit import REPLY_MAX, outcome_groups, write_results
 from app.sends.store.lease import release, release_rows
 from app.sends.store.rows import Bounced, Claim, D, O, Result, is_postgres
 
@@ -54,6 +51,7 @@ __all__ = [
     "O",
     "Result",
     "RetryPolicy",
+    "claim_batch",
     "is_postgres",
     "outcome_groups",
     "release",
@@ -160,175 +158,6 @@ def _has_rows(session: Session, issue_id: int) -> bool:
     return session.scalar(select(D.c.id).where(D.c.issue_id == issue_id).limit(1)) is not None
 
 
-def claim_batch(
-    session: Session,
-    owner: str,
-    limit: int,
-    now: datetime,
-    lease_seconds: int,
-    *,
-    domain: str = "morningpost.invalid",
-    due_at: datetime | None = None,
-) -> list[Claim]:
-    """Lease up to `limit` due deliveries of sending issues; cancel those no longer wanted.
-
-    A row is due when its next_attempt_at (a retry's backoff, a deferral, a local-time
-    reader's moment) is at or before `due_at` (default `now`, which also starts the lease).
-
-    Each claimed row gets its Message-ID (<mp.ISSUE.DELIVERY.RANDOM@domain>) before any SMTP
-    traffic, so a row that ends up `unknown` can still be traced in the relay's logs.
-    """
-    issue_ids = session.scalars(
-        select(Issue.id).where(Issue.status == IssueStatus.sending).order_by(Issue.id)
-    ).all()
-    rows: list[Any] = []
-    for issue_id in issue_ids:
-        # Due retries first (there are few), then fresh rows.
-        for status in (DeliveryStatus.retry, DeliveryStatus.pending):
-            if len(rows) < limit:
-                rows += _claim_rows(
-                    session,
-                    issue_id,
-                    status,
-                    limit - len(rows),
-                    owner,
-                    (now, due_at or now),
-                    lease_seconds,
-                    domain,
-                )
-    if not rows:
-        return []
-    sub_ids = [r.subscriber_id for r in rows if r.subscriber_id is not None]
-    subs = {
-        s.id: s
-        for s in _connection(session).execute(
-            select(
-                Subscriber.id,
-                Subscriber.email,
-                Subscriber.status,
-                Subscriber.token_nonce,
-                Subscriber.name,
-                Subscriber.attributes,
-                suppressed(Subscriber.email_hash).label("suppressed"),
-            ).where(Subscriber.id.in_(sub_ids))
-        )
-    }
-    claims: list[Claim] = []
-    cancelled: dict[str, list[int]] = {}
-    for r in sorted(rows, key=lambda r: r.id):
-        sub = subs.get(r.subscriber_id) if r.subscriber_id is not None else None
-        if sub is None:
-            why = "cancelled at claim: subscriber deleted"
-        elif sub.status != SubscriberStatus.active:
-            why = f"cancelled at claim: subscriber {sub.status}"
-        elif sub.suppressed:
-            why = "cancelled at claim: address suppressed"
-        else:
-            claims.append(
-                Claim(
-                    r.id,
-                    r.issue_id,
-                    sub.id,
-                    sub.email,
-                    r.attempts,
-                    r.message_id,
-                    sub.token_nonce,
-                    sub.name or "",
-                    sub.attributes,
-                )
-            )
-            continue
-        cancelled.setdefault(why, []).append(r.id)
-    for why, ids in cancelled.items():
-        session.execute(
-            update(D)
-            .where(D.c.id.in_(ids), *fence(D, owner))
-            .values(
-                status=DeliveryStatus.cancelled,
-                last_reply=why,
-                lease_expires_at=None,
-                attempts=D.c.attempts - 1,  # nothing was attempted
-                updated_at=now,
-            )
-        )
-    return claims
-
-
-def _claim_rows(
-    session: Session,
-    issue_id: int,
-    status: DeliveryStatus,
-    limit: int,
-    owner: str,
-    times: tuple[datetime, datetime],
-    lease_seconds: int,
-    domain: str,
-) -> list[Any]:
-    """Lease up to `limit` due rows of one issue in one status; return what RETURNING gave."""
-    now, due_at = times
-    if status == DeliveryStatus.retry:
-        due = D.c.next_attempt_at <= due_at
-    else:  # a pending row carries next_attempt_at when a domain budget deferred it
-        due = or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= due_at)
-    live = select(Issue.id).where(Issue.id == issue_id, Issue.status == IssueStatus.sending)
-    # Equality on issue and status walks ix_deliveries_issue_status_id in id order and stops
-    # at the limit, so a claim costs the same at the start and at the end of a million-row
-    # send. (An OR over statuses, or a join, let PostgreSQL gather and sort every open row
-    # of the issue on each claim: quadratic over a send.)
-    pick = (
-        select(D.c.id)
-        .where(D.c.issue_id == issue_id, D.c.status == status, due, live.exists())
-        .order_by(D.c.id)
-        .limit(limit)
-    )
-    if is_postgres(session):
-        # Concurrent workers skip each other's rows instead of queueing behind them.
-        pick = pick.with_for_update(skip_locked=True)
-    # A CTE, not a plain IN (subquery): PostgreSQL may re-run a locking subquery per row, each
-    # run skipping the rows the last one locked, and so claim far more than `limit`. A CTE
-    # with FOR UPDATE is never inlined, so it runs exactly once.
-    picked = pick.cte("picked")
-    # A random tag makes Message-IDs unguessable: one received copy must not reveal the
-    # others (a forged report naming a Message-ID could otherwise suppress any reader).
-    if is_postgres(session):
-        tag: ColumnElement[str] = func.replace(cast(func.gen_random_uuid(), String), "-", "")
-    else:
-        tag = func.lower(func.hex(func.randomblob(16)))
-    msgid = (
-        literal("<mp.")
-        + cast(D.c.issue_id, String)
-        + literal(".")
-        + cast(D.c.id, String)
-        + literal(".")
-        + tag
-        + literal(f"@{domain}>")
-    )
-    # On the session's connection (Core): the ORM's bulk-update bookkeeping has nothing to do
-    # for a Table statement, yet cost the worker more than the statement itself.
-    return list(
-        _connection(session)
-        .execute(
-            update(D)
-            .where(D.c.id.in_(select(picked.c.id)), D.c.status == status, due)
-            .values(
-                status=DeliveryStatus.sending,
-                lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-                attempts=D.c.attempts + 1,
-                message_id=msgid,
-                handed_at=None,
-                updated_at=now,
-            )
-            .returning(D.c.id, D.c.issue_id, D.c.subscriber_id, D.c.attempts, D.c.message_id)
-        )
-        .all()
-    )
-
-
-def _connection(session: Session | Connection) -> Connection:
-    return session.connection() if isinstance(session, Session) else session
-
-
 def record_rows(
     session: Session | Connection,
     table: Table,
@@ -338,7 +167,7 @@ def record_rows(
     policy: RetryPolicy,
 ) -> list[tuple[int, int]]:
     """Write results (commit.write_results); return (subscriber, issue) of hard bounces."""
-    write_results(_connection(session), table, owner, results, now, policy)
+    write_results(connection_of(session), table, owner, results, now, policy)
     bounced = [r.row_id for r in results if r.suppress and r.outcome == Outcome.failed]
     if not bounced or table is not D:
         return []
