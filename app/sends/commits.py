@@ -1,8 +1,8 @@
 """Commit routing: where a stream's results and hand-over marks are written, and how.
 
 Plain commits (results and hand-overs only) take the database's own CommitPath
-(store/paths.py: SQLite's driver path on the loop, PostgreSQL's one-statement commit on a
-thread); a commit that must suppress or undo bounces runs in a session on a thread, so the
+(store/paths.py: SQLite's driver path, or PostgreSQL's one-statement commit, both on the
+loop); a commit that must suppress or undo bounces runs in a session on a thread, so the
 hooks above the core act in the same transaction.
 """
 
