@@ -111,6 +111,22 @@ async def test_a_server_that_hangs_up_fails_one_commit_and_the_next_reconnects(
     assert _column(pg, "handed_at", ids)[2] is None
 
 
+async def test_a_commit_on_a_connection_already_gone_raises_and_the_next_reconnects(
+    pg: Context,
+) -> None:
+    ids = _claimed(pg, 2)
+    path = PostgresPath(pg.engine, "w1", RetryPolicy())
+    try:
+        assert await path.commit([], [ids[0]], utcnow()) == {ids[0]}
+        assert path._conn is not None
+        path._conn.close()  # gone before the next statement is even sent
+        with pytest.raises(psycopg.Error):
+            await asyncio.wait_for(path.commit([], [ids[1]], utcnow()), 10)
+        assert await asyncio.wait_for(path.commit([], [ids[1]], utcnow()), 10) == {ids[1]}
+    finally:
+        path.close()
+
+
 async def test_a_path_moves_with_its_event_loop(pg: Context) -> None:
     ids = _claimed(pg, 2)
     path = PostgresPath(pg.engine, "w1", RetryPolicy())

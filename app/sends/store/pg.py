@@ -133,10 +133,13 @@ class PostgresPath:
                     await asyncio.shield(self._pending)
             if self._conn is None:
                 self._conn = await asyncio.to_thread(self._open)
-            pending = self._send(loop, self._conn.pgconn, params)
             try:
+                pending = self._send(loop, self._conn.pgconn, params)
                 return await asyncio.shield(pending)
             except asyncio.CancelledError:
+                # The reply is read all the same (the next commit waits for it); an error in
+                # it has no one to raise to.
+                pending.add_done_callback(_retrieved)
                 raise
             except Exception:
                 self.close()  # a broken connection is not reused
@@ -161,13 +164,15 @@ class PostgresPath:
     def _send(
         self, loop: asyncio.AbstractEventLoop, pgconn: pq.abc.PGconn, params: list[bytes | None]
     ) -> asyncio.Future[set[int]]:
-        pending: asyncio.Future[set[int]] = loop.create_future()
-        self._pending, self._rows, self._error = pending, set(), None
         # Its number, kept: once libpq drops a broken connection, pgconn.socket raises, and
         # a reader left registered on the number would starve the next connection's socket.
-        self._fd = fd = pgconn.socket
+        fd = pgconn.socket
         pgconn.send_query_prepared(_NAME, params)
-        if pgconn.flush():  # not all of it went at once: send the rest when writable
+        more = pgconn.flush()
+        # Only once it is on its way: a send that raised leaves nothing to wait for.
+        pending: asyncio.Future[set[int]] = loop.create_future()
+        self._pending, self._rows, self._error, self._fd = pending, set(), None, fd
+        if more:  # not all of it went at once: send the rest when writable
             loop.add_writer(fd, self._on_writable, pgconn)
         loop.add_reader(fd, self._on_readable, pgconn)
         return pending
@@ -220,6 +225,11 @@ class PostgresPath:
             self._settle(conn.pgconn, psycopg.OperationalError("commit connection closed"))
         with contextlib.suppress(Exception):
             conn.close()
+
+
+def _retrieved(fut: asyncio.Future[set[int]]) -> None:
+    if not fut.cancelled():
+        fut.exception()  # marks it retrieved: asyncio would log it as never seen
 
 
 def _message(res: pq.abc.PGresult) -> str:
