@@ -17,11 +17,13 @@ its primary key, at any size of send or batch: the only plan this statement need
 handful of ids each time.
 
 It runs on the event loop, on libpq's non-blocking interface: the statement is sent, and the
-loop reads the reply when its socket is readable. A commit then costs the server's time and
-little more. On a commit thread (the way before) each commit also waited for the GIL, which
-the busy loop held: 0.8-1.0 ms a commit in a stream whose server time was 0.25 ms, and the
-stream's pace is about window / (2 x commit time). psycopg's own async connection, tried
-before, spent that gain on its locks and generators.
+loop reads the reply when its socket is readable. On a commit thread (the way before) each
+commit also paid two hand-offs between threads (a queue there, call_soon_threadsafe back: 0.2
+ms on average in a stream) and twice the CPU (bench/pg_commit.py: 148 -> 75 us a commit). In a
+stream, commits went from 0.8-1.0 to 0.6-0.7 ms, and a stream's pace is about window / (2 x
+commit time). psycopg's own async connection, tried in an earlier pass (before the plan was
+fixed), was slower in paired runs; this path adds nothing to libpq's calls but the reply's
+parsing.
 The values go as PostgreSQL text literals (arrays included) that the statement's own casts
 read: psycopg's adaptation of lists and timestamps was most of the commit's Python.
 """
