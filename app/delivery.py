@@ -64,6 +64,8 @@ def send_hooks(ctx: Context) -> SendHooks:
         tidy=lambda session, now: tidy(session, settings, now),
         observe_smtp=metrics.smtp_observed,
         observe_claim=metrics.claim_observed,
+        observe_commit=metrics.handover_committed,
+        observe_wait=metrics.handover_waited,
     )
 
 

@@ -358,10 +358,11 @@ def end_to_end(
                 )
         finally:
             stop_workers(procs)
-        commits = commit_summary(Path(var))
+        assert last is not None and first is not None
+        span = (last - first).total_seconds()
+        commits = commit_summary(Path(var), n, workers * connections, span)
     ctx.close()
-    assert last is not None and sent == n, (sent, n)
-    assert first is not None
+    assert sent == n, (sent, n)
     steady = n / max((last - first).total_seconds(), 1e-9)
     print(
         f"  {workers} worker(s): first delivery {(first - start).total_seconds():.2f} s after "
@@ -376,29 +377,43 @@ def end_to_end(
 
 COMMITS = re.compile(
     r"stream done: .*commits (\d+) \(([\d.]+) rows handed over, ([\d.]+) ms each\)"
+    r"(?:; content waited for its hand-over (\d+) times \(([\d.]+) ms each\))?"
 )
 
 
-def commit_summary(var: Path) -> str:
-    """Sum the workers' "stream done" lines: commits, rows handed over and time per commit.
+def commit_summary(var: Path, messages: int, connections: int, duration: float) -> str:
+    """Sum the workers' "stream done" lines: commits, and the waits at the 354 they caused.
 
     A stream hands rows over only as commits free room in the window, so its pace is about
-    window / (2 × commit time): these figures say whether commits or the wire set it.
+    window / (2 × commit time): these figures say whether commits or the wire set it. A wait
+    is a connection standing at the relay's 354, content ready, until its row's hand-over is
+    committed: the relay idles on that connection meanwhile.
     """
-    count, rows, seconds = 0, 0.0, 0.0
+    count, rows, seconds, waits, waited = 0, 0.0, 0.0, 0, 0.0
     for log in var.glob("worker-*.log"):
         for m in COMMITS.finditer(log.read_text("utf-8", "replace")):
             n = int(m[1])
             count += n
             rows += n * float(m[2])
             seconds += n * float(m[3]) / 1e3
+            if m[4]:
+                waits += int(m[4])
+                waited += int(m[4]) * float(m[5]) / 1e3
     if not count:
         return "commits of the worker(s): none logged"
-    return (
+    lines = (
         f"commits of the worker(s): {count:,}, {rows / count:.1f} rows handed over and "
         f"{seconds / count * 1e3:.1f} ms each (at most {rows / count / (seconds / count):,.0f} "
         f"rows/s handed over by one stream's serial commits)"
     )
+    if waits:
+        idle = waited / max(connections * duration, 1e-9)
+        lines += (
+            f"\n  content that waited at the 354 for its hand-over: {waits / messages:.0%} of "
+            f"messages, {waited / waits * 1e3:.1f} ms each (the relay idle for it "
+            f"{idle:.0%} of each connection's time)"
+        )
+    return lines
 
 
 def personalise(payload: dict[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,18 @@ CLAIM_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     registry=REGISTRY,
 )
+HANDOVER_COMMIT_SECONDS = Histogram(
+    "morningpost_handover_commit_seconds",
+    "Time of one commit that records results and hands the next rows over to the relay",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+    registry=REGISTRY,
+)
+HANDOVER_WAIT_SECONDS = Histogram(
+    "morningpost_handover_wait_seconds",
+    "Time a connection stood at the relay's 354, content ready, waiting for its hand-over commit",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+    registry=REGISTRY,
+)
 CLAIMED = Counter(
     "morningpost_claimed_deliveries", "Deliveries claimed by this process", registry=REGISTRY
 )
@@ -160,6 +172,16 @@ def claim_latency(seconds: float, claimed: int = 0) -> None:
     """Time one claim and count the rows it took."""
     CLAIM_SECONDS.observe(seconds)
     CLAIMED.inc(claimed)
+
+
+def handover_committed(seconds: float, handed: int) -> None:
+    """Time one commit of results and hand-overs (a hook where a stream commits)."""
+    HANDOVER_COMMIT_SECONDS.observe(seconds)
+
+
+def handover_waited(seconds: float) -> None:
+    """Record how long a connection waited at the 354 for its row's hand-over."""
+    HANDOVER_WAIT_SECONDS.observe(seconds)
 
 
 def claim_observed(started: float, claimed: int) -> None:

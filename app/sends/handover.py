@@ -17,7 +17,13 @@ import time
 from dataclasses import dataclass, field
 
 from app.config import Settings
-from app.sends.ports import LedgerPort
+from app.sends.ports import (
+    LedgerPort,
+    ObserveCommit,
+    ObserveWait,
+    unobserved_commit,
+    unobserved_wait,
+)
 from app.sends.smtp.mailer import HandOver
 from app.sends.store.rows import Claim, Result
 
@@ -45,7 +51,12 @@ class HandOvers:
     writing: asyncio.Lock
     senders_done: bool
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        observe_commit: ObserveCommit = unobserved_commit,
+        observe_wait: ObserveWait = unobserved_wait,
+    ) -> None:
         # Handed over (marked, may be on the wire) and not yet durably recorded: the only rows
         # a crash can leave `unknown`. Never more than `window`.
         connections = settings.smtp_connections
@@ -70,14 +81,26 @@ class HandOvers:
         self.commits = 0
         self.commit_rows = 0
         self.commit_seconds = 0.0
+        # Connections that stood at a 354 until their row's hand-over was committed, and for
+        # how long in all: the time the relay waited for the database.
+        self.waits = 0
+        self.wait_seconds = 0.0
+        self.observe_commit = observe_commit
+        self.observe_wait = observe_wait
 
     def commit_figures(self) -> str:
         """Describe the commits so far: how many, rows handed over and milliseconds each."""
         if not self.commits:
             return "no commits"
+        waited = (
+            f"; content waited for its hand-over {self.waits} times "
+            f"({self.wait_seconds / self.waits * 1e3:.1f} ms each)"
+            if self.waits
+            else ""
+        )
         return (
             f"commits {self.commits} ({self.commit_rows / self.commits:.1f} rows handed over, "
-            f"{self.commit_seconds / self.commits * 1e3:.1f} ms each)"
+            f"{self.commit_seconds / self.commits * 1e3:.1f} ms each){waited}"
         )
 
     def _consider_commit(self) -> None:
@@ -129,9 +152,15 @@ class HandOvers:
         entry = self.wanted.pop(delivery_id, None)
         if entry is None or entry[1].decided.done():
             return
-        entry[1].decided.set_result(handed)
-        if entry[1].waited:
+        gate = entry[1]
+        gate.decided.set_result(handed)
+        if gate.waited:
             self.waiting -= 1
+            if handed:
+                waited = time.perf_counter() - gate.waited_at
+                self.waits += 1
+                self.wait_seconds += waited
+                self.observe_wait(waited)
 
     def _withhold(self, ids: set[int]) -> None:
         """Close the gates of rows not handed over yet: they will not be sent."""
@@ -180,9 +209,11 @@ class HandOvers:
                 marked, handed = set(), []
             else:
                 self.failures = 0
+                took = time.perf_counter() - started
                 self.commits += 1
                 self.commit_rows += len(marked)
-                self.commit_seconds += time.perf_counter() - started
+                self.commit_seconds += took
+                self.observe_commit(took, len(marked))
             lost = {i for i in handed if i not in marked}
             if lost:
                 # Another worker took these leases over (this one stalled, or was judged

@@ -16,16 +16,23 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from app.sends.ports import Observe, unobserved
+from app.sends.ports import (
+    Observe,
+    ObserveCommit,
+    ObserveWait,
+    unobserved,
+    unobserved_commit,
+    unobserved_wait,
+)
 from app.sends.store.rows import Bounced
 from app.sends.store.sends import SendGate
 
 # Act on hard bounces just recorded (suppress the readers, tell webhooks), in that transaction.
 OnBounced = Callable[[Session, Sequence[Bounced], datetime], None]
 # Undo what bounces of one send caused (a relay refused everyone alike); return how many.
+OnBouncesUndone = Callable[[Session, int, datetime], int]
 # Called with the perf_counter() a claim began at and how many rows it took (metrics).
 ObserveClaim = Callable[[float, int], None]
-OnBouncesUndone = Callable[[Session, int, datetime], int]
 # Act on sends just finished (issue.sent), in the transaction that finished them.
 OnFinished = Callable[[Session, Sequence[int]], None]
 # Periodic tidying (unconfirmed sign-ups, old counters); return counts for the log line.
@@ -66,3 +73,5 @@ class SendHooks:
     tidy: Tidy = _no_tidying
     observe_smtp: Observe = unobserved
     observe_claim: ObserveClaim = unobserved_claim
+    observe_commit: ObserveCommit = unobserved_commit
+    observe_wait: ObserveWait = unobserved_wait

@@ -34,7 +34,17 @@ from app.config import Settings
 from app.models import IssueStatus, utcnow
 from app.sends.handover import PER_CONNECTION, HandOvers, _Item
 from app.sends.messages import RenderFailed
-from app.sends.ports import LedgerPort, MessageSource, Observe, Throttles, unobserved
+from app.sends.ports import (
+    LedgerPort,
+    MessageSource,
+    Observe,
+    ObserveCommit,
+    ObserveWait,
+    Throttles,
+    unobserved,
+    unobserved_commit,
+    unobserved_wait,
+)
 from app.sends.smtp.mailer import HandOver, Mailer, MailerConnection, Outcome, SendResult
 from app.sends.store import lease
 from app.sends.store.ledger import Result
@@ -98,8 +108,10 @@ class DeliveryStream(HandOvers):
         stop: asyncio.Event,
         *,
         observe: Observe = unobserved,
+        observe_commit: ObserveCommit = unobserved_commit,
+        observe_wait: ObserveWait = unobserved_wait,
     ) -> None:
-        super().__init__(settings)
+        super().__init__(settings, observe_commit, observe_wait)
         self.s = settings
         self.mailer = mailer
         self.messages = messages

@@ -211,6 +211,8 @@ class Worker:
             self.throttles,
             self._stop,
             observe=self.hooks.observe_smtp,
+            observe_commit=self.hooks.observe_commit,
+            observe_wait=self.hooks.observe_wait,
         )
         try:
             sent = await stream.run()

@@ -93,6 +93,9 @@ def test_deliveries_gauge_and_smtp_counters_match_a_real_send(
     assert delta("morningpost_smtp_transaction_seconds_count") == 7
     assert delta("morningpost_claim_seconds_count") >= 2
     assert delta("morningpost_claimed_deliveries_total") == 7
+    # Every row went out after a commit handed it over (waits at the 354 depend on timing).
+    assert delta("morningpost_handover_commit_seconds_count") >= 1
+    assert ("morningpost_handover_wait_seconds_count", ()) in after
 
 
 def test_heartbeat_of_the_worker_process(

@@ -6,6 +6,7 @@ With them the HandOver gate, which a send waits on before any byte of its conten
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
@@ -22,6 +23,7 @@ class HandOver:
         self.decided: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._on_wait = on_wait  # told when a connection stands waiting for the decision
         self.waited = False
+        self.waited_at = 0.0  # perf_counter() when a connection began to wait (metrics)
 
     def refused(self) -> bool:
         """Tell whether it was already decided that the content may not go."""
@@ -31,6 +33,7 @@ class HandOver:
         """Return True once the content may go, False if it never may."""
         if not self.decided.done() and not self.waited:
             self.waited = True
+            self.waited_at = time.perf_counter()
             self._on_wait()
         return await self.decided
 
