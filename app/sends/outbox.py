@@ -30,8 +30,8 @@ from app.sends.store import outbox
 from app.sends.store.frozen import reader_newsletter_fields
 from app.sends.store.ledger import Result, RetryPolicy
 from app.sends.store.outbox import OutboxClaim
-from app.sends.stream import transmit
 from app.sends.throttle import RateLimiter
+from app.sends.transmit import transmit
 from app.sends.watch import RelayWatch
 from app.tokens import NOBODY_NONCE
 

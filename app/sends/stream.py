@@ -26,7 +26,6 @@ import heapq
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -45,13 +44,11 @@ from app.sends.ports import (
     unobserved_commit,
     unobserved_wait,
 )
-from app.sends.smtp.mailer import HandOver, Mailer, MailerConnection, Outcome, SendResult
+from app.sends.smtp.mailer import Mailer, MailerConnection, Outcome
 from app.sends.store import lease
 from app.sends.store.ledger import Result
-from app.sends.throttle import (
-    RateLimiter,
-    is_error,
-)
+from app.sends.throttle import is_error
+from app.sends.transmit import transmit
 
 log = logging.getLogger("morningpost.delivery")
 
@@ -59,40 +56,6 @@ STREAM_SECONDS = 20.0  # a stream ends now and then so housekeeping (outbox, fin
 STATUS_EVERY = 1.0  # how often held rows' issues are checked for a pause or a cancel
 
 __all__ = ["DeliveryStream", "RenderFailed", "transmit"]
-
-
-async def transmit(
-    conn: MailerConnection,
-    limiter: RateLimiter,
-    sender: str,
-    to: str,
-    make: Callable[[], bytes],
-    *,
-    stuffed: bool,
-    gate: HandOver | None = None,
-    observe: Observe = unobserved,
-    relay: str | None = None,
-    threaded: bool = False,
-) -> SendResult:
-    """Build one message and hand it to the relay; every failure becomes a result, not a raise.
-
-    threaded: build on a thread (RSA signing releases the GIL, so the loop keeps sending).
-    """
-    try:
-        data = await asyncio.to_thread(make) if threaded else make()
-    except RenderFailed as exc:  # nothing was sent: a retry (then failed) is safe
-        return SendResult(Outcome.retry, f"render failed: {exc}"[:200])
-    except Exception as exc:  # e.g. a non-ASCII address: cannot be sent as built
-        return SendResult(Outcome.failed, f"cannot build message: {exc}"[:200])
-    if limiter.rate > 0:  # unlimited (the default): no lock to take
-        await limiter.acquire()
-    try:
-        started = time.perf_counter()
-        sent = await conn.send(sender, to, data, stuffed=stuffed, gate=gate, relay=relay)
-        return sent if sent.withheld else observe(sent, started)
-    except Exception as exc:  # the body may have left: do not guess
-        log.exception("mailer raised")
-        return SendResult(Outcome.unknown, f"mailer error: {exc}"[:200])
 
 
 class DeliveryStream(HandOvers):
