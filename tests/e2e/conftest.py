@@ -23,3 +23,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if HERE in item.path.resolve().parents:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _patient_expectations() -> None:
+    """Give Playwright's expect() 20 s, not 5: a liveness bound, not a timing assertion.
+
+    On a loaded 2-core machine (both databases' suites side by side) a save's round trip
+    and the page's re-render once took longer than the default 5 s (CI, 2026-12-07).
+    """
+    try:
+        from playwright.sync_api import expect
+    except ImportError:  # the browser tests skip themselves without Playwright
+        return
+    expect.set_options(timeout=20_000)

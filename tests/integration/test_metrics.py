@@ -173,7 +173,10 @@ def test_a_separate_worker_serves_its_own_counters(
     url = f"http://127.0.0.1:{port}/metrics"
     try:
         sent = 0.0
-        for _ in range(400):  # wait for the worker to listen and to send all three
+        # A liveness bound, not a timing assertion: a worker process starting on a loaded
+        # 2-core machine took over 20 s to import, listen and send (CI, 2026-12-07).
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # wait for the worker to listen and to send all three
             try:
                 request = urllib.request.Request(
                     url, headers={"Authorization": "Bearer worker-scrape-token"}
