@@ -8,6 +8,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -74,6 +75,33 @@ def _database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         upgrade_head(engine)
         engine.dispose()  # closing the last connection checkpoints the WAL into the file
         yield str(path)
+
+
+# The console's own password hasher and dummy hash, kept while the tests use quicker ones.
+REAL_PASSWORD_HASHING: dict[str, Any] = {}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quick_password_hashing() -> Iterator[None]:
+    """Hash editor passwords with argon2id's cheapest parameters here, as Django's tests do.
+
+    The recommended ones cost 0.2 s a hash and a check on a 2-core CI machine, on purpose, and
+    the console's tests sign in hundreds of times. Same algorithm and code path; only the cost
+    differs (test_console_auth checks the real hasher's parameters). A subprocess (a `serve`
+    or a CLI command under test) keeps the real ones.
+    """
+    from pwdlib import PasswordHash
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    from app.console import accounts
+
+    quick = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+    REAL_PASSWORD_HASHING.update(hasher=accounts._hasher, dummy=accounts._DUMMY_HASH)
+    patch = pytest.MonkeyPatch()
+    patch.setattr(accounts, "_hasher", quick)
+    patch.setattr(accounts, "_DUMMY_HASH", quick.hash("not-a-password-anyone-has"))
+    yield
+    patch.undo()
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from app.errors import Conflict, InvalidInput
 from app.main import create_app
 from app.models import EditorSession, Issue, utcnow
 from tests.cli_support import run_cli
+from tests.conftest import REAL_PASSWORD_HASHING
 from tests.console_support import EMAIL, PASSWORD, add_account, csrf_of, sign_in
 from tests.helpers import new_issue
 
@@ -186,6 +187,16 @@ def test_accounts_service_rules(ctx: Context) -> None:
         assert verify_login(session, "a@example.org", PASSWORD + "!", utcnow()) is None
         remove_editor(session, "a@example.org")
         assert verify_login(session, "a@example.org", PASSWORD, utcnow()) is None
+
+
+def test_editor_passwords_are_hashed_with_argon2id_at_its_recommended_cost() -> None:
+    # The console's own: the tests swap in cheaper ones (conftest, _quick_password_hashing).
+    real, dummy = REAL_PASSWORD_HASHING["hasher"], REAL_PASSWORD_HASHING["dummy"]
+    phc = real.hash(PASSWORD)
+    assert phc.startswith("$argon2id$v=19$m=65536,t=3,p=4$"), phc
+    assert real.verify(PASSWORD, phc) and not real.verify(PASSWORD + "!", phc)
+    # An unknown address costs a check against a hash of the same cost (no timing oracle).
+    assert dummy.startswith("$argon2id$v=19$m=65536,t=3,p=4$"), dummy
 
 
 def _cli(settings: Settings, cwd: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:

@@ -216,8 +216,11 @@ def test_a_relay_keeps_its_rate(ctx: Context, three: list[SMTPTestServer]) -> No
     send_now(ctx, issue_id)
     _deliver(_with(ctx, f"{a.url}?name=a&rate=20"))
     assert Counter(r.rcpt_tos[0] for r in a.handler.received) == Counter(emails)
-    # 21 messages at 20/s span at least one second (never faster; slower is the machine).
-    assert stamps[-1] - stamps[0] >= 0.9, stamps[-1] - stamps[0]
+    # 21 messages at 20/s: the limiter lets the 3rd go 0.1 s after the 1st and the 21st 1.0 s
+    # after, so from the 3rd to the 21st they span 0.9 s (0.8 leaves room for jitter; slower is
+    # the machine). Not from the 1st: the first two each open one of the two connections, and
+    # on a loaded machine that delay alone brought the 1st-to-21st span to 0.83 s (CI, 12-07).
+    assert stamps[-1] - stamps[2] >= 0.8, stamps[-1] - stamps[2]
 
 
 @pytest.mark.parametrize(
