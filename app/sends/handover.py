@@ -89,7 +89,7 @@ class HandOvers:
         self.observe_wait = observe_wait
 
     def commit_figures(self) -> str:
-        """Describe the commits so far: how many, rows handed over and milliseconds each."""
+        """Describe the commits so far (how many, rows, ms each) and the waits they caused."""
         if not self.commits:
             return "no commits"
         waited = (
