@@ -39,16 +39,18 @@ CLAIM_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     registry=REGISTRY,
 )
+# A commit and a wait at the 354 are both a fraction of a millisecond to a second.
+HANDOVER_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 HANDOVER_COMMIT_SECONDS = Histogram(
     "morningpost_handover_commit_seconds",
     "Time of one commit that records results and hands the next rows over to the relay",
-    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+    buckets=HANDOVER_BUCKETS,
     registry=REGISTRY,
 )
 HANDOVER_WAIT_SECONDS = Histogram(
     "morningpost_handover_wait_seconds",
     "Time a connection stood at the relay's 354, content ready, waiting for its hand-over commit",
-    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+    buckets=HANDOVER_BUCKETS,
     registry=REGISTRY,
 )
 CLAIMED = Counter(
@@ -174,7 +176,7 @@ def claim_latency(seconds: float, claimed: int = 0) -> None:
     CLAIMED.inc(claimed)
 
 
-def handover_committed(seconds: float, handed: int) -> None:
+def handover_committed(seconds: float) -> None:
     """Time one commit of results and hand-overs (a hook where a stream commits)."""
     HANDOVER_COMMIT_SECONDS.observe(seconds)
 

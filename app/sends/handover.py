@@ -213,7 +213,7 @@ class HandOvers:
                 self.commits += 1
                 self.commit_rows += len(marked)
                 self.commit_seconds += took
-                self.observe_commit(took, len(marked))
+                self.observe_commit(took)
             lost = {i for i in handed if i not in marked}
             if lost:
                 # Another worker took these leases over (this one stalled, or was judged

@@ -23,9 +23,9 @@ from app.sends.watch import BounceBurst, RelayWatch
 Commit = Callable[[list[Result], list[int], set[int] | frozenset[int]], Awaitable[set[int]]]
 # Called with each SMTP result and the perf_counter() its transaction began at (metrics).
 Observe = Callable[[SendResult, float], SendResult]
-# Called with a commit's seconds and the rows it handed over, and with each wait of a
-# connection at the relay's 354 for its row's hand-over (metrics: the database's share).
-ObserveCommit = Callable[[float, int], None]
+# Called with each commit's seconds, and with each wait of a connection at the relay's 354
+# for its row's hand-over (metrics: the database's share).
+ObserveCommit = Callable[[float], None]
 ObserveWait = Callable[[float], None]
 
 
@@ -34,7 +34,7 @@ def unobserved(result: SendResult, started: float) -> SendResult:
     return result
 
 
-def unobserved_commit(seconds: float, handed: int) -> None:
+def unobserved_commit(seconds: float) -> None:
     """Record nothing (no metrics wired in)."""
 
 
