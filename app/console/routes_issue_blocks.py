@@ -110,7 +110,13 @@ def save_blocks(
         blocks = [block_form.to_block(s, n) for n, s in enumerate(sections, start=1)]
         patch = IssuePatch(subject=subject, preheader=preheader, blocks=blocks)
         service.update_issue(
-            session, issue_id, patch, ctx.renderer, if_version=form_version(version)
+            session,
+            issue_id,
+            patch,
+            ctx.renderer,
+            if_version=form_version(version),
+            # A form that reaches the server twice (a re-sent POST, a double click) is saved.
+            repeat_is_saved=True,
         )
     except ValidationError as exc:
         session.rollback()

@@ -159,7 +159,13 @@ def save_issue(
         if data.slug:
             patch.slug = data.slug
         service.update_issue(
-            session, issue_id, patch, ctx.renderer, if_version=form_version(version)
+            session,
+            issue_id,
+            patch,
+            ctx.renderer,
+            if_version=form_version(version),
+            # A form that reaches the server twice (a re-sent POST, a double click) is saved.
+            repeat_is_saved=True,
         )
         record_revision(session, issue_id, editor.editor_id, markdown, "save", utcnow())
     except DomainError as exc:

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.audience.newsletters import by_slug
-from app.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from app.errors import Conflict, DomainError, InvalidInput, NotFound, PreconditionFailed
 from app.issues.previews import compile_issue
 from app.issues.schemas import IssueIn, IssuePatch
 from app.models import (
@@ -112,15 +112,20 @@ def update_issue(
     renderer: Renderer,
     *,
     if_version: int | None = None,
+    repeat_is_saved: bool = False,
 ) -> Issue:
     """Change a draft or scheduled issue, at `if_version` when given (else PreconditionFailed).
 
     The save is a compare-and-set on the status (and the version): an edit never lands on a
     send that started after it read the issue (Conflict), nor over another editor's save
-    made after the version it was given (PreconditionFailed).
+    made after the version it was given (PreconditionFailed). With `repeat_is_saved`, a
+    stale save whose every field already holds what it asks for is that same save arriving
+    again (a re-sent form, a double click): it returns the issue instead of a conflict.
     """
     issue = get_issue(session, issue_id)
     if if_version is not None and issue.version != if_version:
+        if repeat_is_saved and _repeats(issue, patch):
+            return issue
         raise _stale(issue)
     if issue.status not in EDITABLE:
         raise _not_editable(issue)
@@ -178,6 +183,27 @@ def update_issue(
     if saved is None:
         raise _not_editable(now_issue) if now_issue.status not in EDITABLE else _stale(now_issue)
     return now_issue
+
+
+def _repeats(issue: Issue, patch: IssuePatch) -> bool:
+    """Whether the issue already holds every field the patch sets (its text fields only).
+
+    Any difference, or a field beyond the text (a schedule, a newsletter), is someone
+    else's edit or a real change: theirs stands and the save is stale.
+    """
+    fields = patch.model_fields_set
+    if not fields or not fields <= {"subject", "preheader", "slug", "blocks"}:
+        return False
+    try:
+        blocks = parse_blocks(patch.blocks) if patch.blocks is not None else None
+    except DomainError:
+        return False  # a text that cannot be saved is not the one that was
+    wanted = {"subject": patch.subject, "preheader": patch.preheader, "slug": patch.slug}
+    return all(
+        getattr(issue, key) == value
+        for key, value in (*wanted.items(), ("blocks", blocks))
+        if key in fields and value is not None
+    )
 
 
 def _draft_of(issue: Issue, values: dict[str, Any]) -> Issue:

@@ -157,3 +157,69 @@ def test_block_editor_stale_save_keeps_the_form_and_the_saved_text(
     theirs = re.search(r'<pre[^>]*id="theirs"[^>]*>(.*?)</pre>', b.text, re.S)
     assert theirs and str(escape(A_TEXT)) in theirs.group(1)
     assert _version_field(b.text) != version
+
+
+def _version(ctx: Context, issue_id: int) -> int:
+    with session_scope(ctx.sessions) as session:
+        return session.get_one(Issue, issue_id).version
+
+
+def test_a_console_save_that_arrives_twice_is_saved_once_not_a_conflict(
+    client: TestClient, editor: dict[str, str], csrf: str, ctx: Context
+) -> None:
+    """A browser may re-send a form POST (a retried connection, a double click).
+
+    The second copy still names the version the form was opened at; it must read as saved,
+    not as a conflict with the editor's own words, and must not bump the version again.
+    """
+    issue = new_issue(client, editor, subject="Base")
+    edit = f"/editor/issues/{issue['id']}/edit"
+    version = _version_field(client.get(edit).text)
+    first = _save(client, edit, A_TEXT, version, csrf)
+    assert first.status_code == 200 and first.url.path == f"/editor/issues/{issue['id']}"
+    saved_at = _version(ctx, issue["id"])
+    assert saved_at == int(version) + 1
+    again = _save(client, edit, A_TEXT, version, csrf)
+    assert again.status_code == 200 and again.url.path == f"/editor/issues/{issue['id']}"
+    assert _version(ctx, issue["id"]) == saved_at  # nothing written the second time
+    assert _subject(ctx, issue["id"]) == A_TEXT
+    # The same repeat, once someone else has saved over it, is stale: theirs stands.
+    client.patch(f"/issues/{issue['id']}", json={"subject": "C's edit"}, headers=editor)
+    late = _save(client, edit, A_TEXT, version, csrf)
+    assert late.status_code == 409
+    assert _subject(ctx, issue["id"]) == "C's edit"
+    # The API keeps If-Match strict: a stale tag is 412 even for text that already holds.
+    url = f"/issues/{issue['id']}"
+    r = client.patch(
+        url, json={"subject": "C's edit"}, headers={**editor, "If-Match": f'"{issue["id"]}-1"'}
+    )
+    assert r.status_code == 412
+
+
+def test_a_block_editor_save_that_arrives_twice_is_saved_once(
+    client: TestClient, editor: dict[str, str], csrf: str, ctx: Context
+) -> None:
+    issue = new_issue(client, editor, subject="Base")
+    blocks = f"/editor/issues/{issue['id']}/blocks"
+    version = _version_field(client.get(blocks).text)
+    form = {
+        "csrf_token": csrf,
+        "version": version,
+        "count": "1",
+        "subject": A_TEXT,
+        "preheader": "",
+        "b0-type": "lead",
+        "b0-pos": "1",
+        "b0-title": "Hello readers",
+        "b0-body": "A's body",
+        "action": "save",
+    }
+    first = client.post(blocks, data=form)
+    assert first.status_code == 200, first.text
+    saved_at = _version(ctx, issue["id"])
+    again = client.post(blocks, data=form)
+    assert again.status_code == 200, again.text
+    assert _version(ctx, issue["id"]) == saved_at == int(version) + 1
+    # A different body from the same stale form is a conflict, as before.
+    changed = client.post(blocks, data={**form, "b0-body": "Another body"})
+    assert changed.status_code == 409
