@@ -222,7 +222,7 @@ def main() -> None:
                 ("home", "/", ()),
                 ("feed", "/archive/feed.xml", ()),
                 ("healthz", "/healthz", ()),
-                ("sign-up form", "/subscribe", ()),
+                ("sign-up form", "/subscribe", ()),  # where the readers go next: cached too
             ]
             etag = etag_of(base + issue)
             if etag:

@@ -11,10 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
-from app.audience import newsletters
-from app.deps import ContextDep, SessionDep
-from app.errors import NotFound
 from app.web.reading import answer, render_archive, render_feed, render_home, render_issue
+from app.web.signup import render_qr
 
 router = APIRouter(tags=["public"])
 
@@ -46,13 +44,6 @@ async def newsletter_issue(slug: Slug, issue: str, request: Request) -> Response
 
 
 @router.get("/n/{slug}/subscribe/qr.png")
-def newsletter_qr(slug: Slug, ctx: ContextDep, session: SessionDep) -> Response:
+async def newsletter_qr(slug: Slug, request: Request) -> Response:
     """Return the QR code of a newsletter's sign-up page."""
-    head = newsletters.masthead_of(session, ctx.settings, slug)
-    if head is None:
-        raise NotFound("There is no such newsletter.")
-    return Response(
-        ctx.renderer.qr_png(f"{ctx.settings.base_url}{head.subscribe_path}"),
-        media_type="image/png",
-        headers={"Cache-Control": "public, max-age=86400"},
-    )
+    return await answer(request, lambda: render_qr(request, slug))

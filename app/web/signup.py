@@ -13,14 +13,16 @@ from sqlalchemy.orm import Session
 
 from app.audience import newsletters
 from app.context import Context
+from app.db import session_scope
 from app.deps import ContextDep, SessionDep
 from app.errors import InvalidInput, NotFound
 from app.models import SubscriptionStatus, utcnow
 from app.ratelimit import RateLimited, check_signup
 from app.subscribers import service
 from app.subscribers.schemas import SubscribeIn
-from app.web.pages import identity, render_page
+from app.web.pages import identity, page_html, render_page
 from app.web.proxies import client_ip
+from app.web.reading import HTML_TYPE, answer
 from app.web.site import page_identity, reader_identity
 
 router = APIRouter(tags=["public"])
@@ -40,49 +42,55 @@ def _is_json(request: Request) -> bool:
 # Sign-up ---------------------------------------------------------------------------------------
 
 
+# The sign-up form and its QR code are where a shared link's readers go next: like the archive
+# pages (app.web.reading), they are answered from the page cache, one render per change.
+
+
 @router.get("/subscribe", response_class=HTMLResponse)
-def subscribe_form(request: Request, ctx: ContextDep, session: SessionDep) -> Response:
+async def subscribe_form(request: Request) -> Response:
     """Show the sign-up form with the QR code."""
-    return render_page(
-        request,
-        "subscribe.html",
-        **page_identity(session, ctx),
-        email="",
-        reader_name="",
-        error=None,
-    )
+    return await answer(request, lambda: render_signup(request, None))
 
 
 @router.get("/n/{slug}/subscribe", response_class=HTMLResponse)
-def newsletter_subscribe_form(
-    slug: Annotated[str, Path(max_length=80)],
-    request: Request,
-    ctx: ContextDep,
-    session: SessionDep,
+async def newsletter_subscribe_form(
+    slug: Annotated[str, Path(max_length=80)], request: Request
 ) -> Response:
     """Show the sign-up form of one newsletter: a sign-up from here takes that newsletter."""
-    head = newsletters.masthead_of(session, ctx.settings, slug)
-    if head is None:
-        raise NotFound("There is no such newsletter.")
-    return render_page(
-        request,
-        "subscribe.html",
-        **identity(head),
-        newsletter_slugs=[head.slug],
-        email="",
-        reader_name="",
-        error=None,
-    )
+    return await answer(request, lambda: render_signup(request, slug))
 
 
 @router.get("/subscribe/qr.png")
-def subscribe_qr(ctx: ContextDep) -> Response:
+async def subscribe_qr(request: Request) -> Response:
     """Return the QR code of the sign-up page."""
-    return Response(
-        ctx.renderer.qr_png(),
-        media_type="image/png",
-        headers={"Cache-Control": "public, max-age=86400"},
+    return await answer(request, lambda: render_qr(request, None))
+
+
+def render_signup(request: Request, slug: str | None) -> tuple[bytes, str]:
+    """Render a sign-up form (None: the site-wide one, which takes the default newsletter)."""
+    ctx: Context = request.app.state.ctx
+    with session_scope(ctx.reads) as session:
+        head = newsletters.masthead_of(session, ctx.settings, slug)
+        if head is None:
+            raise NotFound("There is no such newsletter.")
+    # Only a newsletter's own form names it: a sign-up from /subscribe takes the default.
+    named = {"newsletter_slugs": [head.slug]} if slug is not None else {}
+    html = page_html(
+        request, "subscribe.html", **identity(head), **named, email="", reader_name="", error=None
     )
+    return html, HTML_TYPE
+
+
+def render_qr(request: Request, slug: str | None) -> tuple[bytes, str]:
+    """Render the QR code of a sign-up page (None: the site-wide one)."""
+    ctx: Context = request.app.state.ctx
+    if slug is None:
+        return ctx.renderer.qr_png(), "image/png"
+    with session_scope(ctx.reads) as session:
+        head = newsletters.masthead_of(session, ctx.settings, slug)
+        if head is None:
+            raise NotFound("There is no such newsletter.")
+    return ctx.renderer.qr_png(f"{ctx.settings.base_url}{head.subscribe_path}"), "image/png"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,15 @@ from app.models import Issue, IssueStatus, utcnow
 from app.rendering.blocks import parse_blocks
 from tests.helpers import SIMPLE_BLOCKS, new_issue
 
-PUBLIC = ("/", "/archive", "/archive/feed.xml", "/archive/hello")
+# The sign-up form and its QR code are where a shared link's readers go next: cached the same way.
+PUBLIC = (
+    "/",
+    "/archive",
+    "/archive/feed.xml",
+    "/archive/hello",
+    "/subscribe",
+    "/subscribe/qr.png",
+)
 
 
 def _publish(ctx: Context, slug: str = "hello", subject: str = "First subject") -> int:
@@ -200,6 +208,29 @@ def test_the_bytes_are_what_the_templates_render(client: TestClient, ctx: Contex
     assert html.startswith(b"<!doctype html>") and html.rstrip().endswith(b"</html>")
     assert html.count(b'href="/archive/hello"') == 1
     assert b'aria-current="page"' in html  # the request's own path is in the context
+
+
+def test_a_newsletters_sign_up_page_and_qr_are_cached_and_follow_its_slug(
+    instances: Callable[..., tuple[TestClient, TestClient]], editor: dict[str, str]
+) -> None:
+    a, b = instances(page_cache_seconds=0)
+    made = a.post("/newsletters", json={"slug": "robots", "name": "Robots"}, headers=editor)
+    assert made.status_code == 201, made.text
+    form, qr = b.get("/n/robots/subscribe"), b.get("/n/robots/subscribe/qr.png")
+    assert form.status_code == qr.status_code == 200
+    assert 'action="/n/robots/subscribe"' in form.text and 'value="robots"' in form.text
+    assert qr.headers["content-type"] == "image/png" and qr.content.startswith(b"\x89PNG")
+    for r in (form, qr):
+        again = b.get(r.url.path, headers={"if-none-match": r.headers["etag"]})
+        assert again.status_code == 304 and again.content == b""
+    # A move to another slug, through the other instance, shows at the next check.
+    moved = a.patch(f"/newsletters/{made.json()['id']}", json={"slug": "machines"}, headers=editor)
+    assert moved.status_code == 200, moved.text
+    assert b.get("/n/robots/subscribe").status_code == 404
+    assert b.get("/n/robots/subscribe/qr.png").status_code == 404
+    renamed = b.get("/n/machines/subscribe")
+    assert renamed.status_code == 200 and 'action="/n/machines/subscribe"' in renamed.text
+    assert b.get("/n/machines/subscribe/qr.png").content != qr.content  # a code of its new page
 
 
 def test_unknown_and_unpublished_slugs_are_404_and_not_cached(
