@@ -18,6 +18,7 @@ from app.deps import ContextDep, SessionDep
 from app.errors import InvalidInput, NotFound
 from app.models import SubscriptionStatus, utcnow
 from app.ratelimit import RateLimited, check_signup
+from app.rendering.masthead import Masthead
 from app.subscribers import service
 from app.subscribers.schemas import SubscribeIn
 from app.web.pages import identity, page_html, render_page
@@ -68,11 +69,7 @@ async def subscribe_qr(request: Request) -> Response:
 
 def render_signup(request: Request, slug: str | None) -> tuple[bytes, str]:
     """Render a sign-up form (None: the site-wide one, which takes the default newsletter)."""
-    ctx: Context = request.app.state.ctx
-    with session_scope(ctx.reads) as session:
-        head = newsletters.masthead_of(session, ctx.settings, slug)
-        if head is None:
-            raise NotFound("There is no such newsletter.")
+    head = _head(request.app.state.ctx, slug)
     # Only a newsletter's own form names it: a sign-up from /subscribe takes the default.
     named = {"newsletter_slugs": [head.slug]} if slug is not None else {}
     html = page_html(
@@ -86,11 +83,17 @@ def render_qr(request: Request, slug: str | None) -> tuple[bytes, str]:
     ctx: Context = request.app.state.ctx
     if slug is None:
         return ctx.renderer.qr_png(), "image/png"
+    head = _head(ctx, slug)
+    return ctx.renderer.qr_png(f"{ctx.settings.base_url}{head.subscribe_path}"), "image/png"
+
+
+def _head(ctx: Context, slug: str | None) -> Masthead:
+    """Return the masthead of the newsletter with this slug (None: the default); else 404."""
     with session_scope(ctx.reads) as session:
         head = newsletters.masthead_of(session, ctx.settings, slug)
-        if head is None:
-            raise NotFound("There is no such newsletter.")
-    return ctx.renderer.qr_png(f"{ctx.settings.base_url}{head.subscribe_path}"), "image/png"
+    if head is None:
+        raise NotFound("There is no such newsletter.")
+    return head
 
 
 @dataclass(frozen=True)
