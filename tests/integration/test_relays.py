@@ -214,13 +214,18 @@ def test_a_relay_keeps_its_rate(ctx: Context, three: list[SMTPTestServer]) -> No
     add_subscribers(ctx, emails)
     issue_id = add_issue(ctx)
     send_now(ctx, issue_id)
+    began = time.monotonic()
     _deliver(_with(ctx, f"{a.url}?name=a&rate=20"))
     assert Counter(r.rcpt_tos[0] for r in a.handler.received) == Counter(emails)
-    # 21 messages at 20/s: the limiter lets the 3rd go 0.1 s after the 1st and the 21st 1.0 s
-    # after, so from the 3rd to the 21st they span 0.9 s (0.8 leaves room for jitter; slower is
-    # the machine). Not from the 1st: the first two each open one of the two connections, and
-    # on a loaded machine that delay alone brought the 1st-to-21st span to 0.83 s (CI, 12-07).
-    assert stamps[-1] - stamps[2] >= 0.8, stamps[-1] - stamps[2]
+    # 21 messages at 20/s. The limiter's promise, which no delay can shrink: the slots are 1/20 s
+    # apart from a first one no earlier than the send began, so the 21st reaches the relay at
+    # least 1.0 s after that (0.95: the slots are wall-clock time, the stamps monotonic).
+    assert stamps[-1] - began >= 0.95, stamps[-1] - began
+    # And they are spread, not held and then sent at once: ideally 0.9 s from the 3rd to the
+    # 21st (0.07 s with no rate). A message held up past its slot may catch up within the second
+    # (its slot is spent at once), so a loaded machine shrinks this span: 0.83 s and 0.77 s were
+    # seen in CI (12-07), hence 0.5.
+    assert stamps[-1] - stamps[2] >= 0.5, stamps[-1] - stamps[2]
 
 
 @pytest.mark.parametrize(
