@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from app.console import block_form
-from app.console.stale_edit import STALE, form_version
+from app.console.stale_edit import STALE, save_form
 from app.console.web import (
     PREFIX,
     ConsoleRoute,
@@ -109,15 +109,7 @@ def save_blocks(
     try:
         blocks = [block_form.to_block(s, n) for n, s in enumerate(sections, start=1)]
         patch = IssuePatch(subject=subject, preheader=preheader, blocks=blocks)
-        service.update_issue(
-            session,
-            issue_id,
-            patch,
-            ctx.renderer,
-            if_version=form_version(version),
-            # A form that reaches the server twice (a re-sent POST, a double click) is saved.
-            repeat_is_saved=True,
-        )
+        save_form(session, issue_id, patch, ctx.renderer, version)
     except ValidationError as exc:
         session.rollback()
         message = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from app.console.issue_notices import done_notice
 from app.console.kept_text import MARKDOWN_MAX
 from app.console.newsletter_choice import into, switcher
-from app.console.stale_edit import STALE, form_version
+from app.console.stale_edit import STALE, save_form
 from app.console.web import (
     PREFIX,
     ConsoleRoute,
@@ -158,15 +158,7 @@ def save_issue(
         patch = IssuePatch(subject=data.subject, preheader=data.preheader, blocks=data.blocks)
         if data.slug:
             patch.slug = data.slug
-        service.update_issue(
-            session,
-            issue_id,
-            patch,
-            ctx.renderer,
-            if_version=form_version(version),
-            # A form that reaches the server twice (a re-sent POST, a double click) is saved.
-            repeat_is_saved=True,
-        )
+        save_form(session, issue_id, patch, ctx.renderer, version)
         record_revision(session, issue_id, editor.editor_id, markdown, "save", utcnow())
     except DomainError as exc:
         session.rollback()
