@@ -123,7 +123,21 @@ def test_a_relay_refusing_everyone_alike_suppresses_nobody(
     client.post(f"/issues/{issue['id']}/resume", headers=editor)
     run_worker(ctx)
     stats = client.get(f"/issues/{issue['id']}/stats", headers=editor).json()
-    assert stats["status"] == "sent" and stats["sent"] == len(ids), stats
+    assert stats["status"] == "sent" and stats["sent"] == len(ids), (stats, _unsent(ctx))
+
+
+def _unsent(ctx: Context) -> list[tuple[object, ...]]:
+    """Describe every delivery not sent (status, attempts, lease, hand-over, reply): the why."""
+    from app.models import Delivery
+
+    d = Delivery
+    with session_scope(ctx.sessions) as session:
+        rows = session.execute(
+            select(d.id, d.status, d.attempts, d.lease_owner, d.handed_at, d.last_reply).where(
+                d.status != "sent"
+            )
+        )
+        return [tuple(r) for r in rows]
 
 
 def test_per_reader_hard_bounces_still_suppress(
@@ -208,7 +222,21 @@ def test_a_relay_burst_is_caught_early_and_undone(
     client.post(f"/issues/{issue['id']}/resume", headers=editor)
     run_worker(ctx)
     stats = client.get(f"/issues/{issue['id']}/stats", headers=editor).json()
-    assert stats["status"] == "sent" and stats["sent"] == len(ids), stats
+    assert stats["status"] == "sent" and stats["sent"] == len(ids), (stats, _unsent(ctx))
+
+
+def _unsent(ctx: Context) -> list[tuple[object, ...]]:
+    """Describe every delivery not sent (status, attempts, lease, hand-over, reply): the why."""
+    from app.models import Delivery
+
+    d = Delivery
+    with session_scope(ctx.sessions) as session:
+        rows = session.execute(
+            select(d.id, d.status, d.attempts, d.lease_owner, d.handed_at, d.last_reply).where(
+                d.status != "sent"
+            )
+        )
+        return [tuple(r) for r in rows]
 
 
 def test_resuming_after_a_relay_burst_lifts_bounces_recorded_late(
