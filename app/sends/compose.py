@@ -88,7 +88,7 @@ def delivery_bytes(
         "date": date,
     }
     if prepared.tags:
-        fields["merge"] = prepared.merge_values(claim.name, claim.attributes)
+        fields["merge"] = prepared.merge_values(claim.name, claim.reader_attributes())
     wire = prepared.fill_wire(**fields)
     if signer is None:
         return wire

@@ -63,6 +63,38 @@ def test_claim_cancels_rows_whose_subscriber_left(ctx: Context) -> None:
     assert stats(ctx, issue_id)["cancelled"] == 3  # the erased one too (subscriber_id now NULL)
 
 
+def test_a_large_claim_pairs_every_row_with_its_own_reader(ctx: Context) -> None:
+    """The batch's readers are read by one parameter (an array, or JSON on SQLite), not an
+    IN list: every claimed row still gets its own reader's address, name and attributes,
+    with the attributes as stored and decoded only when asked for."""
+    emails = [f"r{i}@x.org" for i in range(1, 601)]
+    ids = add_subscribers(ctx, emails)
+    with session_scope(ctx.sessions) as s:
+        for n, sid in enumerate(ids, start=1):
+            if n % 3 == 0:
+                s.execute(
+                    update(Subscriber)
+                    .where(Subscriber.id == sid)
+                    .values(name=f"Reader {n}", attributes={"n": n, "company": f"Co {n}"})
+                )
+    issue_id = add_issue(ctx)
+    send_now(ctx, issue_id)
+    claims = claim(ctx, limit=1000)
+    assert len(claims) == 600
+    by_email = {c.email: c for c in claims}
+    assert set(by_email) == set(emails)
+    for n, email in enumerate(emails, start=1):
+        c = by_email[email]
+        assert c.subscriber_id == ids[n - 1]
+        attributes = c.reader_attributes()
+        if n % 3 == 0:
+            assert c.name == f"Reader {n}"
+            assert attributes == {"n": n, "company": f"Co {n}"}
+        else:
+            assert c.name == ""
+            assert not attributes
+
+
 def test_claim_only_due_rows_of_sending_issues(ctx: Context) -> None:
     add_subscribers(ctx, ["a@x.org", "b@x.org"])
     draft = add_issue(ctx, slug="draft")

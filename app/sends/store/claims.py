@@ -9,7 +9,21 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -67,9 +81,10 @@ def claim_batch(
                 Subscriber.status,
                 Subscriber.token_nonce,
                 Subscriber.name,
-                Subscriber.attributes,
+                # As stored: decoded only if the issue has merge tags (Claim.reader_attributes).
+                cast(Subscriber.attributes, Text).label("attributes"),
                 suppressed(Subscriber.email_hash).label("suppressed"),
-            ).where(Subscriber.id.in_(sub_ids))
+            ).where(_among(Subscriber.id, sub_ids, is_postgres(session)))
         )
     }
     claims: list[Claim] = []
@@ -93,7 +108,7 @@ def claim_batch(
                     r.message_id,
                     sub.token_nonce,
                     sub.name or "",
-                    sub.attributes,
+                    attributes_json=sub.attributes,
                 )
             )
             continue
@@ -111,6 +126,20 @@ def claim_batch(
             )
         )
     return claims
+
+
+def _among(column: Any, ids: list[int], postgres: bool) -> ColumnElement[bool]:
+    """Return `column IN ids` with the ids as one parameter (an array, or JSON on SQLite).
+
+    An IN list of a batch's thousand ids was a new statement on every claim: a thousand binds
+    rendered, then parsed by the driver (psycopg) or prepared afresh (sqlite3). One parameter
+    keeps the statement's text fixed, so it is compiled and prepared once.
+    """
+    if postgres:
+        literal_ids = "{" + ",".join(map(str, ids)) + "}"
+        return column == any_(cast(bindparam("ids", literal_ids, type_=Text), ARRAY(Integer)))
+    listed = func.json_each(bindparam("ids", "[" + ",".join(map(str, ids)) + "]", type_=Text))
+    return column.in_(select(listed.table_valued("value").c.value))
 
 
 def _claim_rows(
