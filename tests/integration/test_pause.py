@@ -96,7 +96,16 @@ async def test_pause_mid_send_lets_in_flight_finish_and_resume_completes(
 
         resp = await asyncio.to_thread(post, client, editor, f"/issues/{issue_id}/resume")
         assert resp.status_code == 200
-        await asyncio.to_thread(smtp_server.handler.wait_for, len(emails), 60)
+        try:
+            await asyncio.to_thread(smtp_server.handler.wait_for, len(emails), 60)
+        except AssertionError as missing:
+            # Say what became of the readers who did not arrive (status, lease, reply).
+            unsent = [
+                (d.id, d.status, d.attempts, d.lease_owner, d.handed_at, d.last_reply)
+                for d in deliveries(ctx, issue_id).values()
+                if d.status != "sent"
+            ]
+            raise AssertionError((str(missing), paused, unsent)) from None
         await until(lambda: stats(ctx, issue_id), lambda st: st["sent"] == len(emails))
     finally:
         stop.set()
