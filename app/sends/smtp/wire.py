@@ -20,6 +20,9 @@ import aiosmtplib
 
 MAX_LINE = 8192  # RFC 5321 allows 512; be lenient, but never buffer without bound
 MAX_LINES = 64
+# How long a reply found late is given for the loop to poll its sockets once more before the
+# timeout is judged (see _ReplyProtocol._check): any positive delay puts one poll in between.
+OVERDUE_GRACE = 0.01
 
 
 class Reply(NamedTuple):
@@ -78,6 +81,7 @@ class _ReplyProtocol(asyncio.Protocol):
         # of the bookkeeping (deadlines only grow, since replies are reserved in order).
         self._timer: asyncio.TimerHandle | None = None
         self._timeout = 0.0
+        self._overdue: _Expected | None = None  # found late once; judged after one more poll
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -138,13 +142,24 @@ class _ReplyProtocol(asyncio.Protocol):
         return future
 
     def _check(self) -> None:
-        """Fail everything if the oldest timed reply is late; else wait for its deadline."""
+        """Fail everything if the oldest timed reply is late; else wait for its deadline.
+
+        A reply found late is judged once more after the loop has polled its sockets: after a
+        stall (a GC pause, a descheduled VM) uvloop runs its due timers before it reads what
+        arrived meanwhile, and a reply already in the socket would be taken for none. Then
+        a message the relay accepted would turn `unknown`, and a resend would double it.
+        """
         self._timer = None
+        now = self.loop.time()
         for entry in self.pending:
             if entry.deadline is None:
                 continue
-            if entry.deadline > self.loop.time():
+            if entry.deadline > now:
                 self._timer = self.loop.call_at(entry.deadline, self._check)
+                return
+            if self._overdue is not entry:
+                self._overdue = entry
+                self._timer = self.loop.call_at(now + OVERDUE_GRACE, self._check)
                 return
             # Replies come in order: one late means every later one is too.
             self._fail(ReplyTimeout(f"no reply within {self._timeout:g} s"))
