@@ -9,6 +9,7 @@ in the socket must still win over the timeout, or a message the relay accepted w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -27,15 +28,18 @@ LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
 
 
 @contextmanager
-def prompt_relay() -> Iterator[int]:
-    """Answer each line at once with a 250, from a thread (it answers while the loop stalls)."""
+def prompt_relay(delay: float = 0.0) -> Iterator[int]:
+    """Answer each line with a 250 after `delay`, from a thread (it answers while the loop
+    stalls)."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
 
     def serve() -> None:
         conn, _ = listener.accept()
-        with conn:
+        # A client that timed out closes with the reply unread: a reset, not this relay's fault.
+        with conn, contextlib.suppress(ConnectionError):
             while data := conn.recv(4096):
+                time.sleep(delay)
                 conn.sendall(b"250 ok\r\n" * data.count(b"\n"))
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -94,7 +98,11 @@ class _Staller(asyncio.Protocol):
 
 
 async def stalled_in_io(port: int, timeout: float, stall: float) -> list[Reply]:
-    """Like stalled_exchange, but the stall happens in another connection's I/O callback."""
+    """Send one line, then stall the loop in another connection's I/O callback.
+
+    The reply reaches the socket during the stall, before its deadline; the deadline passes
+    during the stall too. The loop's next turn must read the reply before it judges the time.
+    """
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_connection(
         lambda: _ReplyProtocol(loop), "127.0.0.1", port
@@ -105,9 +113,8 @@ async def stalled_in_io(port: int, timeout: float, stall: float) -> list[Reply]:
     other, _ = await loop.connect_accepted_socket(lambda: staller, left)
     try:
         future = protocol.expect(1, timeout)
-        right.send(b"x")  # the other connection's data: its callback stalls the loop
-        await asyncio.sleep(0)
         transport.write(b"NOOP\r\n")
+        right.send(b"x")  # the other connection's data: its callback stalls the loop
         await staller.stalled
         return await future
     finally:
@@ -118,6 +125,7 @@ async def stalled_in_io(port: int, timeout: float, stall: float) -> list[Reply]:
 
 @pytest.mark.parametrize("loop", sorted(LOOPS))
 def test_a_reply_that_came_during_a_stall_in_io_is_taken(loop: str) -> None:
-    with prompt_relay() as port, asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
-        replies = runner.run(stalled_in_io(port, timeout=0.05, stall=0.3))
+    # The relay answers after 20 ms, inside the 100 ms deadline; the loop stalls for 300 ms.
+    with prompt_relay(delay=0.02) as port, asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
+        replies = runner.run(stalled_in_io(port, timeout=0.1, stall=0.3))
     assert [(r.code, r.message) for r in replies] == [(250, "ok")]
