@@ -62,6 +62,18 @@ def deliveries(ctx: Context, issue_id: int) -> dict[str, Delivery]:
         return {email: d for d, email in rows}
 
 
+def unsent(ctx: Context, issue_id: int) -> list[tuple[object, ...]]:
+    """Describe the issue's deliveries not sent (status, attempts, lease, hand-over, reply)."""
+    d = Delivery
+    with session_scope(ctx.sessions) as s:
+        rows = s.execute(
+            select(d.id, d.status, d.attempts, d.lease_owner, d.handed_at, d.last_reply).where(
+                d.issue_id == issue_id, d.status != "sent"
+            )
+        )
+        return [tuple(r) for r in rows]
+
+
 def stats(ctx: Context, issue_id: int) -> dict[str, int]:
     """Return the issue's delivery counts."""
     with session_scope(ctx.sessions) as s:

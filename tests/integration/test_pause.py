@@ -13,7 +13,14 @@ from fastapi.testclient import TestClient
 from app.context import Context
 from app.sends.smtp.mailer import make_mailer
 from app.sends.worker import Worker
-from tests.delivery_support import add_issue, add_subscribers, deliveries, send_now, stats
+from tests.delivery_support import (
+    add_issue,
+    add_subscribers,
+    deliveries,
+    send_now,
+    stats,
+    unsent,
+)
 from tests.smtp_server import SMTPTestServer
 
 T = TypeVar("T")
@@ -100,12 +107,7 @@ async def test_pause_mid_send_lets_in_flight_finish_and_resume_completes(
             await asyncio.to_thread(smtp_server.handler.wait_for, len(emails), 60)
         except AssertionError as missing:
             # Say what became of the readers who did not arrive (status, lease, reply).
-            unsent = [
-                (d.id, d.status, d.attempts, d.lease_owner, d.handed_at, d.last_reply)
-                for d in deliveries(ctx, issue_id).values()
-                if d.status != "sent"
-            ]
-            raise AssertionError((str(missing), paused, unsent)) from None
+            raise AssertionError((str(missing), paused, unsent(ctx, issue_id))) from None
         await until(lambda: stats(ctx, issue_id), lambda st: st["sent"] == len(emails))
     finally:
         stop.set()

@@ -21,6 +21,7 @@ from app.config import Settings
 from app.context import Context, build_context
 from app.db import session_scope
 from app.models import Subscriber, Suppression, utcnow
+from tests.delivery_support import unsent
 from tests.helpers import add_subscribers, new_issue, run_worker
 from tests.smtp_server import SMTPTestServer, free_port
 
@@ -123,21 +124,8 @@ def test_a_relay_refusing_everyone_alike_suppresses_nobody(
     client.post(f"/issues/{issue['id']}/resume", headers=editor)
     run_worker(ctx)
     stats = client.get(f"/issues/{issue['id']}/stats", headers=editor).json()
-    assert stats["status"] == "sent" and stats["sent"] == len(ids), (stats, _unsent(ctx))
-
-
-def _unsent(ctx: Context) -> list[tuple[object, ...]]:
-    """Describe every delivery not sent (status, attempts, lease, hand-over, reply): the why."""
-    from app.models import Delivery
-
-    d = Delivery
-    with session_scope(ctx.sessions) as session:
-        rows = session.execute(
-            select(d.id, d.status, d.attempts, d.lease_owner, d.handed_at, d.last_reply).where(
-                d.status != "sent"
-            )
-        )
-        return [tuple(r) for r in rows]
+    done = stats["status"] == "sent" and stats["sent"] == len(ids)
+    assert done, (stats, unsent(ctx, issue["id"]))
 
 
 def test_per_reader_hard_bounces_still_suppress(
@@ -222,21 +210,8 @@ def test_a_relay_burst_is_caught_early_and_undone(
     client.post(f"/issues/{issue['id']}/resume", headers=editor)
     run_worker(ctx)
     stats = client.get(f"/issues/{issue['id']}/stats", headers=editor).json()
-    assert stats["status"] == "sent" and stats["sent"] == len(ids), (stats, _unsent(ctx))
-
-
-def _unsent(ctx: Context) -> list[tuple[object, ...]]:
-    """Describe every delivery not sent (status, attempts, lease, hand-over, reply): the why."""
-    from app.models import Delivery
-
-    d = Delivery
-    with session_scope(ctx.sessions) as session:
-        rows = session.execute(
-            select(d.id, d.status, d.attempts, d.lease_owner, d.handed_at, d.last_reply).where(
-                d.status != "sent"
-            )
-        )
-        return [tuple(r) for r in rows]
+    done = stats["status"] == "sent" and stats["sent"] == len(ids)
+    assert done, (stats, unsent(ctx, issue["id"]))
 
 
 def test_resuming_after_a_relay_burst_lifts_bounces_recorded_late(
