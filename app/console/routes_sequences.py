@@ -62,17 +62,8 @@ def sequence_list(request: Request, session: SessionDep, _: EditorDep) -> Respon
     return _page(request, session)
 
 
-@router.post("/sequences")
-async def sequence_add(
-    request: Request,
-    session: SessionDep,
-    _: EditorDep,
-    name: Annotated[str, Form(max_length=200)] = "",
-    trigger: Annotated[str, Form(max_length=16)] = "confirmed",
-    tag: Annotated[str, Form(max_length=64)] = "",
-    newsletter: Annotated[str, Form(max_length=80)] = "",
-) -> Response:
-    """Add a sequence (of a newsletter) from the rows of the form that name an issue."""
+async def _step_rows(request: Request) -> list[dict[str, Any]]:
+    """Read the form's step rows that name an issue (their names are numbered, not declared)."""
     form = await request.form()
     steps: list[dict[str, Any]] = []
     for n in range(STEP_ROWS):
@@ -81,6 +72,25 @@ async def sequence_add(
             at = str(form.get(f"at{n}", "") or "").strip() or None
             after = str(form.get(f"after{n}", "") or "").strip() or "PT0S"
             steps.append({"issue": int(issue), "after": after[:40], "at": at})
+    return steps
+
+
+@router.post("/sequences")
+def sequence_add(
+    request: Request,
+    session: SessionDep,
+    _: EditorDep,
+    steps: Annotated[list[dict[str, Any]], Depends(_step_rows)],
+    name: Annotated[str, Form(max_length=200)] = "",
+    trigger: Annotated[str, Form(max_length=16)] = "confirmed",
+    tag: Annotated[str, Form(max_length=64)] = "",
+    newsletter: Annotated[str, Form(max_length=80)] = "",
+) -> Response:
+    """Add a sequence (of a newsletter) from the rows of the form that name an issue.
+
+    A sync handler (a worker thread): the form is read on the loop by _step_rows, and the
+    writes and the page run off it, so a slow database never stalls other requests.
+    """
     wanted: Any = {"tag": tag} if trigger == "tag" else "confirmed"
     try:
         service.create_sequence(session, name, wanted, steps, False, newsletter or None)
