@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from app.models import DeliveryStatus, Issue, IssueStatus, Subscriber, SubscriberStatus
 from app.models.subscriber import suppressed
 from app.sends.store.commit import fence
+from app.sends.store.pg import int_array
 from app.sends.store.rows import Claim, D, is_postgres
 
 
@@ -135,13 +136,12 @@ def _among(column: Any, ids: list[int], postgres: bool) -> ColumnElement[bool]:
     keeps the statement's text fixed, so it is compiled and prepared once.
     """
     if postgres:
-        literal_ids = "{" + ",".join(map(str, ids)) + "}"
         # A set to join, not `= ANY(CAST(:ids …))`: that cast is not folded before the scan,
         # and a plan without statistics (a fresh table) scanned every reader and parsed the
         # array again for each one (0.8 s a claim of 20,000 readers). unnest is read once and
         # joined: by the primary key, or by one hashed scan while the table has no statistics
         # (3-10 ms a claim either way; bench/claims.py prints the first claim's time).
-        listed_pg = func.unnest(cast(bindparam("ids", literal_ids, type_=Text), ARRAY(Integer)))
+        listed_pg = func.unnest(cast(bindparam("ids", int_array(ids), type_=Text), ARRAY(Integer)))
         return column.in_(select(listed_pg))
     listed = func.json_each(bindparam("ids", "[" + ",".join(map(str, ids)) + "]", type_=Text))
     return column.in_(select(listed.table_valued("value").c.value))
