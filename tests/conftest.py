@@ -23,6 +23,7 @@ from app.main import create_app
 from app.migrate import upgrade_head
 from app.models import Base
 from tests.live_server import LiveServer
+from tests.loop_guard import LoopGuard, report
 from tests.smtp_server import SMTPTestServer, free_port
 
 PG_URL = os.environ.get("MORNINGPOST_TEST_DATABASE_URL", "").strip()
@@ -91,6 +92,23 @@ def _database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 
 # The console's own password hasher and dummy hash, kept while the tests use quicker ones.
 REAL_PASSWORD_HASHING: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="session")
+def _loop_guard() -> Iterator[LoopGuard]:
+    guard = LoopGuard()
+    guard.install()
+    yield guard
+    guard.uninstall()
+
+
+@pytest.fixture(autouse=True)
+def _no_sql_on_the_event_loop(_loop_guard: LoopGuard) -> Iterator[LoopGuard]:
+    """Fail a test during which the app ran SQL on its event loop (tests/loop_guard.py)."""
+    _loop_guard.take()
+    yield _loop_guard
+    hits = _loop_guard.take()
+    assert not hits, report(hits)
 
 
 @pytest.fixture(autouse=True, scope="session")
