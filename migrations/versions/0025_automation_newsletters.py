@@ -24,9 +24,7 @@ def upgrade() -> None:
         "sequences", sa.Column("newsletter_id", sa.Integer(), server_default="1", nullable=False)
     )
     op.add_column("sequences", sa.Column("builtin", sa.String(length=16), nullable=True))
-    op.create_index(
-        "ux_sequences_builtin", "sequences", ["newsletter_id", "builtin"], unique=True
-    )
+    op.create_index("ux_sequences_builtin", "sequences", ["newsletter_id", "builtin"], unique=True)
     op.add_column(
         "feeds", sa.Column("newsletter_id", sa.Integer(), server_default="1", nullable=False)
     )
