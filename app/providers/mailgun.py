@@ -10,6 +10,7 @@ import hashlib
 import hmac
 from typing import Any
 
+from app.bounces.parse import classify
 from app.models import BounceKind
 from app.providers.reports import BadPayload, BadSignature, ProviderReport, text
 
@@ -27,7 +28,8 @@ def check_signature(data: Any, key: str, now: float) -> str:
     if not (timestamp and token and given):
         raise BadSignature("the signature object is incomplete")
     expected = hmac.new(key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, given.lower()):
+    # Bytes, not str: compare_digest refuses a str with non-ASCII in it (a TypeError, a 500).
+    if not hmac.compare_digest(expected.encode(), given.lower().encode()):
         raise BadSignature("the signature does not verify")
     try:
         age = now - float(timestamp)
@@ -47,10 +49,10 @@ def parse(data: dict[str, Any]) -> list[ProviderReport]:
     severity = text(event.get("severity"))
     if name == "complained":
         kind = BounceKind.complaint
-    elif name == "failed" and severity == "permanent":
-        kind = BounceKind.hard
     elif name == "failed" and severity == "temporary":
         kind = BounceKind.soft
+    elif name == "failed" and severity == "permanent":
+        kind = BounceKind.hard  # unless a policy refusal, below
     else:
         return []
     event_id = text(event.get("id"), 200)
@@ -62,6 +64,12 @@ def parse(data: dict[str, Any]) -> list[ProviderReport]:
     status = event.get("delivery-status")
     status = status if isinstance(status, dict) else {}
     diagnostic = text(status.get("description")) or text(status.get("message"))
+    # A policy refusal (5.7.x: spam, DMARC, a blocklist) is about our mail, not the reader's
+    # mailbox: the reader stays and the editors see an alert, as with SES and SendGrid.
+    said = f"{text(status.get('message'))} {diagnostic}"
+    found = classify("failed", text(status.get("enhanced-code"), 16), said)
+    if kind == BounceKind.hard and found == BounceKind.policy:
+        kind = BounceKind.policy
     return [
         ProviderReport(
             provider="mailgun",

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from anyio import to_thread
+from anyio import from_thread
 from fastapi import APIRouter, Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
@@ -52,15 +52,16 @@ def _answer(recorded: Recorded) -> dict[str, Any]:
     }
 
 
-async def _off_loop(ctx: Context, work: Callable[[Session], Recorded]) -> dict[str, Any]:
-    """Verify, parse and record on a worker thread, in one transaction; map errors to answers."""
+def _recorded(ctx: Context, work: Callable[[Session], Recorded]) -> dict[str, Any]:
+    """Verify, parse and record in one transaction; map errors to answers.
 
-    def run() -> Recorded:
-        with session_scope(ctx.sessions) as session:
-            return work(session)
-
+    The handlers are plain `def`s: they run on a worker thread inside the admission gate, so a
+    burst of provider events waits its turn (or gets 503 and Retry-After, which every
+    provider retries) instead of taking threads the admitted requests need.
+    """
     try:
-        return _answer(await to_thread.run_sync(run))
+        with session_scope(ctx.sessions) as session:
+            return _answer(work(session))
     except BadSignature as exc:
         raise Unauthorized(f"The request is not verified: {exc}.") from None
     except BadPayload as exc:
@@ -72,7 +73,7 @@ def _record(ctx: Context, reports: list[ProviderReport]) -> Callable[[Session], 
 
 
 @providers_router.post("/postmark")
-async def postmark_webhook(request: Request, body: Body, ctx: ContextDep) -> dict[str, Any]:
+def postmark_webhook(request: Request, body: Body, ctx: ContextDep) -> dict[str, Any]:
     """Record a Postmark bounce or spam complaint (HTTP Basic credentials required)."""
 
     def work(session: Session) -> Recorded:
@@ -80,11 +81,11 @@ async def postmark_webhook(request: Request, body: Body, ctx: ContextDep) -> dic
         postmark.check_auth(auth, ctx.settings.postmark_webhook_auth)
         return _record(ctx, postmark.parse(_json(body)))(session)
 
-    return await _off_loop(ctx, work)
+    return _recorded(ctx, work)
 
 
 @providers_router.post("/sendgrid")
-async def sendgrid_webhook(request: Request, body: Body, ctx: ContextDep) -> dict[str, Any]:
+def sendgrid_webhook(request: Request, body: Body, ctx: ContextDep) -> dict[str, Any]:
     """Record a batch of SendGrid events (signed Event Webhook)."""
     signature = request.headers.get(sendgrid.SIGNATURE_HEADER)
     timestamp = request.headers.get(sendgrid.TIMESTAMP_HEADER)
@@ -93,11 +94,11 @@ async def sendgrid_webhook(request: Request, body: Body, ctx: ContextDep) -> dic
         sendgrid.check_signature(body, signature, timestamp, ctx.settings.sendgrid_public_key)
         return _record(ctx, sendgrid.parse(_json(body)))(session)
 
-    return await _off_loop(ctx, work)
+    return _recorded(ctx, work)
 
 
 @providers_router.post("/mailgun")
-async def mailgun_webhook(body: Body, ctx: ContextDep) -> dict[str, Any]:
+def mailgun_webhook(body: Body, ctx: ContextDep) -> dict[str, Any]:
     """Record a Mailgun event (HMAC-signed, one-time token, at most five minutes old)."""
 
     def work(session: Session) -> Recorded:
@@ -107,21 +108,24 @@ async def mailgun_webhook(body: Body, ctx: ContextDep) -> dict[str, Any]:
             raise BadSignature("this request's token was used before")
         return _record(ctx, mailgun.parse(data))(session)
 
-    return await _off_loop(ctx, work)
+    return _recorded(ctx, work)
 
 
 @providers_router.post("/ses")
-async def ses_webhook(body: Body, ctx: ContextDep) -> dict[str, Any]:
+def ses_webhook(body: Body, ctx: ContextDep) -> dict[str, Any]:
     """Record an SES bounce or complaint delivered by SNS; confirm the topic's subscription."""
     settings = ctx.settings
     try:
-        message = await to_thread.run_sync(ses.envelope, body)
+        message = ses.envelope(body)
         if message.get("TopicArn") not in settings.sns_topics:
             raise BadSignature("the TopicArn is not one of MORNINGPOST_SNS_TOPICS")
-        pem = await sns_certs.certificate(message.get("SigningCertURL", ""), settings)
-        await to_thread.run_sync(ses.verify, message, pem, utcnow())
+        # The fetch is async (app.webhooks.fetch): run on the loop, this thread waits for it.
+        url = message.get("SigningCertURL", "")
+        pem = from_thread.run(sns_certs.certificate, url, settings)
+        ses.verify(message, pem, utcnow())
         if message["Type"] == "SubscriptionConfirmation":
-            await sns_certs.confirm_subscription(message.get("SubscribeURL", ""), settings)
+            confirm = message.get("SubscribeURL", "")
+            from_thread.run(sns_certs.confirm_subscription, confirm, settings)
             return {"status": "confirmed"}
         if message["Type"] == "UnsubscribeConfirmation":
             return {"status": "ok"}  # nothing to do: an operator removed the subscription
@@ -134,4 +138,4 @@ async def ses_webhook(body: Body, ctx: ContextDep) -> dict[str, Any]:
         raise HTTPException(
             503, f"SNS could not be reached: {exc}", headers={"Retry-After": "60"}
         ) from None
-    return await _off_loop(ctx, _record(ctx, ses.parse_notification(message)))
+    return _recorded(ctx, _record(ctx, ses.parse_notification(message)))

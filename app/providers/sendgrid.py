@@ -49,12 +49,27 @@ def check_signature(body: bytes, signature: str | None, timestamp: str | None, k
         raise BadSignature("the signature does not verify") from None
 
 
+# Drops for our own mail or account (SendGrid's spam checker, a bad X-SMTPAPI header, the
+# plan's quota, the size limit): the reader's address is fine, so they stay; editors see it.
+_OUR_DROPS = ("spam content", "smtpapi", "quota", "size")
+
+
+def _dropped(reason: str) -> BounceKind:
+    """Return the kind of a `dropped` event by its reason (SendGrid's own suppressions)."""
+    lowered = reason.lower()
+    if "spam reporting" in lowered:
+        return BounceKind.complaint  # the reader reported earlier mail as spam
+    if any(ours in lowered for ours in _OUR_DROPS):
+        return BounceKind.policy
+    return BounceKind.hard  # a bounced, invalid or unsubscribed address: stop mailing it
+
+
 def _kind(event: dict[str, Any]) -> BounceKind | None:
     name = text(event.get("event"))
     if name == "spamreport":
         return BounceKind.complaint
     if name == "dropped":
-        return BounceKind.hard
+        return _dropped(text(event.get("reason")))
     if name != "bounce":
         return None
     # A policy refusal (5.7.x and the like) is about our mail, not the reader's mailbox.

@@ -27,6 +27,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from app import routing
 from app.config import Settings
 from app.context import Context, build_context
 from app.db import session_scope
@@ -349,6 +350,81 @@ def test_mailgun_temporary_failure_counts_as_a_soft_bounce(
     assert pclient.post("/webhooks/mailgun", content=body).status_code == 200
     assert state(pctx, sent.subscribers[0]) == (SubscriberStatus.active, None, 1)
     assert all_events(pctx)[0][1] == "soft"
+
+
+def test_mailgun_policy_refusal_keeps_the_reader_and_alerts(
+    pclient: TestClient, pctx: Context
+) -> None:
+    sent = sent_issue(pctx)
+    spam = b"550 5.7.1 Message rejected due to content (spam)"
+    body = mailgun_body(sent.emails[0], sent.message_ids[0]).replace(
+        b"550 5.1.1 The email account that you tried to reach does not exist.", spam
+    )
+    assert pclient.post("/webhooks/mailgun", content=body).status_code == 200
+    # Our mail was refused, not the reader's mailbox: as SES and SendGrid treat 5.7.x.
+    assert state(pctx, sent.subscribers[0]) == (SubscriberStatus.active, None, 1)
+    assert all_events(pctx) == [(sent.deliveries[0], "policy", "mailgun")]
+
+
+def test_mailgun_signature_with_non_ascii_is_401_not_500(
+    pclient: TestClient, pctx: Context
+) -> None:
+    sent = sent_issue(pctx)
+    body = mailgun_body(sent.emails[0], sent.message_ids[0])
+    given = json.loads(body)["signature"]["signature"]
+    resp = pclient.post("/webhooks/mailgun", content=body.replace(given.encode(), "é".encode()))
+    assert resp.status_code == 401, resp.text
+    assert all_events(pctx) == []
+
+
+def test_sendgrid_drops_are_told_apart_by_reason(
+    pclient: TestClient, pctx: Context, sendgrid_key: ec.EllipticCurvePrivateKey
+) -> None:
+    sent = sent_issue(pctx)
+    reasons = ["Spam Content (if Spam Checker app is enabled)", "Spam Reporting Address", "Invalid"]
+    events = [
+        {
+            "email": email,
+            "timestamp": 1764568870,
+            "smtp-id": message_id,
+            "event": "dropped",
+            "sg_event_id": f"drop-{n}",
+            "reason": reason,
+        }
+        for n, (email, message_id, reason) in enumerate(
+            zip(sent.emails, sent.message_ids, reasons, strict=True)
+        )
+    ]
+    body = json.dumps(events).encode()
+    stamp = str(int(time.time()))
+    resp = pclient.post(
+        "/webhooks/sendgrid", content=body, headers=sendgrid_headers(sendgrid_key, body, stamp)
+    )
+    assert resp.json()["counted"] == 3, resp.text
+    # Dropped for our content: the reader stays. For an earlier spam report: a complaint.
+    assert state(pctx, sent.subscribers[0]) == (SubscriberStatus.active, None, 1)
+    assert state(pctx, sent.subscribers[1]) == (SubscriberStatus.complained, "complaint", 1)
+    assert state(pctx, sent.subscribers[2]) == (SubscriberStatus.bounced, "hard_bounce", 1)
+
+
+@pytest.mark.parametrize("provider", ["postmark", "sendgrid", "mailgun", "ses"])
+def test_provider_events_wait_in_the_admission_gate(
+    pclient: TestClient, provider: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst of events takes its turn with every other request: 503 when the gate stays full."""
+    monkeypatch.setattr(routing, "ADMISSION_WAIT_SECONDS", 0.2)
+    gate = pclient.app.state.admission  # type: ignore[attr-defined]
+    held = 0
+    while gate.value > 0:
+        pclient.portal.call(gate.acquire)  # type: ignore[union-attr]
+        held += 1
+    try:
+        resp = pclient.post(f"/webhooks/{provider}", content=b"{}")
+    finally:
+        for _ in range(held):
+            gate.release()
+    assert resp.status_code == 503, resp.text
+    assert resp.headers["retry-after"]
 
 
 # SES through SNS -----------------------------------------------------------------------------
