@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -209,7 +209,7 @@ def _wants_json(request: Request) -> bool:
 
 
 def _error(
-    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    request: Request, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
 ) -> Response:
     if _wants_json(request):
         response: Response = JSONResponse({"detail": message, "code": code}, status_code=status)
@@ -238,7 +238,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         message = {404: "Nothing is here.", 405: "That method is not allowed here."}.get(
             exc.status_code, str(exc.detail)
         )
-        return _error(request, exc.status_code, "http_error", message)
+        # exc.headers: a 405's Allow (RFC 9110 15.5.6), a 401's WWW-Authenticate.
+        return _error(request, exc.status_code, "http_error", message, exc.headers)
 
     @app.exception_handler(OverflowError)
     @app.exception_handler(DataError)

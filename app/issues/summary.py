@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from app.models import Issue
-from app.rendering.merge_tags import show_defaults
+from app.rendering.merge_tags import fill_newsletter, show_defaults
 
 EXCERPT_CHARS = 220
 # How editors write the masthead date; the first format that parses wins.
@@ -58,8 +58,16 @@ def parse_day(text: str) -> date | None:
     return None
 
 
-def excerpt(blocks: list[dict[str, Any]], preheader: str = "", limit: int = EXCERPT_CHARS) -> str:
-    """Return a plain-text excerpt: the lead's summary, else the preheader, else the first text."""
+def excerpt(
+    blocks: list[dict[str, Any]],
+    preheader: str = "",
+    limit: int = EXCERPT_CHARS,
+    newsletter: str = "",
+) -> str:
+    """Return a plain-text excerpt: the lead's summary, else the preheader, else the first text.
+
+    `{{ newsletter }}` reads as the newsletter's name, as in the email.
+    """
     lead = next((b for b in blocks if b.get("type") == "lead"), None)
     candidates = [
         lead.get("summary") if lead else None,
@@ -69,12 +77,16 @@ def excerpt(blocks: list[dict[str, Any]], preheader: str = "", limit: int = EXCE
     for text in candidates:
         if isinstance(text, str) and text.strip():
             # Public lists show what a reader without a name or attributes would read.
-            return _shorten(_plain(show_defaults(text)), limit)
+            return _shorten(_plain(show_defaults(fill_newsletter(text, newsletter))), limit)
     return ""
 
 
-def entry(issue: Issue) -> IssueEntry:
-    """Return the list entry of a published issue; the masthead's date wins over the send date."""
+def entry(issue: Issue, newsletter: str) -> IssueEntry:
+    """Return the list entry of a published issue; the masthead's date wins over the send date.
+
+    newsletter: its name, for `{{ newsletter }}` in the subject and the excerpt (as the email
+    and the page's own title read).
+    """
     started = issue.started_at or issue.send_at or issue.created_at
     written = issue_date_text(issue.blocks)
     day = parse_day(written) if written else None
@@ -84,12 +96,12 @@ def entry(issue: Issue) -> IssueEntry:
     when = datetime(day.year, day.month, day.day, tzinfo=UTC) if day else started
     return IssueEntry(
         slug=issue.slug,
-        title=issue.subject,
+        title=fill_newsletter(issue.subject, newsletter),
         date_text=written,
         from_masthead=bool(issue_date_text(issue.blocks)),
         day=day,
         when=when,
-        excerpt=excerpt(issue.blocks, issue.preheader),
+        excerpt=excerpt(issue.blocks, issue.preheader, newsletter=newsletter),
     )
 
 

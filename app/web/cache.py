@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any, Generic, TypeVar
 
@@ -36,7 +36,13 @@ T = TypeVar("T")
 # A proxy or browser may keep a page a minute, then show it while it asks again (10 min), or
 # when we are down (a day): an archive page changes rarely, and a fix shows within minutes.
 CACHE_CONTROL = "public, max-age=60, stale-while-revalidate=600, stale-if-error=86400"
+ONE_SECOND = timedelta(seconds=1)
 PAGES_KEPT = 256  # issues readers are reading at once, and the lists; least recently used go
+
+
+def page_clock() -> datetime:
+    """Return the moment pages are dated against (Page._dated; tests move it on)."""
+    return utcnow()
 
 
 class Recent(Generic[T]):
@@ -120,26 +126,46 @@ class Page:
 
     body: bytes
     etag: str
-    modified: datetime  # whole seconds, as Last-Modified says it
+    modified: datetime | None  # whole seconds, as Last-Modified says it (None: not sent yet)
     headers: tuple[tuple[bytes, bytes], ...]  # of the 200
     validators: tuple[tuple[bytes, bytes], ...]  # of the 304
+    media_type: str
+    changed_at: datetime  # the stamp's moment, to the microsecond
 
     @classmethod
-    def build(cls, body: bytes, media_type: str, changed_at: datetime) -> Page:
+    def build(
+        cls, body: bytes, media_type: str, changed_at: datetime, now: datetime | None = None
+    ) -> Page:
         """Wrap a rendered body: a strong ETag from its bytes, Last-Modified from the stamp."""
         etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
-        modified = changed_at.replace(microsecond=0)
-        validators = (
-            (b"etag", etag.encode()),
-            (b"last-modified", format_datetime(modified, usegmt=True).encode()),
-            (b"cache-control", CACHE_CONTROL.encode()),
-        )
+        return cls._dated(body, etag, media_type, changed_at, now or page_clock())
+
+    @classmethod
+    def _dated(
+        cls, body: bytes, etag: str, media_type: str, changed_at: datetime, now: datetime
+    ) -> Page:
+        # Last-Modified has whole seconds. Handed out during the second of the change, a
+        # second change in that second would carry the same date, and an If-Modified-Since
+        # would get a 304 for the old page; so until that second is over only the ETag
+        # validates (RFC 9110 8.8.2.2, as Apache does), then settled() adds the date.
+        second = changed_at.replace(microsecond=0)
+        modified = second if now >= second + ONE_SECOND else None
+        validators: tuple[tuple[bytes, bytes], ...] = ((b"etag", etag.encode()),)
+        if modified is not None:
+            validators += ((b"last-modified", format_datetime(modified, usegmt=True).encode()),)
+        validators += ((b"cache-control", CACHE_CONTROL.encode()),)
         headers = (
             (b"content-type", media_type.encode()),
             (b"content-length", str(len(body)).encode()),
             *validators,
         )
-        return cls(body, etag, modified, headers, validators)
+        return cls(body, etag, modified, headers, validators, media_type, changed_at)
+
+    def settled(self, now: datetime) -> Page:
+        """Return the page with its Last-Modified once the second of its change is over."""
+        if self.modified is not None or now < self.changed_at.replace(microsecond=0) + ONE_SECOND:
+            return self
+        return self._dated(self.body, self.etag, self.media_type, self.changed_at, now)
 
     def not_modified(self, request_headers: Headers) -> bool:
         """Tell whether the client's copy is this one (If-None-Match, else If-Modified-Since)."""
@@ -155,6 +181,8 @@ class Page:
             when = parsedate_to_datetime(since)
         except (TypeError, ValueError):
             return False  # not a date: answer in full
+        if self.modified is None:
+            return False  # no date was handed out: only the ETag can say it is current
         return when.tzinfo is not None and self.modified <= when
 
     def response(self, request_headers: Headers) -> Response:
@@ -203,7 +231,13 @@ class PageCache:
         stamp = self._stamp.peek()
         if stamp is None or held[0] != stamp.counter:
             return None
-        return held[1]
+        return self._settled(key, *held)
+
+    def _settled(self, key: str, counter: int, page: Page) -> Page:
+        if page.modified is None:  # rendered in the second of its change (Page._dated)
+            page = page.settled(page_clock())
+            self._pages[key] = (counter, page)
+        return page
 
     async def page(self, key: str, render: Render) -> Page:
         """Return the page under `key`, rendering it (once, for all who wait) when stale."""
@@ -211,7 +245,7 @@ class PageCache:
         held = self._pages.get(key)
         if held is not None and held[0] == stamp.counter:
             self._pages.move_to_end(key)
-            return held[1]
+            return self._settled(key, *held)
         flight = (key, stamp.counter)
         running = self._renders.get(flight)
         if running is None or running.get_loop() is not asyncio.get_running_loop():
@@ -275,7 +309,8 @@ class CachedPages:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send the cached answer, or hand the request on."""
-        if scope["type"] == "http" and scope["method"] == "GET":
+        # HEAD as GET: the same status and headers; the server sends no body with it.
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             path = scope["path"]
             if path == "/healthz" and self.health.fresh():
                 await _Prepared(200, *_HEALTHY)(scope, receive, send)

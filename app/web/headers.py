@@ -91,6 +91,11 @@ class TrustedHosts:
         await self.app(scope, receive, send)
 
 
+# Pages reached by a reader's own signed link: their address, name and tokens are on them, so
+# no cache (a browser's disk, a shared proxy) keeps them.
+_TOKEN_PATHS = re.compile(r"/(preferences|unsubscribe|confirm|preview)(/|$)")
+
+
 class SecurityHeaders:
     """Add frame, content-security and referrer headers to HTML answers that lack them."""
 
@@ -112,6 +117,8 @@ class SecurityHeaders:
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 # Page URLs carry tokens: a followed link must not receive them as Referer.
                 headers.setdefault("Referrer-Policy", "no-referrer")
+                if _TOKEN_PATHS.match(scope["path"]):
+                    headers.setdefault("Cache-Control", "private, no-store")
                 if headers.get("content-type", "").startswith("text/html"):
                     frames = "SAMEORIGIN" if email_html else "DENY"
                     headers.setdefault("X-Frame-Options", frames)

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
+from app.web.methods import page_route
 from app.web.reading import answer, render_archive, render_feed, render_home, render_issue
 from app.web.signup import render_qr
 
@@ -19,31 +20,31 @@ router = APIRouter(tags=["public"])
 Slug = Annotated[str, Path(max_length=80)]
 
 
-@router.get("/n/{slug}", response_class=HTMLResponse)
+@page_route(router, "/n/{slug}", response_class=HTMLResponse)
 async def newsletter_home(slug: Slug, request: Request) -> Response:
     """Show a newsletter's front page: name, tagline, sign-up, its latest issues."""
     return await answer(request, lambda: render_home(request, slug))
 
 
-@router.get("/n/{slug}/archive", response_class=HTMLResponse)
+@page_route(router, "/n/{slug}/archive", response_class=HTMLResponse)
 async def newsletter_archive(slug: Slug, request: Request) -> Response:
     """List a newsletter's published issues, newest first."""
     return await answer(request, lambda: render_archive(request, slug))
 
 
-@router.get("/n/{slug}/feed.xml")
+@page_route(router, "/n/{slug}/feed.xml")
 async def newsletter_feed(slug: Slug, request: Request) -> Response:
     """Return an Atom feed of a newsletter's published issues."""
     return await answer(request, lambda: render_feed(request.app.state.ctx, slug))
 
 
-@router.get("/n/{slug}/archive/{issue}", response_class=HTMLResponse)
+@page_route(router, "/n/{slug}/archive/{issue}", response_class=HTMLResponse)
 async def newsletter_issue(slug: Slug, issue: str, request: Request) -> Response:
     """Return the web version of one published issue of this newsletter (404 for another's)."""
     return await answer(request, lambda: render_issue(request, slug, issue))
 
 
-@router.get("/n/{slug}/subscribe/qr.png")
+@page_route(router, "/n/{slug}/subscribe/qr.png")
 async def newsletter_qr(slug: Slug, request: Request) -> Response:
     """Return the QR code of a newsletter's sign-up page."""
     return await answer(request, lambda: render_qr(request, slug))

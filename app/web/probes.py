@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.web.cache import Recent
+from app.web.methods import page_route
 from app.web.stamp import DatabaseDown
 
 # Probes and fixed files: included first (app.main), as routes are matched in order and these
@@ -13,7 +14,7 @@ from app.web.stamp import DatabaseDown
 router = APIRouter(tags=["public"])
 
 
-@router.get("/favicon.ico", include_in_schema=False)
+@page_route(router, "/favicon.ico", include_in_schema=False)
 def favicon() -> Response:
     """Answer browsers' automatic icon request without a 404 in their console."""
     return Response(status_code=204, headers={"Cache-Control": "public, max-age=604800"})
@@ -29,7 +30,7 @@ ROBOTS_TXT = (
 )
 
 
-@router.get("/robots.txt", include_in_schema=False)
+@page_route(router, "/robots.txt", include_in_schema=False)
 async def robots() -> Response:
     """Tell crawlers to leave token pages alone (also the benchmark's fixed-page ceiling)."""
     return Response(
@@ -37,7 +38,7 @@ async def robots() -> Response:
     )
 
 
-@router.get("/healthz")
+@page_route(router, "/healthz")
 async def healthz(request: Request) -> Response:
     """Answer 200 when the database answered a SELECT 1 within the last second, else 503."""
     # A success is trusted for a second and shared by every probe in it, so a spike never

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from feedgen.feed import FeedGenerator
@@ -18,6 +20,7 @@ from app.models import Issue
 from app.rendering import html as htmlpost
 from app.rendering.masthead import Masthead
 from app.web.cache import PageCache, Render
+from app.web.methods import page_route
 from app.web.pages import identity, page_html, templates
 
 router = APIRouter(tags=["public"])
@@ -32,8 +35,8 @@ HTML_TYPE = "text/html; charset=utf-8"
 # that would cost a thread hop per request; the render below runs in a thread, once per change.
 
 
-def _entries(issues: list[Issue]) -> list[IssueEntry]:
-    return [summary.entry(issue) for issue in issues]
+def _entries(issues: list[Issue], head: Masthead) -> list[IssueEntry]:
+    return [summary.entry(issue, head.name) for issue in issues]
 
 
 def _context(request: Request) -> Context:
@@ -57,25 +60,25 @@ class Moved(Exception):
         self.location = location
 
 
-@router.get("/", response_class=HTMLResponse)
+@page_route(router, "/", response_class=HTMLResponse)
 async def home(request: Request) -> Response:
     """Show the newsletter's front page: name, tagline, sign-up, the latest issues."""
     return await answer(request, lambda: render_home(request, None))
 
 
-@router.get("/archive", response_class=HTMLResponse)
+@page_route(router, "/archive", response_class=HTMLResponse)
 async def archive_list(request: Request) -> Response:
     """List published issues, newest first, with their own date and an excerpt."""
     return await answer(request, lambda: render_archive(request, None))
 
 
-@router.get("/archive/feed.xml")
+@page_route(router, "/archive/feed.xml")
 async def feed(request: Request) -> Response:
     """Return an Atom feed of published issues."""
     return await answer(request, lambda: render_feed(_context(request), None))
 
 
-@router.get("/archive/{slug}", response_class=HTMLResponse)
+@page_route(router, "/archive/{slug}", response_class=HTMLResponse)
 async def archive_issue(slug: str, request: Request) -> Response:
     """Return the web version of one published issue inside the site's header and sign-up call."""
     try:
@@ -97,7 +100,7 @@ def render_home(request: Request, newsletter: str | None) -> tuple[bytes, str]:
     ctx = _context(request)
     with session_scope(ctx.reads) as session:
         head = _masthead(session, ctx, newsletter)
-        entries = _entries(archive.published_issues(session, head.id, limit=HOME_ISSUES))
+        entries = _entries(archive.published_issues(session, head.id, limit=HOME_ISSUES), head)
     return page_html(request, "home.html", entries=entries, **identity(head)), HTML_TYPE
 
 
@@ -106,7 +109,7 @@ def render_archive(request: Request, newsletter: str | None) -> tuple[bytes, str
     ctx = _context(request)
     with session_scope(ctx.reads) as session:
         head = _masthead(session, ctx, newsletter)
-        entries = _entries(archive.published_issues(session, head.id))
+        entries = _entries(archive.published_issues(session, head.id), head)
     return page_html(request, "archive.html", entries=entries, **identity(head)), HTML_TYPE
 
 
@@ -114,7 +117,7 @@ def render_feed(ctx: Context, newsletter: str | None) -> tuple[bytes, str]:
     """Render a newsletter's Atom feed (None: the default newsletter)."""
     with session_scope(ctx.reads) as session:
         head = _masthead(session, ctx, newsletter)
-        entries = _entries(archive.published_issues(session, head.id, limit=FEED_ISSUES))
+        entries = _entries(archive.published_issues(session, head.id, limit=FEED_ISSUES), head)
     return atom_feed(ctx.settings, head, entries), FEED_TYPE
 
 
@@ -130,8 +133,8 @@ def render_issue(request: Request, newsletter: str | None, slug: str) -> tuple[b
             own = newsletters.masthead_by_id(session, ctx.settings, issue.newsletter_id)
             raise Moved(own.issue_path(issue.slug))
         page = archive.web_version(ctx.renderer, issue, head)
-        entry = summary.entry(issue)
-        subject = issue.subject
+        entry = summary.entry(issue, head.name)
+        subject = entry.title
     chrome = {"request": request, "entry": entry, **identity(head)}
     head_tags = htmlpost.meta_tags(
         [
@@ -152,14 +155,23 @@ def render_issue(request: Request, newsletter: str | None, slug: str) -> tuple[b
     return page.encode("utf-8"), HTML_TYPE
 
 
+# What XML 1.0 cannot carry at all (lxml refuses it): a control character stored before the
+# newsletter fields refused them would otherwise make the feed a 500 until someone edits it.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _xml(text: str) -> str:
+    return _NOT_XML.sub("", text)
+
+
 def atom_feed(settings: Settings, head: Masthead, entries: list[IssueEntry]) -> bytes:
     """Return the Atom XML of a newsletter's issues, dated by each issue's own date."""
     base = settings.base_url
     fg = FeedGenerator()
     fg.id(f"{base}{head.archive_path}")
-    fg.title(head.name)
-    fg.subtitle(head.tagline or head.name)
-    fg.author({"name": head.name})
+    fg.title(_xml(head.name))
+    fg.subtitle(_xml(head.tagline or head.name))
+    fg.author({"name": _xml(head.name)})
     fg.link(href=f"{base}{head.home_path}", rel="alternate")
     fg.link(href=f"{base}{head.feed_path}", rel="self")
     fg.language("en")
@@ -168,9 +180,9 @@ def atom_feed(settings: Settings, head: Masthead, entries: list[IssueEntry]) -> 
         fe = fg.add_entry()
         url = f"{base}{head.issue_path(item.slug)}"
         fe.id(url)
-        fe.title(item.title)
+        fe.title(_xml(item.title))
         fe.link(href=url, rel="alternate")
-        fe.summary(item.excerpt or item.title)
+        fe.summary(_xml(item.excerpt or item.title))
         fe.published(item.when)
         fe.updated(item.when)
     if entries:

@@ -21,6 +21,7 @@ from app.ratelimit import RateLimited, check_signup
 from app.rendering.masthead import Masthead
 from app.subscribers import service
 from app.subscribers.schemas import SubscribeIn
+from app.web.methods import page_route
 from app.web.pages import identity, page_html, render_page
 from app.web.proxies import client_ip
 from app.web.reading import HTML_TYPE, answer
@@ -47,13 +48,13 @@ def _is_json(request: Request) -> bool:
 # pages (app.web.reading), they are answered from the page cache, one render per change.
 
 
-@router.get("/subscribe", response_class=HTMLResponse)
+@page_route(router, "/subscribe", response_class=HTMLResponse)
 async def subscribe_form(request: Request) -> Response:
     """Show the sign-up form with the QR code."""
     return await answer(request, lambda: render_signup(request, None))
 
 
-@router.get("/n/{slug}/subscribe", response_class=HTMLResponse)
+@page_route(router, "/n/{slug}/subscribe", response_class=HTMLResponse)
 async def newsletter_subscribe_form(
     slug: Annotated[str, Path(max_length=80)], request: Request
 ) -> Response:
@@ -61,7 +62,7 @@ async def newsletter_subscribe_form(
     return await answer(request, lambda: render_signup(request, slug))
 
 
-@router.get("/subscribe/qr.png")
+@page_route(router, "/subscribe/qr.png")
 async def subscribe_qr(request: Request) -> Response:
     """Return the QR code of the sign-up page."""
     return await answer(request, lambda: render_qr(request, None))

@@ -23,6 +23,7 @@ from app.db import make_engine, session_scope
 from app.main import create_app
 from app.models import Issue, IssueStatus, utcnow
 from app.rendering.blocks import parse_blocks
+from app.web import cache
 from tests.helpers import SIMPLE_BLOCKS, new_issue
 
 # The sign-up form and its QR code are where a shared link's readers go next: cached the same way.
@@ -51,6 +52,15 @@ def _publish(ctx: Context, slug: str = "hello", subject: str = "First subject") 
         s.add(issue)
         s.flush()
         return issue.id
+
+
+@pytest.fixture
+def later(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serve pages as if two seconds had passed since each change (Last-Modified is then sent).
+
+    In the second of a change a page carries no Last-Modified (app.web.cache.Page._dated).
+    """
+    monkeypatch.setattr(cache, "page_clock", lambda: utcnow() + timedelta(seconds=2))
 
 
 def _edit(ctx: Context, issue_id: int, **values: Any) -> None:
@@ -89,6 +99,7 @@ def _checkouts(engine: Engine) -> list[float]:
 # Validators, 304 and Cache-Control -------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("later")
 def test_every_public_page_carries_validators_and_proxy_caching(
     client: TestClient, ctx: Context
 ) -> None:
@@ -104,6 +115,7 @@ def test_every_public_page_carries_validators_and_proxy_caching(
         assert int(r.headers["content-length"]) == len(r.content), path
 
 
+@pytest.mark.usefixtures("later")
 def test_if_none_match_answers_304_with_the_validators_and_no_body(
     client: TestClient, ctx: Context
 ) -> None:
@@ -124,6 +136,7 @@ def test_if_none_match_answers_304_with_the_validators_and_no_body(
         assert client.get(path, headers=both).status_code == 200
 
 
+@pytest.mark.usefixtures("later")
 def test_if_modified_since_answers_304_from_last_modified(client: TestClient, ctx: Context) -> None:
     _publish(ctx)
     r = client.get("/archive/hello")
@@ -143,6 +156,7 @@ def test_if_modified_since_answers_304_from_last_modified(client: TestClient, ct
     )
 
 
+@pytest.mark.usefixtures("later")
 def test_an_edit_moves_etag_and_last_modified(client: TestClient, ctx: Context) -> None:
     issue_id = _publish(ctx)
     before = client.get("/archive/hello")
@@ -307,6 +321,7 @@ def test_a_send_cancel_and_delete_through_one_instance_show_in_the_other(
     assert "Fresh off the press" not in b.get("/archive/feed.xml").text
 
 
+@pytest.mark.usefixtures("later")
 def test_a_process_with_other_settings_moves_the_stamp_when_it_starts(
     instances: Callable[..., tuple[TestClient, TestClient]], ctx: Context
 ) -> None:
@@ -323,6 +338,26 @@ def test_a_process_with_other_settings_moves_the_stamp_when_it_starts(
     since = {"if-modified-since": before.headers["last-modified"]}
     if after.headers["last-modified"] != before.headers["last-modified"]:
         assert renamed.get("/", headers=since).status_code == 200
+
+
+def test_last_modified_waits_for_the_second_of_the_change_to_end(
+    client: TestClient, ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two changes in one second would share a Last-Modified: an If-Modified-Since alone would
+    get a 304 for the first version. So in that second only the ETag validates."""
+    issue_id = _publish(ctx)
+    first = client.get("/archive/hello")
+    assert "last-modified" not in first.headers
+    _edit(ctx, issue_id, subject="Changed in the same second")
+    now = format_datetime(utcnow() + timedelta(seconds=1), usegmt=True)
+    again = client.get("/archive/hello", headers={"if-modified-since": now})
+    assert again.status_code == 200 and "Changed in the same second" in again.text
+    # Once the second is over, the same cached page carries its date and answers by it.
+    monkeypatch.setattr(cache, "page_clock", lambda: utcnow() + timedelta(seconds=2))
+    settled = client.get("/archive/hello")
+    assert settled.headers["etag"] == again.headers["etag"]
+    since = {"if-modified-since": settled.headers["last-modified"]}
+    assert client.get("/archive/hello", headers=since).status_code == 304
 
 
 def _counter(ctx: Context) -> int:

@@ -23,6 +23,9 @@ LIMITS = {
 }
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def clean_field(field: str, value: Any) -> str | None:
     """Return a field's stored form (None: fall back to the setting), or raise InvalidInput."""
     if value is None:
@@ -31,6 +34,9 @@ def clean_field(field: str, value: Any) -> str | None:
         raise InvalidInput(f"{field} must be text.")
     if field in ("from_address", "reply_to") and ("\r" in value or "\n" in value):
         raise InvalidInput(f"{field} cannot contain a line break.")
+    if _CONTROL.search(value.replace("\r", "").replace("\n", "").replace("\t", "")):
+        # Invisible, and not allowed in XML: one in a name would break the Atom feed.
+        raise InvalidInput(f"{field} cannot contain control characters.")
     # Every one of these may reach a header or a one-line footer: no line breaks, ever.
     text = " ".join(value.split())
     if len(text) > LIMITS[field]:
