@@ -8,8 +8,25 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, select, true
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    SQLColumnExpression,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from app.audience.filter_parse import (
     Attr,
@@ -27,10 +44,25 @@ from app.models import Click, Subscriber, SubscriberTag
 ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
+def _escape_like(text: str) -> str:
+    """Escape LIKE's own wildcards with `\\` so the text matches only itself."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _like_pattern(glob: str) -> str:
     """Turn a `*` pattern into a LIKE pattern with `\\` as the escape character."""
-    escaped = glob.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%")
+    return _escape_like(glob).replace("*", "%")
+
+
+def _matches(column: SQLColumnExpression[str], op: str, value: str) -> ColumnElement[bool]:
+    """Match `~` (a `*` pattern) or `contains` ignoring case, alike on both databases.
+
+    LIKE ignores ASCII case on SQLite but not on PostgreSQL; folding both sides makes an
+    editor's "contains ADA" find "Ada" on either.
+    """
+    folded = value.lower()
+    pattern = _like_pattern(folded) if op == "~" else f"%{_escape_like(folded)}%"
+    return func.lower(column).like(pattern, escape="\\")
 
 
 def _text(node: Text) -> ColumnElement[bool]:
@@ -42,9 +74,48 @@ def _text(node: Text) -> ColumnElement[bool]:
         return column == value
     if node.op == "!=":
         return column != value
-    if node.op == "contains":
-        return column.contains(value, autoescape=True)
-    return column.like(_like_pattern(value), escape="\\")
+    return _matches(column, node.op, value)
+
+
+# What json_type (SQLite) calls each kind of value that json_typeof (PostgreSQL) names.
+_SQLITE_TYPES = {"number": ("integer", "real"), "string": ("text",), "boolean": ("true", "false")}
+
+
+class _PerDialect(FunctionElement[bool]):
+    """One of two conditions, picked when the statement is compiled: SQLite's or PostgreSQL's.
+
+    Both are clauses of this element, so the statement cache keys on both.
+    """
+
+    type = Boolean()
+    inherit_cache = True
+
+
+@compiles(_PerDialect)
+def _sqlite_form(element: _PerDialect, compiler: SQLCompiler, **kw: Any) -> str:
+    sqlite_form, _ = element.clauses
+    return compiler.process(sqlite_form, **kw)
+
+
+@compiles(_PerDialect, "postgresql")
+def _postgresql_form(element: _PerDialect, compiler: SQLCompiler, **kw: Any) -> str:
+    _, postgresql_form = element.clauses
+    return compiler.process(postgresql_form, **kw)
+
+
+def _is_kind(name: str, kind: str) -> ColumnElement[bool]:
+    """Tell whether an attribute holds a value of this kind: "number", "string" or "boolean".
+
+    Never NULL (an absent attribute is false), so a comparison guarded by it is true or false
+    and `not` is its exact opposite.
+    """
+    sqlite_type = func.json_type(Subscriber.attributes, f'$."{name}"')
+    # The column is JSON (not JSONB) on PostgreSQL, hence json_typeof.
+    postgresql_type = func.json_typeof(Subscriber.attributes[name])
+    return _PerDialect(
+        func.coalesce(sqlite_type, "").in_(_SQLITE_TYPES[kind]),
+        func.coalesce(postgresql_type, "") == kind,
+    )
 
 
 def _attr(node: Attr) -> ColumnElement[bool]:
@@ -54,14 +125,21 @@ def _attr(node: Attr) -> ColumnElement[bool]:
     if node.op == "exists":
         return element.as_string().is_not(None)
     value = node.value
-    if isinstance(value, bool):
-        column: ColumnElement[object] = element.as_boolean()
-    elif isinstance(value, float):
-        column = element.as_float()
-    else:
-        column = element.as_string()
     if node.op == "contains":
-        return element.as_string().contains(str(value), autoescape=True)
+        kind, typed = "string", element.as_string()
+    elif isinstance(value, bool):
+        kind, typed = "boolean", element.as_boolean()
+    elif isinstance(value, float):
+        kind, typed = "number", element.as_float()
+    else:
+        kind, typed = "string", element.as_string()
+    is_kind = _is_kind(node.name, kind)
+    # Only a value of the compared kind is cast and compared; any other kind does not match.
+    # PostgreSQL raises on CAST('unlimited' AS FLOAT) (SQLite reads 0), and it may evaluate
+    # either side of an AND first: only CASE fixes the order.
+    column: ColumnElement[Any] = case((is_kind, typed))
+    if node.op == "contains":
+        return and_(is_kind, _matches(column, "contains", str(value)))
     compare = {
         "=": column.__eq__,
         "!=": column.__ne__,
@@ -70,7 +148,7 @@ def _attr(node: Attr) -> ColumnElement[bool]:
         "<=": column.__le__,
         ">=": column.__ge__,
     }[node.op]
-    result: ColumnElement[bool] = compare(value)
+    result: ColumnElement[bool] = and_(is_kind, compare(value))
     return result
 
 
