@@ -7,11 +7,13 @@ exists. The issue itself is started `held_open` with no rows: when the decision 
 an editor decides), the winner's subject becomes its frozen subject and the rest of the list
 is frozen onto it in the same transaction, leaving out everyone who had a variant, so each
 reader gets exactly one copy. Pausing, resuming or cancelling the issue is mirrored onto the
-carriers by the scheduler.
+carriers by the scheduler; a carrier the worker pauses (errors, a bounce burst, a relay alert)
+pauses the whole test with its reason, until an editor resumes the issue.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from datetime import date, datetime, time
 from typing import Any
@@ -23,7 +25,7 @@ from app.audience.segments import send_audience
 from app.automations.durations import parse_duration
 from app.errors import Conflict, InvalidInput, NotFound
 from app.issues.schemas import SendIn
-from app.issues.service import local_moments, pre_send_check
+from app.issues.service import local_moments, pause_issue, pre_send_check, resume_issue
 from app.models import (
     AbTest,
     Click,
@@ -41,6 +43,9 @@ from app.sends.store.sends import cancel_send
 
 MAX_SUBJECTS = 4
 SAMPLE_CHUNK = 500
+# Why a variant waits when its test is paused. Unlike the worker's reasons it never begins
+# like a relay pause or a burst's, so neither the relay pool nor a resume acts on it alone.
+HELD_REASON = "paused with its A/B test"
 
 
 def parse_ab(raw: Any) -> tuple[list[str], int, str, str]:
@@ -360,24 +365,54 @@ def due_tests(session: Session, now: datetime) -> list[int]:
 
 
 def mirror_status(session: Session, now: datetime) -> None:
-    """Give each undecided test's carriers the issue's pause, resume or cancel."""
+    """Keep each test and its carriers paused, resumed or cancelled together.
+
+    A carrier the worker paused (too many errors, a bounce burst, a relay alert) keeps its
+    reason and pauses the test with it, so the editor sees why and decides when to go on.
+    `held_open` on a paused carrier says the test holds it: the editor's resume of the test
+    leaves no other trace, and that carrier must then resume, not pause the test again.
+    """
     rows = session.execute(
-        select(AbTest.issue_id, AbTest.carriers, Issue.status)
+        select(AbTest.issue_id, AbTest.subjects, AbTest.carriers, Issue.status)
         .join(Issue, Issue.id == AbTest.issue_id)
         .where(Issue.status.in_((IssueStatus.paused, IssueStatus.cancelled, IssueStatus.sending)))
     ).all()
-    for issue_id, carriers, status in rows:
-        for carrier_id in carriers:
-            current = session.scalar(select(Issue.status).where(Issue.id == carrier_id))
-            if status == IssueStatus.cancelled and current in (
-                IssueStatus.sending,
-                IssueStatus.paused,
-            ):
-                cancel_send(session, carrier_id, now, (IssueStatus.sending, IssueStatus.paused))
-            elif status == IssueStatus.paused and current == IssueStatus.sending:
-                _set(session, carrier_id, status=IssueStatus.paused, pause_reason="paused")
-            elif status == IssueStatus.sending and current == IssueStatus.paused:
-                _set(session, carrier_id, status=IssueStatus.sending, pause_reason=None)
+    for issue_id, subjects, carriers, status in rows:
+        states = list(
+            session.execute(
+                select(Issue.id, Issue.status, Issue.held_open, Issue.pause_reason).where(
+                    Issue.id.in_(carriers)
+                )
+            )
+        )
+        # Carriers paused on their own first, so the others follow the test's pause at once.
+        states.sort(key=lambda r: (r.held_open or r.status != IssueStatus.paused, r.id))
+        for carrier_id, current, held, reason in states:
+            if status == IssueStatus.cancelled:
+                if current in (IssueStatus.sending, IssueStatus.paused):
+                    cancel_send(session, carrier_id, now, (IssueStatus.sending, IssueStatus.paused))
+                    _set(session, carrier_id, held_open=False)
+            elif current == IssueStatus.paused and not held:
+                _set(session, carrier_id, held_open=True)
+                if status == IssueStatus.sending:
+                    subject = subjects[carriers.index(carrier_id)]
+                    status = _pause_test(session, issue_id, carrier_id, subject, reason, now)
+            elif current == IssueStatus.sending and status == IssueStatus.paused:
+                _set(
+                    session,
+                    carrier_id,
+                    status=IssueStatus.paused,
+                    pause_reason=HELD_REASON,
+                    held_open=True,
+                )
+            elif current == IssueStatus.sending and held:
+                _set(session, carrier_id, held_open=False)  # resumed by the relay pool
+            elif current == IssueStatus.paused and status == IssueStatus.sending:
+                # The editor resumed the test. The carrier's own resume: after a relay burst
+                # its late 5.1.x failures are queued again and their suppressions lifted.
+                _set(session, carrier_id, held_open=False)
+                with contextlib.suppress(Conflict):  # another automations loop was first
+                    resume_issue(session, carrier_id, now)
         if status == IssueStatus.cancelled:
             # A cancelled test is never decided: nothing more goes out.
             session.execute(
@@ -386,3 +421,18 @@ def mirror_status(session: Session, now: datetime) -> None:
                 .values(decided_at=now, winner=-1)
                 .execution_options(synchronize_session=False)
             )
+
+
+def _pause_test(
+    session: Session, issue_id: int, carrier_id: int, subject: str, why: str | None, now: datetime
+) -> str:
+    """Pause a sending test because one of its carriers paused; return the test's status."""
+    label = subject if len(subject) <= 60 else subject[:59] + "…"
+    # Never the carrier's reason alone: after a burst's, resuming the test would lift the
+    # test's own real hard bounces; after a relay pool's, the pool would resume it unasked.
+    reason = f"variant {label!r} {why or 'paused'}"
+    try:
+        pause_issue(session, issue_id, now, reason)
+    except Conflict:  # an editor paused or cancelled it meanwhile
+        return session.scalar(select(Issue.status).where(Issue.id == issue_id)) or ""
+    return IssueStatus.paused
