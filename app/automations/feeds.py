@@ -5,7 +5,9 @@ workers never poll one feed at once. The first poll only records what exists (no
 catalogue is mailed). Later polls make one issue of the entries not seen before, by guid or
 id (or link): a draft for an editor, or sent at once. A feed that is down, malformed, too
 large or redirects inward keeps its alert (last_error) and is tried again at its next time,
-later after repeated failures.
+later after repeated failures. Entries that cannot become an issue (a link too long, text
+a block refuses) are still recorded as seen, so one odd entry never blocks the feed for good;
+the feed's alert says what was left out.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
@@ -24,15 +27,15 @@ from app.audience.newsletters import by_slug, get_newsletter, readers_of
 from app.automations.durations import next_run, parse_schedule
 from app.automations.feed_fetch import FeedResponse, fetch_feed
 from app.automations.feed_issue import issue_fields
-from app.automations.feed_parse import FeedMalformed, ParsedFeed, parse_feed
+from app.automations.feed_parse import LINK_MAX, Entry, FeedMalformed, ParsedFeed, parse_feed
 from app.context import Context
 from app.db import session_scope
-from app.errors import DomainError, InvalidInput, NotFound
+from app.errors import DomainError, InvalidInput, NotFound, validation_message
 from app.issues.schemas import IssueIn, SendIn
 from app.issues.service import create_issue, send_issue
 from app.models import Feed, FeedItem, Subscriber, SubscriberStatus, utcnow
 from app.webhooks.fetch import FetchError
-from app.webhooks.safety import parse_target
+from app.webhooks.safety import WEBHOOK_PRIVATE_SETTING, parse_target
 
 log = logging.getLogger("morningpost.feeds")
 
@@ -44,6 +47,13 @@ IDLE_SECONDS = 5.0
 # The earliest zone is 14 hours ahead of UTC (Pacific/Kiritimati): a daily send feed polls
 # when HH:MM comes there, so every reader's HH:MM of that day is still ahead.
 EARLIEST_ZONE = timedelta(hours=14)
+FEEDS_PRIVATE_SETTING = "MORNINGPOST_FEEDS_ALLOW_PRIVATE"
+
+
+def _in_feed_words(message: str) -> str:
+    """Return a refusal of the shared address rules naming the feeds' own setting."""
+    # The fetch and its address checks are the webhooks'; their sentence names their setting.
+    return message.replace(WEBHOOK_PRIVATE_SETTING, FEEDS_PRIVATE_SETTING)
 
 
 def create_feed(
@@ -177,6 +187,19 @@ def _record_failure(feed: Feed, error: str, now: datetime) -> None:
     log.warning("feed %s (%s): %s", feed.id, feed.url, feed.last_error)
 
 
+def _dropped_links(feed: Feed, entries: list[Entry], issue_id: int) -> str | None:
+    """Return (and log) the feed's note on links left out of an issue as too long, or None."""
+    dropped = [e.title for e in entries if e.dropped_link]
+    if not dropped:
+        return None
+    note = (
+        f"Issue {issue_id} shows these entries without their links (longer than {LINK_MAX} "
+        "characters): " + "; ".join(dropped)
+    )[:500]
+    log.warning("feed %s (%s): %s", feed.id, feed.url, note)
+    return note
+
+
 def _new_entries(session: Session, feed: Feed, parsed: ParsedFeed) -> list[FeedItem]:
     """Record the entries not seen before; return them, newest first, at most max_items."""
     seen = set(session.scalars(select(FeedItem.key).where(FeedItem.feed_id == feed.id)))
@@ -185,7 +208,8 @@ def _new_entries(session: Session, feed: Feed, parsed: ParsedFeed) -> list[FeedI
         if entry.key in seen:
             continue
         seen.add(entry.key)
-        item = FeedItem(feed_id=feed.id, key=entry.key, title=entry.title, link=entry.link)
+        link = entry.link or entry.dropped_link  # the record keeps the link a reader did not see
+        item = FeedItem(feed_id=feed.id, key=entry.key, title=entry.title, link=link)
         session.add(item)
         fresh.append(item)
     session.flush()
@@ -213,12 +237,25 @@ def _apply(ctx: Context, feed_id: int, got: FeedResponse, parsed: ParsedFeed | N
             return None
         entries = [e for e in parsed.entries if e.key in {f.key for f in fresh}]
         entries = entries[: feed.max_items]
-        fields = issue_fields(feed.title, entries)
-        fields["newsletter"] = get_newsletter(session, feed.newsletter_id).slug
-        issue = create_issue(session, IssueIn.model_validate(fields), ctx.renderer)
+        slug = get_newsletter(session, feed.newsletter_id).slug
+        try:
+            with session.begin_nested():
+                fields = {**issue_fields(feed.title, entries), "newsletter": slug}
+                issue = create_issue(session, IssueIn.model_validate(fields), ctx.renderer)
+        except (ValidationError, DomainError) as exc:
+            # The entries stay recorded as seen: tried again, they would fail the same way at
+            # every poll and hold back every later entry with them.
+            if isinstance(exc, ValidationError):
+                reason = validation_message(exc.errors())
+            else:
+                reason = exc.message
+            note = f"{len(fresh)} new entries were recorded as seen but made no issue: {reason}"
+            _record_failure(feed, note, now)
+            return None
         for item in fresh:
             item.issue_id = issue.id
         feed.last_issue_id = issue.id
+        feed.last_error = _dropped_links(feed, entries, issue.id)
         if feed.mode == "send":
             try:
                 with session.begin_nested():
@@ -247,8 +284,8 @@ async def poll_feed(ctx: Context, feed_id: int, *, force: bool = False) -> int |
         got = await fetch_feed(url, etag, modified, allow_private=allow)
         parsed = await asyncio.to_thread(parse_feed, got.body) if got.status == 200 else None
         return await asyncio.to_thread(_apply, ctx, feed_id, got, parsed)
-    except (FetchError, FeedMalformed, DomainError, IntegrityError) as exc:
-        message = str(getattr(exc, "message", exc))
+    except (FetchError, FeedMalformed, DomainError, IntegrityError, ValidationError) as exc:
+        message = _in_feed_words(str(getattr(exc, "message", exc)))
         await asyncio.to_thread(_fail, ctx, feed_id, message)
         return None
 

@@ -15,6 +15,9 @@ from urllib.parse import urlsplit
 from app.errors import InvalidInput
 
 URL_MAX = 2000
+# The setting the refusal below names; a caller with its own setting (feeds, the link check)
+# puts that one in its place.
+WEBHOOK_PRIVATE_SETTING = "MORNINGPOST_WEBHOOK_ALLOW_PRIVATE"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -38,21 +41,21 @@ class Target:
 def parse_target(url: str) -> Target:
     """Split a webhook URL or raise InvalidInput (scheme, host, credentials, length)."""
     if not isinstance(url, str) or not url.strip() or len(url) > URL_MAX:
-        raise InvalidInput(f"A webhook URL is an http(s) URL of at most {URL_MAX} characters.")
+        raise InvalidInput(f"The URL must be http(s) and at most {URL_MAX} characters long.")
     if any(ch in url for ch in "\r\n\t "):
-        raise InvalidInput("A webhook URL cannot contain spaces or line breaks.")
+        raise InvalidInput("The URL cannot contain spaces or line breaks.")
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https"):
-        raise InvalidInput("A webhook URL must start with http:// or https://.")
+        raise InvalidInput("The URL must start with http:// or https://.")
     if parts.username or parts.password:
-        raise InvalidInput("A webhook URL cannot carry a user name or password.")
+        raise InvalidInput("The URL cannot carry a user name or password.")
     try:
         port = parts.port
     except ValueError:
-        raise InvalidInput("The webhook URL's port is not a number from 1 to 65535.") from None
+        raise InvalidInput("The URL's port is not a number from 1 to 65535.") from None
     host = (parts.hostname or "").rstrip(".")
     if not host:
-        raise InvalidInput("The webhook URL has no host name.")
+        raise InvalidInput("The URL has no host name.")
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
@@ -119,8 +122,7 @@ def check_addresses(host: str, addresses: list[str], allow_private: bool) -> lis
             # Any forbidden answer refuses the name: a mixed answer is a rebinding tool.
             raise InvalidInput(
                 f"The host {host!r} resolves to {ip}, a private, loopback, link-local "
-                "or otherwise non-public address; set MORNINGPOST_WEBHOOK_ALLOW_PRIVATE=true "
-                "to allow it."
+                f"or otherwise non-public address; set {WEBHOOK_PRIVATE_SETTING}=true to allow it."
             )
     return addresses
 
