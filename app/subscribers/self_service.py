@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.audience.newsletters import leave, still_taking
+from app.audience.newsletters import leave, set_subscription, still_taking
 from app.errors import BadToken, Conflict, InvalidInput, NotFound
-from app.models import Subscriber, SubscriberStatus
+from app.models import Subscriber, SubscriberStatus, Subscription, SubscriptionStatus
 from app.subscribers.records import _by_token, _set_status, is_suppressed
 from app.subscribers.values import clean_name, clean_timezone, mask_email
 from app.tokens import ListToken, micros
@@ -88,7 +89,8 @@ def resubscribe(
     """Undo the unsubscribe an undo token was issued for; the reader's own click is consent.
 
     Only that unsubscribe: if anything changed the status since (an editor, a bounce, a
-    second unsubscribe), the moment no longer matches and the undo is refused.
+    second unsubscribe), the moment no longer matches and the undo is refused. A one-click
+    link that left the reader's last newsletter left it in the same moment: it is taken back.
     """
     undo_id, undo_nonce, undo_at = undo
     if ref.nonce is None or (undo_id, undo_nonce) != (ref.subscriber_id, ref.nonce):
@@ -105,6 +107,7 @@ def resubscribe(
         or is_suppressed(session, row.email)
     ):
         raise Conflict(NO_UNDO)
+    _rejoin_left_at(session, row.id, row.unsubscribed_at, now)
     _set_status(row, SubscriberStatus.active, now)
     row.unsubscribed_at = None
     row.paused_until = None
@@ -112,6 +115,23 @@ def resubscribe(
         row.confirmed_at = now
     session.flush()
     return row
+
+
+def _rejoin_left_at(session: Session, subscriber_id: int, left_at: datetime, now: datetime) -> None:
+    """Take back the newsletters a reader left at the very moment of the undone unsubscribe."""
+    left = session.scalars(
+        select(Subscription).where(
+            Subscription.subscriber_id == subscriber_id,
+            Subscription.status == SubscriptionStatus.unsubscribed,
+        )
+    ).all()
+    # leave_newsletter stamps the membership and the list with one `now`; a newsletter left
+    # at any other moment was left by another choice, which this undo does not take back.
+    for membership in left:
+        if micros(membership.updated_at) == micros(left_at):
+            set_subscription(
+                session, subscriber_id, membership.newsletter_id, SubscriptionStatus.active, now
+            )
 
 
 def update_preferences(

@@ -16,7 +16,7 @@ from app.subscribers import service
 from app.subscribers.service import Unsubscribed
 from app.tokens import ListToken
 from app.web.pages import identity, render_page
-from app.web.site import page_identity
+from app.web.site import page_identity, reader_identity
 
 router = APIRouter(tags=["public"])
 
@@ -117,6 +117,7 @@ def undo_unsubscribe(
     return render_page(
         request,
         "resubscribed.html",
-        **page_identity(session, ctx),
+        # The newsletter the reader is back on, not the site's default one.
+        **reader_identity(session, ctx, row.id, ("active",)),
         preferences_token=ctx.tokens.preferences_token(row.id, row.token_nonce),
     )
