@@ -36,8 +36,9 @@ class Sequence(Base):
 class SequenceStep(Base):
     """One version of a step: its template and the carrier issue whose ledger rows send it.
 
-    Editing a step makes a new version (a new carrier); the old one stays so that readers who
-    already had the step keep their row there, and stats count every version of a position.
+    Editing a step's content makes a new version (a new carrier) with the same `key`; the old
+    one stays so that readers who already had the step keep their row there, and stats count
+    every version of a step. Moving a step changes its position, not its key.
     """
 
     __tablename__ = "sequence_steps"
@@ -53,6 +54,9 @@ class SequenceStep(Base):
     after: Mapped[str] = mapped_column(String(40))
     at: Mapped[str | None] = mapped_column(String(5), default=None)
     current: Mapped[bool] = mapped_column(default=True)
+    # The step's identity across versions and moves (unique within its sequence): readers'
+    # progress names it, so a reorder or an insertion never makes a step look new to them.
+    key: Mapped[str] = mapped_column(String(16))
 
     __table_args__ = (Index("ix_sequence_steps_sequence_id", "sequence_id", "position"),)
 
@@ -66,8 +70,10 @@ class SequenceReader(Base):
     sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id", ondelete="CASCADE"))
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
     triggered_at: Mapped[datetime]
+    # The position of their next step in the current order (what stats show). What they are
+    # done with is `sequence_reader_steps`, by step key: an edit renumbers, keys stay.
     next_step: Mapped[int] = mapped_column(default=0)
-    # None once the reader finished or left (unsubscribed, suppressed).
+    # When the scheduler looks at them next; None once the reader finished or left.
     next_due_at: Mapped[datetime | None] = mapped_column(default=None)
     # The carrier of the step sent last: the next waits until that row is no longer open.
     last_carrier_id: Mapped[int | None] = mapped_column(
@@ -78,3 +84,21 @@ class SequenceReader(Base):
         UniqueConstraint("sequence_id", "subscriber_id"),
         Index("ix_sequence_readers_due", "sequence_id", "next_due_at"),
     )
+
+
+class SequenceReaderStep(Base):
+    """A step a reader is done with: queued to them, or passed over (added behind their place).
+
+    The primary key is the guard that a reader never gets one step twice, whatever edits
+    reorder, insert or delete around it: the scheduler queues a step only in the transaction
+    that inserts this row.
+    """
+
+    __tablename__ = "sequence_reader_steps"
+
+    reader_id: Mapped[int] = mapped_column(
+        ForeignKey("sequence_readers.id", ondelete="CASCADE"), primary_key=True
+    )
+    step_key: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # True: an edit added the step at a place the reader had already passed; never sent.
+    skipped: Mapped[bool] = mapped_column(default=False)

@@ -1,11 +1,14 @@
 """The sequence scheduler: enrol readers who matched a trigger, queue the steps that fell due.
 
-A step is queued by adding the reader's ledger row to the step's carrier issue, in the
-transaction that moves the reader's `next_step` forward with a compare-and-set: of two
-workers exactly one moves it, and a crash loses or doubles nothing (both or neither commit;
-the ledger's unique (issue, subscriber) pair is the last guard). A reader's next step waits
-until the previous step's row is no longer open, so steps arrive in order. A reader who is
-no longer active or is suppressed leaves the sequence; one pausing their mail waits.
+A reader's next step is the first current step they are not done with (`progress.py`: by
+step key, so edits neither resend nor skip). It is queued by adding the reader's ledger row
+to the step's carrier issue, in the transaction that records the step done for them and
+moves their `next_step` on with a compare-and-set: of two workers exactly one moves it, a
+step is done once per reader (a primary key), and a crash loses or doubles nothing (all or
+nothing commits; the ledger's unique (issue, subscriber) pair is the last guard). A reader's
+next step waits until the previous step's row is no longer open, so steps arrive in order.
+A reader who is no longer active or is suppressed leaves the sequence; one pausing their
+mail waits.
 """
 
 from __future__ import annotations
@@ -20,6 +23,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from app.audience.newsletters import readers_of
+from app.automations.sequences.progress import (
+    done_keys,
+    lock_sequence,
+    owed,
+    reschedule,
+    take_step,
+)
 from app.automations.sequences.service import current_steps
 from app.automations.sequences.timing import step_due
 from app.context import Context
@@ -145,6 +155,7 @@ def advance(session: Session, seq: Sequence, steps: list[SequenceStep], now: dat
             )
         )
     )
+    done = done_keys(session, (reader.id for reader, _ in due))
     queued: dict[int, list[int]] = defaultdict(list)
     for reader, zone in due:
         if reader.subscriber_id in gone:
@@ -154,25 +165,18 @@ def advance(session: Session, seq: Sequence, steps: list[SequenceStep], now: dat
             continue  # pausing their mail: the step waits
         if (reader.last_carrier_id, reader.subscriber_id) in busy:
             continue  # the previous step is still on its way: in order
-        k = reader.next_step
-        if k >= len(steps):
+        left = owed(steps, done[reader.id])
+        if not left:
             _leave(session, reader.id)
             continue
-        nxt = steps[k + 1] if k + 1 < len(steps) else None
-        moved = session.execute(
-            update(SequenceReader)
-            .where(SequenceReader.id == reader.id, SequenceReader.next_step == k)
-            .values(
-                next_step=k + 1,
-                last_carrier_id=steps[k].carrier_issue_id,
-                next_due_at=(
-                    step_due(reader.triggered_at, nxt.after, nxt.at, zone) if nxt else None
-                ),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if moved.rowcount:  # type: ignore[attr-defined]
-            queued[steps[k].carrier_issue_id].append(reader.subscriber_id)
+        step = left[0]
+        when = step_due(reader.triggered_at, step.after, step.at, zone)
+        if when > now:
+            reschedule(session, reader, step, when)
+            continue
+        following = left[1] if len(left) > 1 else None
+        if take_step(session, reader, step, following, len(steps), zone):
+            queued[step.carrier_issue_id].append(reader.subscriber_id)
     total = 0
     for carrier_id, sub_ids in queued.items():
         audience = and_(Subscriber.id.in_(sub_ids), readers_of(seq.newsletter_id))
@@ -196,6 +200,7 @@ def tick(ctx: Context, at: datetime | None = None) -> int:
     total = 0
     for sequence_id in ids:
         with session_scope(ctx.sessions) as session:
+            lock_sequence(session, sequence_id)  # an edit of it waits, or this for the edit
             seq = session.get(Sequence, sequence_id)
             if seq is None or seq.status != "active":
                 continue

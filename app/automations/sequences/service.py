@@ -4,14 +4,16 @@ Each step version has a carrier issue: a hidden copy of the step's template draf
 `sending` and `held_open`, whose content is frozen like any send's. The scheduler
 (`scheduler.py`) adds one ledger row per reader to it when the reader's step falls due, so the
 send core delivers, records, retries and crash-recovers it like any other send and never
-learns that a sequence exists. Editing a step makes a new carrier for later readers; readers
-who had the step keep their row on the old one, and never get it again (their place in the
-sequence, `sequence_readers.next_step`, only moves forward).
+learns that a sequence exists. Editing a step's draft makes a new carrier for later readers;
+readers who had the step keep their row on the old one, and never get it again: a step keeps
+its key through edits and moves, and a reader's place is the keys they are done with
+(`progress.py`), so reordering, inserting or deleting steps neither resends nor skips one.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from app.audience.newsletters import by_slug
 from app.automations.durations import parse_duration
-from app.automations.sequences.timing import parse_at, step_due
+from app.automations.sequences.progress import lock_sequence, replan
+from app.automations.sequences.timing import parse_at
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import (
     OPEN_STATUSES,
@@ -31,7 +34,6 @@ from app.models import (
     Sequence,
     SequenceReader,
     SequenceStep,
-    Subscriber,
     utcnow,
 )
 from app.sends.store.frozen import freeze_content
@@ -109,20 +111,23 @@ def _carrier(session: Session, template_id: int, sequence_id: int, position: int
     return carrier.id
 
 
-def add_step(session: Session, seq: Sequence, position: int, step: StepIn) -> None:
-    """Add a step version: its template, and a new carrier issue with the content frozen."""
+def add_step(
+    session: Session, seq: Sequence, position: int, step: StepIn, key: str | None = None
+) -> SequenceStep:
+    """Add a step version (a new step, or a new version of step `key`) with a new carrier."""
     version = session.get_one(Issue, step.issue).version
-    session.add(
-        SequenceStep(
-            sequence_id=seq.id,
-            position=position,
-            template_issue_id=step.issue,
-            template_version=version,
-            carrier_issue_id=_carrier(session, step.issue, seq.id, position),
-            after=step.after,
-            at=step.at,
-        )
+    row = SequenceStep(
+        sequence_id=seq.id,
+        position=position,
+        template_issue_id=step.issue,
+        template_version=version,
+        carrier_issue_id=_carrier(session, step.issue, seq.id, position),
+        after=step.after,
+        at=step.at,
+        key=key or secrets.token_hex(8),
     )
+    session.add(row)
+    return row
 
 
 def create_sequence(
@@ -208,35 +213,44 @@ def update_sequence(
 
 
 def _replace_steps(session: Session, seq: Sequence, steps: list[StepIn], now: datetime) -> None:
-    old = {s.position: s for s in current_steps(session, seq.id)}
-    for position, step in enumerate(steps):
-        had = old.get(position)
-        version = session.get_one(Issue, step.issue).version
-        same = had is not None and (
-            (had.template_issue_id, had.template_version, had.after, had.at)
-            == (step.issue, version, step.after, step.at)
-        )
-        if same:
+    """Make `steps` the sequence's steps, keeping each existing step's identity (its key).
+
+    A step is the draft it sends: each asked-for step is matched to a current step with the
+    same template issue (in order, if a draft is used twice). A different draft put in the
+    slot of a current step whose own draft is no longer asked for replaces it (a new version,
+    as editing that step's text would make). A match keeps its key: the same row moved and
+    re-timed if its content is unchanged, a new version (a new carrier for later readers) if
+    not. Any other draft is a new step; a current step left unmatched is deleted. Readers'
+    progress then follows the keys (`progress.replan`), not the slot numbers.
+    """
+    lock_sequence(session, seq.id)
+    old = current_steps(session, seq.id)
+    by_draft: dict[int | None, list[SequenceStep]] = defaultdict(list)
+    for row in old:
+        by_draft[row.template_issue_id].append(row)
+    matches = [by_draft[step.issue].pop(0) if by_draft[step.issue] else None for step in steps]
+    unmatched = {row.id for pool in by_draft.values() for row in pool}
+    for position, match in enumerate(matches):
+        if match is None and position < len(old) and old[position].id in unmatched:
+            matches[position] = old[position]
+            unmatched.discard(old[position].id)
+    added: set[str] = set()
+    for position, (step, had) in enumerate(zip(steps, matches, strict=True)):
+        if had is None:
+            added.add(add_step(session, seq, position, step).key)
             continue
-        if had is not None:
-            had.current = False
-        add_step(session, seq, position, step)
-    for position, had in old.items():
-        if position >= len(steps):
-            had.current = False
+        version = session.get_one(Issue, step.issue).version
+        if (had.template_issue_id, had.template_version) == (step.issue, version):
+            # Its content is unchanged (a carrier is frozen content): only where and when.
+            had.position, had.after, had.at = position, step.after, step.at
+            continue
+        had.current = False
+        add_step(session, seq, position, step, had.key)
+    for row in old:
+        if row.id in unmatched:
+            row.current = False
     session.flush()
-    # Readers still on their way: their next step's time follows the new steps.
-    readers = session.execute(
-        select(SequenceReader, Subscriber.timezone)
-        .join(Subscriber, Subscriber.id == SequenceReader.subscriber_id)
-        .where(SequenceReader.sequence_id == seq.id, SequenceReader.next_due_at.is_not(None))
-    ).all()
-    for reader, zone in readers:
-        if reader.next_step >= len(steps):
-            reader.next_due_at = None
-        else:
-            step = steps[reader.next_step]
-            reader.next_due_at = step_due(reader.triggered_at, step.after, step.at, zone)
+    replan(session, seq.id, current_steps(session, seq.id), added)
 
 
 def delete_sequence(session: Session, sequence_id: int, now: datetime) -> None:
@@ -263,15 +277,16 @@ def sequence_stats(session: Session, sequence_id: int, now: datetime) -> dict[st
     """Return each step's due, sent, failed and unknown counts, and the readers still on the way."""
     get_sequence(session, sequence_id)
     steps = current_steps(session, sequence_id)
-    by_position: dict[int, dict[str, int]] = {}
+    # Every version of a step counts, wherever the step has moved since: by key.
+    by_key: dict[str, dict[str, int]] = {}
     counts = session.execute(
-        select(SequenceStep.position, Delivery.status, func.count())
+        select(SequenceStep.key, Delivery.status, func.count())
         .join(Delivery, Delivery.issue_id == SequenceStep.carrier_issue_id)
         .where(SequenceStep.sequence_id == sequence_id)
-        .group_by(SequenceStep.position, Delivery.status)
+        .group_by(SequenceStep.key, Delivery.status)
     ).all()
-    for position, status, count in counts:
-        by_position.setdefault(position, {})[str(status)] = int(count)
+    for key, status, count in counts:
+        by_key.setdefault(key, {})[str(status)] = int(count)
     waiting = dict(
         session.execute(
             select(SequenceReader.next_step, func.count())
@@ -281,7 +296,7 @@ def sequence_stats(session: Session, sequence_id: int, now: datetime) -> dict[st
     )
     out = []
     for step in steps:
-        c = by_position.get(step.position, {})
+        c = by_key.get(step.key, {})
         queued = sum(c.get(str(s), 0) for s in OPEN_STATUSES)
         out.append(
             {

@@ -16,12 +16,13 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audience.newsletters import readers_of
+from app.automations.sequences.progress import take_step
 from app.automations.sequences.service import StepIn, add_step, current_steps
 from app.automations.sequences.timing import step_due
 from app.models import (
@@ -151,22 +152,16 @@ def enrol_welcome(
         )
         if not entered.rowcount or seq.status != "active" or first > now:  # type: ignore[attr-defined]
             continue  # had it already; or the scheduler sends it when due (or resumed)
-        # Due now: queued in this transaction, as the scheduler would (same compare-and-set).
-        nxt = steps[1] if len(steps) > 1 else None
-        session.execute(
-            update(SequenceReader)
-            .where(
+        # Due now: queued in this transaction, as the scheduler would (the same step taken).
+        reader = session.scalars(
+            select(SequenceReader).where(
                 SequenceReader.sequence_id == seq.id,
                 SequenceReader.subscriber_id == subscriber_id,
-                SequenceReader.next_step == 0,
             )
-            .values(
-                next_step=1,
-                last_carrier_id=steps[0].carrier_issue_id,
-                next_due_at=step_due(now, nxt.after, nxt.at, zone or "UTC") if nxt else None,
-            )
-            .execution_options(synchronize_session=False)
-        )
+        ).one()
+        following = steps[1] if len(steps) > 1 else None
+        if not take_step(session, reader, steps[0], following, len(steps), zone or "UTC"):
+            continue
         audience = and_(Subscriber.id == subscriber_id, readers_of(newsletter_id))
         queued += freeze_recipients(session, steps[0].carrier_issue_id, audience=audience)
     return queued
