@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select, update
@@ -356,10 +356,12 @@ def decide(
 
 
 def due_tests(session: Session, now: datetime) -> list[int]:
-    """Return the issues whose A/B decision is due."""
+    """Return the issues whose A/B decision is due (a paused test's waits for its resume)."""
     return list(
         session.scalars(
-            select(AbTest.issue_id).where(AbTest.winner.is_(None), AbTest.decide_at <= now)
+            select(AbTest.issue_id).where(
+                AbTest.winner.is_(None), AbTest.paused_at.is_(None), AbTest.decide_at <= now
+            )
         )
     )
 
@@ -421,6 +423,39 @@ def mirror_status(session: Session, now: datetime) -> None:
                 .values(decided_at=now, winner=-1)
                 .execution_options(synchronize_session=False)
             )
+        else:
+            _clock_pause(session, issue_id, status, now)
+
+
+def _clock_pause(session: Session, issue_id: int, status: str, now: datetime) -> None:
+    """Note when an undecided test was paused; on its resume, move its decision on as long.
+
+    The sample's readers cannot click what the pause kept from them: a decision that fell due
+    meanwhile would pick a winner from a part of the sample, or none (a tie: the first).
+    """
+    test = session.execute(
+        select(AbTest.paused_at, AbTest.decide_at).where(
+            AbTest.issue_id == issue_id, AbTest.winner.is_(None)
+        )
+    ).first()
+    if test is None:
+        return  # decided already: nothing waits for the clock
+    if status == IssueStatus.paused and test.paused_at is None:
+        _clock(session, issue_id, None, paused_at=now)
+    elif status == IssueStatus.sending and test.paused_at is not None:
+        later = test.decide_at + max(now - test.paused_at, timedelta(0))
+        _clock(session, issue_id, test.paused_at, paused_at=None, decide_at=later)
+
+
+def _clock(session: Session, issue_id: int, since: datetime | None, **values: Any) -> None:
+    # Compare-and-set on paused_at: two automation loops move a decision on once.
+    was = AbTest.paused_at.is_(None) if since is None else AbTest.paused_at == since
+    session.execute(
+        update(AbTest)
+        .where(AbTest.issue_id == issue_id, was)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _pause_test(

@@ -26,6 +26,9 @@ class AbTest(Base):
     decide_at: Mapped[datetime]
     winner: Mapped[int | None] = mapped_column(default=None)  # an index into subjects
     decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Set while the test is paused (undecided): the sample's readers cannot click what they
+    # have not been sent, so the resume moves decide_at on by the pause's length.
+    paused_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_ab_tests_decide", "winner", "decide_at"),)

@@ -92,8 +92,8 @@ def test_resuming_the_test_resumes_its_variants_and_sends_the_rest_once(
     issue_id, carriers = start_test(client, editor, ctx)
     worker_pauses(ctx, carriers[0], ERRORS)
     assert ab_tick(ctx) == []
-    # The decision falls due while the test is paused: made once, its rest waits too.
-    assert ab_tick(ctx, utcnow() + timedelta(hours=2)) == [issue_id]
+    # The decision falls due while the test is paused: it waits (the sample is not out).
+    assert ab_tick(ctx, utcnow() + timedelta(hours=2)) == []
     run_worker(ctx)
     assert received(smtp_server) == Counter()
     assert stats(client, editor, issue_id)["status"] == "paused"
@@ -103,12 +103,40 @@ def test_resuming_the_test_resumes_its_variants_and_sends_the_rest_once(
     assert ab_tick(ctx) == []
     assert carrier_states(ctx, carriers) == [("sending", None), ("sending", None)]
     run_worker(ctx)
-    assert ab_tick(ctx, utcnow() + timedelta(hours=3)) == []  # never decided twice
+    sample = received(smtp_server)
+    assert len(sample) == READERS // 2 and set(sample.values()) == {1}, sample
+    assert ab_tick(ctx, utcnow() + timedelta(hours=3)) == [issue_id]
+    run_worker(ctx)
+    assert ab_tick(ctx, utcnow() + timedelta(hours=4)) == []  # never decided twice
     everyone = received(smtp_server)
     assert len(everyone) == READERS and set(everyone.values()) == {1}, everyone
     out = stats(client, editor, issue_id)
     assert out["status"] == "sent" and out["pause_reason"] is None, out
     assert carrier_states(ctx, carriers) == [("sent", None), ("sent", None)]
+
+
+def test_a_pause_moves_the_decision_on_by_its_length(
+    ctx: Context, client: TestClient, editor: dict[str, str]
+) -> None:
+    """The sample's readers had an hour to click (decide_after PT1H), less the pause."""
+    add_subscribers(ctx, READERS)
+    issue_id, _ = start_test(client, editor, ctx)
+    with session_scope(ctx.sessions) as session:
+        decide_at = session.get_one(AbTest, issue_id).decide_at
+    start = utcnow()
+    assert client.post(f"/issues/{issue_id}/pause", headers=editor).status_code == 200
+    assert ab_tick(ctx, start) == []
+    assert ab_tick(ctx, start + timedelta(hours=5)) == []  # paused: never decided
+    assert client.post(f"/issues/{issue_id}/resume", headers=editor).status_code == 200
+    resumed = start + timedelta(hours=3)  # the resume is seen three hours after the pause
+    assert ab_tick(ctx, resumed) == []
+    with session_scope(ctx.sessions) as session:
+        moved = session.get_one(AbTest, issue_id)
+        assert moved.paused_at is None
+        assert moved.decide_at == decide_at + timedelta(hours=3)
+    assert ab_tick(ctx, moved.decide_at - timedelta(seconds=1)) == []
+    assert ab_tick(ctx, moved.decide_at) == [issue_id]
+    # An editor may still decide a paused test at once (POST /issues/{id}/ab/decide).
 
 
 def test_resuming_after_a_variants_relay_burst_undoes_the_burst_on_that_variant(
