@@ -134,22 +134,38 @@ class Page:
 
     @classmethod
     def build(
-        cls, body: bytes, media_type: str, changed_at: datetime, now: datetime | None = None
+        cls,
+        body: bytes,
+        media_type: str,
+        changed_at: datetime,
+        now: datetime | None = None,
+        lag: timedelta = timedelta(0),
     ) -> Page:
-        """Wrap a rendered body: a strong ETag from its bytes, Last-Modified from the stamp."""
+        """Wrap a rendered body: a strong ETag from its bytes, Last-Modified from the stamp.
+
+        lag: how long after the second of the change the date may be handed out (see _dated).
+        """
         etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
-        return cls._dated(body, etag, media_type, changed_at, now or page_clock())
+        return cls._dated(body, etag, media_type, changed_at, now or page_clock(), lag)
 
     @classmethod
     def _dated(
-        cls, body: bytes, etag: str, media_type: str, changed_at: datetime, now: datetime
+        cls,
+        body: bytes,
+        etag: str,
+        media_type: str,
+        changed_at: datetime,
+        now: datetime,
+        lag: timedelta,
     ) -> Page:
         # Last-Modified has whole seconds. Handed out during the second of the change, a
         # second change in that second would carry the same date, and an If-Modified-Since
         # would get a 304 for the old page; so until that second is over only the ETag
-        # validates (RFC 9110 8.8.2.2, as Apache does), then settled() adds the date.
+        # validates (RFC 9110 8.8.2.2, as Apache does), then settled() adds the date. `lag`
+        # adds the time a process may trust its last look at the stamp (PAGE_CACHE_SECONDS):
+        # until then a change late in that second may not have been seen yet.
         second = changed_at.replace(microsecond=0)
-        modified = second if now >= second + ONE_SECOND else None
+        modified = second if now >= second + ONE_SECOND + lag else None
         validators: tuple[tuple[bytes, bytes], ...] = ((b"etag", etag.encode()),)
         if modified is not None:
             validators += ((b"last-modified", format_datetime(modified, usegmt=True).encode()),)
@@ -161,11 +177,12 @@ class Page:
         )
         return cls(body, etag, modified, headers, validators, media_type, changed_at)
 
-    def settled(self, now: datetime) -> Page:
+    def settled(self, now: datetime, lag: timedelta) -> Page:
         """Return the page with its Last-Modified once the second of its change is over."""
-        if self.modified is not None or now < self.changed_at.replace(microsecond=0) + ONE_SECOND:
+        if self.modified is not None:
             return self
-        return self._dated(self.body, self.etag, self.media_type, self.changed_at, now)
+        page = self._dated(self.body, self.etag, self.media_type, self.changed_at, now, lag)
+        return page if page.modified is not None else self
 
     def not_modified(self, request_headers: Headers) -> bool:
         """Tell whether the client's copy is this one (If-None-Match, else If-Modified-Since)."""
@@ -222,6 +239,8 @@ class PageCache:
         self._pages: OrderedDict[str, tuple[int, Page]] = OrderedDict()
         self._renders: dict[tuple[str, int], asyncio.Future[Page]] = {}
         self._size = size
+        # PAGE_CACHE_SECONDS: how stale this process's view of the stamp may be (Page._dated).
+        self._lag = timedelta(seconds=settings.page_cache_seconds)
 
     def hit(self, key: str) -> Page | None:
         """Return the page under `key` when it is current and the stamp was checked lately."""
@@ -235,7 +254,7 @@ class PageCache:
 
     def _settled(self, key: str, counter: int, page: Page) -> Page:
         if page.modified is None:  # rendered in the second of its change (Page._dated)
-            page = page.settled(page_clock())
+            page = page.settled(page_clock(), self._lag)
             self._pages[key] = (counter, page)
         return page
 
@@ -258,7 +277,7 @@ class PageCache:
     async def _render(self, key: str, stamp: Stamp, render: Render) -> Page:
         def build() -> Page:
             body, media_type = render()
-            return Page.build(body, media_type, stamp.changed_at)
+            return Page.build(body, media_type, stamp.changed_at, lag=self._lag)
 
         # Rendered after the stamp was read: a change committed in between is in the page
         # already, and the next check re-renders it under the new stamp anyway.
