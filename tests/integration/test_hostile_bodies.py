@@ -19,19 +19,11 @@ from fastapi.routing import APIRoute
 from app.context import Context
 from app.main import create_app
 from app.web.limits import limit_for
-from tests.conftest import PG_URL
 from tests.console_support import EMAIL, PASSWORD, add_account, csrf_of
 from tests.health_probe import HealthProbe
 from tests.helpers import add_subscribers, new_issue
 from tests.hostile import CONTENT_TYPES
 from tests.load import fire_at_once
-
-# Once, on SQLite: what it floods is the body limits, the parsers and the event loop, none of
-# which differs by database (what PostgreSQL stores differently, a NUL byte or an id past
-# 2**31, schemathesis tries on both). On PostgreSQL it cost CI 83 s of its 12 minutes.
-pytestmark = pytest.mark.skipif(
-    bool(PG_URL), reason="a flood of request bodies tests the HTTP layer, not SQL: SQLite only"
-)
 
 # Liveness here, not speed: /healthz keeps answering 200 through the whole flood. That a large
 # body never blocks the event loop is checked with a tight bound, one body at a time, by
