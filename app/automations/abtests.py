@@ -7,15 +7,14 @@ exists. The issue itself is started `held_open` with no rows: when the decision 
 an editor decides), the winner's subject becomes its frozen subject and the rest of the list
 is frozen onto it in the same transaction, leaving out everyone who had a variant, so each
 reader gets exactly one copy. Pausing, resuming or cancelling the issue is mirrored onto the
-carriers by the scheduler; a carrier the worker pauses (errors, a bounce burst, a relay alert)
-pauses the whole test with its reason, until an editor resumes the issue.
+carriers by the scheduler (ab_pauses.py); a carrier the worker pauses (errors, a bounce burst,
+a relay alert) pauses the whole test with its reason, until an editor resumes the issue.
 """
 
 from __future__ import annotations
 
-import contextlib
 import secrets
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select, update
@@ -25,7 +24,7 @@ from app.audience.segments import send_audience
 from app.automations.durations import parse_duration
 from app.errors import Conflict, InvalidInput, NotFound
 from app.issues.schemas import SendIn
-from app.issues.service import local_moments, pause_issue, pre_send_check, resume_issue
+from app.issues.service import local_moments, pre_send_check
 from app.models import (
     AbTest,
     Click,
@@ -39,13 +38,9 @@ from app.models import (
 from app.rendering.compile import Renderer
 from app.sends.store.frozen import freeze_content
 from app.sends.store.ledger import freeze_recipients, send_recipients
-from app.sends.store.sends import cancel_send
 
 MAX_SUBJECTS = 4
 SAMPLE_CHUNK = 500
-# Why a variant waits when its test is paused. Unlike the worker's reasons it never begins
-# like a relay pause or a burst's, so neither the relay pool nor a resume acts on it alone.
-HELD_REASON = "paused with its A/B test"
 
 
 def parse_ab(raw: Any) -> tuple[list[str], int, str, str]:
@@ -166,7 +161,7 @@ def start_ab(
                 session, carrier_id, moments, audience=Subscriber.id.in_(chunk)
             )
         counts.append(count)
-        _set(session, carrier_id, recipients=count)
+        set_issue(session, carrier_id, recipients=count)
         if later is not None:
             # The sample's rows wait for send_at (the claim honours next_attempt_at).
             session.execute(
@@ -178,9 +173,9 @@ def start_ab(
     first = _first_due(session, carriers, now) if waits else now
     if waits and first <= now:
         waits = False  # every sample moment has passed: it goes out now, as a local send does
-        _set(session, issue_id, status=IssueStatus.sending, started_at=now, send_at=None)
+        set_issue(session, issue_id, status=IssueStatus.sending, started_at=now, send_at=None)
     elif waits:
-        _set(session, issue_id, send_at=first)
+        set_issue(session, issue_id, send_at=first)
     session.add(
         AbTest(
             issue_id=issue_id,
@@ -231,7 +226,8 @@ def _carrier(session: Session, issue: Issue, subject: str, n: int, now: datetime
     return carrier.id
 
 
-def _set(session: Session, issue_id: int, **values: Any) -> None:
+def set_issue(session: Session, issue_id: int, **values: Any) -> None:
+    """Update an issue's columns in place (a test's issue or one of its carriers)."""
     session.execute(
         update(Issue)
         .where(Issue.id == issue_id)
@@ -350,7 +346,7 @@ def decide(
             moments = local_moments(session, wall, day, default_zone)
         count = freeze_recipients(session, issue_id, moments, audience=and_(audience, ~had_variant))
         # The rest is queued: from now on the issue finishes like any send.
-        _set(session, issue_id, subject=chosen, recipients=count, held_open=False)
+        set_issue(session, issue_id, subject=chosen, recipients=count, held_open=False)
     session.expire_all()
     return {"id": issue_id, "subject": chosen, "winner": winner, "recipients": count}
 
@@ -364,110 +360,3 @@ def due_tests(session: Session, now: datetime) -> list[int]:
             )
         )
     )
-
-
-def mirror_status(session: Session, now: datetime) -> None:
-    """Keep each test and its carriers paused, resumed or cancelled together.
-
-    A carrier the worker paused (too many errors, a bounce burst, a relay alert) keeps its
-    reason and pauses the test with it, so the editor sees why and decides when to go on.
-    `held_open` on a paused carrier says the test holds it: the editor's resume of the test
-    leaves no other trace, and that carrier must then resume, not pause the test again.
-    """
-    rows = session.execute(
-        select(AbTest.issue_id, AbTest.subjects, AbTest.carriers, Issue.status)
-        .join(Issue, Issue.id == AbTest.issue_id)
-        .where(Issue.status.in_((IssueStatus.paused, IssueStatus.cancelled, IssueStatus.sending)))
-    ).all()
-    for issue_id, subjects, carriers, status in rows:
-        states = list(
-            session.execute(
-                select(Issue.id, Issue.status, Issue.held_open, Issue.pause_reason).where(
-                    Issue.id.in_(carriers)
-                )
-            )
-        )
-        # Carriers paused on their own first, so the others follow the test's pause at once.
-        states.sort(key=lambda r: (r.held_open or r.status != IssueStatus.paused, r.id))
-        for carrier_id, current, held, reason in states:
-            if status == IssueStatus.cancelled:
-                if current in (IssueStatus.sending, IssueStatus.paused):
-                    cancel_send(session, carrier_id, now, (IssueStatus.sending, IssueStatus.paused))
-                    _set(session, carrier_id, held_open=False)
-            elif current == IssueStatus.paused and not held:
-                _set(session, carrier_id, held_open=True)
-                if status == IssueStatus.sending:
-                    subject = subjects[carriers.index(carrier_id)]
-                    status = _pause_test(session, issue_id, carrier_id, subject, reason, now)
-            elif current == IssueStatus.sending and status == IssueStatus.paused:
-                _set(
-                    session,
-                    carrier_id,
-                    status=IssueStatus.paused,
-                    pause_reason=HELD_REASON,
-                    held_open=True,
-                )
-            elif current == IssueStatus.sending and held:
-                _set(session, carrier_id, held_open=False)  # resumed by the relay pool
-            elif current == IssueStatus.paused and status == IssueStatus.sending:
-                # The editor resumed the test. The carrier's own resume: after a relay burst
-                # its late 5.1.x failures are queued again and their suppressions lifted.
-                _set(session, carrier_id, held_open=False)
-                with contextlib.suppress(Conflict):  # another automations loop was first
-                    resume_issue(session, carrier_id, now)
-        if status == IssueStatus.cancelled:
-            # A cancelled test is never decided: nothing more goes out.
-            session.execute(
-                update(AbTest)
-                .where(AbTest.issue_id == issue_id, AbTest.winner.is_(None))
-                .values(decided_at=now, winner=-1)
-                .execution_options(synchronize_session=False)
-            )
-        else:
-            _clock_pause(session, issue_id, status, now)
-
-
-def _clock_pause(session: Session, issue_id: int, status: str, now: datetime) -> None:
-    """Note when an undecided test was paused; on its resume, move its decision on as long.
-
-    The sample's readers cannot click what the pause kept from them: a decision that fell due
-    meanwhile would pick a winner from a part of the sample, or none (a tie: the first).
-    """
-    test = session.execute(
-        select(AbTest.paused_at, AbTest.decide_at).where(
-            AbTest.issue_id == issue_id, AbTest.winner.is_(None)
-        )
-    ).first()
-    if test is None:
-        return  # decided already: nothing waits for the clock
-    if status == IssueStatus.paused and test.paused_at is None:
-        _clock(session, issue_id, None, paused_at=now)
-    elif status == IssueStatus.sending and test.paused_at is not None:
-        later = test.decide_at + max(now - test.paused_at, timedelta(0))
-        _clock(session, issue_id, test.paused_at, paused_at=None, decide_at=later)
-
-
-def _clock(session: Session, issue_id: int, since: datetime | None, **values: Any) -> None:
-    # Compare-and-set on paused_at: two automation loops move a decision on once.
-    was = AbTest.paused_at.is_(None) if since is None else AbTest.paused_at == since
-    session.execute(
-        update(AbTest)
-        .where(AbTest.issue_id == issue_id, was)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-
-
-def _pause_test(
-    session: Session, issue_id: int, carrier_id: int, subject: str, why: str | None, now: datetime
-) -> str:
-    """Pause a sending test because one of its carriers paused; return the test's status."""
-    label = subject if len(subject) <= 60 else subject[:59] + "…"
-    # Never the carrier's reason alone: after a burst's, resuming the test would lift the
-    # test's own real hard bounces; after a relay pool's, the pool would resume it unasked.
-    reason = f"variant {label!r} {why or 'paused'}"
-    try:
-        pause_issue(session, issue_id, now, reason)
-    except Conflict:  # an editor paused or cancelled it meanwhile
-        return session.scalar(select(Issue.status).where(Issue.id == issue_id)) or ""
-    return IssueStatus.paused

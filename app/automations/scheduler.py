@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.exc import DBAPIError
 
-from app.automations import abtests
+from app.automations import ab_pauses, abtests
 from app.automations.sequences.scheduler import tick as sequences_tick
 from app.context import Context
 from app.db import session_scope
@@ -25,7 +25,7 @@ def ab_tick(ctx: Context, at: datetime | None = None) -> list[int]:
     """Mirror pauses and cancels onto A/B carriers, then decide the tests that are due."""
     now = at or utcnow()
     with session_scope(ctx.sessions) as session:
-        abtests.mirror_status(session, now)
+        ab_pauses.mirror_status(session, now)
         due = abtests.due_tests(session, now)
     decided = []
     for issue_id in due:

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from app.automations.abtests import HELD_REASON
+from app.automations.ab_pauses import HELD_REASON
 from app.automations.scheduler import ab_tick
 from app.context import Context
 from app.db import session_scope
