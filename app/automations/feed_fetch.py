@@ -9,6 +9,7 @@ from urllib.parse import urljoin
 from app.webhooks.fetch import FetchError, fetch
 
 MAX_FEED_BYTES = 5 * 1024 * 1024
+FEEDS_PRIVATE_SETTING = "MORNINGPOST_FEEDS_ALLOW_PRIVATE"
 MAX_REDIRECTS = 5
 TIMEOUT_SECONDS = 20.0
 
@@ -41,6 +42,7 @@ async def fetch_feed(
             allow_private=allow_private,
             max_bytes=MAX_FEED_BYTES,
             headers=headers,
+            private_setting=FEEDS_PRIVATE_SETTING,
         )
         if got.status in (301, 302, 303, 307, 308) and got.headers.get("location"):
             # The next hop is checked like the first one: a public URL may redirect inward.

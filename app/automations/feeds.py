@@ -35,7 +35,7 @@ from app.issues.schemas import IssueIn, SendIn
 from app.issues.service import create_issue, send_issue
 from app.models import Feed, FeedItem, Subscriber, SubscriberStatus, utcnow
 from app.webhooks.fetch import FetchError
-from app.webhooks.safety import WEBHOOK_PRIVATE_SETTING, parse_target
+from app.webhooks.safety import parse_target
 
 log = logging.getLogger("morningpost.feeds")
 
@@ -47,13 +47,6 @@ IDLE_SECONDS = 5.0
 # The earliest zone is 14 hours ahead of UTC (Pacific/Kiritimati): a daily send feed polls
 # when HH:MM comes there, so every reader's HH:MM of that day is still ahead.
 EARLIEST_ZONE = timedelta(hours=14)
-FEEDS_PRIVATE_SETTING = "MORNINGPOST_FEEDS_ALLOW_PRIVATE"
-
-
-def _in_feed_words(message: str) -> str:
-    """Return a refusal of the shared address rules naming the feeds' own setting."""
-    # The fetch and its address checks are the webhooks'; their sentence names their setting.
-    return message.replace(WEBHOOK_PRIVATE_SETTING, FEEDS_PRIVATE_SETTING)
 
 
 def create_feed(
@@ -285,7 +278,7 @@ async def poll_feed(ctx: Context, feed_id: int, *, force: bool = False) -> int |
         parsed = await asyncio.to_thread(parse_feed, got.body) if got.status == 200 else None
         return await asyncio.to_thread(_apply, ctx, feed_id, got, parsed)
     except (FetchError, FeedMalformed, DomainError, IntegrityError, ValidationError) as exc:
-        message = _in_feed_words(str(getattr(exc, "message", exc)))
+        message = str(getattr(exc, "message", exc))
         await asyncio.to_thread(_fail, ctx, feed_id, message)
         return None
 

@@ -23,6 +23,7 @@ from app.errors import InvalidInput
 from app.webhooks.safety import Target, check_addresses, parse_target, resolve
 
 USER_AGENT = "MorningPost-LinkCheck/1 (+pre-send check of a newsletter)"
+LINK_CHECK_PRIVATE_SETTING = "MORNINGPOST_LINK_CHECK_ALLOW_PRIVATE"
 MAX_REDIRECTS = 5
 MAX_LINKS = 100  # per check; an issue with more gets the first hundred checked
 TOTAL_FACTOR = 3  # a whole check takes at most this many per-link timeouts
@@ -120,7 +121,9 @@ class LinkChecker:
                 for _ in range(MAX_REDIRECTS + 1):
                     target = parse_target(current)
                     addresses = await asyncio.to_thread(self.resolver, target)
-                    addresses = check_addresses(target.host, addresses, self.allow_private)
+                    addresses = check_addresses(
+                        target.host, addresses, self.allow_private, LINK_CHECK_PRIVATE_SETTING
+                    )
                     status, location, length = await _ask(addresses[0], target, "HEAD")
                     if status in (405, 501):  # HEAD not implemented: ask for the page itself
                         status, location, length = await _ask(addresses[0], target, "GET")
@@ -130,11 +133,7 @@ class LinkChecker:
                     return LinkStatus(url, status, length=length)
                 return LinkStatus(url, None, f"more than {MAX_REDIRECTS} redirects")
         except InvalidInput as exc:
-            # The address rules are the webhooks'; the sentence names this check's own flag.
-            message = exc.message.replace("webhook host", "host").replace(
-                "MORNINGPOST_WEBHOOK_ALLOW_PRIVATE", "MORNINGPOST_LINK_CHECK_ALLOW_PRIVATE"
-            )
-            return LinkStatus(url, None, message, refused=True)
+            return LinkStatus(url, None, exc.message, refused=True)
         except TimeoutError:
             return LinkStatus(url, None, f"no answer within {self.timeout:g} s")
         except (OSError, ssl.SSLError, h11.ProtocolError, ValueError) as exc:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import h11
 
 from app.errors import InvalidInput
-from app.webhooks.safety import check_addresses, parse_target, resolve
+from app.webhooks.safety import WEBHOOK_PRIVATE_SETTING, check_addresses, parse_target, resolve
 
 USER_AGENT = "MorningPost/1"
 
@@ -40,8 +40,12 @@ async def fetch(
     max_bytes: int,
     https_only: bool = False,
     headers: dict[str, str] | None = None,
+    private_setting: str = WEBHOOK_PRIVATE_SETTING,
 ) -> Fetched:
-    """GET `url` (redirects are answers, not followed) and return the response, or FetchError."""
+    """GET `url` (redirects are answers, not followed) and return the response, or FetchError.
+
+    private_setting: the setting a refused private address names (the caller's own).
+    """
     try:
         target = parse_target(url)
     except InvalidInput as exc:
@@ -51,7 +55,7 @@ async def fetch(
     try:
         async with asyncio.timeout(timeout):
             addresses = await asyncio.to_thread(resolve, target)
-            address = check_addresses(target.host, addresses, allow_private)[0]
+            address = check_addresses(target.host, addresses, allow_private, private_setting)[0]
             tls = ssl.create_default_context() if target.scheme == "https" else None
             reader, writer = await asyncio.open_connection(
                 address, target.port, ssl=tls, server_hostname=target.host if tls else None

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 from app.errors import InvalidInput
 
 URL_MAX = 2000
-# The setting the refusal below names; a caller with its own setting (feeds, the link check)
-# puts that one in its place.
+# The setting a refusal of a private address names, unless its caller has its own (feeds, the
+# link check pass theirs to check_addresses).
 WEBHOOK_PRIVATE_SETTING = "MORNINGPOST_WEBHOOK_ALLOW_PRIVATE"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -110,8 +110,16 @@ def forbidden(ip: IPAddress) -> bool:
     )
 
 
-def check_addresses(host: str, addresses: list[str], allow_private: bool) -> list[str]:
-    """Return the addresses to connect to; refuse (InvalidInput) if any is forbidden."""
+def check_addresses(
+    host: str,
+    addresses: list[str],
+    allow_private: bool,
+    setting: str = WEBHOOK_PRIVATE_SETTING,
+) -> list[str]:
+    """Return the addresses to connect to; refuse (InvalidInput) if any is forbidden.
+
+    setting: the one that allows private addresses for this caller, named in the refusal.
+    """
     if not addresses:
         raise InvalidInput(f"The host {host!r} does not resolve to any address.")
     if allow_private:
@@ -122,7 +130,7 @@ def check_addresses(host: str, addresses: list[str], allow_private: bool) -> lis
             # Any forbidden answer refuses the name: a mixed answer is a rebinding tool.
             raise InvalidInput(
                 f"The host {host!r} resolves to {ip}, a private, loopback, link-local "
-                f"or otherwise non-public address; set {WEBHOOK_PRIVATE_SETTING}=true to allow it."
+                f"or otherwise non-public address; set {setting}=true to allow it."
             )
     return addresses
 

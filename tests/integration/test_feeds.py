@@ -147,10 +147,10 @@ def test_private_addresses_and_inward_redirects_are_refused_by_default(
     # the redirect's target is checked like the first address, and refused.
     real_check = fetch_module.check_addresses
 
-    def check(host: str, addresses: list[str], allow_private: bool) -> list[str]:
+    def check(host: str, addresses: list[str], allow_private: bool, setting: str) -> list[str]:
         if host == "wire.example":  # the "public" first hop only
             return ["127.0.0.1"]
-        return real_check(host, addresses, allow_private)
+        return real_check(host, addresses, allow_private, setting)
 
     monkeypatch.setattr(fetch_module, "resolve", lambda target: ["127.0.0.1"])
     monkeypatch.setattr(fetch_module, "check_addresses", check)
