@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,9 @@ log = logging.getLogger("morningpost.bounces")
 
 # The VERP listener, our signed webhook, and each email provider's own webhook.
 SOURCES = ("smtp", "mailbox", "webhook", "ses", "postmark", "sendgrid", "mailgun")
+# How long a provider's event id (and a Mailgun token) is remembered. Providers redeliver for
+# hours to three days (SendGrid: 72 h) and Mailgun's signatures live five minutes.
+EVENT_ID_DAYS = 30
 
 
 class ForgedReport(Exception):
@@ -71,6 +74,21 @@ def first_time(session: Session, provider: str, event_id: str, now: datetime) ->
     except IntegrityError:
         return False
     return True
+
+
+def forget_old_event_ids(session: Session, now: datetime) -> int:
+    """Forget event ids older than EVENT_ID_DAYS but each provider's newest; return how many."""
+    # The newest stays: the console tells when each provider's last event arrived.
+    newest = select(func.max(ProviderEvent.id)).group_by(ProviderEvent.provider)
+    gone = session.execute(
+        delete(ProviderEvent)
+        .where(
+            ProviderEvent.received_at < now - timedelta(days=EVENT_ID_DAYS),
+            ProviderEvent.id.not_in(newest),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(gone.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def _blocks_for(

@@ -139,7 +139,8 @@ def enrol_welcome(
         steps = current_steps(session, seq.id)
         first = step_due(now, steps[0].after, steps[0].at, zone or "UTC")
         insert = postgresql.insert if is_postgres(session) else sqlite.insert
-        entered = session.execute(
+        # RETURNING tells whether the row was new on both databases (a rowcount need not).
+        entered = session.scalar(
             insert(SequenceReader)
             .values(
                 sequence_id=seq.id,
@@ -149,16 +150,12 @@ def enrol_welcome(
                 next_due_at=first,
             )
             .on_conflict_do_nothing(index_elements=["sequence_id", "subscriber_id"])
+            .returning(SequenceReader.id)
         )
-        if not entered.rowcount or seq.status != "active" or first > now:  # type: ignore[attr-defined]
+        if entered is None or seq.status != "active" or first > now:
             continue  # had it already; or the scheduler sends it when due (or resumed)
         # Due now: queued in this transaction, as the scheduler would (the same step taken).
-        reader = session.scalars(
-            select(SequenceReader).where(
-                SequenceReader.sequence_id == seq.id,
-                SequenceReader.subscriber_id == subscriber_id,
-            )
-        ).one()
+        reader = session.get_one(SequenceReader, entered)
         following = steps[1] if len(steps) > 1 else None
         if not take_step(session, reader, steps[0], following, len(steps), zone or "UTC"):
             continue
