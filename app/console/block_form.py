@@ -14,6 +14,7 @@ from typing import Any
 from starlette.datastructures import FormData
 
 from app.errors import InvalidInput
+from app.issues.markdown_format import to_markdown
 from app.rendering.blocks import BLOCK_TYPES
 
 MAX_FORM_BLOCKS = 100
@@ -160,3 +161,20 @@ def blank(kind: str) -> BlockForm:
     if kind not in BLOCK_TYPES:
         raise InvalidInput(f"Unknown block type {kind!r}.")
     return to_form({"type": kind})
+
+
+def as_markdown(form: FormData) -> str | None:
+    """Return a posted block form as the issue's Markdown (None if its blocks do not read).
+
+    Text typed block by block that could not be saved (a session ended) is kept this way and
+    comes back in the Markdown editor.
+    """
+    try:
+        blocks = [to_block(s, n) for n, s in enumerate(read_form(form), start=1)]
+        return to_markdown(
+            subject=str(form.get("subject") or "")[:300],
+            preheader=str(form.get("preheader") or "")[:300],
+            blocks=blocks,
+        )
+    except (InvalidInput, ValueError):
+        return None

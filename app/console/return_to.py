@@ -14,6 +14,7 @@ NEW_FORM = "/editor/issues/new"
 EDIT_FORM = re.compile(r"^/editor/issues/(\d+)/edit$")
 _FORM_POSTS = {"/editor/issues": NEW_FORM}
 _EDIT_POST = re.compile(r"^/editor/issues/(\d+)/(edit|autosave)$")
+_BLOCKS_POST = re.compile(r"^/editor/issues/(\d+)/blocks$")
 
 
 def safe_next(value: str | None) -> str:
@@ -59,6 +60,17 @@ def form_page_of(path: str, referer: str | None) -> str:
         local = parts.path + (f"?{parts.query}" if parts.query else "")
         return safe_next(local)
     return HOME
+
+
+def is_markdown_form_post(path: str) -> bool:
+    """Tell whether `path` is where a Markdown editor form posts (a new draft or an edit)."""
+    return path in _FORM_POSTS or EDIT_FORM.match(path) is not None
+
+
+def blocks_form_of(path: str) -> str | None:
+    """Return the Markdown editor of the issue whose block editor posts to `path`, if it is one."""
+    found = _BLOCKS_POST.match(path)
+    return f"/editor/issues/{found.group(1)}/edit" if found else None
 
 
 def kept_text_target(next_path: str) -> tuple[bool, int | None]:

@@ -30,6 +30,7 @@ from app.console.web import (
     is_https,
     redirect,
     render,
+    same_origin,
 )
 from app.deps import ContextDep
 from app.models import utcnow
@@ -38,14 +39,6 @@ from app.web.proxies import client_ip
 router = APIRouter(route_class=ConsoleRoute, prefix=PREFIX, include_in_schema=False)
 
 WRONG = "That email address and password do not match an editor account."
-
-
-def _same_origin(request: Request) -> bool:
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True  # not a browser, or an old one: the password is the check
-    own = {request.app.state.ctx.settings.base_url, str(request.base_url).rstrip("/")}
-    return origin.rstrip("/") in own
 
 
 @router.get("/login")
@@ -64,7 +57,7 @@ async def login_gate(
     request: Request, ctx: ContextDep, email: Annotated[str, Form(max_length=400)] = ""
 ) -> LoginVerdict:
     """Refuse a foreign origin, count the attempt, and hold it while its account is slowed."""
-    if not _same_origin(request):
+    if not same_origin(request):  # no Origin: not a browser; the password is the check
         # There is no session yet to hold a CSRF token: a foreign page must not sign a
         # browser in to an account of its choosing (login CSRF).
         raise CsrfRefused("Sign in from this site's own sign-in page.")
@@ -87,6 +80,7 @@ def login(
     password: Annotated[str, Form(max_length=2000)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",
     markdown: Annotated[str | None, Form(max_length=MARKDOWN_MAX)] = None,
+    version: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     """Check the password; on success set the session cookie and go where the editor was."""
     now = utcnow()
@@ -101,10 +95,10 @@ def login(
     # Looked up in a read transaction; argon2 runs with no transaction open (no lock held).
     editor = verify_login(session, email, password, now, reads=ctx.reads)
     if editor is None:
-        return _wrong(request, email, next, markdown)
+        return _wrong(request, email, next, markdown, version)
     prune_sessions(session, now)  # sign-ins are rare: a good moment to drop stale sessions
     raw = start_session(session, editor, now)
-    response = redirect(after_sign_in(session, editor.id, next, markdown, now))
+    response = redirect(after_sign_in(session, editor.id, next, markdown, now, version))
     response.set_cookie(
         cookie_name(request),
         raw,
@@ -117,7 +111,7 @@ def login(
     return response
 
 
-def _wrong(request: Request, email: str, next: str, markdown: str | None) -> Response:
+def _wrong(request: Request, email: str, next: str, markdown: str | None, version: str) -> Response:
     # A wrong password on the session-ended page keeps the text on that page.
     if markdown is not None:
         return render(
@@ -128,6 +122,7 @@ def _wrong(request: Request, email: str, next: str, markdown: str | None) -> Res
             error=WRONG,
             next=safe_next(next),
             markdown=markdown,
+            version=version if version.isdigit() else "",
         )
     return render(
         request, "login.html", status_code=401, email=email, error=WRONG, next=safe_next(next)

@@ -8,8 +8,6 @@ from fastapi.responses import Response
 from app.console.web import PREFIX, ConsoleRoute, EditorDep, SessionDep, redirect, signed_in
 from app.deps import ContextDep
 from app.issues import service
-from app.issues.duplicate import copy_subject, next_edition_blocks
-from app.issues.schemas import IssueIn
 
 router = APIRouter(
     route_class=ConsoleRoute,
@@ -22,14 +20,5 @@ router = APIRouter(
 @router.post("/{issue_id}/duplicate")
 def duplicate_issue(issue_id: int, session: SessionDep, ctx: ContextDep, _: EditorDep) -> Response:
     """Start a new draft from an issue's subject, preheader and blocks (tomorrow's edition)."""
-    source = service.get_issue(session, issue_id)
-    copy = service.create_issue(
-        session,
-        IssueIn(
-            subject=copy_subject(source.subject),
-            preheader=source.preheader,
-            blocks=next_edition_blocks(source.blocks),
-        ),
-        ctx.renderer,
-    )
+    copy = service.duplicate_issue(session, issue_id, ctx.renderer)
     return redirect(f"{PREFIX}/issues/{copy.id}/edit?done=duplicated")

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from app.console.issue_notices import done_notice
 from app.console.kept_text import MARKDOWN_MAX
 from app.console.newsletter_choice import into, switcher
-from app.console.stale_edit import STALE, save_form
+from app.console.stale_edit import STALE, form_version, save_form
 from app.console.web import (
     PREFIX,
     ConsoleRoute,
@@ -51,6 +51,12 @@ Get daily AI insights delivered every morning.
 """
 
 KEPT = "This is the text you were writing when your session ended, back in the form."
+
+KEPT_STALE = (
+    "Someone else saved this issue while your session was ended. Their saved text is shown "
+    "first; yours is in the form and not saved. Merge what you need into yours: Save then asks "
+    "once more before it replaces theirs."
+)
 
 UNSAVED_REVISION = "A revision's text, back in the form: it saves as you type or with Save."
 
@@ -117,22 +123,31 @@ def edit_issue(
     session: SessionDep,
     _: EditorDep,
     revision: Annotated[int | None, Query()] = None,
+    version: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
-    """Show the Markdown editor for a draft or scheduled issue (or a revision's text in it)."""
+    """Show the Markdown editor for a draft or scheduled issue (or a revision's text in it).
+
+    Text kept across a sign-in names the version it was written against (`version`): if the
+    issue was saved since, the form keeps that version and shows the saved text beside it.
+    """
     issue = service.get_issue(session, issue_id)
     markdown, notice = issue_to_markdown(issue), done_notice(request)
+    opened_at = issue.version
     if revision is not None:
         row = get_revision(session, issue_id, revision)
         markdown = row.markdown
         notice = KEPT if row.source == "stash" else UNSAVED_REVISION
+        opened_at = form_version(version) or issue.version
+    stale = opened_at != issue.version
     return render(
         request,
         "issue_edit.html",
         section="issues",
         issue=issue,
         markdown=markdown,
-        version=issue.version,
-        error=None,
+        version=opened_at,
+        theirs=issue_to_markdown(issue) if stale else None,
+        error=KEPT_STALE if stale else None,
         notice=notice,
         kept=revision is not None,
     )

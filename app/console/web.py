@@ -16,9 +16,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.console.block_form import as_markdown
 from app.console.newsletter_choice import QUERY as NEWSLETTER_QUERY
 from app.console.newsletter_choice import query_of
-from app.console.return_to import asked_for, form_page_of, login_url
+from app.console.return_to import (
+    asked_for,
+    blocks_form_of,
+    form_page_of,
+    is_markdown_form_post,
+    login_url,
+)
 from app.console.sessions import SignedIn, load_session_apart
 from app.deps import get_session
 from app.errors import DomainError
@@ -77,6 +84,26 @@ class SessionEnded(CsrfRefused):
     code = "session_ended"
 
 
+class StaleForm(CsrfRefused):
+    """A post whose CSRF token is not the session's: forged, or from a page opened in an earlier
+    session (the editor signed in again in another tab). Nothing is saved from it."""
+
+    code = "stale_form"
+
+    def __init__(self, editor: SignedIn) -> None:
+        super().__init__("The form was stale or forged (no valid CSRF token); nothing changed.")
+        self.editor = editor
+
+
+def same_origin(request: Request) -> bool:
+    """Tell whether a post comes from this site's own pages (no Origin header: not a browser's)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    own = {request.app.state.ctx.settings.base_url, str(request.base_url).rstrip("/")}
+    return origin.rstrip("/") in own
+
+
 def cookie_name(request: Request) -> str:
     """Return the session cookie's name (the __Host- one on https)."""
     return SECURE_COOKIE if is_https(request) else COOKIE
@@ -127,9 +154,7 @@ async def signed_in(
             value = form.get(CSRF_FIELD)
             given = value if isinstance(value, str) else None
         if not editor.csrf_ok(given):
-            raise CsrfRefused(
-                "The form was stale or forged (no valid CSRF token); nothing changed."
-            )
+            raise StaleForm(editor)
     request.state.editor = editor
     return editor
 
@@ -203,6 +228,8 @@ class ConsoleRoute(GuardedRoute):
                 return redirect(login_url(asked_for(request)))
             except SessionEnded as exc:
                 return await session_ended_page(request, exc)
+            except StaleForm as exc:
+                return await stale_form_page(request, exc)
             except DomainError as exc:
                 title = TITLES.get(exc.status, "Something went wrong")
                 page = render(
@@ -214,6 +241,20 @@ class ConsoleRoute(GuardedRoute):
         return console_handler
 
 
+def posted_text(path: str, form: FormData) -> tuple[str | None, str | None]:
+    """Return the Markdown a refused post carries and, for the block editor, the Markdown
+    editor it comes back in (its sections are kept as the issue's Markdown)."""
+    markdown = form.get("markdown")
+    if isinstance(markdown, str):
+        return markdown, None
+    editor_page = blocks_form_of(path)
+    if editor_page is not None:
+        converted = as_markdown(form)
+        if converted is not None:
+            return converted, editor_page
+    return None, None
+
+
 async def session_ended_page(request: Request, exc: SessionEnded) -> Response:
     """Answer a post whose session ended: JSON for scripts, else sign-in with the text kept."""
     back = form_page_of(request.url.path, request.headers.get("referer"))
@@ -221,17 +262,55 @@ async def session_ended_page(request: Request, exc: SessionEnded) -> Response:
         body = {"error": exc.code, "message": exc.message, "sign_in": login_url(back)}
         return JSONResponse(body, status_code=exc.status)
     form = await request.form()
-    markdown = form.get("markdown")
+    markdown, editor_page = posted_text(request.url.path, form)
+    if not same_origin(request):
+        # Another site's post: its text is not the editor's and must not be kept at sign-in.
+        markdown, editor_page = None, None
+    version = form.get("version")
     page = render(
         request,
         "session_ended.html",
         status_code=exc.status,
-        next=back,
-        markdown=markdown if isinstance(markdown, str) else None,
+        next=editor_page or back,
+        markdown=markdown,
+        # The version the form was opened at goes along: a save made meanwhile is not overwritten.
+        version=version if isinstance(version, str) and version.isdigit() else "",
         email="",
         error=None,
     )
     return page
+
+
+async def stale_form_page(request: Request, exc: StaleForm) -> Response:
+    """Refuse a post with another session's CSRF token; the editor's own text comes back.
+
+    Nothing is written. A Markdown form posted from this site returns in a form of the current
+    session, filled, to be saved again on purpose; a post from another site gets the refusal.
+    """
+    if "application/json" in request.headers.get("accept", ""):
+        problem = "this page was opened in an earlier session; reload it to save again."
+        body = {"saved": False, "error": exc.code, "message": exc.message, "problem": problem}
+        return JSONResponse(body, status_code=exc.status)
+    request.state.editor = exc.editor  # the page is the signed-in editor's (nav, fresh token)
+    form = await request.form()
+    path = request.url.path
+    markdown, editor_page = posted_text(path, form)
+    action = editor_page or (path if is_markdown_form_post(path) else None)
+    if markdown is not None and action is not None and same_origin(request):
+        version, newsletter = form.get("version"), form.get("newsletter")
+        return render(
+            request,
+            "stale_form.html",
+            status_code=exc.status,
+            action=action,
+            back=form_page_of(action, None),
+            markdown=markdown,
+            version=version if isinstance(version, str) else None,
+            newsletter=newsletter if isinstance(newsletter, str) else "",
+        )
+    return render(
+        request, "error.html", status_code=exc.status, title=TITLES[403], message=exc.message
+    )
 
 
 def console_static() -> StaticFiles:

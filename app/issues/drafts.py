@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.audience.newsletters import by_slug
+from app.audience.newsletters import by_slug, get_newsletter
 from app.errors import Conflict, DomainError, InvalidInput, NotFound, PreconditionFailed
+from app.issues.duplicate import copy_subject, next_edition_blocks
 from app.issues.previews import compile_issue
 from app.issues.schemas import IssueIn, IssuePatch
 from app.models import (
@@ -82,6 +83,18 @@ def create_issue(session: Session, data: IssueIn, renderer: Renderer) -> Issue:
     session.add(issue)
     session.flush()
     return issue
+
+
+def duplicate_issue(session: Session, issue_id: int, renderer: Renderer) -> Issue:
+    """Start a new draft from an issue (tomorrow's edition) in the same newsletter."""
+    source = get_issue(session, issue_id)
+    data = IssueIn(
+        subject=copy_subject(source.subject),
+        preheader=source.preheader,
+        blocks=next_edition_blocks(source.blocks),
+        newsletter=get_newsletter(session, source.newsletter_id).slug,
+    )
+    return create_issue(session, data, renderer)
 
 
 def issue_etag(issue: Issue) -> str:
