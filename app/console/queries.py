@@ -155,7 +155,8 @@ def find_issues(
 ) -> list[Issue]:
     """Return issues newest first, matching words of the subject or slug, a status and a
     newsletter."""
-    query = select(Issue).order_by(Issue.id.desc()).limit(limit)
+    # An automation's carriers (a sequence step, an A/B variant) are not editors' issues.
+    query = select(Issue).where(Issue.automation.is_(None)).order_by(Issue.id.desc()).limit(limit)
     if newsletter_id is not None:
         query = query.where(Issue.newsletter_id == newsletter_id)
     if status:
