@@ -104,14 +104,23 @@ def prepare(data: bytes) -> WebImage:
     ext = FORMATS[str(image.format)]
     out = io.BytesIO()
     if ext == "gif" and getattr(image, "n_frames", 1) > 1:
-        frames = [_fit(frame.convert("RGBA")) for frame in ImageSequence.Iterator(image)]
+        loop = image.info.get("loop", 0)
+        frames: list[Image.Image] = []
+        durations: list[int] = []  # each frame's own delay: frames are often timed differently
+        for frame in ImageSequence.Iterator(image):
+            durations.append(frame.info.get("duration", 100))
+            fitted = _fit(frame.convert("RGBA"))
+            # convert() copies the upload's info (comment, XMP…), which the GIF writer would
+            # write back: nothing of it goes out, as for a still image.
+            fitted.info = {}
+            frames.append(fitted)
         frames[0].save(
             out,
             format="GIF",
             save_all=True,
             append_images=frames[1:],
-            loop=image.info.get("loop", 0),
-            duration=image.info.get("duration", 100),
+            loop=loop,
+            duration=durations,
             disposal=2,
             optimize=True,
         )
