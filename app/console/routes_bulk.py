@@ -1,4 +1,4 @@
-"""Bulk actions on subscribers: unsubscribe or erase the ones ticked, after a confirmation."""
+"""Bulk actions on subscribers: unsubscribe, tag or erase the ones ticked, after a confirmation."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
+from app.audience import tags
 from app.console.queries import subscribers_by_id
 from app.console.web import (
     PREFIX,
@@ -32,6 +33,7 @@ router = APIRouter(
 
 ACTIONS = {
     "unsubscribe": ("Unsubscribe", "They stop getting issues; they can sign up again."),
+    "tag": ("Tag", "They get the tag {tag}; readers who have it already keep it as it is."),
     "erase": (
         "Erase",
         "Their addresses and names are deleted for good; only a one-way hash stays on the "
@@ -41,10 +43,11 @@ ACTIONS = {
 BULK_MAX = 200
 
 
-def _chosen(form: FormData) -> tuple[str, list[int]]:
+def _chosen(form: FormData) -> tuple[str, list[int], str]:
     action = str(form.get("action") or "")
     if action not in ACTIONS:
         raise InvalidInput("Choose what to do with the selected subscribers.")
+    tag = tags.clean_tag(str(form.get("tag") or "")[:100]) if action == "tag" else ""
     ids: list[int] = []
     for value in form.getlist("ids")[: BULK_MAX + 1]:
         if not isinstance(value, str) or not value.isdigit():
@@ -54,7 +57,7 @@ def _chosen(form: FormData) -> tuple[str, list[int]]:
         raise InvalidInput("Tick at least one subscriber first; nothing changed.")
     if len(ids) > BULK_MAX:
         raise InvalidInput(f"At most {BULK_MAX} subscribers at once; nothing changed.")
-    return action, ids
+    return action, ids, tag
 
 
 @router.post("/bulk")
@@ -65,7 +68,7 @@ def bulk_confirm(
     form: Annotated[FormData, Depends(posted_form)],
 ) -> Response:
     """Ask before a bulk action: how many, who, and what it does."""
-    action, ids = _chosen(form)
+    action, ids, tag = _chosen(form)
     rows = subscribers_by_id(session, ids)
     verb, explanation = ACTIONS[action]
     return render(
@@ -74,7 +77,8 @@ def bulk_confirm(
         section="subscribers",
         action=action,
         verb=verb,
-        explanation=explanation,
+        explanation=explanation.format(tag=tag),
+        tag=tag,
         rows=rows,
         back=str(form.get("back") or ""),
     )
@@ -87,11 +91,13 @@ def bulk_apply(
     form: Annotated[FormData, Depends(posted_form)],
 ) -> Response:
     """Apply a confirmed bulk action to the listed subscribers."""
-    action, ids = _chosen(form)
+    action, ids, tag = _chosen(form)
     now = utcnow()
     for row in subscribers_by_id(session, ids):
         if action == "erase":
             subscribers.erase_subscriber(session, row.id, now)
+        elif action == "tag":
+            tags.add_tags(session, row.id, [tag], now)
         elif row.status in (SubscriberStatus.active, SubscriberStatus.pending):
             subscribers.update_subscriber(
                 session, row.id, now=now, status=SubscriberStatus.unsubscribed

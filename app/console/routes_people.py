@@ -42,6 +42,7 @@ NOTICES = {
     "suppressed": "The address is on the suppression list.",
     "lifted": "The suppression is lifted; the address can sign up again.",
     "bulk-unsubscribe": "The selected subscribers are unsubscribed.",
+    "bulk-tag": "The selected subscribers are tagged.",
     "bulk-erase": "The selected subscribers are erased; their addresses stay suppressed.",
 }
 STATUSES = [s.value for s in SubscriberStatus]
