@@ -13,9 +13,10 @@ from collections import deque
 
 from app.sends.policy import Outcome
 
-# 421 (service closing), 450/451/452 (try later), or any enhanced status 4.7.x (policy): the
-# relay asks us to slow down; the recipient is not at fault.
-_THROTTLE = re.compile(r"(?:^|: )(?:421|45[012])\b|\b4\.7\.\d{1,3}\b")
+# 421 (service closing), 450/451/452 (try later), any enhanced status 4.7.x (policy), or Amazon
+# SES's "454 Throttling failure: ..." (no enhanced status): the relay asks us to slow down;
+# the recipient is not at fault.
+_THROTTLE = re.compile(r"(?:^|: )(?:421|45[012])\b|\b4\.7\.\d{1,3}\b|(?:^|: )454 (?i:throttling)")
 
 
 def is_throttle(reply: str) -> bool:

@@ -23,7 +23,9 @@ from app.context import Context, build_context
 from app.db import session_scope
 from app.delivery import build_worker
 from app.models import Issue, RelayUsage, SubscriptionStatus, utcnow
+from app.sends.policy import Outcome
 from app.sends.smtp.relays import RelayObserver, RelayPool
+from app.sends.store import relays as store_relays
 from tests.helpers import add_subscribers, new_issue
 from tests.smtp_server import SMTPTestServer
 
@@ -166,3 +168,48 @@ def test_two_workers_share_one_relays_daily_quota_and_rate(
     assert "xray: daily quota of 30 used" in (stopped.pause_reason or "")
     today = utcnow().date()
     assert _usage(ctx)[("xray", today)] == 30
+
+
+def test_quota_another_worker_gives_back_is_used_again_the_same_day(
+    ctx: Context, pair: list[SMTPTestServer]
+) -> None:
+    """A worker reserves the quota in blocks; what it gives back is quota again for the others.
+
+    One worker holds the last block while another finds the day used up. Once the first
+    gives back what it did not use (its stream ended), the second must send with it, not
+    believe the quota used for the rest of the UTC day (and pause every send it touches).
+    """
+    x = pair[0]
+    rctx = _relay_ctx(ctx, f"{x.url}?name=xray&daily=100")  # reserved in blocks of 5
+    with session_scope(ctx.sessions) as session:  # 95 sent earlier today
+        store_relays.reserve_daily(session.connection(), "xray", utcnow().date(), 95, 100)
+    data = b"Subject: quota\r\n\r\nHello\r\n"
+    sender = "news@example.org"
+
+    async def scenario() -> None:
+        one, two = _pool(rctx), _pool(rctx)
+        try:
+            async with one.connection() as conn:
+                first = await conn.send(sender, "a@example.org", data)
+                assert first.outcome == Outcome.sent  # took a block of 5, used 1
+                async with two.connection() as other:
+                    held = await other.send(sender, "b@example.org", data)
+                    assert held.withheld, "all 100 sent or reserved: none for now"
+            await one.aclose()  # its stream is over: the 4 it did not use go back
+            assert _usage(ctx)[("xray", utcnow().date())] == 96
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                async with two.connection() as other:
+                    again = await other.send(sender, "b@example.org", data)
+                if not again.withheld:
+                    break
+                await asyncio.sleep(0.25)
+            assert again.outcome == Outcome.sent, again
+        finally:
+            await two.aclose()
+
+    asyncio.run(scenario())
+    assert Counter(r.rcpt_tos[0] for r in x.handler.received) == Counter(
+        ["a@example.org", "b@example.org"]
+    )
+    assert _usage(ctx)[("xray", utcnow().date())] == 97, "every message counted, once"

@@ -23,13 +23,13 @@ from app.context import Context, build_context
 from app.db import session_scope
 from app.editors import create_editor_token
 from app.main import create_app
-from app.models import Issue, RelayUsage, utcnow
+from app.models import Issue, OutboxKind, OutboxMessage, RelayUsage, utcnow
 from app.sends.smtp.mailer import make_mailer
 from app.sends.store import relays as store_relays
 from app.sends.store.relays import relay_lines
 from app.sends.worker import Worker
 from tests.cli_support import run_cli
-from tests.delivery_support import add_issue, add_subscribers, send_now, stats
+from tests.delivery_support import add_issue, add_subscribers, deliveries, send_now, stats
 from tests.smtp_server import ScriptedHandler, SMTPTestServer
 
 
@@ -175,11 +175,19 @@ def test_traffic_spreads_by_weight(ctx: Context, three: list[SMTPTestServer]) ->
         assert abs(got - want) <= 6, shares
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "421 4.7.0 Too many messages, slow down",
+        # Amazon SES over SMTP, past its sending rate: no enhanced status code at all.
+        "454 Throttling failure: Maximum sending rate exceeded.",
+    ],
+)
 def test_a_throttling_relay_rests_and_the_others_carry_the_send(
-    ctx: Context, three: list[SMTPTestServer]
+    ctx: Context, three: list[SMTPTestServer], reply: str
 ) -> None:
     a, b, _ = three
-    a.handler.default_answer = "421 4.7.0 Too many messages, slow down"
+    a.handler.default_answer = reply
     url = f"{a.url}?name=a,{b.url}?name=b"
     rctx = _with(ctx, url, relay_rest_seconds=60)
     emails = [f"t{i}@example.org" for i in range(40)]
@@ -196,8 +204,128 @@ def test_a_throttling_relay_rests_and_the_others_carry_the_send(
         lines = relay_lines(session.connection(), rctx.settings.relays, utcnow().date(), utcnow())
     by_name = {line.name: line for line in lines}
     assert by_name["a"].state == "resting"
-    assert "421 4.7.0" in (by_name["a"].last_error or "")
+    assert reply in (by_name["a"].last_error or "")
     assert by_name["b"].state == "ready" and by_name["b"].sent_today == 40
+
+
+def test_a_relay_that_answers_421_and_hangs_up_rests_and_the_others_carry_the_send(
+    ctx: Context, three: list[SMTPTestServer]
+) -> None:
+    """421 means "closing the channel" (RFC 5321 3.8): a real relay hangs up right after it.
+
+    Pipelined, the 421 to MAIL arrives together with the end of the connection; it must
+    still be read as the relay's throttle: the relay rests and the message goes to another
+    relay at once (nothing of it left), not back to the queue as a counted attempt.
+    """
+    a, b, _ = three
+
+    async def closing(
+        server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        await server.push("421 4.7.0 Too many messages, closing connection")
+        server.transport.close()
+        return "421 4.7.0 closing"  # never reaches the client: the socket is closed
+
+    a.handler.handle_MAIL = closing  # type: ignore[attr-defined]
+    rctx = _with(ctx, f"{a.url}?name=a,{b.url}?name=b", relay_rest_seconds=60)
+    emails = [f"h{i}@example.org" for i in range(30)]
+    add_subscribers(ctx, emails)
+    issue_id = add_issue(ctx)
+    send_now(ctx, issue_id)
+    _deliver(rctx)
+    assert a.handler.received == []
+    assert Counter(r.rcpt_tos[0] for r in b.handler.received) == Counter(emails)
+    assert _issue(ctx, issue_id).status == "sent"
+    assert {e: d.attempts for e, d in deliveries(ctx, issue_id).items()} == dict.fromkeys(
+        emails, 1
+    ), "failed over at once: no attempt counted, no retry waiting"
+    with session_scope(ctx.sessions) as session:
+        lines = relay_lines(session.connection(), rctx.settings.relays, utcnow().date(), utcnow())
+    by_name = {line.name: line for line in lines}
+    assert by_name["a"].state == "resting"
+    assert "421 4.7.0" in (by_name["a"].last_error or "")
+
+
+def test_a_confirmation_waits_uncounted_while_no_relay_can_send_and_goes_once_one_can(
+    ctx: Context, three: list[SMTPTestServer]
+) -> None:
+    """The outbox (confirmations, welcome mail, test copies) keeps the ledger's promise too.
+
+    A message no relay could take never left: it must not count as an attempt, or a day over
+    quota would use up its attempts and fail a reader's confirmation for good.
+    """
+    a = three[0]
+    (sub_id,) = add_subscribers(ctx, ["new@example.org"], status="pending")
+    with session_scope(ctx.sessions) as session:
+        session.add(
+            OutboxMessage(
+                kind=OutboxKind.confirm, to_address="new@example.org", subscriber_id=sub_id
+            )
+        )
+        store_relays.reserve_daily(session.connection(), "a", utcnow().date(), 2, 2)
+    rctx = _with(ctx, f"{a.url}?name=a&daily=2", max_attempts=2, retry_backoff_seconds=0)
+
+    def row() -> OutboxMessage:
+        with session_scope(ctx.sessions) as session:
+            (message,) = session.scalars(select(OutboxMessage))
+            session.expunge(message)
+            return message
+
+    for _ in range(4):  # more tries than MAX_ATTEMPTS, the quota used up all along
+        _deliver(rctx)
+        time.sleep(0.35)
+    waiting = row()
+    assert waiting.status in ("pending", "retry") and waiting.attempts == 0, (
+        waiting.status,
+        waiting.attempts,
+        waiting.last_reply,
+    )
+    assert a.handler.received == []
+
+    with session_scope(ctx.sessions) as session:  # quota again (as when the UTC day turns)
+        store_relays.give_back_daily(session.connection(), "a", utcnow().date(), 2)
+    deadline = time.monotonic() + 30
+    while row().status != "sent" and time.monotonic() < deadline:
+        _deliver(rctx)
+        time.sleep(0.1)
+    sent = row()
+    assert (sent.status, sent.attempts) == ("sent", 1)
+    assert [r.rcpt_tos for r in a.handler.received] == [("new@example.org",)]
+
+
+def test_a_quota_the_database_would_not_reserve_sends_the_message_later_not_unknown(
+    ctx: Context, three: list[SMTPTestServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool's own writes (quota, rate slots) come before any byte of the message.
+
+    When one fails (the database refused, a lost connection), nothing was sent: the row goes
+    back to the queue and is sent later, once. It must not be recorded `unknown`, which is
+    never resent by itself, so that reader would get no copy at all.
+    """
+    a = three[0]
+    reserve = store_relays.reserve_daily
+    calls = 0
+
+    def refusing(*args: Any, **kwargs: Any) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("the database refused")
+        return reserve(*args, **kwargs)
+
+    monkeypatch.setattr(store_relays, "reserve_daily", refusing)
+    emails = [f"d{i}@example.org" for i in range(20)]
+    add_subscribers(ctx, emails)
+    issue_id = add_issue(ctx)
+    send_now(ctx, issue_id)
+    rctx = _with(ctx, f"{a.url}?name=a&daily=1000")
+    deadline = time.monotonic() + 30
+    while _issue(ctx, issue_id).status != "sent" and time.monotonic() < deadline:
+        _deliver(rctx)
+    assert calls >= 2
+    counts = stats(ctx, issue_id)
+    assert counts["unknown"] == 0 and counts["sent"] == len(emails), counts
+    assert Counter(r.rcpt_tos[0] for r in a.handler.received) == Counter(emails)
 
 
 def test_a_relay_keeps_its_rate(ctx: Context, three: list[SMTPTestServer]) -> None:

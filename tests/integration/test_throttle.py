@@ -27,6 +27,9 @@ def test_throttle_replies_are_recognised() -> None:
         assert is_throttle(reply)
     assert is_throttle("connect: 421 Service not available")
     assert is_throttle("554 4.7.1 policy")  # enhanced status 4.7.x
+    # Amazon SES over SMTP, past its rate or its daily quota (no enhanced status code).
+    assert is_throttle("454 Throttling failure: Maximum sending rate exceeded.")
+    assert is_throttle("454 Throttling failure: Daily message quota exceeded.")
     assert not is_throttle("250 2.0.0 OK")
     assert not is_throttle("550 5.1.1 No such user")
     assert not is_throttle("454 4.4.2 connection lost")

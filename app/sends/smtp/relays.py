@@ -57,8 +57,9 @@ T = TypeVar("T")
 
 MAX_REST_SECONDS = 900.0
 SYNC_EVERY = 2.0  # seconds between two looks at what other workers know of the relays
-# The relay itself asks us to stop: 421 (service closing) or an enhanced status 4.7.x.
-_THROTTLE = re.compile(r"(?:^|: )421\b|\b4\.7\.\d{1,3}\b")
+# The relay itself asks us to stop: 421 (service closing), an enhanced status 4.7.x, or
+# Amazon SES's "454 Throttling failure: ..." (its rate or daily quota; no enhanced status).
+_THROTTLE = re.compile(r"(?:^|: )421\b|\b4\.7\.\d{1,3}\b|(?:^|: )454 (?i:throttling)")
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ class RelayPool:
             relay.left -= 1
             return True
 
-    def _untake(self, relay: Relay) -> None:
+    def untake(self, relay: Relay) -> None:
         """Give back the unit of quota of a message that never left."""
         if relay.spec.daily and relay.quota_day == self._today():
             relay.left += 1
@@ -223,7 +224,7 @@ class RelayPool:
     def settle(self, relay: Relay, res: SendResult) -> bool:
         """Account one result; return True when the relay was at fault and another may try."""
         if res.withheld or res.before_data:
-            self._untake(relay)
+            self.untake(relay)
         if res.withheld:
             return False
         self.observer.result(relay.name, str(res.outcome), res.reply)
@@ -351,6 +352,9 @@ class RelayPool:
                 relay.last_error = line.last_error or relay.last_error
             if line.state == "over quota" and relay.left <= 0:
                 relay.over_day = today
+            elif relay.over_day == today and line.sent_today < line.daily:
+                # Another worker gave back quota it had reserved and not used: send with it.
+                relay.over_day = None
         usable = [r.name for r in self.relays if r.usable(mono, today)]
         if usable:
             resumed = await self.db(store.resume_relay_paused)

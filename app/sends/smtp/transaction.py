@@ -181,13 +181,20 @@ class SMTPConnection:
 
     async def _envelope(self, wire: Wire, env: _Envelope) -> SendResult | None:
         """Send MAIL, RCPT and DATA (unless already sent); return the refusal, or None on 354."""
-        if env.replies is not None:
-            replies = await wire.wait(env.replies)
-        elif wire.pipelining:
-            # One write, three replies (RFC 2920: DATA ends the group), awaited together.
-            env.replies = wire.expect(len(_EXPECTED))
-            wire.write(env.commands())
-            replies = await wire.wait(env.replies)
+        if env.replies is not None or wire.pipelining:
+            if env.replies is None:
+                # One write, three replies (RFC 2920: DATA ends the group), awaited together.
+                env.replies = wire.expect(len(_EXPECTED))
+                wire.write(env.commands())
+            try:
+                replies = await wire.wait(env.replies)
+            except WireError as exc:
+                # A relay that refuses with 421 closes the channel at once (RFC 5321 3.8):
+                # the refusal came before the end, and it is the answer (a throttle), not a
+                # broken line. Anything else that broke goes up as it was.
+                replies = list(exc.replies)
+                if all(r.code in ok for r, ok in zip(replies, _EXPECTED, strict=False)):
+                    raise
         else:
             replies = []
             for command, ok in zip(env.lines(), _EXPECTED, strict=True):

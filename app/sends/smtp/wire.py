@@ -38,7 +38,13 @@ class Reply(NamedTuple):
 
 
 class WireError(Exception):
-    """The connection broke, timed out or spoke nonsense; it is closed."""
+    """The connection broke, timed out or spoke nonsense; it is closed.
+
+    `replies`: those of the awaited group that did come before the end (a relay answers 421
+    to MAIL and hangs up, as RFC 5321 says it must: that 421 is its answer, not silence).
+    """
+
+    replies: tuple[Reply, ...] = ()
 
 
 class ReplyTimeout(WireError):
@@ -178,7 +184,10 @@ class _ReplyProtocol(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         while self.pending:
-            _settle(self.pending.popleft().future, type(exc)(str(exc)))
+            entry = self.pending.popleft()
+            error = type(exc)(str(exc))
+            error.replies = tuple(entry.replies)
+            _settle(entry.future, error)
 
 
 def _settle(future: asyncio.Future[list[Reply]], exc: WireError) -> None:
