@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import timedelta
 from email.utils import format_datetime
 from functools import partial
 
@@ -131,6 +132,7 @@ class OutboxSender:
             queue.put_nowait(item)
         outcomes: dict[int, Outcome] = {}
         results: list[Result] = []
+        withheld: dict[int, str] = {}
 
         async def one(conn: MailerConnection, row_id: int, attempts: int, to: str) -> None:
             res = await transmit(
@@ -142,6 +144,11 @@ class OutboxSender:
                 stuffed=False,
                 observe=self.observe,
             )
+            if res.withheld:
+                # No relay could take it (the pool paused the sends, saying why): it never
+                # left, so it waits, uncounted, instead of using up its attempts.
+                withheld[row_id] = res.reply
+                return
             if res.alert is not None and self.relay.should_log(res.alert, time.monotonic()):
                 log.warning("relay problem while sending a confirmation or test: %s", res.alert)
             outcomes[row_id] = res.outcome
@@ -162,6 +169,16 @@ class OutboxSender:
         finally:
             # Shielded so a cancelled worker still writes what it knows.
             await asyncio.shield(asyncio.to_thread(record, results))
+            if withheld:
+                # Back in a while, when a relay may have rested or the day turned (the pool
+                # resumes the paused sends then too).
+                until = utcnow() + timedelta(seconds=self.settings.relay_rest_seconds)
+                why = next(iter(withheld.values()))
+                await asyncio.shield(
+                    self.db(
+                        lambda ses: outbox.defer_outbox(ses, self.owner, list(withheld), until, why)
+                    )
+                )
         return outcomes
 
     async def _outbox_bytes(self, claim: OutboxClaim, date: str) -> bytes:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
+from app.sends.policy import Outcome
 from app.sends.smtp.protocols import HandOver, MailerConnection
 from app.sends.smtp.relay_state import Relay
 from app.sends.smtp.results import SendResult
@@ -14,6 +16,8 @@ if TYPE_CHECKING:  # relays.py hands each borrower one of these: the type only
     from app.sends.smtp.relays import RelayPool
 
 __all__ = ["PooledConnection"]
+
+log = logging.getLogger("morningpost.delivery")
 
 
 class PooledConnection:
@@ -66,11 +70,21 @@ class PooledConnection:
             return res
         tried: set[str] = set()
         while True:
-            chosen = await pool.pick(tried, relay)
-            if chosen is None:
-                return await (pool.all_down() if relay is None else pool.pinned_down(relay))
-            conn = await self._conn(chosen)
-            await pool.slot(chosen)
+            chosen: Relay | None = None
+            try:
+                chosen = await pool.pick(tried, relay)
+                if chosen is None:
+                    return await (pool.all_down() if relay is None else pool.pinned_down(relay))
+                conn = await self._conn(chosen)
+                await pool.slot(chosen)
+            except Exception as exc:
+                # The pool's own bookkeeping (quota, rate slot, pause) failed, before any byte
+                # of this message left: it goes back to the queue, never `unknown`.
+                if chosen is not None:
+                    pool.untake(chosen)
+                log.warning("relay bookkeeping failed; the message goes back: %s", exc)
+                reply = f"not sent: relay bookkeeping failed: {exc}"[:300]
+                return SendResult(Outcome.retry, reply, withheld=True, before_data=True)
             res = await conn.send(sender, recipient, data, stuffed=stuffed, gate=gate)
             if not pool.settle(chosen, res):
                 return res

@@ -10,7 +10,8 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.models import DeliveryStatus, OutboxMessage
-from app.sends.store.lease import release_rows
+from app.sends.store.commit import fence
+from app.sends.store.lease import release_rows, uncounted_return
 from app.sends.store.ledger import O, Result, RetryPolicy, is_postgres, record_rows
 
 
@@ -31,7 +32,11 @@ def claim_outbox(
 ) -> list[OutboxClaim]:
     """Lease up to `limit` due confirmation/test emails."""
     due = or_(
-        OutboxMessage.status == DeliveryStatus.pending,
+        # A pending row carries next_attempt_at when no relay could take it (defer_outbox).
+        and_(
+            OutboxMessage.status == DeliveryStatus.pending,
+            or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now),
+        ),
         and_(OutboxMessage.status == DeliveryStatus.retry, OutboxMessage.next_attempt_at <= now),
     )
     pick = select(OutboxMessage.id).where(due).order_by(OutboxMessage.id).limit(limit)
@@ -68,3 +73,19 @@ def record_outbox(
 def release_outbox(session: Session, owner: str, outbox_ids: Iterable[int]) -> None:
     """Give back claimed outbox messages never handed to SMTP."""
     release_rows(session, O, owner, list(outbox_ids))
+
+
+def defer_outbox(
+    session: Session, owner: str, outbox_ids: Sequence[int], until: datetime, why: str
+) -> None:
+    """Give back claimed outbox messages that never left, due again at `until`, uncounted.
+
+    For messages no relay could take (all resting or over their daily quota): not an attempt,
+    so a long outage never uses a confirmation's attempts up.
+    """
+    if outbox_ids:
+        session.execute(
+            update(O)
+            .where(O.c.id.in_(list(outbox_ids)), *fence(O, owner))
+            .values(**uncounted_return(O), next_attempt_at=until, last_reply=why[:500])
+        )
