@@ -16,6 +16,15 @@ PARAMETERS = ("name", "rate", "daily", "weight")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,59}")
 
 
+def default_port(scheme: str) -> int:
+    """Return the port a relay URL without one is reached on (aiosmtplib's own choice).
+
+    smtp:// must upgrade with STARTTLS: the submission port, 587; smtps://, implicit TLS: 465;
+    smtp+plain:// (a relay on this machine): 25.
+    """
+    return {"smtps": 465, "smtp": 587}.get(scheme, 25)
+
+
 @dataclass(frozen=True)
 class RelaySpec:
     """One relay as configured: where, what it is called, and its limits (0 = none)."""
@@ -31,8 +40,7 @@ class RelaySpec:
     def where(self) -> str:
         """Return host:port, for people (never the password)."""
         parts = urlsplit(self.url)
-        port = parts.port or (465 if parts.scheme == "smtps" else 25)
-        return f"{parts.hostname}:{port}"
+        return f"{parts.hostname}:{parts.port or default_port(parts.scheme)}"
 
 
 def _number(key: str, raw: str, *, whole: bool) -> float:

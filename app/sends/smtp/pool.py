@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 from aiosmtplib import SMTPResponseException, SMTPTimeoutError
 
+from app.relay_config import default_port
 from app.sends.smtp.protocols import MailerConnection
 from app.sends.smtp.results import _reply
 from app.sends.smtp.transaction import SMTPConnection
@@ -27,8 +28,9 @@ class SMTPMailer:
     def __init__(self, url: str, *, timeout: float, max_idle: int = 4) -> None:
         parts = urlsplit(url)
         self.hostname = parts.hostname or "localhost"
-        self.port = parts.port
         self.scheme = parts.scheme
+        # Explicit, so the port we connect to is the one alerts and the relay table name.
+        self.port = parts.port or default_port(parts.scheme)
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
         self.timeout = timeout
@@ -37,7 +39,7 @@ class SMTPMailer:
 
     def problem(self, exc: BaseException) -> str:
         """Say in one sentence why the relay could not be used, and what to check."""
-        where = f"{self.hostname}:{self.port or ('465' if self.scheme == 'smtps' else '25')}"
+        where = f"{self.hostname}:{self.port}"
         text = str(exc).strip() or type(exc).__name__
         lowered = text.lower()
         if isinstance(exc, SMTPResponseException) and exc.code in (454, 530, 534, 535, 538):
