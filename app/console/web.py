@@ -184,8 +184,16 @@ def duration(seconds: float | int | None) -> str:
     return f"{s} s"
 
 
+def size(count: int) -> str:
+    """Format a byte count for people: 10 MB, 2.5 MB, 512 KB."""
+    if count >= 1024 * 1024:
+        return f"{count / (1024 * 1024):.1f}".removesuffix(".0") + " MB"
+    return f"{max(1, round(count / 1024))} KB"
+
+
 templates.env.filters["when"] = when
 templates.env.filters["duration"] = duration
+templates.env.filters["size"] = size
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -12,8 +12,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.console import block_form
-from app.context import Context
+from app.context import Context, build_context
 from app.issues.markdown_format import parse_issue_markdown, to_markdown
+from app.main import create_app
 from app.media.images import MAX_PIXELS
 from app.rendering.blocks import parse_blocks
 from tests.console_support import add_account, sign_in
@@ -252,3 +253,14 @@ def test_the_block_editor_edits_an_image_block() -> None:
     assert form.values["alt"] == "A cat asleep on a keyboard"
     assert parse_blocks([block_form.to_block(form, 1)]) == [block]
     assert set(block_form.blank("image").values) == {"url", "alt", "caption", "link"}
+
+
+def test_the_upload_box_names_the_configured_size_limit(ctx: Context) -> None:
+    smaller = ctx.settings.model_copy(update={"media_max_bytes": 2 * 1024 * 1024})
+    app = create_app(smaller, context=build_context(smaller, engine=ctx.engine))
+    add_account(ctx)
+    with TestClient(app) as client:
+        sign_in(client)
+        page = client.get("/editor/issues/new")
+    assert page.status_code == 200
+    assert "up to 2 MB." in page.text and "10 MB" not in page.text
