@@ -5,9 +5,10 @@ from __future__ import annotations
 from html import escape
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from app.audience.newsletters.lookup import by_slug
 from app.console.kept_text import MARKDOWN_MAX
 from app.console.preflight_view import checklist
 from app.console.web import PREFIX, ConsoleRoute, EditorDep, SessionDep, render, signed_in
@@ -29,9 +30,18 @@ router = APIRouter(
 
 @router.post("/preview-markdown")
 def preview_markdown(
-    ctx: ContextDep, _: EditorDep, markdown: Annotated[str, Form(max_length=MARKDOWN_MAX)] = ""
+    session: SessionDep,
+    ctx: ContextDep,
+    _: EditorDep,
+    markdown: Annotated[str, Form(max_length=MARKDOWN_MAX)] = "",
+    newsletter: Annotated[str, Form(max_length=80)] = "",
+    issue: Annotated[int | None, Query()] = None,
 ) -> HTMLResponse:
-    """Render Markdown text as the email it would become (shown in the editor's frame)."""
+    """Render Markdown text as the email it would become (shown in the editor's frame).
+
+    It carries the masthead of the newsletter it is written for: the issue's (`?issue=`, the
+    edit form) or the one chosen on the new-issue form (`newsletter`), else the default.
+    """
     try:
         data = parse_issue_markdown(markdown)
         draft = Issue(
@@ -39,8 +49,14 @@ def preview_markdown(
             preheader=data.preheader,
             slug=data.slug or service.slugify(data.subject),
             blocks=parse_blocks(data.blocks),  # the validation a save runs
+            newsletter_id=(
+                service.get_issue(session, issue).newsletter_id
+                if issue is not None
+                else by_slug(session, newsletter or None).id
+            ),
         )
-        html = service.preview_html(ctx.renderer, ctx.tokens, draft)
+        head = service.issue_masthead(session, ctx.renderer, draft)
+        html = service.preview_html(ctx.renderer, ctx.tokens, draft, head)
     except DomainError as exc:
         return HTMLResponse(_problem_page(exc.message), status_code=200)
     return HTMLResponse(_framed(html))
