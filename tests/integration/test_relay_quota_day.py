@@ -90,7 +90,10 @@ def test_a_send_paused_over_quota_resumes_by_itself_after_utc_midnight(
     assert client.post(f"/issues/{issue['id']}/send", headers=editor).status_code == 202
 
     clock = [datetime(2030, 1, 1, 23, 59, 30, tzinfo=UTC)]
-    pool = _pool(rctx, clock=lambda: clock[0])
+    # What morningpost_relay_up says of each relay (the observer app.delivery wires to it).
+    up: dict[str, bool] = {}
+    observer = RelayObserver(state=lambda relay, now_up: up.__setitem__(relay, now_up))
+    pool = _pool(rctx, clock=lambda: clock[0], observer=observer)
     worker = build_worker(rctx, pool)
 
     async def scenario() -> None:
@@ -106,6 +109,7 @@ def test_a_send_paused_over_quota_resumes_by_itself_after_utc_midnight(
 
         await worker.run_until_idle()  # still the same UTC day: nothing moves
         assert _issue(ctx, issue["id"]).status == "paused" and len(x.handler.received) == 5
+        assert up["xray"] is False and up["yankee"] is True
 
         clock[0] = datetime(2030, 1, 2, 0, 0, 5, tzinfo=UTC)  # the UTC day turns
         for _ in range(10):  # the pool resumes the send on its next look, the worker sends
@@ -115,6 +119,7 @@ def test_a_send_paused_over_quota_resumes_by_itself_after_utc_midnight(
 
     asyncio.run(scenario())
     assert _issue(ctx, issue["id"]).status == "sent"
+    assert up["xray"] is True, "a new UTC day: the relay's gauge is up again"
     everyone = Counter(r.rcpt_tos[0] for r in x.handler.received)
     assert everyone == Counter(f"reader{i}@example.org" for i in range(8))
     usage = _usage(ctx)

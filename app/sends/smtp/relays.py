@@ -356,6 +356,9 @@ class RelayPool:
                 # Another worker gave back quota it had reserved and not used: send with it.
                 relay.over_day = None
         usable = [r.name for r in self.relays if r.usable(mono, today)]
+        for relay in self.relays:
+            # The gauge follows the rest's end and the UTC day's turn, not only a success.
+            self.observer.state(relay.name, relay.name in usable)
         if usable:
             resumed = await self.db(store.resume_relay_paused)
             if resumed:
