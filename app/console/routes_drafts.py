@@ -144,6 +144,13 @@ def revision(
         issue=issue,
         row=get_revision(session, issue_id, revision_id),
         editable=issue.status in (IssueStatus.draft, IssueStatus.scheduled),
+        error=(
+            "Someone saved this issue after you opened this revision, so it was not restored. "
+            "Their text is the issue's now (and the newest of its revisions): restore again "
+            "to replace it."
+            if request.query_params.get("stale")
+            else None
+        ),
     )
 
 
@@ -155,8 +162,13 @@ def restore(
     session: SessionDep,
     ctx: ContextDep,
     editor: EditorDep,
+    version: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    """Make a revision the issue's text again; what it replaces is kept as a revision first."""
+    """Make a revision the issue's text again; what it replaces is kept as a revision first.
+
+    The form names the version of the issue it was opened at: a save made since (a colleague's)
+    is not replaced unseen; the revision page says so and shows the text as it is now.
+    """
     issue = service.get_issue(session, issue_id)
     row = get_revision(session, issue_id, revision_id)
     now = utcnow()
@@ -164,7 +176,13 @@ def restore(
     try:
         data = parse_issue_markdown(row.markdown)
         patch = IssuePatch(subject=data.subject, preheader=data.preheader, blocks=data.blocks)
-        service.update_issue(session, issue_id, patch, ctx.renderer)
+        if data.slug:
+            patch.slug = data.slug  # as a save of the same text would
+        wanted = int(version) if version.isdigit() and len(version) < 10 else None
+        service.update_issue(session, issue_id, patch, ctx.renderer, if_version=wanted)
+    except PreconditionFailed:
+        session.rollback()
+        return redirect(f"{PREFIX}/issues/{issue_id}/revisions/{revision_id}?stale=1")
     except DomainError:
         session.rollback()
         # Text that does not read as an issue yet opens in the editor, to be fixed there.

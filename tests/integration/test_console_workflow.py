@@ -184,6 +184,55 @@ def test_autosave_keeps_revisions_that_restore(client: TestClient, ctx: Context,
     assert forged.status_code == 403
 
 
+def test_a_restore_does_not_replace_a_save_made_after_the_revision_was_opened(
+    client: TestClient, ctx: Context, csrf: str, editor: dict[str, str]
+) -> None:
+    issue = new_issue(client, editor)
+    old_text = NEW_TEXT.replace("Kept across", "An old take on").replace(
+        "subject: ", "slug: old-take\nsubject: "
+    )
+    with session_scope(ctx.sessions) as session:
+        row = IssueRevision(
+            issue_id=issue["id"],
+            source="save",
+            markdown=old_text,
+            created_at=utcnow(),
+            updated_at=utcnow(),
+        )
+        session.add(row)
+        session.flush()
+        rid = row.id
+    page = client.get(f"/editor/issues/{issue['id']}/revisions/{rid}")
+    opened_at = re.search(r'name="version" value="(\d+)"', page.text)
+    assert opened_at is not None, "the restore form names the version it was opened at"
+    # A colleague saves meanwhile (the API, with the version they read).
+    theirs = client.patch(
+        f"/issues/{issue['id']}",
+        json={"subject": "A colleague's fresh subject"},
+        headers={
+            **editor,
+            "If-Match": client.get(f"/issues/{issue['id']}", headers=editor).headers["etag"],
+        },
+    )
+    assert theirs.status_code == 200, theirs.text
+    form = {"csrf_token": csrf, "version": opened_at.group(1)}
+    refused = client.post(f"/editor/issues/{issue['id']}/revisions/{rid}/restore", data=form)
+    assert refused.status_code == 200 and "was not restored" in refused.text
+    with session_scope(ctx.sessions) as session:
+        assert session.get_one(Issue, issue["id"]).subject == "A colleague's fresh subject"
+    # Asked again from the page as it is now, the restore goes through, slug included.
+    again = re.search(r'name="version" value="(\d+)"', refused.text)
+    assert again is not None
+    restored = client.post(
+        f"/editor/issues/{issue['id']}/revisions/{rid}/restore",
+        data={"csrf_token": csrf, "version": again.group(1)},
+    )
+    assert "The revision is restored." in restored.text
+    with session_scope(ctx.sessions) as session:
+        now = session.get_one(Issue, issue["id"])
+        assert now.subject == "An old take on a sign-out" and now.slug == "old-take"
+
+
 @pytest.mark.parametrize(
     ("given", "lands"),
     [
