@@ -90,12 +90,26 @@ class OutboxSender:
             return 0
         date = format_datetime(utcnow(), usegmt=True)
         data: dict[int, bytes | Exception] = {}
+        # The newsletter whose From and footer each message carries: it goes through that
+        # newsletter's relay when it names one, as its issues do (its domain may be verified
+        # with that provider only).
+        newsletter_of: dict[int, int] = {}
         for c in claims:
             try:
-                data[c.outbox_id] = await self._outbox_bytes(c, date)
+                data[c.outbox_id], newsletter_id = await self._outbox_bytes(c, date)
+                if newsletter_id is not None:
+                    newsletter_of[c.outbox_id] = newsletter_id
             except Exception as exc:  # a broken template must not block the rest
                 log.exception("outbox message %d could not be built", c.outbox_id)
                 data[c.outbox_id] = RenderFailed(str(exc))
+        tests = {
+            c.outbox_id: c.issue_id for c in claims if c.kind == OutboxKind.test and c.issue_id
+        }
+        by_newsletter, by_issue = await self.db(
+            lambda ses: outbox.newsletter_relays(ses, newsletter_of.values(), tests.values())
+        )
+        relays = {row: by_newsletter.get(n) for row, n in newsletter_of.items()}
+        relays.update({row: by_issue.get(issue) for row, issue in tests.items()})
 
         def build(claim_id: int) -> bytes:
             value = data[claim_id]
@@ -108,7 +122,9 @@ class OutboxSender:
                 outbox.record_outbox(ses, self.owner, results, utcnow(), policy=self.policy)
 
         outcomes = await self._send_all(
-            [(c.outbox_id, c.attempts, c.to_address) for c in claims], build, record
+            [(c.outbox_id, c.attempts, c.to_address, relays.get(c.outbox_id)) for c in claims],
+            build,
+            record,
         )
         unsent = [c.outbox_id for c in claims if c.outbox_id not in outcomes]
         if unsent:
@@ -122,19 +138,22 @@ class OutboxSender:
 
     async def _send_all(
         self,
-        items: list[tuple[int, int, str]],
+        items: list[tuple[int, int, str, str | None]],
         build: Callable[[int], bytes],
         record: Callable[[list[Result]], None],
     ) -> dict[int, Outcome]:
-        """Send (row id, attempts, address) items over concurrent connections; record at the end."""
-        queue: asyncio.Queue[tuple[int, int, str]] = asyncio.Queue()
+        """Send (row id, attempts, address, relay) items over concurrent connections; record
+        at the end."""
+        queue: asyncio.Queue[tuple[int, int, str, str | None]] = asyncio.Queue()
         for item in items:
             queue.put_nowait(item)
         outcomes: dict[int, Outcome] = {}
         results: list[Result] = []
         withheld: dict[int, str] = {}
 
-        async def one(conn: MailerConnection, row_id: int, attempts: int, to: str) -> None:
+        async def one(
+            conn: MailerConnection, row_id: int, attempts: int, to: str, relay: str | None
+        ) -> None:
             res = await transmit(
                 conn,
                 self.limiter,
@@ -143,6 +162,7 @@ class OutboxSender:
                 partial(build, row_id),
                 stuffed=False,
                 observe=self.observe,
+                relay=relay,
             )
             if res.withheld:
                 # No relay could take it (the pool paused the sends, saying why): it never
@@ -181,8 +201,11 @@ class OutboxSender:
                 )
         return outcomes
 
-    async def _outbox_bytes(self, claim: OutboxClaim, date: str) -> bytes:
+    async def _outbox_bytes(self, claim: OutboxClaim, date: str) -> tuple[bytes, int | None]:
+        """Return the message's bytes, and the newsletter whose sender it carries (None: a test
+        copy, which goes as its issue goes)."""
         tokens = self.ctx.tokens
+        newsletter_id: int | None = None
         # Test copies are not deliveries: their links carry tokens for subscriber 0, which
         # verify but belong to nobody, so clicking them in a test copy changes nothing.
         sub_id = claim.subscriber_id or 0
@@ -195,6 +218,7 @@ class OutboxSender:
             heads = await self._mastheads(sub_id, ACTIVE)
             # One welcome for every newsletter taken: its links leave them all.
             head = replace(heads[0], several=False)
+            newsletter_id = head.id
             names = [h.name for h in heads]
             welcome = await asyncio.to_thread(self.ctx.renderer.welcome_email, head, names)
             prepared = PreparedMessage.build(welcome, self.settings, masthead=head)
@@ -211,6 +235,7 @@ class OutboxSender:
             )
             # The newsletters this one click confirms; the first one's sender and footer.
             heads = await self._mastheads(sub_id, PENDING)
+            newsletter_id = heads[0].id
 
             def render() -> PreparedMessage:
                 compiled = self.ctx.renderer.confirmation_email(
@@ -231,7 +256,7 @@ class OutboxSender:
             message_id=msgid,
             date=date,
         )
-        return self.signer.sign(data) if self.signer else data
+        return (self.signer.sign(data) if self.signer else data), newsletter_id
 
     async def _mastheads(self, subscriber_id: int, standings: tuple[str, ...]) -> list[Masthead]:
         """Return the mastheads of a reader's newsletters in these standings, as stored now."""

@@ -196,3 +196,33 @@ def test_a_down_relay_pauses_only_its_newsletter_naming_it_and_never_falls_back(
     with session_scope(ctx.sessions) as session:
         kept = session.scalars(select(Issue.pause_reason).where(Issue.id == issue_a)).one()
     assert kept is None
+
+
+def test_a_newsletters_confirmations_and_test_copies_go_through_its_relay(
+    ctx: Context, pair: list[SMTPTestServer]
+) -> None:
+    x, y = pair
+    rctx = relay_ctx(ctx, f"{x.url}?name=xray,{y.url}?name=yankee")
+    with api(rctx) as (client, editor):
+        newsletter(client, editor, "alpha", relay="yankee")
+        newsletter(client, editor, "beta")  # no relay of its own: the pool spreads it
+        for i in range(6):
+            joined = client.post(
+                "/subscribe", json={"email": f"a{i}@alpha.example", "newsletters": ["alpha"]}
+            )
+            assert joined.status_code in (200, 202), joined.text
+            client.post("/subscribe", json={"email": f"b{i}@beta.example", "newsletters": ["beta"]})
+        issue = new_issue(client, editor, subject="Alpha test", newsletter="alpha")
+        tested = client.post(
+            f"/issues/{issue['id']}/test", json={"to": ["editor@alpha.example"]}, headers=editor
+        )
+        assert tested.status_code == 202, tested.text
+    deliver(rctx)
+    # Alpha's sender may be verified with yankee's provider only: none of its mail went by x.
+    assert arrived(x, "alpha.example") == Counter()
+    assert sorted(arrived(y, "alpha.example")) == sorted(
+        [f"a{i}@alpha.example" for i in range(6)] + ["editor@alpha.example"]
+    )
+    beta = arrived(x, "beta.example") + arrived(y, "beta.example")
+    assert beta == Counter(f"b{i}@beta.example" for i in range(6))
+    assert arrived(x, "beta.example"), "beta's confirmations spread over the pool"

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.models import DeliveryStatus, OutboxMessage
+from app.models import DeliveryStatus, Issue, Newsletter, OutboxMessage
 from app.sends.store.commit import fence
 from app.sends.store.lease import release_rows, uncounted_return
 from app.sends.store.ledger import O, Result, RetryPolicy, is_postgres, record_rows
@@ -89,3 +89,24 @@ def defer_outbox(
             .where(O.c.id.in_(list(outbox_ids)), *fence(O, owner))
             .values(**uncounted_return(O), next_attempt_at=until, last_reply=why[:500])
         )
+
+
+def newsletter_relays(
+    session: Session, newsletter_ids: Iterable[int], issue_ids: Iterable[int]
+) -> tuple[dict[int, str | None], dict[int, str | None]]:
+    """Return the relay each newsletter, and each issue's newsletter, names (None: the pool)."""
+    by_newsletter: dict[int, str | None] = {
+        nid: relay
+        for nid, relay in session.execute(
+            select(Newsletter.id, Newsletter.relay).where(Newsletter.id.in_(set(newsletter_ids)))
+        )
+    }
+    by_issue: dict[int, str | None] = {
+        iid: relay
+        for iid, relay in session.execute(
+            select(Issue.id, Newsletter.relay)
+            .join(Newsletter, Issue.newsletter_id == Newsletter.id)
+            .where(Issue.id.in_(set(issue_ids)))
+        )
+    }
+    return by_newsletter, by_issue
