@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from app.addresses import normalize_email
 from app.audience import csv_columns
 from app.audience.attributes import merge_attributes
+from app.audience.newsletters import confirm_pending
 from app.errors import InvalidInput
 from app.models import Subscriber, SubscriberStatus, Suppression
 from app.subscribers.csv_rows import Row, audience_of, cell, left_status, read_header
@@ -146,6 +147,7 @@ def _apply_chunk(
     }
     touched: list[tuple[Subscriber, Row, bool]] = []  # (reader, row, counted as skipped)
     fresh: list[Subscriber] = []
+    vouched: list[int] = []  # pending readers this file makes active
     for r in chunk:
         if hash_secret(r.email) in suppressed:
             summary.reject(r.number, r.raw_email, "suppressed")
@@ -180,6 +182,7 @@ def _apply_chunk(
             row.name = r.name or row.name
             row.timezone = r.timezone or row.timezone
             row.attributes = attributes
+            vouched.append(row.id)
             touched.append((row, r, False))
             summary.updated += 1
         elif row.status == SubscriberStatus.active:
@@ -196,6 +199,9 @@ def _apply_chunk(
             # Never resubscribe someone who left, bounced or complained by importing them.
             summary.skipped_existing += 1
     session.flush()
+    for subscriber_id in dict.fromkeys(vouched):
+        # The newsletters their sign-up asked for start too, as the confirmation would start them.
+        confirm_pending(session, subscriber_id, now)
     _apply_audience(session, touched, {row.id for row in fresh}, summary, now)
     # Written to the transaction: the session need not hold a million objects until commit.
     for row in existing.values():

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.addresses import normalize_email
 from app.audience.attributes import merge_attributes
+from app.audience.newsletters import confirm_pending
 from app.errors import Conflict, InvalidInput
 from app.models import Subscriber, SubscriberStatus, Suppression
 from app.sends.store.log import DeliveryPage, delivery_page
@@ -136,6 +137,10 @@ def update_subscriber(
         if status == SubscriberStatus.active and row.status != SubscriberStatus.active:
             if is_suppressed(session, row.email):
                 raise Conflict("This address is on the suppression list.")
+            if row.status == SubscriberStatus.pending:
+                # The editor vouches for the half-done sign-up: the newsletters it asked for
+                # start too, as the confirmation link would have started them.
+                confirm_pending(session, row.id, now)
             _set_status(row, SubscriberStatus.active, now)
             row.consent_source = "editor"
             row.confirmed_at = row.confirmed_at or now
