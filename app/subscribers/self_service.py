@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.audience.newsletters import leave, set_subscription, still_taking
+from app.audience.newsletters import choose, leave, set_subscription, still_taking
 from app.errors import BadToken, Conflict, InvalidInput, NotFound
 from app.models import Subscriber, SubscriberStatus, Subscription, SubscriptionStatus
 from app.subscribers.records import _by_token, _set_status, is_suppressed
@@ -80,6 +80,22 @@ def leave_newsletter(
         # Their last newsletter: leaving it is leaving the list, as it always was.
         return unsubscribe(session, ref, now)
     # No undo button: nothing global changed, and the preferences page takes it back.
+    return Unsubscribed(current=ref.nonce is not None, at=None)
+
+
+def choose_newsletters(
+    session: Session, ref: ListToken, chosen: set[int], now: datetime
+) -> Unsubscribed:
+    """Make a reader take exactly the ticked newsletters (the preferences page's boxes).
+
+    Unticking every box is leaving the list, as a one-click link leaving the last one is.
+    """
+    row = _by_token(session, ref, lock=True)
+    if row is None:
+        raise NotFound(GONE)
+    choose(session, row.id, chosen, now)
+    if row.status == SubscriberStatus.active and not still_taking(session, row.id):
+        return unsubscribe(session, ref, now)
     return Unsubscribed(current=ref.nonce is not None, at=None)
 
 

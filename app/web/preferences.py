@@ -141,5 +141,5 @@ def save_preferences(
         )
     if form.get("newsletters_shown"):  # a page from before newsletters leaves them alone
         chosen = newsletters.ids_of(session, list(chosen_slugs)) if chosen_slugs else []
-        newsletters.choose(session, row.id, set(chosen), now)
+        service.choose_newsletters(session, ref, set(chosen), now)
     return _preferences(request, token, row, session, ctx.settings, saved=True)

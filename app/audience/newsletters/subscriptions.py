@@ -129,6 +129,8 @@ def choose(session: Session, subscriber_id: int, chosen: set[int], now: datetime
     """Make a reader take exactly the `chosen` newsletters (their preferences page's boxes).
 
     The page is reached by the reader's own signed link, so a ticked box is consent enough.
+    A newsletter still waiting for its confirmation shows unticked: leaving its box unticked
+    keeps it waiting (the link in the confirmation email still starts it), it does not cancel it.
     """
     standing = {
         row.newsletter_id: row.status
@@ -142,10 +144,7 @@ def choose(session: Session, subscriber_id: int, chosen: set[int], now: datetime
             now_taking = SubscriptionStatus.active  # implicitly, see readers_of
         if newsletter_id in chosen and now_taking != SubscriptionStatus.active:
             set_subscription(session, subscriber_id, newsletter_id, SubscriptionStatus.active, now)
-        elif newsletter_id not in chosen and now_taking in (
-            SubscriptionStatus.active,
-            SubscriptionStatus.pending,
-        ):
+        elif newsletter_id not in chosen and now_taking == SubscriptionStatus.active:
             leave(session, subscriber_id, newsletter_id, now)
 
 
