@@ -91,7 +91,9 @@ def bulk_tags(body: BulkTagsIn, session: SessionDep) -> BulkTagsOut:
     if body.ids is not None:
         where = Subscriber.id.in_(body.ids)
     elif body.segment is not None:
-        where = compile_filter(segments.get_segment(session, body.segment).filter, now)
+        # A segment is its newsletter's readers who match, not everyone who matches its filter.
+        segment = segments.get_segment(session, body.segment)
+        where = segments.send_audience(segment.filter, now, segment.newsletter_id)
     else:
         where = compile_filter(body.filter or "", now)
     return BulkTagsOut(**tags.bulk_tags(session, where, body.add, body.remove, now))

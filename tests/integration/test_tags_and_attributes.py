@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from app.audience.newsletters import by_slug, leave, set_subscription
 from app.context import Context
+from app.db import session_scope
+from app.models import DEFAULT_NEWSLETTER_ID, SubscriptionStatus, utcnow
 from tests.helpers import add_subscribers
 
 
@@ -68,6 +71,37 @@ def test_bulk_tags_by_ids_filter_and_segment(
         {"add": ["x"], "filter": "tag:"},  # a broken filter
     ):
         assert client.post("/subscribers/tags", json=body, headers=editor).status_code == 422, body
+
+
+def test_bulk_tags_by_a_newsletters_segment_tag_only_that_newsletters_readers(
+    client: TestClient, editor: dict[str, str], ctx: Context
+) -> None:
+    for slug in ("alpha", "beta"):
+        made = client.post(
+            "/newsletters", json={"slug": slug, "name": slug.upper()}, headers=editor
+        )
+        assert made.status_code == 201, made.text
+    ids = add_subscribers(ctx, 4)
+    # Readers 0 and 1 take alpha; 2 and 3 take beta. Everyone is tagged "vip".
+    for sid, slug in zip(ids, ("alpha", "alpha", "beta", "beta"), strict=True):
+        with session_scope(ctx.sessions) as session:
+            set_subscription(
+                session, sid, by_slug(session, slug).id, SubscriptionStatus.active, utcnow()
+            )
+            leave(session, sid, DEFAULT_NEWSLETTER_ID, utcnow())
+    client.post("/subscribers/tags", json={"add": ["vip"], "ids": ids}, headers=editor)
+    seg = client.post(
+        "/segments",
+        json={"name": "Alpha VIPs", "newsletter": "alpha", "filter": "tag:vip"},
+        headers=editor,
+    ).json()
+    assert client.get(f"/segments/{seg['id']}/count", headers=editor).json() == {"count": 2}
+    resp = client.post(
+        "/subscribers/tags", json={"add": ["gold"], "segment": seg["id"]}, headers=editor
+    )
+    assert resp.json() == {"matched": 2, "added": 2, "removed": 0}
+    tags = [client.get(f"/subscribers/{i}", headers=editor).json()["tags"] for i in ids]
+    assert tags == [["gold", "vip"]] * 2 + [["vip"]] * 2
 
 
 def test_attributes_merge_bounded_and_typed(
