@@ -21,6 +21,8 @@ from app.console.web import (
 )
 from app.deps import ContextDep
 from app.errors import DomainError
+from app.issues import service
+from app.issues.schemas import SendIn
 from app.models import utcnow
 
 router = APIRouter(
@@ -53,8 +55,11 @@ def send_ab(
         "decide_after": decide_after,
         "metric": "clicks",
     }
+    now = utcnow()
     try:
-        abtests.start_ab(session, issue_id, ab, utcnow(), ctx.renderer)
+        # The form is offered for everyone only: not the audience of an earlier send.
+        service.keep_send_audience(session, issue_id, SendIn(), now)
+        abtests.start_ab(session, issue_id, ab, now, ctx.renderer)
     except DomainError as exc:
         session.rollback()
         return issue_page(request, session, ctx, issue_id, error=exc.message, status=exc.status)

@@ -143,6 +143,9 @@ def update_issue(
     if issue.status not in EDITABLE:
         raise _not_editable(issue)
     fields = patch.model_fields_set
+    refusal = _frozen_refusal(issue, moves="send_at" in fields)
+    if refusal is not None:
+        raise refusal
     values: dict[str, Any] = {}
     if "subject" in fields and patch.subject is not None:
         values["subject"] = patch.subject
@@ -182,6 +185,9 @@ def update_issue(
             # Without If-Match an old script's save still wins over a newer one, as before;
             # it still never lands on a send that has started.
             *([Issue.version == issue.version] if if_version is not None else []),
+            # Nor on a send whose text or moments were frozen after it read the issue.
+            Issue.held_open.is_(False),
+            *([Issue.local_time.is_(None)] if "send_at" in values else []),
         )
         .values(**values, version=Issue.version + 1, updated_at=utcnow())
         .returning(Issue.id)
@@ -194,8 +200,29 @@ def update_issue(
     if now_issue is None:
         raise NotFound(f"No issue {issue_id}.")
     if saved is None:
-        raise _not_editable(now_issue) if now_issue.status not in EDITABLE else _stale(now_issue)
+        if now_issue.status not in EDITABLE:
+            raise _not_editable(now_issue)
+        raise _frozen_refusal(now_issue, moves="send_at" in values) or _stale(now_issue)
     return now_issue
+
+
+def _frozen_refusal(issue: Issue, *, moves: bool) -> Conflict | None:
+    """Say why a scheduled send takes no such edit: its text, or its readers' moments, are frozen.
+
+    An A/B test froze its text when it was set up (its sample goes out from that copy); a
+    local-time send froze each reader's moment, which a new send_at would not move.
+    """
+    if issue.held_open:
+        return Conflict(
+            f"Issue {issue.id} is an A/B test whose text was frozen when it was set up; "
+            "cancel it to change the text."
+        )
+    if moves and issue.local_time is not None:
+        return Conflict(
+            f"Issue {issue.id} goes out at each reader's local time ({issue.local_time}); "
+            "its moments do not move: cancel it instead."
+        )
+    return None
 
 
 def _repeats(issue: Issue, patch: IssuePatch) -> bool:

@@ -207,9 +207,11 @@ def send(
     data: SendIn | None = Body(default=None),
 ) -> Any:
     """Send now, schedule when send_at is in the future, or at a local time per reader."""
+    now = utcnow()
     if data is not None and data.ab is not None:
-        return abtests.start_ab(session, issue_id, data.ab, utcnow(), ctx.renderer, when=data)
-    return service.send_issue(session, issue_id, data, utcnow(), ctx.renderer)
+        service.keep_send_audience(session, issue_id, data, now)  # its segment or filter
+        return abtests.start_ab(session, issue_id, data.ab, now, ctx.renderer, when=data)
+    return service.send_issue(session, issue_id, data, now, ctx.renderer)
 
 
 @router.post("/{issue_id}/cancel", status_code=200)

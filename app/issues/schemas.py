@@ -113,6 +113,10 @@ def _as_utc(value: datetime | None) -> datetime | None:
         raise ValueError("is out of the range of dates that can be scheduled") from None
 
 
+# The days a local-time send can name: each has its moment in every zone in UTC's calendar.
+LOCAL_DAYS = (dt_date(1, 1, 2), dt_date(9999, 12, 30))
+
+
 class SendIn(BaseModel):
     """Optional body of POST /issues/{id}/send."""
 
@@ -138,6 +142,16 @@ class SendIn(BaseModel):
     def _wall_clock(cls, value: time | None) -> time | None:
         if value is not None and (value.tzinfo is not None or value.second or value.microsecond):
             raise ValueError("give local_time as HH:MM, without a zone: each reader's own applies")
+        return value
+
+    @field_validator("date")
+    @classmethod
+    def _every_zone_has_it(cls, value: dt_date | None) -> dt_date | None:
+        # Each reader's moment is this day in their zone, up to 14 hours either side of UTC:
+        # on the calendar's first or last day it would fall outside it (year 0 or 10000).
+        if value is not None and not LOCAL_DAYS[0] <= value <= LOCAL_DAYS[1]:
+            first, last = (d.isoformat() for d in LOCAL_DAYS)
+            raise ValueError(f"choose a day from {first} to {last}")
         return value
 
     @model_validator(mode="after")

@@ -118,6 +118,21 @@ def send_issue(
     return {"id": issue.id, "status": issue.status, "recipients": recipients, "send_at": None}
 
 
+def keep_send_audience(session: Session, issue_id: int, data: SendIn, now: datetime) -> None:
+    """Keep on a draft the audience its send asks for (a segment's filter, a filter, or none).
+
+    For a start that reads it from the issue (an A/B test's sample and rest), as a scheduled
+    start does: a send asked for a segment never goes to the whole newsletter, nor to the
+    audience of an earlier send that did not go out. Anything but a draft is left for the
+    start to refuse.
+    """
+    issue = get_issue(session, issue_id)
+    if issue.status != IssueStatus.draft:
+        return
+    issue.audience_filter = part_filter(session, issue, data, now)
+    session.flush()
+
+
 def unschedule_issue(session: Session, issue_id: int) -> None:
     """Turn a scheduled issue back into a draft (an editor's explicit "send now instead").
 

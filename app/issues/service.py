@@ -23,6 +23,7 @@ from app.issues.send_checks import Preflight, check_links, pre_send_check, prefl
 from app.issues.sending import (
     STOPPABLE,
     cancel_issue,
+    keep_send_audience,
     local_moments,
     pause_issue,
     queue_test_send,
@@ -50,6 +51,7 @@ __all__ = [
     "issue_etag",
     "issue_masthead",
     "issue_progress",
+    "keep_send_audience",
     "list_issues",
     "local_moments",
     "part_filter",

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, exists, select, update
+from sqlalchemy import ColumnElement, delete, exists, select, update
 from sqlalchemy import func as sa_func
 from sqlalchemy.orm import Session
 
@@ -132,16 +132,33 @@ def start_due_issues(session: Session, now: datetime, gate: SendGate | None = No
         verdict = gate(session, issue_id) if gate is not None else None
         refusal = verdict if isinstance(verdict, str) else None
         if refusal:
-            session.execute(
+            refused = session.execute(
                 update(Issue)
                 .where(
                     Issue.id == issue_id,
                     Issue.status == IssueStatus.scheduled,
                     Issue.version == version,
                 )
-                .values(status=IssueStatus.draft, pause_reason=f"not sent: {refusal}"[:500])
+                .values(
+                    status=IssueStatus.draft,
+                    pause_reason=f"not sent: {refusal}"[:500],
+                    local_time=None,
+                    local_date=None,
+                    recipients=0,
+                )
+                .returning(Issue.id)
                 .execution_options(synchronize_session=False)
-            )
+            ).first()
+            if refused is not None:
+                # A local-time send froze its readers when it was sent. A draft holds none, so
+                # its next send (now, later or local) freezes afresh; left, they kept their old
+                # moments and a "send now" sent nothing now. None was claimed: only a sending
+                # issue's rows are.
+                session.execute(
+                    delete(Delivery).where(
+                        Delivery.issue_id == issue_id, Delivery.status == DeliveryStatus.pending
+                    )
+                )
             continue
         try:
             audience = verdict.audience if isinstance(verdict, Admit) else None
