@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin
 
 from app.webhooks.fetch import FetchError, fetch
+from app.webhooks.safety import redirect_location
 
 MAX_FEED_BYTES = 5 * 1024 * 1024
 FEEDS_PRIVATE_SETTING = "MORNINGPOST_FEEDS_ALLOW_PRIVATE"
@@ -46,7 +47,7 @@ async def fetch_feed(
         )
         if got.status in (301, 302, 303, 307, 308) and got.headers.get("location"):
             # The next hop is checked like the first one: a public URL may redirect inward.
-            url = urljoin(url, got.headers["location"])
+            url = urljoin(url, redirect_location(got.headers["location"]))
             continue
         if got.status in (200, 304):
             return FeedResponse(

@@ -20,7 +20,13 @@ from urllib.parse import urljoin
 import h11
 
 from app.errors import InvalidInput
-from app.webhooks.safety import Target, check_addresses, parse_target, resolve
+from app.webhooks.safety import (
+    Target,
+    check_addresses,
+    parse_target,
+    redirect_location,
+    resolve,
+)
 
 USER_AGENT = "MorningPost-LinkCheck/1 (+pre-send check of a newsletter)"
 LINK_CHECK_PRIVATE_SETTING = "MORNINGPOST_LINK_CHECK_ALLOW_PRIVATE"
@@ -128,7 +134,7 @@ class LinkChecker:
                     if status in (405, 501):  # HEAD not implemented: ask for the page itself
                         status, location, length = await _ask(addresses[0], target, "GET")
                     if status in (301, 302, 303, 307, 308) and location:
-                        current = urljoin(current, location)
+                        current = urljoin(current, redirect_location(location))
                         continue
                     return LinkStatus(url, status, length=length)
                 return LinkStatus(url, None, f"more than {MAX_REDIRECTS} redirects")
@@ -166,7 +172,7 @@ async def _ask(address: str, target: Target, method: str) -> tuple[int, str | No
                 continue
             if isinstance(event, h11.Response):
                 # Only the status line and headers matter: the body is never read.
-                found = {k.decode().lower(): v.decode("latin-1") for k, v in event.headers}
+                found = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
                 length = found.get("content-length")
                 return (
                     event.status_code,

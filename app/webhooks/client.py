@@ -70,7 +70,8 @@ async def post_event(
             return await _exchange(target.scheme, addresses[0], target, headers, body)
     except TimeoutError:
         return PostResult(None, f"no answer within {timeout:g} s")
-    except (OSError, ssl.SSLError, h11.ProtocolError) as exc:
+    except (OSError, ssl.SSLError, h11.ProtocolError, ValueError) as exc:
+        # ValueError: h11 refusing what it was given to send (UnicodeEncodeError among them).
         return PostResult(None, f"{type(exc).__name__}: {exc}"[:500])
 
 

@@ -71,7 +71,7 @@ async def fetch(
         raise FetchError(exc.message) from None
     except TimeoutError:
         raise FetchError(f"no answer within {timeout:g} s") from None
-    except (OSError, ssl.SSLError, h11.ProtocolError) as exc:
+    except (OSError, ssl.SSLError, h11.ProtocolError, ValueError) as exc:
         raise FetchError(f"{type(exc).__name__}: {exc}"[:300]) from None
 
 
@@ -84,7 +84,14 @@ async def _get(
     extra: list[tuple[str, str]],
 ) -> Fetched:
     conn = h11.Connection(our_role=h11.CLIENT)
-    headers = [("Host", host), ("User-Agent", USER_AGENT), ("Connection", "close"), *extra]
+    # Header values go back out byte for byte as they came in (an ETag is read as latin-1
+    # below): as text, h11 would encode them as ASCII and fail on the first byte over 127.
+    headers = [
+        (b"Host", host.encode("ascii")),
+        (b"User-Agent", USER_AGENT.encode("ascii")),
+        (b"Connection", b"close"),
+        *((name.encode("latin-1"), value.encode("latin-1")) for name, value in extra),
+    ]
     writer.write(conn.send(h11.Request(method="GET", target=path, headers=headers)) or b"")
     writer.write(conn.send(h11.EndOfMessage()) or b"")
     await writer.drain()

@@ -8,9 +8,10 @@ changes between the check and the connection (rebinding) cannot reach an interna
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from app.errors import InvalidInput
 
@@ -19,6 +20,12 @@ URL_MAX = 2000
 # link check pass theirs to check_addresses).
 WEBHOOK_PRIVATE_SETTING = "MORNINGPOST_WEBHOOK_ALLOW_PRIVATE"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# What a request line may carry as is (h11 refuses anything else): printable ASCII but space.
+# Everything else in a path is sent percent-encoded (as UTF-8), as browsers and httpx do;
+# "%" is kept, so escapes already in the URL are not escaped twice.
+_PATH_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+# A host as RFC 3986 writes one (a name, an IPv4 or a bracketless IPv6 literal with its zone).
+_HOST_CHARS = re.compile(r"[A-Za-z0-9._~%:!$&'()*+,;=-]+")
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,8 @@ def parse_target(url: str) -> Target:
         raise InvalidInput(f"The URL must be http(s) and at most {URL_MAX} characters long.")
     if any(ch in url for ch in "\r\n\t "):
         raise InvalidInput("The URL cannot contain spaces or line breaks.")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise InvalidInput("The URL cannot contain control characters.")
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https"):
         raise InvalidInput("The URL must start with http:// or https://.")
@@ -53,13 +62,37 @@ def parse_target(url: str) -> Target:
         port = parts.port
     except ValueError:
         raise InvalidInput("The URL's port is not a number from 1 to 65535.") from None
-    host = (parts.hostname or "").rstrip(".")
+    host = _ascii_host((parts.hostname or "").rstrip("."))
     if not host:
         raise InvalidInput("The URL has no host name.")
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
+    # The Host header, SNI and the request line are ASCII on the wire: a non-ASCII name goes
+    # as its IDNA A-label, a non-ASCII path percent-encoded. Left as they were, h11 raised
+    # UnicodeEncodeError mid-request, which no caller expected (a webhook batch, a feed poll).
+    path = quote(path, safe=_PATH_SAFE)
     return Target(parts.scheme, host, port or (443 if parts.scheme == "https" else 80), path)
+
+
+def redirect_location(value: str) -> str:
+    """Return a Location header (read as latin-1) with each byte over 127 percent-encoded.
+
+    Servers send raw UTF-8 (or other) bytes in Location; they are passed on as the very bytes
+    they were, escaped, which is what browsers and curl request.
+    """
+    return quote(value.strip().encode("latin-1", "replace"), safe=_PATH_SAFE)
+
+
+def _ascii_host(host: str) -> str:
+    """Return the host as ASCII (an international name as its IDNA A-label) or InvalidInput."""
+    try:
+        ascii_host = host if host.isascii() else host.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_host = ""
+    if host and not _HOST_CHARS.fullmatch(ascii_host):
+        raise InvalidInput("The URL's host is not a valid domain name.")
+    return ascii_host
 
 
 # Ranges the standard library still calls global but that no webhook should reach: deprecated
@@ -139,7 +172,7 @@ def resolve(target: Target) -> list[str]:
     """Resolve the host to its addresses (blocking; literals need no DNS)."""
     try:
         infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
         raise InvalidInput(f"The host {target.host!r} does not resolve: {exc}") from None
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 

@@ -169,6 +169,15 @@ def new_owner() -> str:
     return f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
+def _as_result(answer: PostResult | BaseException) -> PostResult:
+    if isinstance(answer, PostResult):
+        return answer
+    if not isinstance(answer, Exception):
+        raise answer  # cancellation and the like are not a POST's outcome
+    log.error("webhook POST failed unexpectedly", exc_info=answer)
+    return PostResult(None, f"{type(answer).__name__}: {answer}"[:500])
+
+
 class WebhookSender:
     """POST due events until told to stop; one per worker process."""
 
@@ -202,9 +211,12 @@ class WebhookSender:
                     allow_private=s.webhook_allow_private,
                 )
                 for d in batch
-            )
+            ),
+            return_exceptions=True,
         )
-        results = list(zip(batch, answers, strict=True))
+        # One POST that raised (a bug, not an answer) is a failure of that event alone: the
+        # batch's other answers are still recorded, or their events would be sent again.
+        results = [(due, _as_result(answer)) for due, answer in zip(batch, answers, strict=True)]
         for due, res in results:
             metrics.webhook_post("delivered" if res.ok else "refused" if res.refused else "failed")
             extra = {"webhook_id": due.webhook_id, "webhook_delivery_id": due.id}
