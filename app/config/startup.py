@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import secrets
+import tempfile
+from pathlib import Path
 
 from app.config.essentials import DEFAULT_FROM
 from app.config.settings import Settings
@@ -16,22 +20,67 @@ def ensure_secret_keys(settings: Settings) -> list[str]:
     if settings.secret_keys:
         return settings.secret_keys
     path = settings.var_dir / "secret_key"
-    if path.exists():
-        key = path.read_text().strip()
-        if key:
-            settings.secret_keys = [key]
-            return settings.secret_keys
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    path.write_text(key + "\n")
-    path.chmod(0o600)
-    log.warning(
-        "MORNINGPOST_SECRET_KEYS is not set: generated a signing key into %s; "
-        "set it explicitly in production",
-        path,
-    )
+    key = _read_key(path)
+    if not key:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        created = _create_key(path)
+        if created is None:
+            # Another process (serve and a worker started together) saved its key first:
+            # sign with that one, or links signed by one process would not open in the other.
+            key = _read_key(path)
+        else:
+            key = created
+            log.warning(
+                "MORNINGPOST_SECRET_KEYS is not set: generated a signing key into %s; "
+                "set it explicitly in production",
+                path,
+            )
+    if not key:
+        raise RuntimeError(f"{path} is empty: remove it, or set MORNINGPOST_SECRET_KEYS")
     settings.secret_keys = [key]
     return settings.secret_keys
+
+
+def _read_key(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def _create_key(path: Path) -> str | None:
+    """Save a new key at `path` and return it; None when a key file appeared there first.
+
+    The key is written whole into a file only its owner can read (mkstemp: mode 0600), which
+    is then linked into place: the link fails if the name exists, so two first runs never
+    overwrite each other's key, and nobody reads a half-written file or one open to others.
+    """
+    key = secrets.token_urlsafe(48)
+    fd, temporary = tempfile.mkstemp(prefix=".secret_key.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(key + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        if path.exists() and not _read_key(path):
+            os.replace(temporary, path)  # an empty file left by hand (or a crash)
+            return key
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return None
+        except OSError:
+            # A file system without hard links: create the name exclusively instead.
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                return None
+            with os.fdopen(fd, "w") as out:
+                out.write(key + "\n")
+        return key
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
 
 
 def announce_defaults(settings: Settings) -> None:
