@@ -24,6 +24,7 @@ from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.header import Header
+from email.utils import formataddr, parseaddr
 from functools import lru_cache
 from html import escape
 from typing import Any
@@ -128,6 +129,40 @@ def _qp(text: str) -> bytes:
     return binascii.b2a_qp(normalized, istext=True).replace(b"\n", CRLF)
 
 
+def _address_header(name: str, value: str) -> bytes:
+    """Write `Name <address>` (From, Reply-To, List-Id) from its text, never by re-parsing it.
+
+    Newsletter names and senders are editors' text. Parsed as a header, an encoded word in
+    them (`=?utf-8?b?…?=`) was decoded, and the CR LF it hid became real header lines (a Bcc:,
+    or a blank line that ends the headers). The display name is quoted when it is plain ASCII,
+    and RFC 2047-encoded whole otherwise (a literal `=?` included), as Subject is.
+    """
+    display, address = _name_and_address(value)
+    if not address or not address.isascii() or not address.isprintable() or " " in address:
+        raise ValueError(f"{name}: {value!r} is not a name and an address")
+    plain = display.isascii() and display.isprintable() and "=?" not in display
+    if not display:
+        text = address
+    elif plain:
+        text = formataddr((display, address))
+    else:
+        phrase = Header(display, "utf-8", maxlinelen=78, header_name=name).encode(linesep="\r\n")
+        text = f"{phrase} <{address}>"
+    return f"{name}: {text}\r\n".encode("ascii")
+
+
+def _name_and_address(value: str) -> tuple[str, str]:
+    """Split `Name <address>` at its last `<` (a stray quote in the name cannot move it)."""
+    value = value.strip()
+    if value.endswith(">") and "<" in value:
+        at = value.rindex("<")
+        display = value[:at].strip()
+        if len(display) >= 2 and display[0] == display[-1] == '"':
+            display = parseaddr(f"{display} <x@x>")[0]  # a quoted name, unquoted
+        return display, value[at + 1 : -1].strip()
+    return "", value
+
+
 def _fold(name: str, value: str) -> bytes:
     # The SMTP policy folds at 78 columns and RFC 2047-encodes non-ASCII exactly once.
     policy = email.policy.SMTP
@@ -142,19 +177,19 @@ def _headers(
     masthead: Masthead | None = None,
 ) -> list[bytes]:
     lines = [
-        _fold("From", masthead.from_address if masthead else str(settings.sender)),
+        _address_header("From", masthead.from_address if masthead else str(settings.sender)),
         _text_header("Subject", compiled.subject),
         b"MIME-Version: 1.0\r\n",
         *(_fold(name, value) for name, value in extra.items()),
     ]
     if masthead is not None and masthead.reply_to:
-        lines.append(_fold("Reply-To", masthead.reply_to))
+        lines.append(_address_header("Reply-To", masthead.reply_to))
     if list_headers:
         leave = masthead.unsubscribe_query if masthead else ""
         url = f"{settings.base_url}/unsubscribe/{UNSUBSCRIBE_TOKEN}{leave}"
         mailto = f"mailto:{unsubscribe_mailto(settings)}?subject=unsubscribe%20{UNSUBSCRIBE_TOKEN}"
         lines += [
-            _fold("List-Id", masthead.list_id if masthead else settings.list_id_header),
+            _address_header("List-Id", masthead.list_id if masthead else settings.list_id_header),
             # Written by hand: a folder might split the placeholder across lines.
             f"List-Unsubscribe: <{url}>,\r\n <{mailto}>\r\n".encode("ascii"),
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",

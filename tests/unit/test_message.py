@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+from email.header import decode_header, make_header
 
 import pytest
 
 from app.config import Settings
 from app.rendering.compile import CompiledEmail, InlineImage
+from app.rendering.masthead import resolve
 from app.rendering.placeholders import PREFERENCES_TOKEN, UNSUBSCRIBE_TOKEN
 from app.sends.compose import PreparedMessage
 from app.tokens import TokenService
@@ -115,3 +117,47 @@ def test_encoded_words_in_a_subject_stay_literal(subject: str) -> None:
     msg = email.message_from_bytes(data, policy=email.policy.default)
     assert msg["Subject"] == subject  # the reader sees exactly what the editor typed
     assert msg["Bcc"] is None and msg["Reply-To"] is None
+
+
+INJECTION = "=?utf-8?b?" + base64.b64encode(b"\r\nBcc: spy@evil.example\r\n\r\nX").decode() + "?="
+
+
+def test_encoded_words_in_a_newsletters_name_and_senders_stay_literal() -> None:
+    """A newsletter's name, From, Reply-To and List-Id are written from their text: an encoded
+    word in them is shown as typed, never decoded into header lines (a Bcc:, or a blank line
+    that would end the headers)."""
+    head = resolve(
+        SETTINGS,
+        id=2,
+        slug="weekly",
+        is_default=False,
+        name=f"Weekly {INJECTION}",
+        tagline=None,
+        from_address=f"Weekly {INJECTION} <news@example.org>",
+        reply_to=f'"Desk {INJECTION}" <desk@example.org>',
+        postal_address=None,
+        list_id=None,  # made from the name: `Weekly =?…?= <weekly.newsletter.DOMAIN>`
+    )
+    compiled = CompiledEmail("Hello", "pre", "<p>hi</p>", "hi", ())
+    prepared = PreparedMessage.build(compiled, SETTINGS, masthead=head)
+    data = prepared.fill(
+        to="reader@example.org",
+        unsubscribe_token=TOKENS.unsubscribe_token(1),
+        preferences_token=TOKENS.preferences_token(1),
+        message_id="<mp.1.2@mp.test>",
+        date=DATE,
+    )
+    headers = data.split(b"\r\n\r\n", 1)[0]
+    lines = headers.split(b"\r\n")
+    names = [line.split(b":")[0].lower() for line in lines if line[:1] not in b" \t"]
+    assert b"bcc" not in names and b"x" not in names
+    msg = email.message_from_bytes(data, policy=email.policy.compat32)
+    assert msg["Bcc"] is None and msg["Subject"] == "Hello"
+
+    def shown(name: str) -> str:
+        """The header as a mail client shows it (RFC 2047 decoded, folds joined)."""
+        return str(make_header(decode_header(msg[name])))
+
+    assert shown("From") == f"Weekly {INJECTION} <news@example.org>"
+    assert shown("Reply-To") == f"Desk {INJECTION} <desk@example.org>"
+    assert shown("List-Id") == f"Weekly {INJECTION} <weekly.newsletter.{SETTINGS.sender.domain}>"
