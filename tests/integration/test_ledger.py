@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 from sqlalchemy import delete, update
@@ -219,3 +220,42 @@ def test_a_row_taken_over_is_never_handed_over_by_its_old_owner(ctx: Context) ->
     rows = deliveries(ctx, issue_id)
     assert rows["a@x.org"].lease_owner == "live" and rows["a@x.org"].handed_at is not None
     assert rows["b@x.org"].handed_at is None
+
+
+def test_resend_unknown_racing_the_sends_finish_leaves_the_send_open(ctx: Context) -> None:
+    """An editor's resend-unknown and a worker finishing the send, at the same moment: the
+    rows queued again are sent (the issue stays `sending`), never stranded on a `sent` one."""
+    add_subscribers(ctx, ["a@x.org", "b@x.org"])
+    issue_id = add_issue(ctx)
+    send_now(ctx, issue_id)
+    rows = claim(ctx)
+    with session_scope(ctx.sessions) as s:  # one sent, one lost in a crash
+        ledger.record_results(
+            s,
+            "w1",
+            [
+                Result(rows[0].delivery_id, 1, Outcome.sent, "250"),
+                Result(rows[1].delivery_id, 1, Outcome.unknown, "connection lost"),
+            ],
+            utcnow(),
+        )
+    editor = ctx.sessions()
+    try:
+        assert sends.requeue_unknown(editor, issue_id, utcnow()) == 1  # not committed yet
+        finished: list[list[int]] = []
+
+        def worker_finishes() -> None:
+            with session_scope(ctx.sessions) as s:
+                finished.append(sends.finish_issues(s, utcnow()))
+
+        worker = threading.Thread(target=worker_finishes)
+        worker.start()
+        worker.join(0.5)  # PostgreSQL: it waits for the issue's row; SQLite: for the lock
+        editor.commit()
+    finally:
+        editor.close()
+    worker.join(30)
+    assert finished == [[]]
+    with session_scope(ctx.sessions) as s:
+        assert s.get_one(Issue, issue_id).status == "sending"
+    assert stats(ctx, issue_id)["retry"] == 1

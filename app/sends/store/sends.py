@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, exists, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, select, update
 from sqlalchemy import func as sa_func
 from sqlalchemy.orm import Session
 
@@ -229,10 +229,18 @@ def finish_issues(session: Session, now: datetime) -> list[int]:
     An issue `held_open` by its owner (rows are added to it over time) is never finished here.
     """
     open_rows = exists().where(Delivery.issue_id == Issue.id, Delivery.status.in_(OPEN_STATUSES))
+    done = and_(Issue.status == IssueStatus.sending, Issue.held_open.is_(False), ~open_rows)
+    # Two statements, on PostgreSQL: the first locks the issues that look done, waiting for
+    # a transaction that holds one (resend-unknown queues rows and touches the issue); the
+    # second, with a snapshot of its own, sees the rows that transaction queued. One UPDATE
+    # alone read the rows as they were when it began, finished the send, and stranded them.
+    ids = list(session.scalars(select(Issue.id).where(done).order_by(Issue.id).with_for_update()))
+    if not ids:
+        return []
     return list(
         session.scalars(
             update(Issue)
-            .where(Issue.status == IssueStatus.sending, Issue.held_open.is_(False), ~open_rows)
+            .where(Issue.id.in_(ids), done)
             .values(status=IssueStatus.sent, finished_at=now)
             .returning(Issue.id)
             .execution_options(synchronize_session=False)
@@ -268,10 +276,13 @@ def requeue_unknown(session: Session, issue_id: int, now: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     count = int(requeued.rowcount)  # type: ignore[attr-defined]
-    if count and status == IssueStatus.sent:
+    if count and status != IssueStatus.paused:
+        # Written even when it read `sending`: a worker finishing the send at this moment
+        # either waits for this row (and then sees the rows queued here) or has finished it,
+        # and then this makes it `sending` again.
         session.execute(
             update(Issue)
-            .where(Issue.id == issue_id, Issue.status == IssueStatus.sent)
+            .where(Issue.id == issue_id, Issue.status.in_((IssueStatus.sending, IssueStatus.sent)))
             .values(status=IssueStatus.sending, finished_at=None)
             .execution_options(synchronize_session=False)
         )
