@@ -46,7 +46,7 @@ class MessageCache:
         # DKIM is signed over each recipient's exact bytes; None when no key is configured.
         self.signer = signer
         self.sender = ctx.settings.sender.addr_spec
-        self._prepared: OrderedDict[tuple[int, int, bool], PreparedMessage] = OrderedDict()
+        self._prepared: OrderedDict[tuple[int, int, bool, Any], PreparedMessage] = OrderedDict()
         self._messages: dict[int, PreparedMessage | Exception] = {}
         self._relays: dict[int, str | None] = {}  # the relay each issue's newsletter names
         self._date = ("", 0.0)
@@ -105,13 +105,21 @@ class MessageCache:
             row: Any = await self.db(
                 lambda s: s.execute(
                     select(
-                        Issue.subject, Issue.preheader, Issue.slug, Issue.blocks, Issue.version
+                        Issue.subject,
+                        Issue.preheader,
+                        Issue.slug,
+                        Issue.blocks,
+                        Issue.version,
+                        Issue.created_at,
                     ).where(Issue.id == issue_id)
                 ).one()
             )
         else:
             row = await self.db(lambda s: frozen_content(s, issue_id, utcnow()))
-        key = (issue_id, row.version, test)
+        # An issue is told by its creation (a test copy's draft) or its freeze (a send) too:
+        # SQLite gives a deleted draft's id to the next issue, whose version 1 must not be
+        # served the deleted one's rendering.
+        key = (issue_id, row.version, test, row.created_at if test else row.frozen_at)
         if key in self._prepared:
             self._prepared.move_to_end(key)
             return self._prepared[key]
@@ -131,7 +139,12 @@ class MessageCache:
                 compiled = replace(compiled, subject=f"[TEST] {compiled.subject}")
                 # Its "Read on the web" opens a signed preview: the archive has no page yet.
                 compiled = with_preview_link(
-                    compiled, self.settings.base_url, row.slug, self.settings.secret_keys, issue_id
+                    compiled,
+                    self.settings.base_url,
+                    row.slug,
+                    self.settings.secret_keys,
+                    issue_id,
+                    born=row.created_at,
                 )
             headers = {"Feedback-ID": feedback_id(issue_id, self.settings)}
             return PreparedMessage.build(

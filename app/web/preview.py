@@ -6,9 +6,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.deps import ContextDep, SessionDep
+from app.errors import NotFound
 from app.issues import archive, service
 from app.rendering import html as htmlpost
-from app.rendering.preview_link import read_preview_token
+from app.rendering.preview_link import GONE, read_preview_token, same_issue
 from app.web.headers import ARCHIVE_CSP
 from app.web.pages import templates
 
@@ -18,7 +19,11 @@ router = APIRouter(tags=["public"], include_in_schema=False)
 @router.get("/preview/{token}", response_class=HTMLResponse)
 def issue_preview(token: str, request: Request, ctx: ContextDep, session: SessionDep) -> Response:
     """Show the web version of the issue a preview token names, marked as a preview."""
-    issue = service.get_issue(session, read_preview_token(ctx.settings.secret_keys, token))
+    issue_id, born = read_preview_token(ctx.settings.secret_keys, token)
+    issue = service.get_issue(session, issue_id)
+    if not same_issue(born, issue.created_at):
+        # The draft the link was made for is gone; this is another issue under its id.
+        raise NotFound(GONE)
     page = archive.web_version(
         ctx.renderer, issue, service.issue_masthead(session, ctx.renderer, issue)
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -15,6 +16,8 @@ from app.context import Context
 from app.db import session_scope
 from app.issues.duplicate import next_morning
 from app.models import Click, Issue, IssueRevision, IssueStatus, Subscriber, utcnow
+from app.sends.smtp.mailer import make_mailer
+from app.sends.worker import Worker
 from tests.console_support import EMAIL, PASSWORD, add_account, sign_in
 from tests.helpers import SIMPLE_BLOCKS, add_subscribers, new_issue, run_worker
 
@@ -393,6 +396,30 @@ def test_a_test_copys_links_work_before_the_issue_is_sent(
     assert shown.status_code == 200 and "This link is from a test copy" in shown.text
     posted = client.post(f"/preferences/{prefs.group(1)}", data={"action": "leave"})
     assert posted.status_code == 200 and "nothing was changed" in posted.text
+
+
+def test_a_deleted_drafts_test_copy_opens_nothing_of_the_next_issue(
+    client: TestClient, ctx: Context, csrf: str, editor: dict[str, str], smtp_server: Any
+) -> None:
+    """SQLite gives a deleted draft's id to the next issue: the old test copy's preview link
+    must not open it, and the next issue's test copy is its own text, not a cached one."""
+    old = new_issue(client, editor, subject="The deleted draft")
+    client.post(f"/editor/issues/{old['id']}/test", data={"csrf_token": csrf})
+    worker = Worker(ctx, make_mailer(ctx.settings, ctx.engine))  # one worker, its cache kept
+    asyncio.run(worker.run_until_idle())
+    [first] = smtp_server.handler.received
+    text = str(first.message().get_body(preferencelist=("plain",)).get_content())
+    link = re.search(r"Read on the web: (\S+)", text)
+    assert link, text
+    path = "/" + link.group(1).split("/", 3)[3]
+    assert client.get(path).status_code == 200
+    assert client.delete(f"/issues/{old['id']}", headers=editor).status_code == 204
+    new = new_issue(client, editor, subject="The next issue", slug="next-issue")
+    assert client.get(path).status_code == 404, "the old link opens no other issue"
+    client.post(f"/editor/issues/{new['id']}/test", data={"csrf_token": csrf})
+    asyncio.run(worker.run_until_idle())
+    second = smtp_server.handler.received[-1].message()
+    assert "The next issue" in str(second["Subject"])
 
 
 def test_an_import_names_rows_that_repeat_an_address_and_keeps_the_last(

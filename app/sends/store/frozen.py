@@ -36,6 +36,7 @@ class FrozenContent:
     preheader: str
     slug: str
     blocks: list[dict[str, Any]]
+    frozen_at: datetime | None = None  # tells two sends under one id apart (SQLite reuses ids)
 
 
 def freeze_content(session: Session, issue_id: int, now: datetime) -> None:
@@ -75,7 +76,13 @@ def frozen_content(session: Session, issue_id: int, now: datetime) -> FrozenCont
         freeze_content(session, issue_id, now)
         row = session.get_one(FrozenIssue, issue_id)
     return FrozenContent(
-        row.issue_id, row.version, row.subject, row.preheader, row.slug, list(row.blocks)
+        row.issue_id,
+        row.version,
+        row.subject,
+        row.preheader,
+        row.slug,
+        list(row.blocks),
+        row.frozen_at,
     )
 
 
