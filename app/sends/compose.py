@@ -139,10 +139,11 @@ def _address_header(name: str, value: str) -> bytes:
     """
     display, address = _name_and_address(value)
     if not address or not address.isascii() or not address.isprintable() or " " in address:
-        raise ValueError(f"{name}: {value!r} is not a name and an address")
+        return _text_header(name, value)  # not a name and an address: its text, literally
     plain = display.isascii() and display.isprintable() and "=?" not in display
     if not display:
-        text = address
+        # A list's id always goes in angle brackets (RFC 2919); an address alone goes bare.
+        text = f"<{address}>" if name == "List-Id" else address
     elif plain:
         text = formataddr((display, address))
     else:

@@ -161,3 +161,38 @@ def test_encoded_words_in_a_newsletters_name_and_senders_stay_literal() -> None:
     assert shown("From") == f"Weekly {INJECTION} <news@example.org>"
     assert shown("Reply-To") == f"Desk {INJECTION} <desk@example.org>"
     assert shown("List-Id") == f"Weekly {INJECTION} <weekly.newsletter.{SETTINGS.sender.domain}>"
+
+
+@pytest.mark.parametrize(
+    ("list_id", "line"),
+    [
+        ("<news.example.org>", b"List-Id: <news.example.org>"),
+        ("news.example.org", b"List-Id: <news.example.org>"),  # RFC 2919's brackets added
+        ("Morning News <news.example.org>", b"List-Id: Morning News <news.example.org>"),
+        ("not an id at all", b"List-Id: not an id at all"),  # kept as text, never refused
+    ],
+)
+def test_a_newsletters_own_list_id_is_written_as_given(list_id: str, line: bytes) -> None:
+    head = resolve(
+        SETTINGS,
+        id=3,
+        slug="news",
+        is_default=False,
+        name="Morning News",
+        tagline=None,
+        from_address=None,
+        reply_to=None,
+        postal_address=None,
+        list_id=list_id,
+    )
+    prepared = PreparedMessage.build(
+        CompiledEmail("Hello", "pre", "<p>hi</p>", "hi", ()), SETTINGS, masthead=head
+    )
+    data = prepared.fill(
+        to="reader@example.org",
+        unsubscribe_token=TOKENS.unsubscribe_token(1),
+        preferences_token=TOKENS.preferences_token(1),
+        message_id="<mp.1.2@mp.test>",
+        date=DATE,
+    )
+    assert line + b"\r\n" in data.split(b"\r\n\r\n", 1)[0] + b"\r\n"
