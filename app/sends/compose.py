@@ -23,6 +23,7 @@ from base64 import encodebytes
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.charset import Charset
 from email.header import Header
 from email.utils import formataddr, parseaddr
 from functools import lru_cache
@@ -40,6 +41,7 @@ from app.sends.verp import verp_address
 from app.tokens import TokenService
 
 CRLF = b"\r\n"
+UTF8 = Charset("utf-8")
 SOFT_BREAK = b"=\r\n"
 # Slot kinds: which token a slice comes from (2 and 3: the same at a line's start).
 _UNSUB, _PREFS = 0, 1
@@ -143,13 +145,62 @@ def _address_header(name: str, value: str) -> bytes:
     plain = display.isascii() and display.isprintable() and "=?" not in display
     if not display:
         # A list's id always goes in angle brackets (RFC 2919); an address alone goes bare.
-        text = f"<{address}>" if name == "List-Id" else address
-    elif plain:
-        text = formataddr((display, address))
-    else:
-        phrase = Header(display, "utf-8", maxlinelen=78, header_name=name).encode(linesep="\r\n")
-        text = f"{phrase} <{address}>"
-    return f"{name}: {text}\r\n".encode("ascii")
+        return f"{name}: {f'<{address}>' if name == 'List-Id' else address}\r\n".encode("ascii")
+    if plain:
+        return f"{name}: {formataddr((display, address))}\r\n".encode("ascii")
+    return _folded(name, [*_phrase_words(display), f"<{address}>"])
+
+
+# Characters a word of a display name cannot carry as it is (RFC 5322 specials).
+_SPECIALS = frozenset('()<>[]:;@\\,."')
+
+
+def _phrase_words(display: str) -> list[str]:
+    """Return a display name as words: plain ASCII ones as they are, the others encoded.
+
+    Each run of words that need encoding becomes one encoded word, spaces inside: two
+    encoded words side by side would have the space between them dropped by mail clients
+    (RFC 2047 6.2) and kept by others (Python's parser).
+    """
+
+    def needs(word: str) -> bool:
+        return (
+            not (word.isascii() and word.isprintable())
+            or "=?" in word
+            or any(c in _SPECIALS for c in word)
+        )
+
+    words: list[str] = []
+    run: list[str] = []
+    for word in display.split():
+        if needs(word):
+            run.append(word)
+            continue
+        if run:
+            words += _encoded(" ".join(run))
+            run = []
+        words.append(word)
+    if run:
+        words += _encoded(" ".join(run))
+    return words
+
+
+def _encoded(text: str) -> list[str]:
+    """Return `text` as RFC 2047 encoded words (one, unless it is longer than one may be)."""
+    one = UTF8.header_encode(text)
+    if len(one) <= 75:
+        return [one]
+    return Header(text, UTF8, maxlinelen=76).encode(linesep="\n").split()
+
+
+def _folded(name: str, words: list[str]) -> bytes:
+    """Write a header of these words, folding between words before 78 columns."""
+    lines = [f"{name}:"]
+    for word in words:
+        if len(lines[-1]) + 1 + len(word) > 78 and lines[-1] != f"{name}:":
+            lines.append("")
+        lines[-1] += f" {word}"
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
 
 def _name_and_address(value: str) -> tuple[str, str]:

@@ -196,3 +196,42 @@ def test_a_newsletters_own_list_id_is_written_as_given(list_id: str, line: bytes
         date=DATE,
     )
     assert line + b"\r\n" in data.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Café Crème",
+        "Wöchentliche Nachrichten über Künstliche Intelligenz und Maschinen",
+        "Die KI-Morgenpost — täglich um sechs Uhr für alle Leserinnen",
+        "Dr. Ünï, the Great",
+    ],
+)
+def test_a_long_non_ascii_sender_name_reads_back_whole(name: str) -> None:
+    """Encoded words end between words, never inside one: a parser that keeps the space
+    between two encoded words (Python's) reads the name as typed, as mail clients do."""
+    head = resolve(
+        SETTINGS,
+        id=4,
+        slug="w",
+        is_default=False,
+        name=name,
+        tagline=None,
+        from_address=f"{name} <news@example.org>",
+        reply_to=None,
+        postal_address=None,
+        list_id=None,
+    )
+    prepared = PreparedMessage.build(
+        CompiledEmail("Hello", "pre", "<p>hi</p>", "hi", ()), SETTINGS, masthead=head
+    )
+    data = prepared.fill(
+        to="reader@example.org",
+        unsubscribe_token=TOKENS.unsubscribe_token(1),
+        preferences_token=TOKENS.preferences_token(1),
+        message_id="<mp.1.2@mp.test>",
+        date=DATE,
+    )
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert msg["From"].addresses[0].display_name == name
+    assert all(len(line) <= 78 for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[:6])
