@@ -16,16 +16,12 @@ limit, and the text after the slot starts a line (dot-stuffing knows that).
 from __future__ import annotations
 
 import binascii
-import email.policy
 import re
 import secrets
 from base64 import encodebytes
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.charset import Charset
-from email.header import Header
-from email.utils import formataddr, parseaddr
 from functools import lru_cache
 from html import escape
 from typing import Any
@@ -36,12 +32,12 @@ from app.rendering.compile import CompiledEmail
 from app.rendering.masthead import Masthead
 from app.rendering.placeholders import LIST_TOKEN_LENGTH, PREFERENCES_TOKEN, UNSUBSCRIBE_TOKEN
 from app.sends.dkim import DkimSigner
+from app.sends.headers import address_header, folded_header, text_header
 from app.sends.store.rows import Claim
 from app.sends.verp import verp_address
 from app.tokens import TokenService
 
 CRLF = b"\r\n"
-UTF8 = Charset("utf-8")
 SOFT_BREAK = b"=\r\n"
 # Slot kinds: which token a slice comes from (2 and 3: the same at a line's start).
 _UNSUB, _PREFS = 0, 1
@@ -112,113 +108,10 @@ def outbox_message_id(outbox_id: int, domain: str) -> str:
     return f"<mp.outbox.{outbox_id}.{secrets.token_hex(12)}@{domain}>"
 
 
-def _text_header(name: str, value: str) -> bytes:
-    """Encode user text (a Subject) from the text itself, never by re-parsing it.
-
-    A parser would decode encoded words already in the text: `=?utf-8?b?…?=` hiding CR LF
-    became real header lines. Plain ASCII goes out as it is (folded); anything else,
-    including a literal `=?`, is RFC 2047-encoded whole, so a reader sees exactly the text.
-    """
-    plain = value.isascii() and value.isprintable() and "=?" not in value
-    charset = "us-ascii" if plain else "utf-8"
-    folded = Header(value, charset, maxlinelen=78, header_name=name).encode(linesep="\r\n")
-    return f"{name}: {folded}\r\n".encode("ascii")
-
-
 def _qp(text: str) -> bytes:
     """Quoted-printable encode a text part with CRLF line endings (C speed, once per issue)."""
     normalized = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
     return binascii.b2a_qp(normalized, istext=True).replace(b"\n", CRLF)
-
-
-def _address_header(name: str, value: str) -> bytes:
-    """Write `Name <address>` (From, Reply-To, List-Id) from its text, never by re-parsing it.
-
-    Newsletter names and senders are editors' text. Parsed as a header, an encoded word in
-    them (`=?utf-8?b?…?=`) was decoded, and the CR LF it hid became real header lines (a Bcc:,
-    or a blank line that ends the headers). The display name is quoted when it is plain ASCII,
-    and RFC 2047-encoded whole otherwise (a literal `=?` included), as Subject is.
-    """
-    display, address = _name_and_address(value)
-    if not address or not address.isascii() or not address.isprintable() or " " in address:
-        return _text_header(name, value)  # not a name and an address: its text, literally
-    plain = display.isascii() and display.isprintable() and "=?" not in display
-    if not display:
-        # A list's id always goes in angle brackets (RFC 2919); an address alone goes bare.
-        return f"{name}: {f'<{address}>' if name == 'List-Id' else address}\r\n".encode("ascii")
-    if plain:
-        return f"{name}: {formataddr((display, address))}\r\n".encode("ascii")
-    return _folded(name, [*_phrase_words(display), f"<{address}>"])
-
-
-# Characters a word of a display name cannot carry as it is (RFC 5322 specials).
-_SPECIALS = frozenset('()<>[]:;@\\,."')
-
-
-def _phrase_words(display: str) -> list[str]:
-    """Return a display name as words: plain ASCII ones as they are, the others encoded.
-
-    Each run of words that need encoding becomes one encoded word, spaces inside: two
-    encoded words side by side would have the space between them dropped by mail clients
-    (RFC 2047 6.2) and kept by others (Python's parser).
-    """
-
-    def needs(word: str) -> bool:
-        return (
-            not (word.isascii() and word.isprintable())
-            or "=?" in word
-            or any(c in _SPECIALS for c in word)
-        )
-
-    words: list[str] = []
-    run: list[str] = []
-    for word in display.split():
-        if needs(word):
-            run.append(word)
-            continue
-        if run:
-            words += _encoded(" ".join(run))
-            run = []
-        words.append(word)
-    if run:
-        words += _encoded(" ".join(run))
-    return words
-
-
-def _encoded(text: str) -> list[str]:
-    """Return `text` as RFC 2047 encoded words (one, unless it is longer than one may be)."""
-    one = UTF8.header_encode(text)
-    if len(one) <= 75:
-        return [one]
-    return Header(text, UTF8, maxlinelen=76).encode(linesep="\n").split()
-
-
-def _folded(name: str, words: list[str]) -> bytes:
-    """Write a header of these words, folding between words before 78 columns."""
-    lines = [f"{name}:"]
-    for word in words:
-        if len(lines[-1]) + 1 + len(word) > 78 and lines[-1] != f"{name}:":
-            lines.append("")
-        lines[-1] += f" {word}"
-    return ("\r\n".join(lines) + "\r\n").encode("ascii")
-
-
-def _name_and_address(value: str) -> tuple[str, str]:
-    """Split `Name <address>` at its last `<` (a stray quote in the name cannot move it)."""
-    value = value.strip()
-    if value.endswith(">") and "<" in value:
-        at = value.rindex("<")
-        display = value[:at].strip()
-        if len(display) >= 2 and display[0] == display[-1] == '"':
-            display = parseaddr(f"{display} <x@x>")[0]  # a quoted name, unquoted
-        return display, value[at + 1 : -1].strip()
-    return "", value
-
-
-def _fold(name: str, value: str) -> bytes:
-    # The SMTP policy folds at 78 columns and RFC 2047-encodes non-ASCII exactly once.
-    policy = email.policy.SMTP
-    return policy.header_factory(name, value).fold(policy=policy).encode("ascii")
 
 
 def _headers(
@@ -229,19 +122,19 @@ def _headers(
     masthead: Masthead | None = None,
 ) -> list[bytes]:
     lines = [
-        _address_header("From", masthead.from_address if masthead else str(settings.sender)),
-        _text_header("Subject", compiled.subject),
+        address_header("From", masthead.from_address if masthead else str(settings.sender)),
+        text_header("Subject", compiled.subject),
         b"MIME-Version: 1.0\r\n",
-        *(_fold(name, value) for name, value in extra.items()),
+        *(folded_header(name, value) for name, value in extra.items()),
     ]
     if masthead is not None and masthead.reply_to:
-        lines.append(_address_header("Reply-To", masthead.reply_to))
+        lines.append(address_header("Reply-To", masthead.reply_to))
     if list_headers:
         leave = masthead.unsubscribe_query if masthead else ""
         url = f"{settings.base_url}/unsubscribe/{UNSUBSCRIBE_TOKEN}{leave}"
         mailto = f"mailto:{unsubscribe_mailto(settings)}?subject=unsubscribe%20{UNSUBSCRIBE_TOKEN}"
         lines += [
-            _address_header("List-Id", masthead.list_id if masthead else settings.list_id_header),
+            address_header("List-Id", masthead.list_id if masthead else settings.list_id_header),
             # Written by hand: a folder might split the placeholder across lines.
             f"List-Unsubscribe: <{url}>,\r\n <{mailto}>\r\n".encode("ascii"),
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",

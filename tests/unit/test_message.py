@@ -122,30 +122,39 @@ def test_encoded_words_in_a_subject_stay_literal(subject: str) -> None:
 INJECTION = "=?utf-8?b?" + base64.b64encode(b"\r\nBcc: spy@evil.example\r\n\r\nX").decode() + "?="
 
 
-def test_encoded_words_in_a_newsletters_name_and_senders_stay_literal() -> None:
-    """A newsletter's name, From, Reply-To and List-Id are written from their text: an encoded
-    word in them is shown as typed, never decoded into header lines (a Bcc:, or a blank line
-    that would end the headers)."""
-    head = resolve(
-        SETTINGS,
-        id=2,
-        slug="weekly",
-        is_default=False,
-        name=f"Weekly {INJECTION}",
-        tagline=None,
-        from_address=f"Weekly {INJECTION} <news@example.org>",
-        reply_to=f'"Desk {INJECTION}" <desk@example.org>',
-        postal_address=None,
-        list_id=None,  # made from the name: `Weekly =?…?= <weekly.newsletter.DOMAIN>`
+def newsletter_message(**fields: str | None) -> bytes:
+    """Return one reader's message of a "Hello" issue from a newsletter with these fields."""
+    given: dict[str, str | None] = {
+        "name": "Morning News",
+        "tagline": None,
+        "from_address": None,
+        "reply_to": None,
+        "postal_address": None,
+        "list_id": None,
+        **fields,
+    }
+    head = resolve(SETTINGS, id=2, slug="weekly", is_default=False, **given)
+    prepared = PreparedMessage.build(
+        CompiledEmail("Hello", "pre", "<p>hi</p>", "hi", ()), SETTINGS, masthead=head
     )
-    compiled = CompiledEmail("Hello", "pre", "<p>hi</p>", "hi", ())
-    prepared = PreparedMessage.build(compiled, SETTINGS, masthead=head)
-    data = prepared.fill(
+    return prepared.fill(
         to="reader@example.org",
         unsubscribe_token=TOKENS.unsubscribe_token(1),
         preferences_token=TOKENS.preferences_token(1),
         message_id="<mp.1.2@mp.test>",
         date=DATE,
+    )
+
+
+def test_encoded_words_in_a_newsletters_name_and_senders_stay_literal() -> None:
+    """A newsletter's name, From, Reply-To and List-Id are written from their text: an encoded
+    word in them is shown as typed, never decoded into header lines (a Bcc:, or a blank line
+    that would end the headers)."""
+    data = newsletter_message(
+        name=f"Weekly {INJECTION}",
+        from_address=f"Weekly {INJECTION} <news@example.org>",
+        reply_to=f'"Desk {INJECTION}" <desk@example.org>',
+        list_id=None,  # made from the name: `Weekly =?…?= <weekly.newsletter.DOMAIN>`
     )
     headers = data.split(b"\r\n\r\n", 1)[0]
     lines = headers.split(b"\r\n")
@@ -173,28 +182,7 @@ def test_encoded_words_in_a_newsletters_name_and_senders_stay_literal() -> None:
     ],
 )
 def test_a_newsletters_own_list_id_is_written_as_given(list_id: str, line: bytes) -> None:
-    head = resolve(
-        SETTINGS,
-        id=3,
-        slug="news",
-        is_default=False,
-        name="Morning News",
-        tagline=None,
-        from_address=None,
-        reply_to=None,
-        postal_address=None,
-        list_id=list_id,
-    )
-    prepared = PreparedMessage.build(
-        CompiledEmail("Hello", "pre", "<p>hi</p>", "hi", ()), SETTINGS, masthead=head
-    )
-    data = prepared.fill(
-        to="reader@example.org",
-        unsubscribe_token=TOKENS.unsubscribe_token(1),
-        preferences_token=TOKENS.preferences_token(1),
-        message_id="<mp.1.2@mp.test>",
-        date=DATE,
-    )
+    data = newsletter_message(list_id=list_id)
     assert line + b"\r\n" in data.split(b"\r\n\r\n", 1)[0] + b"\r\n"
 
 
@@ -210,28 +198,7 @@ def test_a_newsletters_own_list_id_is_written_as_given(list_id: str, line: bytes
 def test_a_long_non_ascii_sender_name_reads_back_whole(name: str) -> None:
     """Encoded words end between words, never inside one: a parser that keeps the space
     between two encoded words (Python's) reads the name as typed, as mail clients do."""
-    head = resolve(
-        SETTINGS,
-        id=4,
-        slug="w",
-        is_default=False,
-        name=name,
-        tagline=None,
-        from_address=f"{name} <news@example.org>",
-        reply_to=None,
-        postal_address=None,
-        list_id=None,
-    )
-    prepared = PreparedMessage.build(
-        CompiledEmail("Hello", "pre", "<p>hi</p>", "hi", ()), SETTINGS, masthead=head
-    )
-    data = prepared.fill(
-        to="reader@example.org",
-        unsubscribe_token=TOKENS.unsubscribe_token(1),
-        preferences_token=TOKENS.preferences_token(1),
-        message_id="<mp.1.2@mp.test>",
-        date=DATE,
-    )
+    data = newsletter_message(name=name, from_address=f"{name} <news@example.org>")
     msg = email.message_from_bytes(data, policy=email.policy.default)
     assert msg["From"].addresses[0].display_name == name
     assert all(len(line) <= 78 for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[:6])
