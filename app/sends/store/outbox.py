@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.models import DeliveryStatus, Issue, Newsletter, OutboxMessage
+from app.models import DeliveryStatus, Newsletter, OutboxMessage
 from app.sends.store.commit import fence
+from app.sends.store.frozen import newsletter_relay
 from app.sends.store.lease import release_rows, uncounted_return
 from app.sends.store.ledger import O, Result, RetryPolicy, is_postgres, record_rows
 
@@ -101,12 +102,5 @@ def newsletter_relays(
             select(Newsletter.id, Newsletter.relay).where(Newsletter.id.in_(set(newsletter_ids)))
         )
     }
-    by_issue: dict[int, str | None] = {
-        iid: relay
-        for iid, relay in session.execute(
-            select(Issue.id, Newsletter.relay)
-            .join(Newsletter, Issue.newsletter_id == Newsletter.id)
-            .where(Issue.id.in_(set(issue_ids)))
-        )
-    }
+    by_issue = {issue_id: newsletter_relay(session, issue_id) for issue_id in set(issue_ids)}
     return by_newsletter, by_issue
